@@ -2,3 +2,4 @@
 //! stream negotiation machines). No sockets, no clock: everything here is driven by callers in
 //! rookery-net and tested in memory.
 pub mod sasl;
+pub mod subscription;
