@@ -1,0 +1,478 @@
+//! From TOML text to a validated `Config`: the raw serde shapes of the sections that need
+//! resolution, then semantic validation (domains, JIDs, addresses, limits, file existence) and
+//! path resolution. Every error is located by key path in the parsed document so the user sees
+//! file, line, column and key, whether serde or a semantic check found the problem.
+
+use crate::enums::{ListenerKind, LogLevel, StorageBackend};
+use crate::error::{ConfigError, reword};
+use crate::locate::{KeyPath, line_col, path_at, span_of};
+use crate::sections::{
+    C2sConfig, HostConfig, Limits, ListenerConfig, RegistrationConfig, ServerConfig, StorageConfig,
+};
+use crate::{Config, DEFAULT_DATA_DIR, DEFAULT_SQLITE_FILE};
+use jid::{BareJid, Jid};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+use toml::de::{DeTable, Deserializer};
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawConfig {
+    server: RawServer,
+    storage: RawStorage,
+    c2s: C2sConfig,
+    registration: RegistrationConfig,
+    limits: Limits,
+    host: Option<Vec<RawHost>>,
+    listen: Option<Vec<RawListen>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawServer {
+    data_dir: Option<String>,
+    log_level: LogLevel,
+    admins: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawStorage {
+    backend: StorageBackend,
+    path: String,
+}
+
+impl Default for RawStorage {
+    fn default() -> Self {
+        RawStorage {
+            backend: StorageBackend::Sqlite,
+            path: DEFAULT_SQLITE_FILE.to_owned(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    domain: String,
+    #[serde(default)]
+    cert: Option<String>,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    registration: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListen {
+    address: String,
+    port: u16,
+    kind: ListenerKind,
+}
+
+/// Parses and validates `text`; `file` is used in messages, `base` (absolute) is the directory
+/// relative paths resolve against.
+pub(crate) fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, ConfigError> {
+    let doc = match DeTable::parse(text) {
+        Ok(doc) => doc,
+        Err(e) => return Err(syntax_error(text, file, &e)),
+    };
+    let cx = Cx {
+        text,
+        file,
+        doc: &doc,
+    };
+    let raw =
+        RawConfig::deserialize(Deserializer::from(doc.clone())).map_err(|e| cx.toml_error(&e))?;
+    cx.resolve(raw, base)
+}
+
+fn syntax_error(text: &str, file: &Path, e: &toml::de::Error) -> ConfigError {
+    let mut message = e.message().to_owned();
+    let (mut line, mut column, mut key) = (None, None, None);
+    if let Some(span) = e.span() {
+        let (l, c) = line_col(text, span.start);
+        (line, column) = (Some(l), Some(c));
+        if message == "duplicate key"
+            && let Some(name) = text.get(span.clone())
+        {
+            message = if name.starts_with(['"', '\'']) {
+                format!("duplicate key {name}")
+            } else {
+                format!("duplicate key \"{name}\"")
+            };
+        }
+        // Best effort: name the key when the broken part sits inside a recognisable value.
+        let (partial, _) = DeTable::parse_recoverable(text);
+        key = path_at(&partial, span.start).map(|p| p.to_string());
+    }
+    ConfigError {
+        file: file.to_path_buf(),
+        line,
+        column,
+        key,
+        message,
+    }
+}
+
+struct Cx<'a> {
+    text: &'a str,
+    file: &'a Path,
+    doc: &'a Spanned<DeTable<'a>>,
+}
+
+impl Cx<'_> {
+    /// An error at `path`, located at its value (or nearest existing ancestor).
+    fn at(&self, path: &KeyPath, message: impl Into<String>) -> ConfigError {
+        let pos = span_of(self.doc, path).map(|s| line_col(self.text, s.start));
+        ConfigError {
+            file: self.file.to_path_buf(),
+            line: pos.map(|p| p.0),
+            column: pos.map(|p| p.1),
+            key: (!path.is_root()).then(|| path.to_string()),
+            message: message.into(),
+        }
+    }
+
+    fn toml_error(&self, e: &toml::de::Error) -> ConfigError {
+        let r = reword(e.message());
+        let located = e.span().map(|span| {
+            let path = path_at(self.doc, span.start).unwrap_or_default();
+            (line_col(self.text, span.start), path)
+        });
+        let (pos, mut path) = match located {
+            Some((pos, path)) => (Some(pos), path),
+            None => (None, KeyPath::root()),
+        };
+        if let Some(missing) = &r.missing_key {
+            path = path.key(missing);
+        }
+        ConfigError {
+            file: self.file.to_path_buf(),
+            line: pos.map(|p| p.0),
+            column: pos.map(|p| p.1),
+            key: (!path.is_root()).then(|| path.to_string()),
+            message: r.message,
+        }
+    }
+
+    fn path(&self, base: &Path, raw: &str, key: &KeyPath) -> Result<PathBuf, ConfigError> {
+        if raw.is_empty() {
+            return Err(self.at(key, "must not be empty"));
+        }
+        Ok(base.join(raw))
+    }
+
+    fn resolve(&self, raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
+        let root = KeyPath::root();
+
+        let server_k = root.key("server");
+        let data_dir = self.path(
+            base,
+            raw.server.data_dir.as_deref().unwrap_or(DEFAULT_DATA_DIR),
+            &server_k.key("data_dir"),
+        )?;
+
+        let storage_k = root.key("storage");
+        let storage = StorageConfig {
+            backend: raw.storage.backend,
+            path: self.path(&data_dir, &raw.storage.path, &storage_k.key("path"))?,
+        };
+
+        self.check_c2s(&raw.c2s)?;
+        if raw.registration.min_password_len == 0 {
+            return Err(self.at(
+                &root.key("registration").key("min_password_len"),
+                "must be at least 1",
+            ));
+        }
+        self.check_limits(&raw.limits)?;
+
+        let hosts = self.hosts(raw.host.as_deref(), base, &raw.registration)?;
+        let admins = self.admins(&raw.server.admins, &hosts, &server_k.key("admins"))?;
+        let listeners = self.listeners(raw.listen.as_deref())?;
+
+        Ok(Config {
+            server: ServerConfig {
+                data_dir,
+                log_level: raw.server.log_level,
+                admins,
+            },
+            storage,
+            c2s: raw.c2s,
+            registration: raw.registration,
+            limits: raw.limits,
+            hosts,
+            listeners,
+            source: None,
+        })
+    }
+
+    fn check_c2s(&self, c2s: &C2sConfig) -> Result<(), ConfigError> {
+        let k = KeyPath::root().key("c2s");
+        if c2s.max_resources == 0 {
+            return Err(self.at(&k.key("max_resources"), "must be at least 1"));
+        }
+        if c2s.ping_interval_secs > 0 && c2s.ping_timeout_secs == 0 {
+            return Err(self.at(
+                &k.key("ping_timeout_secs"),
+                "must be at least 1 while pings are on (set ping_interval_secs = 0 to turn them off)",
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_limits(&self, l: &Limits) -> Result<(), ConfigError> {
+        let k = KeyPath::root().key("limits");
+        // `offline_max = 0` is meaningful (store nothing); every other limit at zero would
+        // refuse all traffic or disable a protection, which is never what was meant.
+        let must_be_positive: [(&str, u64); 14] = [
+            ("stanza_bytes", l.stanza_bytes as u64),
+            ("preauth_stanza_bytes", l.preauth_stanza_bytes as u64),
+            ("max_depth", l.max_depth as u64),
+            ("max_elements", l.max_elements as u64),
+            ("max_attrs", l.max_attrs as u64),
+            ("max_ns_decls", l.max_ns_decls as u64),
+            ("header_timeout_secs", l.header_timeout_secs),
+            ("auth_timeout_secs", l.auth_timeout_secs),
+            ("stanza_idle_timeout_secs", l.stanza_idle_timeout_secs),
+            ("session_mailbox", l.session_mailbox as u64),
+            ("unauth_per_ip", u64::from(l.unauth_per_ip)),
+            ("auth_failures_per_ip", u64::from(l.auth_failures_per_ip)),
+            ("auth_ban_threshold", u64::from(l.auth_ban_threshold)),
+            ("auth_ban_secs", l.auth_ban_secs),
+        ];
+        for (name, value) in must_be_positive {
+            if value == 0 {
+                return Err(self.at(&k.key(name), "must be at least 1"));
+            }
+        }
+        if l.preauth_stanza_bytes > l.stanza_bytes {
+            return Err(self.at(
+                &k.key("preauth_stanza_bytes"),
+                format!(
+                    "must not exceed stanza_bytes ({}): unauthenticated peers get the smaller limit",
+                    l.stanza_bytes
+                ),
+            ));
+        }
+        if l.auth_ban_threshold < l.auth_failures_per_ip {
+            return Err(self.at(
+                &k.key("auth_ban_threshold"),
+                format!(
+                    "must be at least auth_failures_per_ip ({})",
+                    l.auth_failures_per_ip
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn hosts(
+        &self,
+        raw: Option<&[RawHost]>,
+        base: &Path,
+        registration: &RegistrationConfig,
+    ) -> Result<Vec<HostConfig>, ConfigError> {
+        let k = KeyPath::root().key("host");
+        let raw = match raw {
+            Some(hosts) if !hosts.is_empty() => hosts,
+            _ => {
+                let mut e = self.at(
+                    &k,
+                    "at least one [[host]] is required, e.g.\n[[host]]\ndomain = \"example.com\"",
+                );
+                e.key = Some("host".to_owned());
+                return Err(e);
+            }
+        };
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut hosts = Vec::with_capacity(raw.len());
+        for (i, h) in raw.iter().enumerate() {
+            let hk = k.index(i);
+            let domain = normalize_domain(&h.domain).map_err(|m| self.at(&hk.key("domain"), m))?;
+            if let Some(first) = seen.insert(domain.clone(), i) {
+                return Err(self.at(
+                    &hk.key("domain"),
+                    format!("duplicate host \"{domain}\" (already defined by host[{first}])"),
+                ));
+            }
+            let (cert, key) = match (&h.cert, &h.key) {
+                (Some(c), Some(kf)) => {
+                    let cert = self.existing_file(base, c, &hk.key("cert"))?;
+                    let key = self.existing_file(base, kf, &hk.key("key"))?;
+                    (Some(cert), Some(key))
+                }
+                (Some(_), None) => {
+                    return Err(self.at(
+                        &hk.key("cert"),
+                        "\"cert\" is set but \"key\" is missing; give both, or neither for a self-signed certificate",
+                    ));
+                }
+                (None, Some(_)) => {
+                    return Err(self.at(
+                        &hk.key("key"),
+                        "\"key\" is set but \"cert\" is missing; give both, or neither for a self-signed certificate",
+                    ));
+                }
+                (None, None) => (None, None),
+            };
+            hosts.push(HostConfig {
+                domain,
+                cert,
+                key,
+                registration: h.registration.unwrap_or(registration.allow),
+            });
+        }
+        Ok(hosts)
+    }
+
+    fn existing_file(&self, base: &Path, raw: &str, k: &KeyPath) -> Result<PathBuf, ConfigError> {
+        let path = self.path(base, raw, k)?;
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => Ok(path),
+            Ok(_) => Err(self.at(k, format!("\"{}\" is not a regular file", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(self.at(k, format!("file \"{}\" does not exist", path.display())))
+            }
+            Err(e) => Err(self.at(k, format!("cannot access \"{}\": {e}", path.display()))),
+        }
+    }
+
+    fn admins(
+        &self,
+        raw: &[String],
+        hosts: &[HostConfig],
+        k: &KeyPath,
+    ) -> Result<Vec<BareJid>, ConfigError> {
+        let mut admins = Vec::with_capacity(raw.len());
+        for (i, s) in raw.iter().enumerate() {
+            let ak = k.index(i);
+            let jid =
+                BareJid::new(s).map_err(|e| self.at(&ak, format!("invalid JID \"{s}\": {e}")))?;
+            if jid.node().is_none() {
+                return Err(self.at(
+                    &ak,
+                    format!(
+                        "\"{s}\" is not an account: an admin must be a bare JID like \"admin@{}\"",
+                        jid.domain()
+                    ),
+                ));
+            }
+            let domain = jid.domain().as_str();
+            if !hosts.iter().any(|h| h.domain == domain) {
+                return Err(self.at(
+                    &ak,
+                    format!(
+                        "\"{s}\" is not on a configured host (domain \"{domain}\" has no [[host]])"
+                    ),
+                ));
+            }
+            admins.push(jid);
+        }
+        Ok(admins)
+    }
+
+    fn listeners(&self, raw: Option<&[RawListen]>) -> Result<Vec<ListenerConfig>, ConfigError> {
+        let k = KeyPath::root().key("listen");
+        let Some(raw) = raw else {
+            return Ok(ListenerConfig::defaults());
+        };
+        if raw.is_empty() {
+            return Err(self.at(
+                &k,
+                "no listeners: remove \"listen = []\" to get the defaults, or add a [[listen]]",
+            ));
+        }
+        let mut listeners: Vec<ListenerConfig> = Vec::with_capacity(raw.len());
+        for (i, l) in raw.iter().enumerate() {
+            let lk = k.index(i);
+            let address: IpAddr = l.address.parse().map_err(|_| {
+                self.at(
+                    &lk.key("address"),
+                    format!(
+                        "invalid IP address \"{}\", expected an IPv4 or IPv6 address such as \"127.0.0.1\", \"0.0.0.0\" or \"::\"",
+                        l.address.escape_debug()
+                    ),
+                )
+            })?;
+            let this = ListenerConfig {
+                address,
+                port: l.port,
+                kind: l.kind,
+            };
+            // Port 0 asks the OS for a fresh port each time, so it never clashes.
+            if l.port != 0
+                && let Some(j) = listeners
+                    .iter()
+                    .position(|o| o.socket_addr() == this.socket_addr())
+            {
+                return Err(self.at(
+                    &lk.key("port"),
+                    format!("{} is already used by listen[{j}]", this.socket_addr()),
+                ));
+            }
+            listeners.push(this);
+        }
+        Ok(listeners)
+    }
+}
+
+/// Validates a host domain the way a JID domainpart is validated (IDNA, nameprep) and returns
+/// it normalized (lowercase, no trailing dot). IP literals are refused: a virtual host needs a
+/// DNS name for certificates, SRV records and the `*.domain` subdomains of components.
+pub(crate) fn normalize_domain(raw: &str) -> Result<String, String> {
+    if raw.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    let quoted = raw.escape_debug();
+    let unbracketed = raw.trim_start_matches('[').trim_end_matches(']');
+    if unbracketed.parse::<IpAddr>().is_ok() {
+        return Err(format!(
+            "invalid domain \"{quoted}\": a host must be a DNS domain name, not an IP address"
+        ));
+    }
+    let jid = Jid::new(raw).map_err(|e| format!("invalid domain \"{quoted}\": {e}"))?;
+    if jid.node().is_some() || jid.resource().is_some() {
+        return Err(format!(
+            "invalid domain \"{quoted}\": expected a domain name without '@' or '/'"
+        ));
+    }
+    let domain = jid.domain().as_str();
+    if !domain.is_ascii() {
+        return Err(format!(
+            "invalid domain \"{quoted}\": internationalized domains are not supported yet; use the ASCII (\"xn--\") form"
+        ));
+    }
+    Ok(domain.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_domain;
+
+    #[test]
+    fn domains() {
+        assert_eq!(
+            normalize_domain("Example.COM."),
+            Ok("example.com".to_owned())
+        );
+        assert_eq!(normalize_domain("localhost"), Ok("localhost".to_owned()));
+        for bad in [
+            "",
+            "a@b",
+            "b/c",
+            "127.0.0.1",
+            "[::1]",
+            "exa mple.com",
+            "-x.com",
+            "a..b",
+        ] {
+            assert!(normalize_domain(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}
