@@ -1,1 +1,60 @@
-//! rookery-store
+//! rookery-store: the persistent storage layer of the single-node Rookery server.
+//!
+//! Everything that outlives a connection lives behind async traits, one per concern:
+//! [`AccountStore`], [`RosterStore`] (with XEP-0237 versions and pending inbound
+//! subscriptions), [`OfflineStore`], [`KvStore`] (small per-account documents) and
+//! [`BlockStore`]. Modules in rookery-mods and the admin CLI get a [`Stores`] bundle of
+//! trait objects and never see SQL; the backend is chosen once, at startup, by calling an
+//! `open_*` function.
+//!
+//! Backends:
+//! - SQLite ([`open_sqlite`], [`open_sqlite_memory`]); see `sqlite/mod.rs` for the
+//!   threading scheme. Its numbered migrations are SQL files in this crate's
+//!   `migrations/sqlite/NNNN_name.sql`, embedded into the binary with `include_str!`, so a
+//!   server binary can never be paired with the wrong schema files.
+//! - PostgreSQL: planned; it must implement the same traits and pass the `contract`
+//!   test suite (`src/contract/`).
+
+mod error;
+mod sqlite;
+mod traits;
+
+#[cfg(any(test, feature = "contract"))]
+pub mod contract;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use error::StoreError;
+pub use traits::{
+    AccountStore, BlockStore, KvStore, OfflineStore, RosterChange, RosterItem, RosterStore,
+    Subscription, UnknownSubscription,
+};
+
+/// One handle per storage concern, all backed by the same database. Cheap to clone.
+#[derive(Clone)]
+pub struct Stores {
+    pub accounts: Arc<dyn AccountStore>,
+    pub roster: Arc<dyn RosterStore>,
+    pub offline: Arc<dyn OfflineStore>,
+    pub kv: Arc<dyn KvStore>,
+    pub blocking: Arc<dyn BlockStore>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores").finish_non_exhaustive()
+    }
+}
+
+/// Opens (creating the file and its parent directories if needed) the SQLite database at
+/// `path` and migrates it to the newest schema version. Several processes may have the same
+/// file open at once (e.g. the server and `rookery user add`).
+pub async fn open_sqlite(path: &Path) -> Result<Stores, StoreError> {
+    sqlite::open(sqlite::Location::File(path.to_path_buf())).await
+}
+
+/// A fresh, private in-memory SQLite database (for tests); gone when the last handle drops.
+pub async fn open_sqlite_memory() -> Result<Stores, StoreError> {
+    sqlite::open(sqlite::Location::Memory).await
+}

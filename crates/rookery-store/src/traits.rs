@@ -1,0 +1,301 @@
+//! rookery-store: the storage traits, one per concern, and the plain data types they carry.
+//!
+//! Modules in rookery-mods (and the admin CLI) call these traits through [`crate::Stores`];
+//! nothing outside this crate touches SQL. The traits are backend-neutral: the SQLite
+//! implementation lives in `crate::sqlite`, and a PostgreSQL one is expected to implement
+//! exactly the same traits and pass the same `contract` suite.
+//!
+//! Conventions shared by every trait:
+//! - Accounts are keyed by `(user, domain)`: already-normalised strings (nodeprep'd
+//!   localpart, lowercase domain). Contact JIDs are normalised bare-JID strings. The store
+//!   compares them byte for byte and never normalises anything itself.
+//! - Writes that name an account which does not exist fail with [`StoreError::NotFound`];
+//!   reads for a missing account return the empty answer (`None`, `0`, empty list).
+//! - A call whose future is dropped after it was submitted may still take effect: the
+//!   backend finishes the statement it already started rather than leaving it half done.
+//! - "Sorted" means byte order of the UTF-8 strings, i.e. Rust's `Ord` on `String`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use rookery_proto::sasl::Credentials;
+
+use crate::StoreError;
+
+/// Accounts and their SCRAM credentials.
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// Creates an account; [`StoreError::Conflict`] if it already exists.
+    async fn create(&self, user: &str, domain: &str, creds: &Credentials)
+    -> Result<(), StoreError>;
+
+    /// The stored credentials, or `None` if there is no such account.
+    async fn credentials(
+        &self,
+        user: &str,
+        domain: &str,
+    ) -> Result<Option<Credentials>, StoreError>;
+
+    /// Replaces the credentials (password change); [`StoreError::NotFound`] if no account.
+    async fn set_credentials(
+        &self,
+        user: &str,
+        domain: &str,
+        creds: &Credentials,
+    ) -> Result<(), StoreError>;
+
+    /// Whether the account exists.
+    async fn exists(&self, user: &str, domain: &str) -> Result<bool, StoreError>;
+
+    /// Deletes the account and all of its data (roster, pending subscriptions, offline
+    /// messages, key/value documents, blocklist) atomically; [`StoreError::NotFound`] if no
+    /// account.
+    async fn delete(&self, user: &str, domain: &str) -> Result<(), StoreError>;
+
+    /// All accounts as `(user, domain)`, optionally only those of one domain, sorted.
+    async fn list(&self, domain: Option<&str>) -> Result<Vec<(String, String)>, StoreError>;
+}
+
+/// RFC 6121 subscription state of a roster item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Subscription {
+    #[default]
+    None,
+    To,
+    From,
+    Both,
+}
+
+impl Subscription {
+    /// The RFC 6121 attribute value (`none`, `to`, `from`, `both`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Subscription::None => "none",
+            Subscription::To => "to",
+            Subscription::From => "from",
+            Subscription::Both => "both",
+        }
+    }
+}
+
+impl fmt::Display for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that is not one of the four RFC 6121 subscription states.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown roster subscription state {0:?}")]
+pub struct UnknownSubscription(pub String);
+
+impl FromStr for Subscription {
+    type Err = UnknownSubscription;
+
+    /// Parses the exact attribute values; `remove` is not a stored state, so it is rejected.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Subscription::None),
+            "to" => Ok(Subscription::To),
+            "from" => Ok(Subscription::From),
+            "both" => Ok(Subscription::Both),
+            other => Err(UnknownSubscription(other.to_owned())),
+        }
+    }
+}
+
+/// One roster entry as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RosterItem {
+    /// Normalised bare JID of the contact.
+    pub jid: String,
+    pub name: Option<String>,
+    pub subscription: Subscription,
+    /// A subscribe request to the contact is pending (shown as `ask='subscribe'`).
+    pub ask_out: bool,
+    /// The contact's subscription is pre-approved (RFC 6121 §3.4).
+    pub approved: bool,
+    /// Groups are a set: the store returns them deduplicated and sorted.
+    pub groups: Vec<String>,
+}
+
+/// One entry of a XEP-0237 roster delta. Each carries the roster version at which it
+/// happened so the caller can send interim pushes with correct `ver` attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RosterChange {
+    /// The item was added or changed; it is given in its current state.
+    Updated { version: u64, item: RosterItem },
+    /// The item with this JID was removed.
+    Removed { version: u64, jid: String },
+}
+
+impl RosterChange {
+    /// The roster version at which this change happened.
+    pub fn version(&self) -> u64 {
+        match self {
+            RosterChange::Updated { version, .. } | RosterChange::Removed { version, .. } => {
+                *version
+            }
+        }
+    }
+
+    /// The contact JID the change is about.
+    pub fn jid(&self) -> &str {
+        match self {
+            RosterChange::Updated { item, .. } => &item.jid,
+            RosterChange::Removed { jid, .. } => jid,
+        }
+    }
+}
+
+/// Rosters (RFC 6121) with XEP-0237 versioning, plus pending inbound subscription requests.
+///
+/// Each account has a version number starting at 0 that increases by one on every roster
+/// change (`put` or a successful `remove`); each item remembers the version at which it last
+/// changed, and removals leave a tombstone so deltas can report them. Old tombstones may be
+/// pruned, after which deltas from before the pruned versions are no longer answerable.
+#[async_trait]
+pub trait RosterStore: Send + Sync {
+    /// The current roster version and all items, sorted by JID.
+    async fn get_all(&self, user: &str, domain: &str)
+    -> Result<(u64, Vec<RosterItem>), StoreError>;
+
+    /// The current version and every change after `version`, oldest first. `None` when
+    /// `version` cannot be answered (newer than the current one, or older than the pruned
+    /// history): the caller then sends the full roster. `Some((v, []))` when up to date.
+    async fn changes_since(
+        &self,
+        user: &str,
+        domain: &str,
+        version: u64,
+    ) -> Result<Option<(u64, Vec<RosterChange>)>, StoreError>;
+
+    /// One item, or `None` if the contact is not in the roster.
+    async fn get(
+        &self,
+        user: &str,
+        domain: &str,
+        contact: &str,
+    ) -> Result<Option<RosterItem>, StoreError>;
+
+    /// Inserts or replaces the item (keyed by `item.jid`) and returns the new roster version.
+    /// Always bumps the version, even if nothing changed.
+    async fn put(&self, user: &str, domain: &str, item: &RosterItem) -> Result<u64, StoreError>;
+
+    /// Removes the item and returns the new roster version, or `None` (no version bump) if
+    /// the contact was not in the roster.
+    async fn remove(
+        &self,
+        user: &str,
+        domain: &str,
+        contact: &str,
+    ) -> Result<Option<u64>, StoreError>;
+
+    /// Records an inbound subscription request (the full stanza as serialized XML, RFC 6121
+    /// §3.1.3) so it can be redelivered on every login until answered. Replaces an earlier
+    /// request from the same contact, keeping its place in the redelivery order.
+    async fn put_pending_in(
+        &self,
+        user: &str,
+        domain: &str,
+        contact: &str,
+        stanza_xml: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Forgets the pending request from `contact`; `false` if there was none.
+    async fn remove_pending_in(
+        &self,
+        user: &str,
+        domain: &str,
+        contact: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// All pending requests as `(contact, stanza_xml)`, in the order they first arrived.
+    async fn pending_in(
+        &self,
+        user: &str,
+        domain: &str,
+    ) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// Whether a request from `contact` is pending.
+    async fn has_pending_in(
+        &self,
+        user: &str,
+        domain: &str,
+        contact: &str,
+    ) -> Result<bool, StoreError>;
+}
+
+/// XEP-0160 offline message storage.
+#[async_trait]
+pub trait OfflineStore: Send + Sync {
+    /// Stores a message (serialized XML) received at `stamp_unix_ms`. [`StoreError::Limit`]
+    /// if the account already holds `limit` messages (so `limit == 0` refuses everything).
+    async fn push(
+        &self,
+        user: &str,
+        domain: &str,
+        stanza_xml: &str,
+        stamp_unix_ms: i64,
+        limit: usize,
+    ) -> Result<(), StoreError>;
+
+    /// All stored messages as `(stanza_xml, stamp_unix_ms)` in arrival order, deleting them
+    /// in the same transaction (a message is handed out exactly once).
+    async fn take_all(&self, user: &str, domain: &str) -> Result<Vec<(String, i64)>, StoreError>;
+
+    /// How many messages are stored.
+    async fn count(&self, user: &str, domain: &str) -> Result<usize, StoreError>;
+}
+
+/// Small per-account documents addressed by `(store, key)`: vcard-temp (XEP-0054), private
+/// XML storage (XEP-0049, key = `"{ns}name"`), last activity (XEP-0012), ...
+#[async_trait]
+pub trait KvStore: Send + Sync {
+    async fn get(
+        &self,
+        user: &str,
+        domain: &str,
+        store: &str,
+        key: &str,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Inserts or replaces.
+    async fn put(
+        &self,
+        user: &str,
+        domain: &str,
+        store: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes; succeeds if the key was already absent.
+    async fn delete(
+        &self,
+        user: &str,
+        domain: &str,
+        store: &str,
+        key: &str,
+    ) -> Result<(), StoreError>;
+}
+
+/// XEP-0191 blocklists: sets of JID strings (full, bare or domain form, as given).
+#[async_trait]
+pub trait BlockStore: Send + Sync {
+    /// The blocklist, sorted.
+    async fn list(&self, user: &str, domain: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Adds JIDs; ones already present are ignored.
+    async fn add(&self, user: &str, domain: &str, jids: &[String]) -> Result<(), StoreError>;
+
+    /// Removes JIDs; ones not present are ignored.
+    async fn remove(&self, user: &str, domain: &str, jids: &[String]) -> Result<(), StoreError>;
+
+    /// Empties the blocklist.
+    async fn clear(&self, user: &str, domain: &str) -> Result<(), StoreError>;
+
+    /// Exact string match; the caller checks the full, bare and domain forms it cares about.
+    async fn is_blocked(&self, user: &str, domain: &str, jid: &str) -> Result<bool, StoreError>;
+}
