@@ -1,0 +1,173 @@
+//! The session registry: bare JID → bound resources of local sessions, with the presence state
+//! routing needs (available, priority, last presence, roster interest, directed presence). Read on
+//! every delivery, so lookups are by key only (O(1) + O(resources)); no scans over all sessions.
+//! Cluster work will add `Node(id)` entries for sessions homed on other nodes.
+
+use crate::session::SessionHandle;
+use rookery_proto::stanza::{BareJid, FullJid, Jid, Stanza};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Per-session state that other sessions' routing reads.
+#[derive(Debug, Default, Clone)]
+pub struct PresenceState {
+    /// Sent initial presence and not yet unavailable (RFC 6121 §4.2).
+    pub available: bool,
+    pub priority: i8,
+    /// The last broadcast presence (for probes and for newly subscribed contacts).
+    pub last: Option<Stanza>,
+    /// Requested the roster: an "interested resource" for roster pushes (RFC 6121 §2.1.6).
+    pub interested: bool,
+    /// Entities that got directed presence while available (they get unavailable at logout).
+    pub directed: HashSet<Jid>,
+}
+
+/// One bound session.
+#[derive(Debug)]
+pub struct SessionEntry {
+    pub handle: SessionHandle,
+    state: Mutex<PresenceState>,
+}
+
+impl SessionEntry {
+    /// Runs `f` on the presence state. The lock is a plain mutex held only for `f` (never across
+    /// an await), so callers must not do I/O inside.
+    pub fn with_state<R>(&self, f: impl FnOnce(&mut PresenceState) -> R) -> R {
+        // A poisoned lock means a panic mid-update elsewhere; the data is plain values, still usable.
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+    pub fn state(&self) -> PresenceState {
+        self.with_state(|s| s.clone())
+    }
+    pub fn resource(&self) -> &str {
+        self.handle.jid().resource().as_str()
+    }
+}
+
+/// What binding a resource did.
+#[derive(Debug)]
+pub enum BindOutcome {
+    Bound(Arc<SessionEntry>),
+    /// The resource was taken and policy said to replace: the old session is returned so the
+    /// caller can close it with `<conflict/>`.
+    Replaced {
+        entry: Arc<SessionEntry>,
+        old: Arc<SessionEntry>,
+    },
+    Conflict,
+    TooManyResources,
+}
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    sessions: RwLock<HashMap<BareJid, Vec<Arc<SessionEntry>>>>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<BareJid, Vec<Arc<SessionEntry>>>> {
+        // Poisoning only follows a panic while holding the lock; the map itself stays consistent
+        // because every mutation is a single insert/remove.
+        self.sessions.read().unwrap_or_else(|p| p.into_inner())
+    }
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<BareJid, Vec<Arc<SessionEntry>>>> {
+        self.sessions.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Binds a session. `replace` decides the conflict policy (RFC 6120 §7.7.2.2).
+    pub fn bind(&self, handle: SessionHandle, replace: bool, max_resources: usize) -> BindOutcome {
+        let bare = handle.jid().to_bare();
+        let entry = Arc::new(SessionEntry {
+            handle,
+            state: Mutex::new(PresenceState::default()),
+        });
+        let mut map = self.write();
+        let list = map.entry(bare).or_default();
+        if let Some(pos) = list.iter().position(|e| e.resource() == entry.resource()) {
+            if !replace {
+                return BindOutcome::Conflict;
+            }
+            let old = list.remove(pos);
+            list.push(entry.clone());
+            return BindOutcome::Replaced { entry, old };
+        }
+        if list.len() >= max_resources {
+            return BindOutcome::TooManyResources;
+        }
+        list.push(entry.clone());
+        BindOutcome::Bound(entry)
+    }
+
+    /// Removes a session if it is still the one registered (a replaced session must not remove
+    /// its successor).
+    pub fn unbind(&self, handle: &SessionHandle) -> Option<Arc<SessionEntry>> {
+        let bare = handle.jid().to_bare();
+        let mut map = self.write();
+        let list = map.get_mut(&bare)?;
+        let pos = list.iter().position(|e| e.handle == *handle)?;
+        let entry = list.remove(pos);
+        if list.is_empty() {
+            map.remove(&bare);
+        }
+        Some(entry)
+    }
+
+    pub fn get(&self, jid: &FullJid) -> Option<Arc<SessionEntry>> {
+        let map = self.read();
+        map.get(&jid.to_bare())?
+            .iter()
+            .find(|e| e.resource() == jid.resource().as_str())
+            .cloned()
+    }
+
+    /// All bound sessions of an account.
+    pub fn sessions(&self, bare: &BareJid) -> Vec<Arc<SessionEntry>> {
+        self.read().get(bare).cloned().unwrap_or_default()
+    }
+
+    pub fn has_resource(&self, bare: &BareJid, resource: &str) -> bool {
+        self.read()
+            .get(bare)
+            .is_some_and(|l| l.iter().any(|e| e.resource() == resource))
+    }
+
+    /// Available sessions (sent initial presence).
+    pub fn available(&self, bare: &BareJid) -> Vec<Arc<SessionEntry>> {
+        self.sessions(bare)
+            .into_iter()
+            .filter(|e| e.with_state(|s| s.available))
+            .collect()
+    }
+
+    /// RFC 6121 §8.5.2.1: the available resources with the highest non-negative priority.
+    pub fn best_resources(&self, bare: &BareJid) -> Vec<Arc<SessionEntry>> {
+        let avail: Vec<(i8, Arc<SessionEntry>)> = self
+            .available(bare)
+            .into_iter()
+            .map(|e| (e.with_state(|s| s.priority), e))
+            .filter(|(p, _)| *p >= 0)
+            .collect();
+        let Some(max) = avail.iter().map(|(p, _)| *p).max() else {
+            return Vec::new();
+        };
+        avail
+            .into_iter()
+            .filter(|(p, _)| *p == max)
+            .map(|(_, e)| e)
+            .collect()
+    }
+
+    /// Number of bound sessions (for metrics and shutdown).
+    pub fn count(&self) -> usize {
+        self.read().values().map(Vec::len).sum()
+    }
+
+    /// Every session (shutdown only: the one place a full scan is acceptable).
+    pub fn all(&self) -> Vec<Arc<SessionEntry>> {
+        self.read().values().flatten().cloned().collect()
+    }
+}

@@ -1,0 +1,109 @@
+//! What the rest of the server holds of a session: a cheap-clone handle to the session actor's
+//! bounded mailbox. The actor (rookery-net: TCP, TLS, later a connection-manager link, WebSocket,
+//! BOSH or another cluster node) owns its transport; everyone else only sends it messages.
+
+use rookery_proto::error::StreamError;
+use rookery_proto::stanza::{FullJid, Stanza};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// A message for a session actor.
+#[derive(Debug)]
+pub enum SessionMsg {
+    /// Write this stanza to the client (after the session's own outbound filters).
+    Stanza(Stanza),
+    /// Send this stream error and close (e.g. resource conflict, account deleted).
+    Close(StreamError),
+}
+
+static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Handle to a bound session. Sending never waits: a full mailbox means a slow reader, and the
+/// session is told to close instead of letting its queue grow (ARCHITECTURE §6).
+#[derive(Clone, Debug)]
+pub struct SessionHandle {
+    inner: Arc<HandleInner>,
+}
+
+#[derive(Debug)]
+struct HandleInner {
+    id: u64,
+    jid: FullJid,
+    tx: mpsc::Sender<SessionMsg>,
+    /// Cancelled when the mailbox overflowed; the actor then closes with policy-violation.
+    overflow: CancellationToken,
+}
+
+/// Why a send did not reach the mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// The mailbox was full: the session has been told to close.
+    Overflow,
+    /// The session is gone.
+    Closed,
+}
+
+impl SessionHandle {
+    /// Creates a handle and the receiving end for the actor.
+    pub fn new(jid: FullJid, capacity: usize) -> (SessionHandle, SessionReceiver) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let overflow = CancellationToken::new();
+        let handle = SessionHandle {
+            inner: Arc::new(HandleInner {
+                id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
+                jid,
+                tx,
+                overflow: overflow.clone(),
+            }),
+        };
+        (handle, SessionReceiver { rx, overflow })
+    }
+
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+    pub fn jid(&self) -> &FullJid {
+        &self.inner.jid
+    }
+
+    /// Queues a stanza for the client; never blocks.
+    pub fn send(&self, st: Stanza) -> Result<(), SendError> {
+        self.push(SessionMsg::Stanza(st))
+    }
+
+    /// Asks the session to close with a stream error.
+    pub fn close(&self, err: StreamError) {
+        if self.push(SessionMsg::Close(err)).is_err() {
+            // Full or gone: the overflow token makes the actor close anyway.
+            self.inner.overflow.cancel();
+        }
+    }
+
+    fn push(&self, msg: SessionMsg) -> Result<(), SendError> {
+        match self.inner.tx.try_send(msg) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(jid = %self.inner.jid, what = "mailbox-full", "slow reader, closing");
+                self.inner.overflow.cancel();
+                Err(SendError::Overflow)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
+        }
+    }
+}
+
+impl PartialEq for SessionHandle {
+    fn eq(&self, other: &Self) -> bool {
+        self.inner.id == other.inner.id
+    }
+}
+impl Eq for SessionHandle {}
+
+/// The actor's end of the mailbox.
+#[derive(Debug)]
+pub struct SessionReceiver {
+    pub rx: mpsc::Receiver<SessionMsg>,
+    pub overflow: CancellationToken,
+}

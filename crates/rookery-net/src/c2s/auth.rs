@@ -1,0 +1,277 @@
+//! SASL on a c2s stream (RFC 6120 §6): drives the sans-IO `SaslSession` from rookery-proto,
+//! looks credentials up in the account store, applies the brute-force throttle, and reports
+//! success so the caller restarts the stream. Also XEP-0077 registration before authentication.
+
+use super::{Conn, features, read_element};
+use crate::stream::XmppStream;
+use rookery_core::Server;
+use rookery_proto::error::{Condition, StanzaError, StreamCondition, StreamError};
+use rookery_proto::ns;
+use rookery_proto::sasl::{self, Mechanism, SaslConfig, SaslFailure, SaslSession, Step};
+use rookery_proto::stanza::BareJid;
+use rookery_xml::Element;
+use std::time::Instant;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub(crate) enum Outcome {
+    Success,
+    Failed,
+    Closed,
+}
+
+pub(crate) async fn exchange<IO>(
+    server: &Server,
+    stream: &mut XmppStream<IO>,
+    conn: &mut Conn,
+    first: Element,
+) -> Outcome
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    if !first.is("auth", ns::SASL) {
+        // <response/> or <abort/> outside an exchange.
+        return fail(server, stream, conn, None, SaslFailure::MalformedRequest).await;
+    }
+    if !features::sasl_allowed(server, conn) {
+        return fail(server, stream, conn, None, SaslFailure::EncryptionRequired).await;
+    }
+    if server.throttle().is_banned(conn.peer.ip(), Instant::now()) {
+        let _ = stream
+            .send(&failure_el(
+                SaslFailure::TemporaryAuthFailure,
+                Some("too many failed attempts"),
+            ))
+            .await;
+        stream
+            .fail(
+                &StreamError::new(StreamCondition::PolicyViolation)
+                    .with_text("too many failed authentication attempts"),
+            )
+            .await;
+        return Outcome::Closed;
+    }
+    let advertised = features::mechanisms(server, conn);
+    let mech = match first.attr("mechanism").and_then(Mechanism::from_name) {
+        Some(m) if advertised.contains(&m) => m,
+        _ => return fail(server, stream, conn, None, SaslFailure::InvalidMechanism).await,
+    };
+    let domain = conn.domain.clone().unwrap_or_default();
+    let secret = server.secret().to_vec();
+    let cfg = SaslConfig {
+        domain: &domain,
+        secure: conn.secure,
+        allow_plain_unencrypted: server.config().c2s.allow_plain_unencrypted,
+        advertised: &advertised,
+        bindings: &conn.bindings,
+        server_secret: &secret,
+    };
+    let initial = match sasl::decode_b64_payload(&first.text()) {
+        Ok(p) => p,
+        Err(f) => return fail(server, stream, conn, None, f).await,
+    };
+    let (mut session, mut step) = SaslSession::start(mech, initial.as_deref(), &cfg);
+    let mut account: Option<BareJid> = None;
+    loop {
+        match step {
+            Step::NeedCredentials { username } => {
+                let bare = BareJid::new(&format!("{username}@{domain}")).ok();
+                let creds = match &bare {
+                    Some(b) => match server
+                        .stores()
+                        .accounts
+                        .credentials(b.node().map(|n| n.as_str()).unwrap_or_default(), &domain)
+                        .await
+                    {
+                        Ok(c) => c,
+                        Err(e) => {
+                            tracing::error!(error = %e, what = "sasl-credentials", "store error");
+                            return fail(
+                                server,
+                                stream,
+                                conn,
+                                None,
+                                SaslFailure::TemporaryAuthFailure,
+                            )
+                            .await;
+                        }
+                    },
+                    None => None,
+                };
+                account = bare;
+                step = session.provide_credentials(creds.as_ref(), &cfg);
+            }
+            Step::Challenge(data) => {
+                let ch =
+                    Element::new("challenge", ns::SASL).with_text(sasl::encode_b64_payload(&data));
+                if stream.send(&ch).await.is_err() {
+                    return Outcome::Closed;
+                }
+                let Ok(el) = read_element(server, stream, conn).await else {
+                    return Outcome::Closed;
+                };
+                if el.is("abort", ns::SASL) {
+                    return fail(server, stream, conn, None, SaslFailure::Aborted).await;
+                }
+                if !el.is("response", ns::SASL) {
+                    return fail(
+                        server,
+                        stream,
+                        conn,
+                        account.as_ref(),
+                        SaslFailure::MalformedRequest,
+                    )
+                    .await;
+                }
+                step = match sasl::decode_b64_payload(&el.text()) {
+                    Ok(p) => session.step(p.as_deref().unwrap_or_default(), &cfg),
+                    Err(f) => Step::Failure(f),
+                };
+            }
+            Step::Success {
+                username,
+                additional_data,
+            } => {
+                let Ok(bare) = BareJid::new(&format!("{username}@{domain}")) else {
+                    return fail(server, stream, conn, None, SaslFailure::NotAuthorized).await;
+                };
+                server.throttle().record_success(bare.as_str());
+                let mut ok = Element::new("success", ns::SASL);
+                if let Some(d) = additional_data {
+                    ok = ok.with_text(sasl::encode_b64_payload(&d));
+                }
+                if stream.send(&ok).await.is_err() {
+                    return Outcome::Closed;
+                }
+                tracing::info!(jid = %bare, peer = %conn.peer, mech = mech.name(), what = "authenticated", "login");
+                conn.authenticated = Some(bare);
+                conn.unauth_guard = None;
+                stream.set_limits(crate::limits::framer_limits(server, true));
+                return Outcome::Success;
+            }
+            Step::Failure(f) => return fail(server, stream, conn, account.as_ref(), f).await,
+        }
+    }
+}
+
+fn failure_el(f: SaslFailure, text: Option<&str>) -> Element {
+    let mut el = Element::new("failure", ns::SASL).child(Element::new(f.condition(), ns::SASL));
+    if let Some(t) = text {
+        el.append_child(Element::new("text", ns::SASL).with_text(t));
+    }
+    el
+}
+
+/// Sends `<failure/>` after the throttle's delay. Only credential failures count against the
+/// IP and account; protocol mistakes don't (they reveal nothing about passwords).
+async fn fail<IO>(
+    server: &Server,
+    stream: &mut XmppStream<IO>,
+    conn: &Conn,
+    account: Option<&BareJid>,
+    f: SaslFailure,
+) -> Outcome
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let now = Instant::now();
+    let acct = account.map(|a| a.as_str());
+    if matches!(f, SaslFailure::NotAuthorized | SaslFailure::InvalidAuthzid) {
+        let delay = server.throttle().delay(conn.peer.ip(), acct, now);
+        server.throttle().record_failure(conn.peer.ip(), acct, now);
+        tracing::info!(peer = %conn.peer, account = acct.unwrap_or("-"), what = "auth-failed", "failed login");
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+    }
+    if stream.send(&failure_el(f, None)).await.is_err() {
+        return Outcome::Closed;
+    }
+    Outcome::Failed
+}
+
+/// XEP-0077 before authentication: registration form and account creation (when allowed).
+pub(crate) async fn preauth_register<IO>(
+    server: &Server,
+    stream: &mut XmppStream<IO>,
+    conn: &Conn,
+    iq: &Element,
+) -> Result<(), ()>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let id = iq.attr("id").unwrap_or_default().to_owned();
+    let reply_err = |err: StanzaError| {
+        let mut el = Element::new("iq", ns::CLIENT)
+            .with_attr("type", "error")
+            .with_attr("id", id.as_str());
+        el.append_child(err.to_element(ns::CLIENT));
+        el
+    };
+    if !features::registration_open(server, conn) || !features::sasl_allowed(server, conn) {
+        let err = StanzaError::new(Condition::ServiceUnavailable);
+        return stream.send(&reply_err(err)).await.map_err(|_| ());
+    }
+    let domain = conn.domain.clone().unwrap_or_default();
+    let reply = match iq.attr("type") {
+        Some("get") => Element::new("iq", ns::CLIENT)
+            .with_attr("type", "result")
+            .with_attr("id", id.as_str())
+            .child(
+                Element::new("query", ns::REGISTER)
+                    .child(
+                        Element::new("instructions", ns::REGISTER)
+                            .with_text("Choose a username and password."),
+                    )
+                    .child(Element::new("username", ns::REGISTER))
+                    .child(Element::new("password", ns::REGISTER)),
+            ),
+        Some("set") => {
+            let q = iq.get_child("query", ns::REGISTER);
+            let user = q
+                .and_then(|q| q.get_child("username", ns::REGISTER))
+                .map(|e| e.text());
+            let pass = q
+                .and_then(|q| q.get_child("password", ns::REGISTER))
+                .map(|e| e.text());
+            match (user, pass) {
+                (Some(u), Some(p)) if !u.is_empty() => {
+                    match register(server, &format!("{u}@{domain}"), &p).await {
+                        Ok(()) => Element::new("iq", ns::CLIENT)
+                            .with_attr("type", "result")
+                            .with_attr("id", id.as_str()),
+                        Err(e) => reply_err(e),
+                    }
+                }
+                _ => reply_err(
+                    StanzaError::new(Condition::BadRequest)
+                        .with_text("username and password are required"),
+                ),
+            }
+        }
+        _ => reply_err(StanzaError::new(Condition::BadRequest)),
+    };
+    stream.send(&reply).await.map_err(|_| ())
+}
+
+async fn register(server: &Server, jid: &str, password: &str) -> Result<(), StanzaError> {
+    let bare = rookery_core::accounts::parse_account(jid)
+        .map_err(|e| StanzaError::new(Condition::JidMalformed).with_text(e.to_string()))?;
+    if password.chars().count() < server.config().registration.min_password_len {
+        return Err(StanzaError::new(Condition::NotAcceptable).with_text("password too short"));
+    }
+    match rookery_core::accounts::create(server.stores(), &bare, password, sasl::DEFAULT_ITERATIONS)
+        .await
+    {
+        Ok(()) => {
+            tracing::info!(jid = %bare, what = "registered", "in-band registration");
+            Ok(())
+        }
+        Err(rookery_core::accounts::AccountError::Exists(_)) => {
+            Err(StanzaError::new(Condition::Conflict))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, what = "register", "failed");
+            Err(StanzaError::new(Condition::NotAcceptable).with_text(e.to_string()))
+        }
+    }
+}

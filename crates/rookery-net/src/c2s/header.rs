@@ -1,0 +1,182 @@
+//! Stream header checks for c2s (RFC 6120 §4.7 and §4.9.3): namespace, version, host. Every
+//! failure sends our own header first (a stream error must be inside a stream, §4.9.1.1) and then
+//! the matching stream error.
+
+use super::{Conn, new_stream_id};
+use crate::stream::{ReadError, XmppStream, framer_stream_error};
+use rookery_core::Server;
+use rookery_proto::error::{StreamCondition, StreamError};
+use rookery_proto::ns;
+use rookery_proto::stanza::BareJid;
+use rookery_xml::{StreamEvent, StreamHeader};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// Reads and answers the client's stream header. Err = the stream was closed with an error.
+pub(crate) async fn open<IO>(
+    server: &Server,
+    stream: &mut XmppStream<IO>,
+    conn: &mut Conn,
+) -> Result<(), ()>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let timeout = crate::limits::header_timeout(server);
+    let ev = tokio::time::timeout(timeout, stream.next_event()).await;
+    let header = match ev {
+        Err(_) => {
+            return fail(
+                server,
+                stream,
+                conn,
+                None,
+                StreamCondition::ConnectionTimeout,
+                None,
+            )
+            .await;
+        }
+        Ok(Err(ReadError::Closed)) => return Err(()),
+        Ok(Err(ReadError::Xml(e))) => {
+            let err = framer_stream_error(&e);
+            let fallback = conn.domain.clone();
+            send_our_header(server, stream, conn, fallback.as_deref()).await;
+            stream.fail(&err).await;
+            return Err(());
+        }
+        Ok(Ok(StreamEvent::Open(h))) => h,
+        Ok(Ok(_)) => {
+            return fail(
+                server,
+                stream,
+                conn,
+                None,
+                StreamCondition::NotWellFormed,
+                Some("expected a stream header"),
+            )
+            .await;
+        }
+    };
+    let to = header.attr("to").map(str::to_owned);
+    if let Err((cond, text)) = check(server, &header, conn) {
+        return fail(server, stream, conn, to.as_deref(), cond, Some(text)).await;
+    }
+    // `check` guarantees a valid local host here.
+    let domain = normalize_domain(to.as_deref().unwrap_or_default()).unwrap_or_default();
+    conn.domain = Some(domain.clone());
+    send_our_header(server, stream, conn, Some(&domain)).await;
+    Ok(())
+}
+
+fn normalize_domain(d: &str) -> Option<String> {
+    BareJid::new(d)
+        .ok()
+        .filter(|j| j.node().is_none())
+        .map(|j| j.domain().as_str().to_owned())
+}
+
+fn check(
+    server: &Server,
+    h: &StreamHeader,
+    conn: &Conn,
+) -> Result<(), (StreamCondition, &'static str)> {
+    if h.ns != ns::STREAM || h.name != "stream" {
+        return Err((
+            StreamCondition::InvalidNamespace,
+            "the stream element must be {http://etherx.jabber.org/streams}stream",
+        ));
+    }
+    if h.default_ns.as_deref() != Some(ns::CLIENT) {
+        return Err((
+            StreamCondition::InvalidNamespace,
+            "the content namespace must be jabber:client",
+        ));
+    }
+    // RFC 6120 §4.7.5: we speak 1.x; a missing version means a pre-RFC peer.
+    match h.attr("version") {
+        Some(v) if v.split('.').next() == Some("1") => {}
+        _ => {
+            return Err((
+                StreamCondition::UnsupportedVersion,
+                "version 1.0 is required",
+            ));
+        }
+    }
+    let Some(to) = h.attr("to") else {
+        return Err((
+            StreamCondition::HostUnknown,
+            "the stream header needs a 'to' address",
+        ));
+    };
+    let Some(domain) = normalize_domain(to) else {
+        return Err((StreamCondition::HostUnknown, "'to' is not a domain"));
+    };
+    if !server.is_local_host(&domain) {
+        return Err((
+            StreamCondition::HostUnknown,
+            "this server does not serve that domain",
+        ));
+    }
+    if let Some(prev) = &conn.domain {
+        if *prev != domain {
+            // A restarted stream must address the same host (RFC 6120 §4.3.3).
+            return Err((
+                StreamCondition::HostUnknown,
+                "the restarted stream names another host",
+            ));
+        }
+    }
+    if let Some(from) = h.attr("from") {
+        // An ill-formed 'from' on the initial header is an addressing error (RFC 6120 §4.7.1).
+        if BareJid::new(from).is_err() && rookery_proto::stanza::Jid::new(from).is_err() {
+            return Err((StreamCondition::InvalidFrom, "'from' is not a valid JID"));
+        }
+    }
+    Ok(())
+}
+
+async fn send_our_header<IO>(
+    server: &Server,
+    stream: &mut XmppStream<IO>,
+    conn: &mut Conn,
+    domain: Option<&str>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    conn.stream_id = new_stream_id();
+    let from = domain
+        .map(str::to_owned)
+        .or_else(|| server.config().hosts.first().map(|h| h.domain.clone()))
+        .unwrap_or_default();
+    let id = conn.stream_id.clone();
+    let _ = stream
+        .send_header(&[
+            ("from", from.as_str()),
+            ("id", id.as_str()),
+            ("version", "1.0"),
+            ("xml:lang", "en"),
+        ])
+        .await;
+}
+
+async fn fail<IO>(
+    server: &Server,
+    stream: &mut XmppStream<IO>,
+    conn: &mut Conn,
+    to: Option<&str>,
+    cond: StreamCondition,
+    text: Option<&str>,
+) -> Result<(), ()>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    // Echo the requested host only if it is ours; never reflect arbitrary input.
+    let own = to
+        .and_then(normalize_domain)
+        .filter(|d| server.is_local_host(d));
+    send_our_header(server, stream, conn, own.as_deref()).await;
+    let mut err = StreamError::new(cond);
+    if let Some(t) = text {
+        err = err.with_text(t);
+    }
+    stream.fail(&err).await;
+    Err(())
+}

@@ -1,0 +1,95 @@
+//! Connection-level limits: the framer limits before and after authentication, the negotiation
+//! timeouts, and the per-IP cap on concurrent unauthenticated connections (XEP-0205 §3).
+//! Values come from `[limits]` in the config.
+
+use rookery_core::Server;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub fn framer_limits(server: &Server, authenticated: bool) -> rookery_xml::Limits {
+    let l = &server.config().limits;
+    rookery_xml::Limits {
+        max_stanza_bytes: if authenticated {
+            l.stanza_bytes
+        } else {
+            l.preauth_stanza_bytes
+        },
+        max_depth: l.max_depth,
+        max_elements: l.max_elements,
+        max_attrs: l.max_attrs,
+        max_ns_decls: l.max_ns_decls,
+        ..rookery_xml::Limits::default()
+    }
+}
+
+pub fn header_timeout(server: &Server) -> Duration {
+    Duration::from_secs(server.config().limits.header_timeout_secs)
+}
+pub fn auth_timeout(server: &Server) -> Duration {
+    Duration::from_secs(server.config().limits.auth_timeout_secs)
+}
+pub fn stanza_idle_timeout(server: &Server) -> Duration {
+    Duration::from_secs(server.config().limits.stanza_idle_timeout_secs)
+}
+
+/// Counts unauthenticated connections per IP.
+#[derive(Clone, Default)]
+pub struct UnauthLimiter {
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// Held while a connection is unauthenticated; dropping it frees the slot.
+pub struct UnauthGuard {
+    limiter: UnauthLimiter,
+    ip: IpAddr,
+}
+
+impl UnauthLimiter {
+    /// Takes a slot for `ip`, or None when it already has `max` unauthenticated connections.
+    pub fn try_acquire(&self, ip: IpAddr, max: usize) -> Option<UnauthGuard> {
+        let mut map = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(UnauthGuard {
+            limiter: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for UnauthGuard {
+    fn drop(&mut self) {
+        let mut map = self
+            .limiter
+            .counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_freed_on_drop() {
+        let l = UnauthLimiter::default();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let a = l.try_acquire(ip, 2).unwrap();
+        let _b = l.try_acquire(ip, 2).unwrap();
+        assert!(l.try_acquire(ip, 2).is_none());
+        drop(a);
+        assert!(l.try_acquire(ip, 2).is_some());
+    }
+}

@@ -1,0 +1,56 @@
+//! Accept loops. Listeners arrive already bound (the binary binds after the config validated;
+//! tests bind port 0), and each accepted socket becomes one connection task tracked for
+//! shutdown. The per-IP unauthenticated connection cap is applied here, before any byte is read.
+
+use crate::limits::UnauthLimiter;
+use crate::tls::TlsContext;
+use rookery_config::ListenerKind;
+use rookery_core::Server;
+use tokio::net::TcpListener;
+
+/// Runs one listener until shutdown.
+pub async fn serve(
+    server: Server,
+    listener: TcpListener,
+    kind: ListenerKind,
+    tls: TlsContext,
+    limiter: UnauthLimiter,
+) {
+    let shutdown = server.shutdown_token().clone();
+    let local = listener.local_addr().ok();
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tracing::warn!(error = %e, what = "accept", "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let max = server.config().limits.unauth_per_ip as usize;
+        let Some(guard) = limiter.try_acquire(peer.ip(), max) else {
+            tracing::info!(%peer, what = "unauth-limit", "too many unauthenticated connections from this address");
+            drop(tcp);
+            continue;
+        };
+        match kind {
+            ListenerKind::C2s | ListenerKind::C2sTls => {
+                let direct = kind == ListenerKind::C2sTls;
+                let srv = server.clone();
+                let tls = tls.clone();
+                server.tasks().spawn(crate::c2s::serve_connection(
+                    srv, tls, tcp, peer, direct, guard,
+                ));
+            }
+            _ => {
+                // s2s listeners arrive with federation (issue 3).
+                tracing::debug!(?local, what = "s2s-not-built", "closing s2s connection");
+            }
+        }
+    }
+}

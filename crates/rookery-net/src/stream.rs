@@ -1,0 +1,193 @@
+//! A framed XMPP stream over any byte transport (TCP, TLS; later a connection-manager link or a
+//! WebSocket adapter): bytes in → `Framer` → `StreamEvent`s; elements out → serialized into one
+//! write buffer. Used by the c2s actor (and later s2s/component actors); knows no protocol rules.
+
+use rookery_proto::error::StreamError;
+use rookery_proto::ns;
+use rookery_xml::{Element, Framer, FramerError, Limits, StreamEvent};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Why reading stopped.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The peer closed the connection (EOF) or it broke.
+    Closed,
+    /// The bytes were not acceptable XML (carries the stream error condition).
+    Xml(FramerError),
+}
+
+/// How long one write may take before the peer is considered not to be reading.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct XmppStream<IO> {
+    io: IO,
+    framer: Framer,
+    buf: Box<[u8]>,
+    out: Vec<u8>,
+    /// The content namespace written as the default (`jabber:client` for c2s).
+    content_ns: &'static str,
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> XmppStream<IO> {
+    pub fn new(io: IO, limits: Limits, content_ns: &'static str) -> Self {
+        XmppStream {
+            io,
+            framer: Framer::new(limits),
+            buf: vec![0u8; 16 * 1024].into_boxed_slice(),
+            out: Vec::with_capacity(4096),
+            content_ns,
+        }
+    }
+
+    /// Reads until the framer yields the next event. Cancel-safe: bytes are only handed to the
+    /// framer after a read completed, and the framer keeps partial input across calls.
+    pub async fn next_event(&mut self) -> Result<StreamEvent, ReadError> {
+        loop {
+            if let Some(ev) = self.framer.next_event().map_err(ReadError::Xml)? {
+                return Ok(ev);
+            }
+            self.read_more().await?;
+        }
+    }
+
+    /// Parses the next buffered event without reading (None: more bytes needed).
+    pub fn poll_event(&mut self) -> Result<Option<StreamEvent>, FramerError> {
+        self.framer.next_event()
+    }
+
+    /// One read from the transport into the framer. Cancel-safe (see `next_event`).
+    pub async fn read_more(&mut self) -> Result<(), ReadError> {
+        let n = self
+            .io
+            .read(&mut self.buf)
+            .await
+            .map_err(|_| ReadError::Closed)?;
+        if n == 0 {
+            return Err(ReadError::Closed);
+        }
+        self.framer.feed(&self.buf[..n]);
+        Ok(())
+    }
+
+    pub fn framer(&self) -> &Framer {
+        &self.framer
+    }
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.framer.set_limits(limits);
+    }
+    /// Stream restart (after SASL success): a fresh parser; pipelined bytes stay buffered.
+    pub fn restart(&mut self) {
+        self.framer.reset();
+    }
+
+    /// Queues an element for writing (call `flush`).
+    pub fn queue(&mut self, el: &Element) {
+        if el.ns() == ns::STREAM && el.attrs().next().is_none() {
+            // `<stream:features>` and friends use the prefix bound on our stream header; some
+            // clients match the prefixed name literally rather than by namespace.
+            self.out.extend_from_slice(b"<stream:");
+            self.out.extend_from_slice(el.name().as_bytes());
+            self.out.push(b'>');
+            for child in el.children() {
+                child.write_to(&mut self.out, self.content_ns);
+            }
+            self.out.extend_from_slice(b"</stream:");
+            self.out.extend_from_slice(el.name().as_bytes());
+            self.out.push(b'>');
+            return;
+        }
+        el.write_to(&mut self.out, self.content_ns);
+    }
+    pub fn queue_raw(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// Writes what is queued, bounded by WRITE_TIMEOUT (a peer that doesn't read is dropped).
+    pub async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let res = tokio::time::timeout(WRITE_TIMEOUT, async {
+            self.io.write_all(&self.out).await?;
+            self.io.flush().await
+        })
+        .await;
+        self.out.clear();
+        match res {
+            Ok(r) => r,
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "peer is not reading",
+            )),
+        }
+    }
+
+    pub async fn send(&mut self, el: &Element) -> std::io::Result<()> {
+        self.queue(el);
+        self.flush().await
+    }
+
+    /// Writes our stream header.
+    pub async fn send_header(&mut self, attrs: &[(&str, &str)]) -> std::io::Result<()> {
+        rookery_xml::stream_open(&mut self.out, self.content_ns, attrs, &[]);
+        self.flush().await
+    }
+
+    /// Sends a stream error and the closing tag, then shuts the transport down. Errors on the
+    /// way are ignored: the stream is being torn down anyway.
+    pub async fn fail(&mut self, err: &StreamError) {
+        self.queue_raw(stream_error_xml(err).as_bytes());
+        self.close().await;
+    }
+
+    /// Sends `</stream:stream>` and shuts down the write side.
+    pub async fn close(&mut self) {
+        self.queue_raw(rookery_xml::STREAM_CLOSE.as_bytes());
+        let _ = self.flush().await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.io.shutdown()).await;
+    }
+
+    pub fn into_inner(self) -> (IO, Framer) {
+        (self.io, self.framer)
+    }
+    pub fn get_ref(&self) -> &IO {
+        &self.io
+    }
+    pub fn content_ns(&self) -> &'static str {
+        self.content_ns
+    }
+
+    pub fn from_parts(io: IO, framer: Framer, content_ns: &'static str) -> Self {
+        XmppStream {
+            io,
+            framer,
+            buf: vec![0u8; 16 * 1024].into_boxed_slice(),
+            out: Vec::with_capacity(4096),
+            content_ns,
+        }
+    }
+}
+
+/// `<stream:error>` with the conventional prefix (some clients match it literally).
+pub fn stream_error_xml(err: &StreamError) -> String {
+    let mut s = String::from("<stream:error>");
+    let mut cond = Element::new(err.condition.as_str(), ns::STREAMS);
+    let mut out = Vec::new();
+    cond.write_to(&mut out, "");
+    if let Some(text) = &err.text {
+        cond = Element::new("text", ns::STREAMS).with_text(text.as_str());
+        cond.write_to(&mut out, "");
+    }
+    s.push_str(&String::from_utf8_lossy(&out));
+    s.push_str("</stream:error>");
+    s
+}
+
+/// Maps a framer error to the stream error we send.
+pub fn framer_stream_error(e: &FramerError) -> StreamError {
+    StreamError::new(rookery_proto::error::StreamCondition::from_name(
+        e.condition(),
+    ))
+    .with_text(e.to_string())
+}
