@@ -1,0 +1,271 @@
+//! XEP-0160 offline messages with XEP-0203 delay. Where it sits: core's delivery rules (RFC 6121
+//! §8.5.2.1.1) call [`Offline::undeliverable_message`] for a `normal`/`chat` message to an
+//! existing account with no available resource of non-negative priority; we store it and
+//! return `Done`, or return `Continue` so the sender gets `service-unavailable`. The presence
+//! module fires `initial_presence` when a session sends its first available presence; we then
+//! hand that session every stored message, each with a `<delay/>` saying when it was stored.
+//!
+//! What is stored: messages with a `<body/>` or any other payload a client may want later
+//! (receipts, OMEMO, invitations, ...). Not stored, and silently dropped: messages whose only
+//! children are transient ones — XEP-0085 chat states, `<thread/>`, XEP-0334 hints — because
+//! a "typing" notification is worthless later (XEP-0160 §3 / XEP-0085 §5.4: the server should
+//! not store chat-state-only messages). Refused (bounced): messages carrying XEP-0334
+//! `<no-store/>` or `<no-permanent-store/>`, and everything once the account holds
+//! `limits.offline_max` messages (0 disables storage).
+
+use crate::util::{format_utc, parts};
+use async_trait::async_trait;
+use rookery_core::session::SessionHandle;
+use rookery_core::{Flow, Module, Server};
+use rookery_proto::ns;
+use rookery_proto::stanza::{Jid, Stanza};
+use rookery_store::StoreError;
+use rookery_xml::Element;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const CHAT_STATES: &str = "http://jabber.org/protocol/chatstates";
+const HINTS: &str = "urn:xmpp:hints";
+
+/// The offline-message module.
+#[derive(Debug, Default)]
+pub struct Offline;
+
+impl Offline {
+    pub fn new() -> Self {
+        Offline
+    }
+}
+
+/// What to do with a message nobody could take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Store,
+    /// Transient content only: drop silently.
+    Discard,
+    /// The sender asked us not to store it: let core bounce it.
+    Refuse,
+}
+
+fn verdict(st: &Stanza) -> Verdict {
+    let el = st.element();
+    let hint = |name: &str| el.get_child(name, HINTS).is_some();
+    if hint("no-store") || hint("no-permanent-store") {
+        return Verdict::Refuse;
+    }
+    let lasting = el.children().any(|c| {
+        let transient = c.ns() == CHAT_STATES
+            || c.ns() == HINTS
+            || c.is("thread", ns::CLIENT)
+            || c.is("error", ns::CLIENT);
+        !transient
+    });
+    if lasting {
+        Verdict::Store
+    } else {
+        Verdict::Discard
+    }
+}
+
+fn now_ms() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        // A clock before 1970 is broken; the stamp is informational only.
+        Err(_) => 0,
+    }
+}
+
+/// The stored message made ready for delivery: XEP-0203 `<delay/>` from our domain with the
+/// time it was stored.
+fn with_delay(xml: &str, stamp_ms: i64, domain: &str) -> Option<Stanza> {
+    let mut el = Element::parse(xml).ok()?;
+    el.append_child(
+        Element::new("delay", ns::DELAY)
+            .with_attr("from", domain)
+            .with_attr("stamp", format_utc(stamp_ms.div_euclid(1000))),
+    );
+    Stanza::new(el).ok()
+}
+
+#[async_trait]
+impl Module for Offline {
+    fn name(&self) -> &'static str {
+        "offline"
+    }
+
+    fn server_features(&self) -> Vec<&'static str> {
+        // XEP-0160 §5: servers that store messages advertise "msgoffline".
+        vec![ns::OFFLINE]
+    }
+
+    async fn undeliverable_message(&self, server: &Server, st: &Stanza) -> Flow {
+        // Core only asks for normal/chat messages (§8.5.2.1.1); check anyway, since storing a
+        // groupchat or error message would be wrong whoever asked.
+        if !matches!(st.type_attr(), "" | "normal" | "chat") {
+            return Flow::Continue;
+        }
+        let Some(to) = st.to().map(Jid::to_bare) else {
+            return Flow::Continue;
+        };
+        match verdict(st) {
+            Verdict::Discard => return Flow::Done,
+            Verdict::Refuse => return Flow::Continue,
+            Verdict::Store => {}
+        }
+        let limit = server.config().limits.offline_max as usize;
+        let (user, domain) = parts(&to);
+        let xml = st.element().to_xml();
+        match server
+            .stores()
+            .offline
+            .push(user, domain, &xml, now_ms(), limit)
+            .await
+        {
+            Ok(()) => Flow::Done,
+            Err(StoreError::Limit) => {
+                tracing::info!(jid = %to, what = "offline-full", "offline storage full");
+                Flow::Continue
+            }
+            Err(e) => {
+                tracing::error!(jid = %to, error = %e, what = "offline-push", "store error");
+                Flow::Continue
+            }
+        }
+    }
+
+    async fn initial_presence(&self, server: &Server, session: &SessionHandle) {
+        // RFC 6121 §8.5.2.1.1: a resource with negative priority never receives messages
+        // addressed to the bare JID, so it does not empty the queue either.
+        let prio = server
+            .registry()
+            .get(session.jid())
+            .map(|e| e.with_state(|s| s.priority))
+            .unwrap_or(0);
+        if prio < 0 {
+            return;
+        }
+        let bare = session.jid().to_bare();
+        let (user, domain) = parts(&bare);
+        let stored = match server.stores().offline.take_all(user, domain).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(jid = %bare, error = %e, what = "offline-take", "store error");
+                return;
+            }
+        };
+        for (xml, stamp) in stored {
+            match with_delay(&xml, stamp, domain) {
+                Some(st) => {
+                    let _ = session.send(st);
+                }
+                None => {
+                    tracing::warn!(jid = %bare, what = "offline-parse", "unreadable stored message")
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic reports a failed expectation
+mod tests {
+    use super::*;
+    use crate::presence::testkit::Harness;
+
+    fn msg(xml: &str) -> Stanza {
+        Stanza::new(Element::parse(xml).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn storage_rule() {
+        let body = msg("<message xmlns='jabber:client' to='a@b'><body>hi</body></message>");
+        assert_eq!(verdict(&body), Verdict::Store);
+        let typing = msg("<message xmlns='jabber:client' to='a@b'><composing \
+             xmlns='http://jabber.org/protocol/chatstates'/><thread>t</thread></message>");
+        assert_eq!(verdict(&typing), Verdict::Discard);
+        let receipt = msg(
+            "<message xmlns='jabber:client' to='a@b'><received xmlns='urn:xmpp:receipts' \
+             id='x'/></message>",
+        );
+        assert_eq!(verdict(&receipt), Verdict::Store);
+        let nostore = msg(
+            "<message xmlns='jabber:client' to='a@b'><body>x</body><no-store \
+             xmlns='urn:xmpp:hints'/></message>",
+        );
+        assert_eq!(verdict(&nostore), Verdict::Refuse);
+    }
+
+    #[tokio::test]
+    async fn stored_then_delivered_with_delay_at_initial_presence() {
+        let h = Harness::new().await;
+        h.account("romeo").await;
+        h.account("juliet").await;
+        let mut romeo = h.connect("romeo@localhost/a").await;
+        let mut juliet = h.connect("juliet@localhost/phone").await;
+        romeo.send("<presence/>").await;
+        romeo.drain();
+        romeo
+            .send(
+                "<message to='juliet@localhost' type='chat'><body>are you there?</body></message>",
+            )
+            .await;
+        // Stored, not bounced.
+        assert!(romeo.drain().is_empty());
+        assert!(juliet.drain().is_empty());
+        juliet.send("<presence/>").await;
+        let got = juliet.drain();
+        assert_eq!(got[0].kind(), rookery_proto::stanza::Kind::Presence);
+        let m = got
+            .iter()
+            .find(|s| s.kind() == rookery_proto::stanza::Kind::Message)
+            .expect("offline message delivered");
+        assert_eq!(m.from().unwrap().as_str(), "romeo@localhost/a");
+        let delay = m.element().get_child("delay", ns::DELAY).unwrap();
+        assert_eq!(delay.attr("from"), Some("localhost"));
+        assert!(delay.attr("stamp").unwrap().ends_with('Z'));
+        // Handed out once.
+        juliet.send("<presence type='unavailable'/>").await;
+        juliet.send("<presence/>").await;
+        assert!(
+            juliet
+                .drain()
+                .iter()
+                .all(|s| s.kind() != rookery_proto::stanza::Kind::Message)
+        );
+    }
+
+    #[tokio::test]
+    async fn over_the_limit_bounces_and_negative_priority_waits() {
+        let h = Harness::with_offline_max(1).await;
+        h.account("romeo").await;
+        h.account("juliet").await;
+        let mut romeo = h.connect("romeo@localhost/a").await;
+        romeo
+            .send("<message to='juliet@localhost'><body>1</body></message>")
+            .await;
+        assert!(romeo.drain().is_empty());
+        romeo
+            .send("<message to='juliet@localhost'><body>2</body></message>")
+            .await;
+        let bounce = romeo.drain();
+        assert_eq!(bounce.len(), 1);
+        assert!(bounce[0].is_error());
+        let mut juliet = h.connect("juliet@localhost/laptop").await;
+        juliet
+            .send("<presence><priority>-1</priority></presence>")
+            .await;
+        assert!(
+            juliet
+                .drain()
+                .iter()
+                .all(|s| s.kind() != rookery_proto::stanza::Kind::Message)
+        );
+        let mut phone = h.connect("juliet@localhost/phone").await;
+        phone.send("<presence/>").await;
+        let bodies: Vec<String> = phone
+            .drain()
+            .iter()
+            .filter_map(|s| s.element().get_child("body", ns::CLIENT).map(|b| b.text()))
+            .collect();
+        assert_eq!(bodies, vec!["1".to_owned()]);
+    }
+}
