@@ -10,7 +10,7 @@
 //! normalization cannot alter it on the way back in.
 
 use crate::element::{Element, Node};
-use crate::{NS_STREAMS, NS_XML};
+use crate::{NS_STREAMS, NS_XML, NS_XMLNS};
 
 /// The closing tag of a stream opened with [`stream_open`].
 pub const STREAM_CLOSE: &str = "</stream:stream>";
@@ -118,15 +118,29 @@ impl Element {
         String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into())
     }
 
-    fn write_inner(&self, out: &mut Vec<u8>, parent_ns: Option<&str>) {
+    /// `default_ns` is the default namespace in scope, `None` when nothing
+    /// may be assumed (standalone output).
+    fn write_inner(&self, out: &mut Vec<u8>, default_ns: Option<&str>) {
         debug_assert!(
             rxml::strings::validate_ncname(&self.name).is_ok(),
             "invalid element name {:?}",
             self.name
         );
+        // The XML namespace can never be the default namespace; elements in
+        // it (which the parser accepts as `<xml:foo/>`) take the predeclared
+        // `xml:` prefix, and the default namespace stays what it was.
+        let in_xml_ns = self.ns == NS_XML;
+        let child_default = if in_xml_ns {
+            default_ns
+        } else {
+            Some(self.ns.as_str())
+        };
         out.push(b'<');
+        if in_xml_ns {
+            out.extend_from_slice(b"xml:");
+        }
         out.extend_from_slice(self.name.as_bytes());
-        if parent_ns != Some(self.ns.as_str()) {
+        if !in_xml_ns && default_ns != Some(self.ns.as_str()) {
             write_attr(out, None, "xmlns", &self.ns);
         }
         // Namespace URIs of `{uri}local` attributes; prefix `nsN` is bound to
@@ -135,6 +149,9 @@ impl Element {
         let mut prefixes: Vec<&str> = Vec::new();
         for (k, v) in &self.attrs {
             match split_clark(k) {
+                // Not declarable (Namespaces in XML §3); the parser never
+                // produces such a key.
+                Some((NS_XMLNS, _)) => {}
                 Some((uri, local)) => {
                     let n = match prefixes.iter().position(|p| *p == uri) {
                         Some(n) => n,
@@ -170,11 +187,14 @@ impl Element {
         out.push(b'>');
         for node in &self.children {
             match node {
-                Node::Element(e) => e.write_inner(out, Some(&self.ns)),
+                Node::Element(e) => e.write_inner(out, child_default),
                 Node::Text(t) => escape_into(out, t, false),
             }
         }
         out.extend_from_slice(b"</");
+        if in_xml_ns {
+            out.extend_from_slice(b"xml:");
+        }
         out.extend_from_slice(self.name.as_bytes());
         out.push(b'>');
     }
@@ -279,6 +299,21 @@ mod tests {
             e.to_xml(),
             "<a xmlns='urn:a' xmlns:ns0='urn:p' ns0:x='1' xml:lang='en' xmlns:ns1='urn:q' ns1:y='2' ns0:z='3'/>"
         );
+    }
+
+    #[test]
+    fn elements_in_the_xml_namespace_use_the_xml_prefix() {
+        let e = Element::new("a", "urn:a").child(
+            Element::new("x", NS_XML)
+                .child(Element::new("b", "urn:a"))
+                .child(Element::new("c", "urn:c")),
+        );
+        assert_eq!(
+            e.to_xml(),
+            "<a xmlns='urn:a'><xml:x><b/><c xmlns='urn:c'/></xml:x></a>"
+        );
+        assert_eq!(Element::parse(&e.to_xml()), Ok(e));
+        assert_eq!(Element::new("x", NS_XML).to_xml(), "<xml:x/>", "standalone");
     }
 
     #[test]

@@ -167,6 +167,9 @@ fn namespace() -> impl Strategy<Value = String> {
         "urn:y:&<>'\"",
         "http://jabber.org/protocol/disco#info",
         "urn:ü",
+        // Only reachable as `xml:` prefixed names; the writer must not try
+        // to make it a default namespace.
+        "http://www.w3.org/XML/1998/namespace",
     ])
     .prop_map(String::from)
 }

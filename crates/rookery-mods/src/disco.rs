@@ -1,0 +1,205 @@
+//! XEP-0030 Service Discovery for the server and for local accounts. Core's `dispatch_iq` hands
+//! us every `disco#info` / `disco#items` get addressed to a local domain (`IqTarget::Server`) or
+//! to an account's bare JID (`IqTarget::Account`, answered by the server on the account's
+//! behalf, RFC 6121 §8.5.1). The feature lists are collected from every loaded module through
+//! `Server::server_features` / `Server::account_features`, so a module advertises itself just by
+//! being loaded.
+
+use async_trait::async_trait;
+use rookery_core::{IqReply, IqTarget, Module, Server};
+use rookery_proto::error::StanzaError;
+use rookery_proto::ns;
+use rookery_proto::stanza::Stanza;
+use rookery_xml::Element;
+
+/// The server's identity (XEP-0030 §3.1; category/type from the Service Discovery
+/// Identities registry: `server/im` is an IM server).
+const SERVER_CATEGORY: &str = "server";
+const SERVER_TYPE: &str = "im";
+/// An account's identity as its server reports it (registry: `account/registered`).
+const ACCOUNT_CATEGORY: &str = "account";
+const ACCOUNT_TYPE: &str = "registered";
+/// Human-readable name on the server identity.
+const SERVER_NAME: &str = "Rookery";
+
+#[derive(Debug, Default)]
+pub struct Disco;
+
+impl Disco {
+    pub fn new() -> Self {
+        Disco
+    }
+}
+
+fn identity(category: &str, kind: &str, name: Option<&str>) -> Element {
+    let mut el = Element::new("identity", ns::DISCO_INFO)
+        .with_attr("category", category)
+        .with_attr("type", kind);
+    if let Some(n) = name {
+        el.set_attr("name", n);
+    }
+    el
+}
+
+fn info(identity: Element, features: &[&'static str]) -> Element {
+    let mut q = Element::new("query", ns::DISCO_INFO).child(identity);
+    for f in features {
+        q.append_child(Element::new("feature", ns::DISCO_INFO).with_attr("var", *f));
+    }
+    q
+}
+
+#[async_trait]
+impl Module for Disco {
+    fn name(&self) -> &'static str {
+        "disco"
+    }
+    fn server_features(&self) -> Vec<&'static str> {
+        vec![ns::DISCO_INFO, ns::DISCO_ITEMS]
+    }
+    fn account_features(&self) -> Vec<&'static str> {
+        vec![ns::DISCO_INFO, ns::DISCO_ITEMS]
+    }
+    fn iq_namespaces(&self) -> Vec<&'static str> {
+        vec![ns::DISCO_INFO, ns::DISCO_ITEMS]
+    }
+
+    async fn handle_iq(
+        &self,
+        server: &Server,
+        target: &IqTarget,
+        iq: &Stanza,
+    ) -> Result<IqReply, StanzaError> {
+        // XEP-0030 defines only queries (type get).
+        if iq.type_attr() != "get" {
+            return Err(crate::util::unsupported());
+        }
+        let Some(query) = iq.iq_payload() else {
+            return Err(StanzaError::bad_request("missing query"));
+        };
+        if query.name() != "query" {
+            return Err(StanzaError::bad_request("expected <query/>"));
+        }
+        // We publish no nodes yet (XEP-0030 §3.2 / §4.2: an unknown node is item-not-found).
+        if query.attr("node").is_some() {
+            return Err(StanzaError::item_not_found());
+        }
+        let reply = match (query.ns(), target) {
+            (ns::DISCO_INFO, IqTarget::Server) => info(
+                identity(SERVER_CATEGORY, SERVER_TYPE, Some(SERVER_NAME)),
+                &server.server_features(),
+            ),
+            (ns::DISCO_INFO, IqTarget::Account(_)) => info(
+                identity(ACCOUNT_CATEGORY, ACCOUNT_TYPE, None),
+                &server.account_features(),
+            ),
+            // No items yet: MUC, pubsub and PEP nodes will be listed here once they exist.
+            (ns::DISCO_ITEMS, _) => Element::new("query", ns::DISCO_ITEMS),
+            _ => return Err(StanzaError::service_unavailable()),
+        };
+        Ok(IqReply::Payload(reply))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::util::testkit::{Harness, features_of};
+    use rookery_proto::ns;
+
+    #[tokio::test]
+    async fn server_info_lists_identity_and_every_module_feature() {
+        let h = Harness::new().await;
+        let mut c = h.login("romeo", "a").await;
+        h.send(
+            &c,
+            "<iq type='get' id='d1' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+        )
+        .await;
+        let r = c.recv_result("d1");
+        let q = r.iq_payload().expect("query");
+        let id = q.get_child("identity", ns::DISCO_INFO).expect("identity");
+        assert_eq!(id.attr("category"), Some("server"));
+        assert_eq!(id.attr("type"), Some("im"));
+        let feats = features_of(q);
+        for f in [
+            ns::DISCO_INFO,
+            ns::DISCO_ITEMS,
+            ns::PING,
+            ns::VERSION,
+            ns::TIME,
+            ns::LAST,
+            ns::VCARD,
+            ns::PRIVATE,
+            ns::BLOCKING,
+            ns::REGISTER,
+        ] {
+            assert!(feats.contains(&f.to_owned()), "missing {f}: {feats:?}");
+        }
+        assert_eq!(feats, h.server.server_features());
+    }
+
+    #[tokio::test]
+    async fn account_info_for_self_and_others() {
+        let h = Harness::new().await;
+        h.account("juliet").await;
+        let mut c = h.login("romeo", "a").await;
+        // disco_self.scs: no `to` = the account itself.
+        h.send(
+            &c,
+            "<iq type='get' id='s'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+        )
+        .await;
+        let r = c.recv_result("s");
+        assert_eq!(r.from().map(|j| j.as_str()), Some("romeo@localhost"));
+        let q = r.iq_payload().expect("query");
+        let id = q.get_child("identity", ns::DISCO_INFO).expect("identity");
+        assert_eq!(id.attr("category"), Some("account"));
+        assert_eq!(id.attr("type"), Some("registered"));
+        let feats = features_of(q);
+        assert!(feats.contains(&ns::DISCO_INFO.to_owned()));
+        assert!(feats.contains(&ns::DISCO_ITEMS.to_owned()));
+        assert_eq!(feats, h.server.account_features());
+
+        h.send(
+            &c,
+            "<iq type='get' id='o' to='juliet@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+        )
+        .await;
+        let r = c.recv_result("o");
+        assert_eq!(r.from().map(|j| j.as_str()), Some("juliet@localhost"));
+        // A missing account: RFC 6121 §8.5.1, answered by core.
+        h.send(
+            &c,
+            "<iq type='get' id='x' to='nobody@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+        )
+        .await;
+        c.recv_error("x", "service-unavailable");
+    }
+
+    #[tokio::test]
+    async fn items_are_empty_and_nodes_unknown() {
+        let h = Harness::new().await;
+        let mut c = h.login("romeo", "a").await;
+        h.send(
+            &c,
+            "<iq type='get' id='i' to='localhost'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>",
+        )
+        .await;
+        let r = c.recv_result("i");
+        let q = r.iq_payload().expect("query");
+        assert!(q.is("query", ns::DISCO_ITEMS));
+        assert_eq!(q.children().count(), 0);
+        h.send(
+            &c,
+            "<iq type='get' id='n' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info' node='x'/></iq>",
+        )
+        .await;
+        c.recv_error("n", "item-not-found");
+        h.send(
+            &c,
+            "<iq type='set' id='st' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+        )
+        .await;
+        c.recv_error("st", "service-unavailable");
+    }
+}

@@ -1,0 +1,289 @@
+//! XEP-0012 Last Activity. Two places in the stanza flow:
+//! - `outbound` watches a session's broadcast presence (no `to`) before the presence module
+//!   consumes it: when a resource goes from available to unavailable, the logout time and the
+//!   `<status/>` text are stored (KvStore store `last`, key `""`), as are disconnects of sessions
+//!   still available (`session_closed`).
+//! - `handle_iq` answers `jabber:iq:last` gets: to the server, its uptime (§5); to an account's
+//!   bare JID, the seconds since that account last logged out and its status (§3), or 0 while a
+//!   resource is available, and only to the account itself or to contacts allowed to see its
+//!   presence (§3, §8: anyone else gets `forbidden`).
+
+use crate::util::{self, parts, unix_now};
+use async_trait::async_trait;
+use rookery_core::{Flow, IqReply, IqTarget, Module, Server, SessionHandle};
+use rookery_proto::error::StanzaError;
+use rookery_proto::ns;
+use rookery_proto::stanza::{BareJid, Kind, Stanza};
+use rookery_xml::Element;
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+/// KvStore location of the last logout record.
+const STORE: &str = "last";
+const KEY: &str = "";
+
+#[derive(Debug, Default)]
+pub struct LastActivity {
+    /// Ids of sessions that broadcast available presence and have not gone unavailable since:
+    /// a session that closes while in here logged out without an unavailable presence.
+    available: Mutex<HashSet<u64>>,
+}
+
+impl LastActivity {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn set_available(&self, id: u64, on: bool) -> bool {
+        // The set holds plain ids; a poisoned lock leaves it consistent.
+        let mut set = self.available.lock().unwrap_or_else(|p| p.into_inner());
+        if on { set.insert(id) } else { set.remove(&id) }
+    }
+}
+
+/// A stored record: logout time (Unix seconds) and status text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Record {
+    at: i64,
+    status: String,
+}
+
+impl Record {
+    fn encode(&self) -> String {
+        format!("{}\n{}", self.at, self.status)
+    }
+    fn decode(s: &str) -> Option<Record> {
+        let (at, status) = s.split_once('\n').unwrap_or((s, ""));
+        Some(Record {
+            at: at.parse().ok()?,
+            status: status.to_owned(),
+        })
+    }
+}
+
+async fn record(server: &Server, account: &BareJid, status: &str) {
+    let rec = Record {
+        at: unix_now(),
+        status: status.to_owned(),
+    };
+    let (user, domain) = parts(account);
+    if let Err(e) = server
+        .stores()
+        .kv
+        .put(user, domain, STORE, KEY, &rec.encode())
+        .await
+    {
+        // Also the path of an account deleted while its sessions close: nothing to keep then.
+        tracing::debug!(jid = %account, error = %e, what = "last-record", "not stored");
+    }
+}
+
+fn query(seconds: u64, status: &str) -> Element {
+    Element::new("query", ns::LAST)
+        .with_attr("seconds", seconds.to_string())
+        .with_text(status)
+}
+
+#[async_trait]
+impl Module for LastActivity {
+    fn name(&self) -> &'static str {
+        "last"
+    }
+    fn server_features(&self) -> Vec<&'static str> {
+        vec![ns::LAST]
+    }
+    fn account_features(&self) -> Vec<&'static str> {
+        vec![ns::LAST]
+    }
+    fn iq_namespaces(&self) -> Vec<&'static str> {
+        vec![ns::LAST]
+    }
+
+    async fn outbound(&self, server: &Server, session: &SessionHandle, st: &mut Stanza) -> Flow {
+        // Only broadcast presence (RFC 6121 §4.2/§4.6: no `to`) changes the account's state.
+        if st.kind() != Kind::Presence || st.to().is_some() {
+            return Flow::Continue;
+        }
+        match st.type_attr() {
+            "" => {
+                self.set_available(session.id(), true);
+            }
+            // Only a resource that was available logs out (an unavailable presence from one
+            // that never was changes nothing).
+            "unavailable" if self.set_available(session.id(), false) => {
+                let status = st
+                    .element()
+                    .get_child("status", ns::CLIENT)
+                    .map(|s| s.text())
+                    .unwrap_or_default();
+                record(server, &session.jid().to_bare(), &status).await;
+            }
+            _ => {}
+        }
+        Flow::Continue
+    }
+
+    async fn session_closed(&self, server: &Server, session: &SessionHandle, _clean: bool) {
+        // Closed while still available: the logout is now, without a status text.
+        if self.set_available(session.id(), false) {
+            record(server, &session.jid().to_bare(), "").await;
+        }
+    }
+
+    async fn handle_iq(
+        &self,
+        server: &Server,
+        target: &IqTarget,
+        iq: &Stanza,
+    ) -> Result<IqReply, StanzaError> {
+        if iq.type_attr() != "get" {
+            return Err(util::unsupported());
+        }
+        let account = match target {
+            // §5: a server's last activity is its uptime; no character data.
+            IqTarget::Server => return Ok(IqReply::Payload(query(server.uptime().as_secs(), ""))),
+            IqTarget::Account(b) => b,
+        };
+        // §3 and §8: only entities allowed to see the account's presence may learn this.
+        let allowed = match util::requester(iq) {
+            Some(r) => r == *account || util::may_see_presence(server, account, &r).await,
+            None => false,
+        };
+        if !allowed {
+            return Err(StanzaError::forbidden());
+        }
+        // §3: while a resource is available the answer is 0.
+        if !server.registry().available(account).is_empty() {
+            return Ok(IqReply::Payload(query(0, "")));
+        }
+        let (user, domain) = parts(account);
+        let stored = server
+            .stores()
+            .kv
+            .get(user, domain, STORE, KEY)
+            .await
+            .map_err(|e| util::store_error("last-get", account, &e))?;
+        match stored.as_deref().and_then(Record::decode) {
+            Some(rec) => {
+                let secs = u64::try_from(unix_now().saturating_sub(rec.at)).unwrap_or(0);
+                Ok(IqReply::Payload(query(secs, &rec.status)))
+            }
+            // Never logged out since we started keeping records: nothing to tell.
+            None => Err(StanzaError::item_not_found()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Record;
+    use crate::util::testkit::Harness;
+    use rookery_store::Subscription;
+
+    #[test]
+    fn record_round_trip() {
+        let r = Record {
+            at: 1234,
+            status: "Gone\nfishing".into(),
+        };
+        assert_eq!(Record::decode(&r.encode()), Some(r));
+        assert_eq!(Record::decode("bogus"), None);
+    }
+
+    #[tokio::test]
+    async fn server_reports_uptime() {
+        let h = Harness::new().await;
+        let mut c = h.login("romeo", "a").await;
+        h.send(
+            &c,
+            "<iq type='get' id='a' to='localhost'><query xmlns='jabber:iq:last'/></iq>",
+        )
+        .await;
+        let r = c.recv_result("a");
+        let q = r.iq_payload().expect("query");
+        assert!(q.attr("seconds").is_some_and(|s| s.parse::<u64>().is_ok()));
+        assert_eq!(q.text(), "");
+    }
+
+    #[tokio::test]
+    async fn own_last_activity_after_unavailable_has_status() {
+        // lastactivity.scs
+        let h = Harness::new().await;
+        let mut c = h.login("romeo", "a").await;
+        h.send(
+            &c,
+            "<iq type='get' id='0'><query xmlns='jabber:iq:last'/></iq>",
+        )
+        .await;
+        c.recv_error("0", "item-not-found");
+        h.send(&c, "<presence><status>Hello</status></presence>")
+            .await;
+        h.send(
+            &c,
+            "<presence type='unavailable'><status>Goodbye</status></presence>",
+        )
+        .await;
+        h.send(
+            &c,
+            "<iq type='get' id='a'><query xmlns='jabber:iq:last'/></iq>",
+        )
+        .await;
+        let r = c.recv_result("a");
+        let q = r.iq_payload().expect("query");
+        assert_eq!(q.text(), "Goodbye");
+        assert!(
+            q.attr("seconds")
+                .is_some_and(|s| s.parse::<u64>().unwrap() < 5)
+        );
+    }
+
+    #[tokio::test]
+    async fn disconnect_while_available_records_logout() {
+        let h = Harness::new().await;
+        let c = h.login("juliet", "a").await;
+        h.send(&c, "<presence/>").await;
+        h.logout(c).await;
+        let mut me = h.login("juliet", "b").await;
+        h.send(
+            &me,
+            "<iq type='get' id='l'><query xmlns='jabber:iq:last'/></iq>",
+        )
+        .await;
+        let r = me.recv_result("l");
+        assert_eq!(r.iq_payload().expect("query").text(), "");
+    }
+
+    #[tokio::test]
+    async fn only_self_and_subscribers_may_ask() {
+        let h = Harness::new().await;
+        let j = h.login("juliet", "a").await;
+        h.send(&j, "<presence/>").await;
+        h.send(
+            &j,
+            "<presence type='unavailable'><status>bye</status></presence>",
+        )
+        .await;
+        let mut r = h.login("romeo", "a").await;
+        let ask =
+            "<iq type='get' id='q' to='juliet@localhost'><query xmlns='jabber:iq:last'/></iq>";
+        h.send(&r, ask).await;
+        r.recv_error("q", "forbidden");
+        // Juliet's roster gives Romeo a `to` subscription only: still not allowed.
+        h.roster(&h.bare("juliet"), &h.bare("romeo"), Subscription::To)
+            .await;
+        h.send(&r, ask).await;
+        r.recv_error("q", "forbidden");
+        h.roster(&h.bare("juliet"), &h.bare("romeo"), Subscription::From)
+            .await;
+        h.send(&r, ask).await;
+        let res = r.recv_result("q");
+        assert_eq!(res.iq_payload().expect("query").text(), "bye");
+        // Online contact (RFC 6121 / §3): seconds='0', no status.
+        h.make_available(&j);
+        h.send(&r, ask).await;
+        let res = r.recv_result("q");
+        let q = res.iq_payload().expect("query");
+        assert_eq!(q.attr("seconds"), Some("0"));
+        assert_eq!(q.text(), "");
+    }
+}

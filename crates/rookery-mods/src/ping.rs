@@ -1,0 +1,87 @@
+//! XEP-0199 XMPP Ping, answered by the server. Core's `dispatch_iq` hands us `urn:xmpp:ping`
+//! gets addressed to a local domain (client-to-server ping, XEP-0199 §4.2) or to an account's
+//! bare JID (the server answers on the account's behalf, RFC 6121 §8.5.1, as it does for every
+//! bare-JID iq). Pings to a full JID never reach us: core forwards those to the resource.
+
+use async_trait::async_trait;
+use rookery_core::{IqReply, IqTarget, Module, Server};
+use rookery_proto::error::StanzaError;
+use rookery_proto::ns;
+use rookery_proto::stanza::Stanza;
+
+#[derive(Debug, Default)]
+pub struct Ping;
+
+impl Ping {
+    pub fn new() -> Self {
+        Ping
+    }
+}
+
+#[async_trait]
+impl Module for Ping {
+    fn name(&self) -> &'static str {
+        "ping"
+    }
+    fn server_features(&self) -> Vec<&'static str> {
+        vec![ns::PING]
+    }
+    fn account_features(&self) -> Vec<&'static str> {
+        vec![ns::PING]
+    }
+    fn iq_namespaces(&self) -> Vec<&'static str> {
+        vec![ns::PING]
+    }
+
+    async fn handle_iq(
+        &self,
+        _server: &Server,
+        _target: &IqTarget,
+        iq: &Stanza,
+    ) -> Result<IqReply, StanzaError> {
+        // XEP-0199 §3: a ping is an iq get; the pong is an empty result.
+        if iq.type_attr() != "get" {
+            return Err(crate::util::unsupported());
+        }
+        Ok(IqReply::Empty)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::util::testkit::Harness;
+
+    #[tokio::test]
+    async fn server_and_account_answer_pings() {
+        let h = Harness::new().await;
+        h.account("juliet").await;
+        let mut c = h.login("romeo", "a").await;
+        h.send(
+            &c,
+            "<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>",
+        )
+        .await;
+        let r = c.recv_result("p1");
+        assert!(r.iq_payload().is_none());
+        assert_eq!(r.from().map(|j| j.as_str()), Some("localhost"));
+        h.send(
+            &c,
+            "<iq type='get' id='p2' to='juliet@localhost'><ping xmlns='urn:xmpp:ping'/></iq>",
+        )
+        .await;
+        let r = c.recv_result("p2");
+        assert_eq!(r.from().map(|j| j.as_str()), Some("juliet@localhost"));
+        h.send(
+            &c,
+            "<iq type='get' id='p3'><ping xmlns='urn:xmpp:ping'/></iq>",
+        )
+        .await;
+        c.recv_result("p3");
+        h.send(
+            &c,
+            "<iq type='set' id='p4' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>",
+        )
+        .await;
+        c.recv_error("p4", "service-unavailable");
+    }
+}
