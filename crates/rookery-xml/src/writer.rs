@@ -20,13 +20,42 @@ pub const STREAM_CLOSE: &str = "</stream:stream>";
 /// that something was lost; escaping them is impossible in XML 1.0.
 const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
 
+/// Bytes that may need attention: bit 0 in character data, bit 1 in
+/// attribute values. Lets the common case (nothing to escape) run as a
+/// table-driven scan plus one bulk copy; every stanza goes through here.
+const SPECIAL: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = 3; // C0 controls (tab/LF are only special in attributes)
+        b += 1;
+    }
+    t[b'\t' as usize] = 2;
+    t[b'\n' as usize] = 2;
+    t[b'&' as usize] = 3;
+    t[b'<' as usize] = 3;
+    t[b'>' as usize] = 3;
+    t[b'\'' as usize] = 2;
+    t[b'"' as usize] = 2;
+    t[0xef] = 3; // lead byte of U+FFFE / U+FFFF
+    t
+};
+
 /// Append `s` escaped for use as character data (`attr == false`) or inside
 /// an attribute value delimited by `'` (`attr == true`).
 fn escape_into(out: &mut Vec<u8>, s: &str, attr: bool) {
     let bytes = s.as_bytes();
+    let mask = if attr { 2 } else { 1 };
     let mut done = 0; // bytes[..done] have been copied or replaced
     let mut i = 0;
     while i < bytes.len() {
+        let Some(off) = bytes[i..]
+            .iter()
+            .position(|&b| SPECIAL[b as usize] & mask != 0)
+        else {
+            break;
+        };
+        i += off;
         let b = bytes[i];
         let (rep, len): (&[u8], usize) = match b {
             b'&' => (b"&amp;", 1),
