@@ -9,7 +9,10 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let args = cli::Args::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rookery: cannot start the runtime: {e}");

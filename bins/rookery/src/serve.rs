@@ -35,7 +35,10 @@ pub fn check_config(arg: ConfigArg) -> anyhow::Result<()> {
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ROOKERY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("rookery={level},rookery_core={level},rookery_net={level},rookery_mods={level},rookery_store={level},warn")));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 pub async fn open_stores(cfg: &Config) -> anyhow::Result<rookery_store::Stores> {
@@ -60,7 +63,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             key: h.key.clone(),
         })
         .collect();
-    let certs = Arc::new(rookery_tls::CertStore::load(&hosts, &cfg.server.data_dir).context("loading certificates")?);
+    let certs = Arc::new(
+        rookery_tls::CertStore::load(&hosts, &cfg.server.data_dir)
+            .context("loading certificates")?,
+    );
     let cfg = Arc::new(cfg);
     let server = Server::new(cfg.clone(), stores, rookery_mods::default_modules())?;
 
@@ -81,8 +87,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let local = listener.local_addr()?;
         tracing::info!(kind = kind.as_str(), addr = %local, what = "listening", "listening");
         ready.push_str(&format!("{} {local}\n", kind.as_str()));
-        let tls = if kind == ListenerKind::C2sTls { direct_tls.clone() } else { plain_tls.clone() };
-        tokio::spawn(rookery_net::listener::serve(server.clone(), listener, kind, tls, limiter.clone()));
+        let tls = if kind == ListenerKind::C2sTls {
+            direct_tls.clone()
+        } else {
+            plain_tls.clone()
+        };
+        tokio::spawn(rookery_net::listener::serve(
+            server.clone(),
+            listener,
+            kind,
+            tls,
+            limiter.clone(),
+        ));
     }
     if let Some(path) = &args.ready_file {
         // Write then rename, so a reader never sees a partial file.
@@ -90,13 +106,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         std::fs::write(&tmp, &ready)?;
         std::fs::rename(&tmp, path)?;
     }
-    tracing::info!(hosts = cfg.hosts.len(), what = "ready", "Rookery {} ready", env!("CARGO_PKG_VERSION"));
+    tracing::info!(
+        hosts = cfg.hosts.len(),
+        what = "ready",
+        "Rookery {} ready",
+        env!("CARGO_PKG_VERSION")
+    );
 
     wait_for_signal().await;
     tracing::info!(what = "shutdown", "shutting down");
     server.shutdown_token().cancel();
     server.tasks().close();
-    if tokio::time::timeout(Duration::from_secs(10), server.tasks().wait()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), server.tasks().wait())
+        .await
+        .is_err()
+    {
         tracing::warn!(what = "shutdown", "sessions did not end within 10 s");
     }
     Ok(())
@@ -106,7 +130,10 @@ async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => {}

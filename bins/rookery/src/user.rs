@@ -10,7 +10,11 @@ use std::io::{BufRead, IsTerminal};
 
 pub async fn run(cmd: UserCommand) -> anyhow::Result<()> {
     match cmd {
-        UserCommand::Add { jid, password, config } => {
+        UserCommand::Add {
+            jid,
+            password,
+            config,
+        } => {
             let cfg = load_config(&config)?;
             let bare = check_host(&cfg, &jid)?;
             let pw = password_from(password, "Password for the new account: ")?;
@@ -25,7 +29,11 @@ pub async fn run(cmd: UserCommand) -> anyhow::Result<()> {
             accounts::delete(&stores, &bare).await?;
             println!("deleted {bare}");
         }
-        UserCommand::Passwd { jid, password, config } => {
+        UserCommand::Passwd {
+            jid,
+            password,
+            config,
+        } => {
             let cfg = load_config(&config)?;
             let bare = check_host(&cfg, &jid)?;
             let pw = password_from(password, "New password: ")?;
@@ -44,7 +52,10 @@ pub async fn run(cmd: UserCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn check_host(cfg: &rookery_config::Config, jid: &str) -> anyhow::Result<rookery_proto::stanza::BareJid> {
+fn check_host(
+    cfg: &rookery_config::Config,
+    jid: &str,
+) -> anyhow::Result<rookery_proto::stanza::BareJid> {
     let bare = accounts::parse_account(jid)?;
     if cfg.host(bare.domain().as_str()).is_none() {
         bail!("{} is not a host in this configuration", bare.domain());
@@ -66,7 +77,10 @@ fn password_from(flag: Option<String>, prompt: &str) -> anyhow::Result<String> {
         }
         None => {
             let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line).context("reading password from stdin")?;
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("reading password from stdin")?;
             line.trim_end_matches(['\r', '\n']).to_owned()
         }
     };

@@ -81,10 +81,12 @@ async fn deliver_message(server: &Server, st: Stanza, bare: BareJid) {
     };
     if ty == "error" {
         // Errors go to the addressed resource if it exists, otherwise they are dropped.
-        if let Some(full) = st.to().and_then(|t| t.try_as_full().ok()) {
-            if let Some(e) = server.registry().get(full) {
-                let _ = e.handle.send(st);
-            }
+        if let Some(e) = st
+            .to()
+            .and_then(|t| t.try_as_full().ok())
+            .and_then(|full| server.registry().get(full))
+        {
+            let _ = e.handle.send(st);
         }
         return;
     }

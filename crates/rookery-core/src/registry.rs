@@ -171,3 +171,108 @@ impl Registry {
         self.read().values().flatten().cloned().collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle(jid: &str) -> SessionHandle {
+        SessionHandle::new(FullJid::new(jid).unwrap(), 4).0
+    }
+
+    #[test]
+    fn conflict_policies() {
+        let r = Registry::new();
+        assert!(matches!(
+            r.bind(handle("a@b/r"), false, 10),
+            BindOutcome::Bound(_)
+        ));
+        assert!(matches!(
+            r.bind(handle("a@b/r"), false, 10),
+            BindOutcome::Conflict
+        ));
+        let newer = handle("a@b/r");
+        match r.bind(newer.clone(), true, 10) {
+            BindOutcome::Replaced { entry, old } => {
+                assert_eq!(entry.handle, newer);
+                assert_ne!(old.handle, newer);
+            }
+            other => panic!("expected Replaced, got {other:?}"),
+        }
+        assert_eq!(r.count(), 1);
+    }
+
+    #[test]
+    fn resource_cap() {
+        let r = Registry::new();
+        assert!(matches!(
+            r.bind(handle("a@b/1"), false, 2),
+            BindOutcome::Bound(_)
+        ));
+        assert!(matches!(
+            r.bind(handle("a@b/2"), false, 2),
+            BindOutcome::Bound(_)
+        ));
+        assert!(matches!(
+            r.bind(handle("a@b/3"), false, 2),
+            BindOutcome::TooManyResources
+        ));
+    }
+
+    #[test]
+    fn unbind_of_a_replaced_session_keeps_its_successor() {
+        let r = Registry::new();
+        let old = handle("a@b/r");
+        r.bind(old.clone(), false, 10);
+        let new = handle("a@b/r");
+        r.bind(new.clone(), true, 10);
+        assert!(r.unbind(&old).is_none());
+        assert_eq!(
+            r.get(new.jid()).map(|e| e.handle.clone()),
+            Some(new.clone())
+        );
+        assert!(r.unbind(&new).is_some());
+        assert_eq!(r.count(), 0);
+    }
+
+    #[test]
+    fn best_resources_take_highest_non_negative_priority() {
+        let r = Registry::new();
+        let bare = BareJid::new("a@b").unwrap();
+        for (res, prio, avail) in [
+            ("x", 5, true),
+            ("y", 5, true),
+            ("z", 1, true),
+            ("n", -1, true),
+            ("u", 9, false),
+        ] {
+            if let BindOutcome::Bound(e) = r.bind(handle(&format!("a@b/{res}")), false, 10) {
+                e.with_state(|s| {
+                    s.available = avail;
+                    s.priority = prio;
+                });
+            }
+        }
+        let mut best: Vec<String> = r
+            .best_resources(&bare)
+            .iter()
+            .map(|e| e.resource().to_owned())
+            .collect();
+        best.sort();
+        assert_eq!(best, vec!["x", "y"]);
+        assert_eq!(r.available(&bare).len(), 4);
+
+        let only_negative = Registry::new();
+        if let BindOutcome::Bound(e) = only_negative.bind(handle("c@b/n"), false, 10) {
+            e.with_state(|s| {
+                s.available = true;
+                s.priority = -5;
+            });
+        }
+        assert!(
+            only_negative
+                .best_resources(&BareJid::new("c@b").unwrap())
+                .is_empty()
+        );
+    }
+}

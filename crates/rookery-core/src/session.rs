@@ -107,3 +107,43 @@ pub struct SessionReceiver {
     pub rx: mpsc::Receiver<SessionMsg>,
     pub overflow: CancellationToken,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rookery_proto::error::StreamCondition;
+    use rookery_xml::Element;
+
+    fn stanza() -> Stanza {
+        Stanza::new(Element::parse("<message xmlns='jabber:client' to='a@b'/>").unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn full_mailbox_marks_the_session_as_slow_reader() {
+        let (h, mut rx) = SessionHandle::new(FullJid::new("a@b/r").unwrap(), 2);
+        assert_eq!(h.send(stanza()), Ok(()));
+        assert_eq!(h.send(stanza()), Ok(()));
+        assert!(!rx.overflow.is_cancelled());
+        assert_eq!(h.send(stanza()), Err(SendError::Overflow));
+        assert!(rx.overflow.is_cancelled());
+        // What was queued before the overflow is still there, nothing more.
+        assert!(rx.rx.try_recv().is_ok());
+        assert!(rx.rx.try_recv().is_ok());
+        assert!(rx.rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn close_on_a_full_mailbox_still_closes() {
+        let (h, rx) = SessionHandle::new(FullJid::new("a@b/r").unwrap(), 1);
+        h.send(stanza()).unwrap();
+        h.close(StreamError::new(StreamCondition::Conflict));
+        assert!(rx.overflow.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn send_to_a_gone_session_reports_closed() {
+        let (h, rx) = SessionHandle::new(FullJid::new("a@b/r").unwrap(), 1);
+        drop(rx);
+        assert_eq!(h.send(stanza()), Err(SendError::Closed));
+    }
+}

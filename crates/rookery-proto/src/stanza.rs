@@ -50,7 +50,7 @@ pub enum StanzaParseError {
     /// (`unsupported-stanza-type` or `invalid-namespace`).
     NotAStanza,
     /// A stanza with a bad header: answer with this stanza error (`jid-malformed`, `bad-request`).
-    Bad(StanzaError),
+    Bad(Box<StanzaError>),
 }
 
 impl Stanza {
@@ -112,9 +112,9 @@ impl Stanza {
         if ok {
             Ok(())
         } else {
-            Err(StanzaParseError::Bad(
+            Err(StanzaParseError::Bad(Box::new(
                 StanzaError::new(Condition::BadRequest).with_text("invalid stanza type or id"),
-            ))
+            )))
         }
     }
 
@@ -230,9 +230,9 @@ fn parse_jid_attr(el: &Element, attr: &str) -> Result<Option<Jid>, StanzaParseEr
     match el.attr(attr) {
         None => Ok(None),
         Some(s) => Jid::new(s).map(Some).map_err(|e| {
-            StanzaParseError::Bad(
+            StanzaParseError::Bad(Box::new(
                 StanzaError::new(Condition::JidMalformed).with_text(format!("{attr}: {e}")),
-            )
+            ))
         }),
     }
 }

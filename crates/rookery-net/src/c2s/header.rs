@@ -115,14 +115,12 @@ fn check(
             "this server does not serve that domain",
         ));
     }
-    if let Some(prev) = &conn.domain {
-        if *prev != domain {
-            // A restarted stream must address the same host (RFC 6120 §4.3.3).
-            return Err((
-                StreamCondition::HostUnknown,
-                "the restarted stream names another host",
-            ));
-        }
+    // A restarted stream must address the same host (RFC 6120 §4.3.3).
+    if conn.domain.as_ref().is_some_and(|prev| *prev != domain) {
+        return Err((
+            StreamCondition::HostUnknown,
+            "the restarted stream names another host",
+        ));
     }
     if let Some(from) = h.attr("from") {
         // An ill-formed 'from' on the initial header is an addressing error (RFC 6120 §4.7.1).

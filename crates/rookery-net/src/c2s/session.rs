@@ -220,14 +220,12 @@ where
             .to()
             .is_none_or(|t| t.node().is_none() && t.domain() == handle.jid().domain());
         // The answer to our keepalive ping.
-        if let Some((id, _)) = ping_pending.as_ref() {
-            if to_server
-                && matches!(st.type_attr(), "result" | "error")
-                && st.id() == Some(id.as_str())
-            {
-                *ping_pending = None;
-                return Ok(());
-            }
+        let answers_ping = ping_pending
+            .as_ref()
+            .is_some_and(|(id, _)| st.id() == Some(id.as_str()));
+        if answers_ping && to_server && matches!(st.type_attr(), "result" | "error") {
+            *ping_pending = None;
+            return Ok(());
         }
         // Legacy session establishment: a no-op since RFC 6121, answered for old clients.
         if st.type_attr() == "set"
