@@ -26,6 +26,9 @@ use crate::{Element, Limits};
 /// names or attribute values are a `policy-violation`.
 const MAX_TOKEN_BYTES: usize = 8192;
 
+/// Input buffer capacity above which an emptied buffer is shrunk.
+const SHRINK_ABOVE: usize = 1 << 20;
+
 /// The attributes of an opening `<stream:stream>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamHeader {
@@ -140,6 +143,11 @@ impl Framer {
         if self.pos == self.buf.len() {
             self.buf.clear();
             self.pos = 0;
+            // One burst must not pin a large allocation for the rest of a
+            // long-lived connection.
+            if self.buf.capacity() > SHRINK_ABOVE {
+                self.buf.shrink_to(SHRINK_ABOVE / 16);
+            }
         } else if self.pos >= 4096 && self.pos * 2 >= self.buf.len() {
             // Amortized compaction: move the tail only once the consumed
             // prefix is at least as large as it.
@@ -332,4 +340,26 @@ pub(crate) fn parse_standalone(input: &[u8], limits: &Limits) -> Result<Element,
         }
     }
     element.ok_or_else(|| FramerError::NotWellFormed("no element".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framer_can_move_between_threads() {
+        // Connections are tokio tasks on a multi-threaded runtime.
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Framer>();
+        assert_send_sync::<StreamEvent>();
+    }
+
+    #[test]
+    fn emptied_buffer_releases_bursts() {
+        let mut f = Framer::new(Limits::default());
+        f.feed(&vec![b' '; 4 << 20]);
+        assert_eq!(f.buffered_len(), 0);
+        f.feed(b"<");
+        assert!(f.buf.capacity() <= SHRINK_ABOVE);
+    }
 }
