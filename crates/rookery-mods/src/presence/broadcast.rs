@@ -7,12 +7,13 @@
 
 use super::send;
 use crate::roster::state::sub_from_store;
-use crate::util::parts;
+use crate::util::{format_utc, parts, unix_now};
 use rookery_core::Server;
 use rookery_core::registry::SessionEntry;
 use rookery_proto::ns;
 use rookery_proto::stanza::{BareJid, Jid, Stanza};
 use rookery_store::RosterItem;
+use rookery_xml::Element;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -80,11 +81,19 @@ async fn broadcast(
 pub(crate) async fn available(server: &Server, entry: &Arc<SessionEntry>, st: Stanza) {
     let user = entry.handle.jid().to_bare();
     let prio = priority(&st);
+    // The copy kept for later (probe answers, new subscribers, new sibling resources) says when
+    // it was sent: XEP-0203 delay from our domain, as Prosody does and its blocking.scs expects.
+    let mut last = st.clone();
+    last.element_mut().append_child(
+        Element::new("delay", ns::DELAY)
+            .with_attr("from", user.domain().as_str())
+            .with_attr("stamp", format_utc(unix_now())),
+    );
     let was_available = entry.with_state(|s| {
         let was = s.available;
         s.available = true;
         s.priority = prio;
-        s.last = Some(st.clone());
+        s.last = Some(last);
         was
     });
     let items = roster_items(server, &user).await;
@@ -150,6 +159,14 @@ pub(crate) async fn unavailable(server: &Server, entry: &Arc<SessionEntry>, st: 
         s.last = None;
         (was, std::mem::take(&mut s.directed))
     });
+    if was_available {
+        // The sender hears its own sign-off too, as with available presence (Prosody echoes
+        // it; its lastactivity.scs expects it). The broadcast below no longer counts the
+        // sender among the available resources.
+        let mut echo = st.clone();
+        echo.set_to(Some(Jid::from(entry.handle.jid().clone())));
+        let _ = entry.handle.send(echo);
+    }
     signed_off(
         server,
         &entry.handle.jid().to_bare(),

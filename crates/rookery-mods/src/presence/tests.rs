@@ -88,6 +88,11 @@ async fn broadcast_reaches_subscribers_and_probes_bring_theirs() {
             .children()
             .any(|c| c.name() == "show")
     );
+    // A stored presence says when it was sent (XEP-0203).
+    let delay = from_juliet[0]
+        .element()
+        .get_child("delay", rookery_proto::ns::DELAY);
+    assert_eq!(delay.and_then(|d| d.attr("from")), Some("localhost"));
     let got = juliet.drain();
     assert!(
         presences(&got)
@@ -174,6 +179,7 @@ async fn explicit_unavailable_then_close_sends_once() {
     juliet.send("<presence/>").await;
     romeo.send("<presence/>").await;
     juliet.drain();
+    romeo.drain();
     romeo
         .send("<presence type='unavailable'><status>bye</status></presence>")
         .await;
@@ -189,6 +195,11 @@ async fn explicit_unavailable_then_close_sends_once() {
             .state()
             .available
     );
+    // lastactivity.scs: the sender gets its unavailable presence echoed.
+    let echo = romeo.drain();
+    assert_eq!(echo.len(), 1);
+    assert_eq!(echo[0].type_attr(), "unavailable");
+    assert_eq!(from_of(&echo[0]), "romeo@localhost/r");
     romeo.disconnect().await;
     assert!(juliet.drain().is_empty());
 }
