@@ -15,10 +15,12 @@ mod enums;
 mod error;
 mod locate;
 mod resolve;
+pub mod s2s;
 pub mod sections;
 
 pub use enums::{ListenerKind, LogLevel, ResourceConflict, StorageBackend};
 pub use error::ConfigError;
+pub use s2s::{S2sConfig, S2sDomain, S2sPolicy, StaticRoute};
 pub use sections::{
     C2sConfig, HostConfig, Limits, ListenerConfig, RegistrationConfig, ServerConfig, StorageConfig,
 };
@@ -55,6 +57,8 @@ pub struct Config {
     /// The `[[listen]]` entries in file order, or [`ListenerConfig::defaults`] when the file
     /// has none; never empty.
     pub listeners: Vec<ListenerConfig>,
+    /// `[s2s]`.
+    pub s2s: S2sConfig,
     /// The configuration file this was loaded from (absolute), `None` for zero-config.
     pub source: Option<PathBuf>,
 }
@@ -128,6 +132,7 @@ impl Config {
             registration,
             limits: Limits::default(),
             listeners: ListenerConfig::defaults(),
+            s2s: S2sConfig::default(),
             source: None,
         }
     }

@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 use toml::de::{DeTable, Deserializer};
 
+mod s2s;
+
 #[derive(Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 struct RawConfig {
@@ -28,6 +30,7 @@ struct RawConfig {
     limits: Limits,
     host: Option<Vec<RawHost>>,
     listen: Option<Vec<RawListen>>,
+    s2s: s2s::RawS2s,
 }
 
 #[derive(Deserialize, Default)]
@@ -195,6 +198,7 @@ impl Cx<'_> {
         let hosts = self.hosts(raw.host.as_deref(), base, &raw.registration)?;
         let admins = self.admins(&raw.server.admins, &hosts, &server_k.key("admins"))?;
         let listeners = self.listeners(raw.listen.as_deref())?;
+        let s2s = self.s2s(raw.s2s, base)?;
 
         Ok(Config {
             server: ServerConfig {
@@ -208,6 +212,7 @@ impl Cx<'_> {
             limits: raw.limits,
             hosts,
             listeners,
+            s2s,
             source: None,
         })
     }
