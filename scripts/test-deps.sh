@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what the Python integration tests (tests/interop) need into a virtualenv at .venv
+# (repository root), from PyPI only, with the exact versions pinned in
+# tests/interop/requirements.txt. Idempotent: a venv that already has every pinned version is
+# left alone. Needs CPython >= 3.11 with the venv module, and pip.
+#
+#   scripts/test-deps.sh                        # create/update .venv
+#   PYTHON=python3.12 scripts/test-deps.sh      # another interpreter
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+venv="$root/.venv"
+reqs="$root/tests/interop/requirements.txt"
+python=${PYTHON:-python3}
+
+say() { printf 'test-deps: %s\n' "$*"; }
+
+if ! "$python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+  say "need Python >= 3.11, found $("$python" --version 2>&1)"
+  exit 1
+fi
+
+if [ ! -x "$venv/bin/python" ]; then
+  say "creating virtualenv $venv with $("$python" --version 2>&1)"
+  "$python" -m venv "$venv"
+else
+  say "virtualenv $venv exists ($("$venv/bin/python" --version 2>&1))"
+fi
+
+# name==version lines of the lock file, normalised like `pip freeze` output (PEP 503 names).
+norm() { awk -F'==' 'NF == 2 { n = tolower($1); gsub(/[_.]/, "-", n); print n "==" $2 }'; }
+wanted=$(grep -E '^[A-Za-z0-9_.-]+==' "$reqs" | norm | sort)
+have=$("$venv/bin/python" -m pip freeze --disable-pip-version-check 2>/dev/null | norm | sort)
+missing=$(comm -23 <(printf '%s\n' "$wanted") <(printf '%s\n' "$have"))
+
+if [ -z "$missing" ]; then
+  say "all pinned packages already installed ($(printf '%s\n' "$wanted" | wc -l) from ${reqs#"$root"/})"
+else
+  say "installing from ${reqs#"$root"/}: $(printf '%s ' $missing)"
+  "$venv/bin/python" -m pip install --disable-pip-version-check --no-input -q -r "$reqs"
+fi
+
+"$venv/bin/python" - <<'PY'
+import importlib.metadata as md
+for name in ("slixmpp", "pytest", "pytest-asyncio", "pytest-timeout"):
+    print(f"test-deps: {name} {md.version(name)}")
+import slixmpp  # noqa: F401  (fails loudly if the installed wheel does not import)
+PY

@@ -1,0 +1,97 @@
+"""Fixtures for the interop tests: a real Rookery process per test, accounts made with
+`rookery user add`, and slixmpp / raw clients pointed at its port-0 listeners.
+
+  ROOKERY_BIN   the server binary (default: target/debug/rookery); nothing is built here.
+  ROOKERY_LOG   passed through to the server (e.g. debug); its stderr is kept in the test's
+                tmp dir and its tail is shown when a test fails.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from clients import TestClient
+from rawxmpp import RawClient
+from rookery_harness import Rookery, default_config, merge_config
+
+PASSWORD = "correct horse battery staple"
+USERS = ("alice", "bob", "carol")
+
+
+class Server(Rookery):
+    """A Rookery with helpers that make clients for it."""
+
+    def client(self, user: str, *, password: str = PASSWORD, direct_tls: bool = False,
+               resource: str | None = None, mechanism: str = "SCRAM-SHA-256") -> TestClient:
+        jid = f"{user}@{self.domain}" + (f"/{resource}" if resource else "")
+        port = self.tls_port if direct_tls else self.c2s_port
+        c = TestClient(jid, password, address=(self.host, port), direct_tls=direct_tls,
+                       mechanism=mechanism)
+        self._clients.append(c)
+        return c
+
+    def raw(self, *, direct_tls: bool = False) -> RawClient:
+        r = RawClient(self.host, self.tls_port if direct_tls else self.c2s_port,
+                      domain=self.domain)
+        self._raws.append(r)
+        return r
+
+    async def close_clients(self) -> None:
+        for c in self._clients:
+            await c.close()
+        for r in self._raws:
+            await r.close()
+        self._clients.clear()
+        self._raws.clear()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    rep = yield
+    setattr(item, f"rep_{rep.when}", rep)
+    return rep
+
+
+@pytest.fixture
+async def start_server(tmp_path, request):
+    """Factory: start_server(config_overrides=None, users=USERS) -> Server. Every server started
+    is stopped at teardown with SIGTERM; exit code 0 and no panic on stderr are asserted."""
+    started: list[Server] = []
+
+    def start(config: dict | None = None, users=USERS, name: str | None = None) -> Server:
+        workdir = tmp_path / (name or f"rookery{len(started)}")
+        srv = Server(workdir=workdir, config=merge_config(default_config(), config))
+        srv._clients, srv._raws = [], []
+        srv.start()
+        started.append(srv)
+        for u in users:
+            srv.add_user(u, PASSWORD)
+        return srv
+
+    yield start
+
+    for srv in started:
+        await srv.close_clients()
+    failed = any(getattr(getattr(request.node, f"rep_{w}", None), "failed", False)
+                 for w in ("setup", "call"))
+    errors = []
+    for srv in started:
+        try:
+            srv.stop_and_check()
+        except AssertionError as e:
+            errors.append(str(e))
+        if failed:
+            print(f"\n----- {srv.workdir.name} stderr (tail) -----\n{srv.stderr_tail(80)}")
+    if errors:
+        pytest.fail("\n\n".join(errors), pytrace=False)
+
+
+@pytest.fixture
+async def server(start_server):
+    """A default server (c2s + c2s-tls on port 0, host localhost, users alice/bob/carol)."""
+    return start_server()
+
+
+@pytest.fixture
+def password() -> str:
+    return PASSWORD

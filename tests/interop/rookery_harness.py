@@ -1,0 +1,245 @@
+"""Start and stop a real `rookery` binary for the interop tests.
+
+Nothing here builds anything: the binary comes from $ROOKERY_BIN (default target/debug/rookery
+relative to the repository root). Each server gets its own temporary directory with a generated
+config (port-0 listeners, data_dir inside the tempdir), is started with --ready-file and is
+considered up once that file exists (the server writes it atomically after binding every
+listener). Teardown sends SIGTERM and checks the exit code and stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DOMAIN = "localhost"
+HOST = "127.0.0.1"
+
+# How long the server may take to bind its listeners / to exit after SIGTERM. These are failure
+# deadlines only: the harness returns as soon as the event happens.
+READY_DEADLINE_S = 30.0
+STOP_DEADLINE_S = 20.0
+CLI_DEADLINE_S = 60.0
+
+
+def rookery_bin() -> Path:
+    env = os.environ.get("ROOKERY_BIN")
+    path = Path(env) if env else REPO_ROOT / "target" / "debug" / "rookery"
+    if not path.is_absolute():
+        path = REPO_ROOT / path
+    return path
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {v!r} as TOML")
+
+
+def default_config() -> dict[str, Any]:
+    """The config every test server starts from (tables; arrays of tables as lists)."""
+    return {
+        "server": {"data_dir": "data", "log_level": "info"},
+        "host": [{"domain": DOMAIN}],
+        "listen": [
+            {"address": HOST, "port": 0, "kind": "c2s"},
+            {"address": HOST, "port": 0, "kind": "c2s-tls"},
+        ],
+    }
+
+
+def merge_config(base: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """Tables in `overrides` are merged key by key; arrays of tables replace the base's."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
+    for k, v in (overrides or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k].update(v)
+        else:
+            out[k] = v
+    return out
+
+
+def render_toml(cfg: dict[str, Any]) -> str:
+    lines: list[str] = []
+    for name, value in cfg.items():
+        if isinstance(value, dict):
+            lines.append(f"[{name}]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in value.items()]
+            lines.append("")
+        elif isinstance(value, list) and all(isinstance(x, dict) for x in value):
+            for table in value:
+                lines.append(f"[[{name}]]")
+                lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+                lines.append("")
+        else:
+            raise TypeError(f"top-level key {name} must be a table or an array of tables")
+    return "\n".join(lines)
+
+
+class ServerError(AssertionError):
+    pass
+
+
+@dataclass
+class Rookery:
+    """One running server. `ports` maps listener kind ('c2s', 'c2s-tls') to its port."""
+
+    workdir: Path
+    config: dict[str, Any]
+    binary: Path = field(default_factory=rookery_bin)
+    proc: subprocess.Popen | None = None
+    ports: dict[str, int] = field(default_factory=dict)
+    host: str = HOST
+    domain: str = DOMAIN
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / "rookery.toml"
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.workdir / "rookery.stderr"
+
+    @property
+    def ready_path(self) -> Path:
+        return self.workdir / "ready"
+
+    @property
+    def c2s_port(self) -> int:
+        return self.ports["c2s"]
+
+    @property
+    def tls_port(self) -> int:
+        return self.ports["c2s-tls"]
+
+    def stderr_text(self) -> str:
+        try:
+            return self.stderr_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stderr_tail(self, n: int = 60) -> str:
+        return "\n".join(self.stderr_text().splitlines()[-n:])
+
+    def start(self) -> None:
+        if not self.binary.is_file():
+            raise ServerError(
+                f"rookery binary not found at {self.binary}; build it with `cargo build -p rookery`"
+                " or point ROOKERY_BIN at it"
+            )
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(render_toml(self.config))
+        env = dict(os.environ)
+        env.setdefault("NO_COLOR", "1")  # plain log lines in the kept stderr
+        stderr = open(self.stderr_path, "wb")
+        try:
+            self.proc = subprocess.Popen(
+                [
+                    str(self.binary),
+                    "serve",
+                    "--config",
+                    str(self.config_path),
+                    "--ready-file",
+                    str(self.ready_path),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=stderr,
+                stderr=stderr,
+                cwd=self.workdir,
+                env=env,
+            )
+        finally:
+            stderr.close()
+        # Wait for the ready file (written by rename, so it is complete once it exists), or for
+        # the process to die. Polling a file is the only signal the server gives.
+        deadline = time.monotonic() + READY_DEADLINE_S
+        while not self.ready_path.exists():
+            if self.proc.poll() is not None:
+                raise ServerError(
+                    f"rookery exited with {self.proc.returncode} before it was ready:\n"
+                    + self.stderr_tail()
+                )
+            if time.monotonic() > deadline:
+                self.kill()
+                raise ServerError(
+                    f"rookery wrote no ready file within {READY_DEADLINE_S:.0f} s:\n"
+                    + self.stderr_tail()
+                )
+            time.sleep(0.02)
+        for line in self.ready_path.read_text().splitlines():
+            if not line.strip():
+                continue
+            kind, addr = line.split()
+            self.ports[kind] = int(addr.rsplit(":", 1)[1])
+        for kind in ("c2s", "c2s-tls"):
+            if kind not in self.ports and any(
+                lst.get("kind") == kind for lst in self.config.get("listen", [])
+            ):
+                raise ServerError(
+                    f"ready file has no {kind} listener: {self.ready_path.read_text()!r}"
+                )
+
+    def cli(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        """Runs `rookery ARGS --config F` (the user management commands)."""
+        res = subprocess.run(
+            [str(self.binary), *args, "--config", str(self.config_path)],
+            input=input if input is not None else "",
+            capture_output=True,
+            text=True,
+            timeout=CLI_DEADLINE_S,
+            cwd=self.workdir,
+        )
+        if check and res.returncode != 0:
+            raise ServerError(
+                f"`rookery {' '.join(args)}` exited {res.returncode}\nstdout: {res.stdout}\nstderr: {res.stderr}"
+            )
+        return res
+
+    def add_user(self, user: str, password: str) -> str:
+        jid = f"{user}@{self.domain}"
+        self.cli("user", "add", jid, "--password", password)
+        return jid
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> int:
+        """SIGTERM, wait, and return the exit code (kills and raises after the deadline)."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_DEADLINE_S)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise ServerError(
+                    f"rookery did not exit within {STOP_DEADLINE_S:.0f} s of SIGTERM:\n"
+                    + self.stderr_tail()
+                )
+        return self.proc.returncode
+
+    def stop_and_check(self) -> None:
+        """Teardown check: SIGTERM gives exit code 0 and stderr never mentions a panic."""
+        rc = self.stop()
+        err = self.stderr_text()
+        problems = []
+        if rc != 0:
+            problems.append(f"exit code {rc} after SIGTERM (expected 0)")
+        if "panicked" in err:
+            problems.append("stderr contains 'panicked'")
+        if problems:
+            raise ServerError("; ".join(problems) + ":\n" + self.stderr_tail(80))
