@@ -90,14 +90,17 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> XmppStream<IO> {
             self.out.extend_from_slice(el.name().as_bytes());
             self.out.push(b'>');
             for child in el.children() {
-                child.write_to(&mut self.out, self.content_ns);
+                child.write_to(&mut self.out, ns::CLIENT);
             }
             self.out.extend_from_slice(b"</stream:");
             self.out.extend_from_slice(el.name().as_bytes());
             self.out.push(b'>');
             return;
         }
-        el.write_to(&mut self.out, self.content_ns);
+        // Inside the server every stanza is in `jabber:client`; writing with that as the parent
+        // namespace makes stanzas inherit whatever content namespace this stream declared
+        // (`jabber:server` on s2s) without copying the tree to rename it.
+        el.write_to(&mut self.out, ns::CLIENT);
     }
     pub fn queue_raw(&mut self, bytes: &[u8]) {
         self.out.extend_from_slice(bytes);
@@ -130,7 +133,16 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> XmppStream<IO> {
 
     /// Writes our stream header.
     pub async fn send_header(&mut self, attrs: &[(&str, &str)]) -> std::io::Result<()> {
-        rookery_xml::stream_open(&mut self.out, self.content_ns, attrs, &[]);
+        self.send_header_ns(attrs, &[]).await
+    }
+
+    /// Our stream header with extra prefix declarations (s2s declares `xmlns:db`).
+    pub async fn send_header_ns(
+        &mut self,
+        attrs: &[(&str, &str)],
+        extra_ns: &[(&str, &str)],
+    ) -> std::io::Result<()> {
+        rookery_xml::stream_open(&mut self.out, self.content_ns, attrs, extra_ns);
         self.flush().await
     }
 
