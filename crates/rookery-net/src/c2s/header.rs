@@ -21,7 +21,12 @@ where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     let timeout = crate::limits::header_timeout(server);
-    let ev = tokio::time::timeout(timeout, stream.next_event()).await;
+    let ev = tokio::select! {
+        _ = server.shutdown_token().cancelled() => {
+            return fail(server, stream, conn, None, StreamCondition::SystemShutdown, None).await;
+        }
+        ev = tokio::time::timeout(timeout, stream.next_event()) => ev,
+    };
     let header = match ev {
         Err(_) => {
             return fail(

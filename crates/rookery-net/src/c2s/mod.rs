@@ -159,7 +159,14 @@ where
         // Bind must follow soon after auth too.
         Instant::now() + crate::limits::auth_timeout(server)
     };
-    let ev = tokio::time::timeout_at(deadline.into(), stream.next_event()).await;
+    let ev = tokio::select! {
+        // A shutdown reaches connections still negotiating too (clients get system-shutdown).
+        _ = server.shutdown_token().cancelled() => {
+            stream.fail(&StreamError::new(StreamCondition::SystemShutdown)).await;
+            return Err(());
+        }
+        ev = tokio::time::timeout_at(deadline.into(), stream.next_event()) => ev,
+    };
     match ev {
         Err(_) => {
             stream
