@@ -115,7 +115,6 @@ class TestClient(slixmpp.ClientXMPP):
         self.roster_pushes = Inbox(f"{jid} roster pushes")
         self.stream_errors = Inbox(f"{jid} stream errors")
         self.add_event_handler("message", self.messages.push)
-        self.add_event_handler("message_error", self.messages.push)
         self.add_event_handler("presence", self.presences.push)
         self.add_event_handler("roster_update", self.roster_pushes.push)
         self.add_event_handler("stream_error", self.stream_errors.push)

@@ -5,6 +5,8 @@ client can still log in afterwards (the server keeps serving)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from conftest import PASSWORD
@@ -221,3 +223,34 @@ async def test_raw_client_logs_in_and_gets_features(server):
     raw2 = server.raw(direct_tls=True)
     jid = await raw2.login("alice", PASSWORD, direct_tls=True)
     assert jid.startswith("alice@localhost/")
+
+
+# -- system-shutdown ---------------------------------------------------------------------------
+
+async def test_system_shutdown_on_sigterm_bound_session(server):
+    raw = server.raw()
+    await raw.login("bob", PASSWORD)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    stopping = asyncio.create_task(asyncio.to_thread(server.stop))
+    assert_condition(await raw.expect_stream_error(timeout=15), "system-shutdown")
+    rc = await stopping
+    assert rc == 0, f"exit code {rc} after SIGTERM"
+    assert loop.time() - t0 < 5, f"shutdown took {loop.time() - t0:.1f} s"
+
+
+async def test_system_shutdown_on_sigterm_unauthenticated_stream(server):
+    """RFC 6120 4.9.3.20: 'all active streams are being closed' -- also ones that have not
+    authenticated yet."""
+    pre = server.raw()
+    await pre.connect()
+    await pre.open_stream()
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    stopping = asyncio.create_task(asyncio.to_thread(server.stop))
+    try:
+        assert_condition(await pre.expect_stream_error(timeout=15), "system-shutdown")
+    finally:
+        rc = await stopping
+    assert rc == 0, f"exit code {rc} after SIGTERM"
+    assert loop.time() - t0 < 5, f"shutdown took {loop.time() - t0:.1f} s"

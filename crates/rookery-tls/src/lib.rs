@@ -7,11 +7,18 @@
 //! negotiation passes channel bindings — [`tls_exporter`] and [`tls_server_end_point`] of
 //! [`CertStore::cert_der_for`] — to SASL for SCRAM-*-PLUS.
 //!
+//! For federation, the s2s actors connect with [`S2sClientConfigs`] and accept with
+//! [`s2s_server_config`]; those handshakes accept any peer certificate, and the actor then
+//! asks [`S2sTrust::verify_peer`] whether the peer's chain authenticates its domain (SASL
+//! EXTERNAL) or whether to fall back to dialback.
+//!
 //! Only the ring crypto provider is used (never aws-lc-rs).
 
 mod binding;
 mod error;
+mod identity;
 mod pem;
+mod s2s;
 mod selfsigned;
 mod store;
 #[cfg(any(test, feature = "test-util"))]
@@ -19,6 +26,10 @@ mod testutil;
 
 pub use binding::{tls_exporter, tls_server_end_point};
 pub use error::TlsError;
+pub use identity::{Identity, cert_identities};
+pub use s2s::{
+    ALPN_XMPP_SERVER, CertError, S2sClientConfigs, S2sTrust, s2s_client_config, s2s_server_config,
+};
 pub use store::{CertStore, HostCert};
 #[cfg(any(test, feature = "test-util"))]
 pub use testutil::{

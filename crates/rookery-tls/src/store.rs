@@ -108,6 +108,13 @@ impl CertStore {
             .and_then(|e| e.key.cert.first().cloned())
     }
 
+    /// The certified key (chain and private key) the server presents for `sni`, the same
+    /// choice the TLS handshake makes. Outgoing s2s streams present it as their client
+    /// certificate (`s2s::s2s_client_config`).
+    pub(crate) fn certified_key_for(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        self.resolver.choose(sni).map(|e| e.key.clone())
+    }
+
     /// The served domains, in configuration order.
     pub fn domains(&self) -> Vec<String> {
         self.resolver
