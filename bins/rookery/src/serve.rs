@@ -4,13 +4,8 @@
 
 use crate::cli::{ConfigArg, ServeArgs};
 use anyhow::Context;
-use rookery_config::{Config, ListenerKind};
-use rookery_core::Server;
-use rookery_net::limits::UnauthLimiter;
-use rookery_net::tls::TlsContext;
-use std::sync::Arc;
+use rookery_config::Config;
 use std::time::Duration;
-use tokio::net::TcpListener;
 
 pub fn load_config(arg: &ConfigArg) -> anyhow::Result<Config> {
     match &arg.config {
@@ -50,64 +45,21 @@ pub async fn open_stores(cfg: &Config) -> anyhow::Result<rookery_store::Stores> 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let cfg = load_config(&args.config)?;
     init_logging(cfg.server.log_level.as_str());
-    rookery_tls::install_crypto_provider();
-    std::fs::create_dir_all(&cfg.server.data_dir)
-        .with_context(|| format!("creating data directory {}", cfg.server.data_dir.display()))?;
-    let stores = open_stores(&cfg).await?;
-    let hosts: Vec<rookery_tls::HostCert> = cfg
-        .hosts
-        .iter()
-        .map(|h| rookery_tls::HostCert {
-            domain: h.domain.clone(),
-            cert: h.cert.clone(),
-            key: h.key.clone(),
-        })
-        .collect();
-    let certs = Arc::new(
-        rookery_tls::CertStore::load(&hosts, &cfg.server.data_dir)
-            .context("loading certificates")?,
-    );
-    let cfg = Arc::new(cfg);
-    let server = Server::new(cfg.clone(), stores, rookery_mods::default_modules())?;
-
-    // Bind everything first: a port in use fails the start before any client is served.
-    let mut bound = Vec::new();
-    for l in &cfg.listeners {
-        let addr = std::net::SocketAddr::new(l.address, l.port);
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding {} listener on {addr}", l.kind.as_str()))?;
-        bound.push((l.kind, listener));
-    }
-    let mut ready = String::new();
-    let limiter = UnauthLimiter::default();
-    let plain_tls = TlsContext::new(certs.clone(), &[]);
-    let direct_tls = TlsContext::new(certs.clone(), &[b"xmpp-client"]);
-    for (kind, listener) in bound {
-        let local = listener.local_addr()?;
-        tracing::info!(kind = kind.as_str(), addr = %local, what = "listening", "listening");
-        ready.push_str(&format!("{} {local}\n", kind.as_str()));
-        let tls = if kind == ListenerKind::C2sTls {
-            direct_tls.clone()
-        } else {
-            plain_tls.clone()
-        };
-        tokio::spawn(rookery_net::listener::serve(
-            server.clone(),
-            listener,
-            kind,
-            tls,
-            limiter.clone(),
-        ));
-    }
+    let hosts = cfg.hosts.len();
+    let running = rookery_server::start(cfg).await?;
     if let Some(path) = &args.ready_file {
+        let ready: String = running
+            .listeners
+            .iter()
+            .map(|(kind, addr)| format!("{} {addr}\n", kind.as_str()))
+            .collect();
         // Write then rename, so a reader never sees a partial file.
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, &ready)?;
         std::fs::rename(&tmp, path)?;
     }
     tracing::info!(
-        hosts = cfg.hosts.len(),
+        hosts,
         what = "ready",
         "Rookery {} ready",
         env!("CARGO_PKG_VERSION")
@@ -115,12 +67,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     wait_for_signal().await;
     tracing::info!(what = "shutdown", "shutting down");
-    server.shutdown_token().cancel();
-    server.tasks().close();
-    if tokio::time::timeout(Duration::from_secs(10), server.tasks().wait())
-        .await
-        .is_err()
-    {
+    if !running.shutdown(Duration::from_secs(10)).await {
         tracing::warn!(what = "shutdown", "sessions did not end within 10 s");
     }
     Ok(())

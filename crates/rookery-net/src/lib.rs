@@ -5,5 +5,6 @@
 pub mod c2s;
 pub mod limits;
 pub mod listener;
+pub mod s2s;
 pub mod stream;
 pub mod tls;

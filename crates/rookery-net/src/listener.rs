@@ -15,6 +15,7 @@ pub async fn serve(
     kind: ListenerKind,
     tls: TlsContext,
     limiter: UnauthLimiter,
+    s2s: Option<crate::s2s::S2s>,
 ) {
     let shutdown = server.shutdown_token().clone();
     let local = listener.local_addr().ok();
@@ -32,25 +33,37 @@ pub async fn serve(
                 continue;
             }
         };
+        if !kind.is_c2s() {
+            match &s2s {
+                // Peer servers legitimately hold several connections; the per-IP cap on
+                // unauthenticated connections is a client-listener protection.
+                Some(s2s) => {
+                    let direct = kind.is_direct_tls();
+                    server.tasks().spawn(crate::s2s::inbound::serve(
+                        server.clone(),
+                        s2s.clone(),
+                        tcp,
+                        peer,
+                        direct,
+                    ));
+                }
+                None => {
+                    tracing::debug!(?local, %peer, what = "s2s-disabled", "closing s2s connection")
+                }
+            }
+            continue;
+        }
         let max = server.config().limits.unauth_per_ip as usize;
         let Some(guard) = limiter.try_acquire(peer.ip(), max) else {
             tracing::info!(%peer, what = "unauth-limit", "too many unauthenticated connections from this address");
             drop(tcp);
             continue;
         };
-        match kind {
-            ListenerKind::C2s | ListenerKind::C2sTls => {
-                let direct = kind == ListenerKind::C2sTls;
-                let srv = server.clone();
-                let tls = tls.clone();
-                server.tasks().spawn(crate::c2s::serve_connection(
-                    srv, tls, tcp, peer, direct, guard,
-                ));
-            }
-            _ => {
-                // s2s listeners arrive with federation (issue 3).
-                tracing::debug!(?local, what = "s2s-not-built", "closing s2s connection");
-            }
-        }
+        let direct = kind.is_direct_tls();
+        let srv = server.clone();
+        let tls = tls.clone();
+        server.tasks().spawn(crate::c2s::serve_connection(
+            srv, tls, tcp, peer, direct, guard,
+        ));
     }
 }

@@ -1,0 +1,140 @@
+//! Assembly: from a validated `Config` to a running server — storage opened, certificates
+//! loaded, modules loaded, federation installed, every listener bound (binding everything
+//! before serving anything, so a port in use fails the start), accept loops spawned. The
+//! `rookery` binary and the in-process integration tests both start servers through `start`.
+
+use rookery_config::{Config, ListenerKind};
+use rookery_core::{Module, Server};
+use rookery_net::limits::UnauthLimiter;
+use rookery_net::s2s::S2s;
+use rookery_net::tls::TlsContext;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error("creating data directory {0}: {1}")]
+    DataDir(String, std::io::Error),
+    #[error("opening database {0}: {1}")]
+    Store(String, rookery_store::StoreError),
+    #[error("loading certificates: {0}")]
+    Tls(#[from] rookery_tls::TlsError),
+    #[error("{0}")]
+    Modules(#[from] rookery_core::server::DuplicateIqHandler),
+    #[error("setting up federation: {0}")]
+    S2s(#[from] rookery_net::s2s::S2sSetupError),
+    #[error("binding {kind} listener on {addr}: {err}")]
+    Bind {
+        kind: &'static str,
+        addr: SocketAddr,
+        err: std::io::Error,
+    },
+}
+
+/// A started server.
+pub struct Running {
+    pub server: Server,
+    pub s2s: Option<S2s>,
+    /// Bound listener addresses (port 0 resolved), in config order.
+    pub listeners: Vec<(ListenerKind, SocketAddr)>,
+}
+
+impl Running {
+    /// The first bound address of a listener kind.
+    pub fn addr(&self, kind: ListenerKind) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, a)| *a)
+    }
+
+    /// Stops accepting, sends `system-shutdown` to every stream and waits (bounded) for them.
+    pub async fn shutdown(&self, grace: Duration) -> bool {
+        self.server.shutdown_token().cancel();
+        self.server.tasks().close();
+        tokio::time::timeout(grace, self.server.tasks().wait())
+            .await
+            .is_ok()
+    }
+}
+
+/// Starts a server with the default modules.
+pub async fn start(cfg: Config) -> Result<Running, StartError> {
+    start_with(cfg, rookery_mods::default_modules()).await
+}
+
+/// Starts a server with the given modules.
+pub async fn start_with(cfg: Config, modules: Vec<Arc<dyn Module>>) -> Result<Running, StartError> {
+    rookery_tls::install_crypto_provider();
+    std::fs::create_dir_all(&cfg.server.data_dir)
+        .map_err(|e| StartError::DataDir(cfg.server.data_dir.display().to_string(), e))?;
+    let stores = rookery_store::open_sqlite(&cfg.storage.path)
+        .await
+        .map_err(|e| StartError::Store(cfg.storage.path.display().to_string(), e))?;
+    let hosts: Vec<rookery_tls::HostCert> = cfg
+        .hosts
+        .iter()
+        .map(|h| rookery_tls::HostCert {
+            domain: h.domain.clone(),
+            cert: h.cert.clone(),
+            key: h.key.clone(),
+        })
+        .collect();
+    let certs = Arc::new(rookery_tls::CertStore::load(&hosts, &cfg.server.data_dir)?);
+    let cfg = Arc::new(cfg);
+    let server = Server::new(cfg.clone(), stores, modules)?;
+    let s2s = if cfg.s2s.enabled {
+        let s2s = S2s::new(&server, certs.clone())?;
+        s2s.install(&server);
+        Some(s2s)
+    } else {
+        None
+    };
+
+    let mut bound = Vec::new();
+    for l in &cfg.listeners {
+        let addr = l.socket_addr();
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|err| StartError::Bind {
+                kind: l.kind.as_str(),
+                addr,
+                err,
+            })?;
+        bound.push((l.kind, listener));
+    }
+    let limiter = UnauthLimiter::default();
+    let starttls = TlsContext::new(certs.clone(), &[]);
+    let direct = TlsContext::new(certs.clone(), &[b"xmpp-client"]);
+    let mut listeners = Vec::new();
+    for (kind, listener) in bound {
+        let local = listener.local_addr().map_err(|err| StartError::Bind {
+            kind: kind.as_str(),
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            err,
+        })?;
+        tracing::info!(kind = kind.as_str(), addr = %local, what = "listening", "listening");
+        listeners.push((kind, local));
+        let tls = if kind == ListenerKind::C2sTls {
+            direct.clone()
+        } else {
+            starttls.clone()
+        };
+        tokio::spawn(rookery_net::listener::serve(
+            server.clone(),
+            listener,
+            kind,
+            tls,
+            limiter.clone(),
+            s2s.clone(),
+        ));
+    }
+    Ok(Running {
+        server,
+        s2s,
+        listeners,
+    })
+}

@@ -1,0 +1,80 @@
+//! Two Rookery servers federating over loopback, found through SRV records in a DNS server the
+//! test starts: messages and IQs both ways, with TLS + SASL EXTERNAL and with dialback only.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use support::{Ca, Certs, dns, node, recv_non_presence, send, session};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dialback_only_messages_and_iq_both_ways() {
+    let dns = dns().await;
+    let a = node(&["a.test"], &dns, Certs::SelfSigned, "").await;
+    let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
+    let (romeo, mut romeo_rx) = session(a.server(), "romeo@a.test/r");
+    let (juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+
+    send(a.server(), &romeo, "<message xmlns='jabber:client' to='juliet@b.test/j' id='m1' type='chat'><body>hi</body></message>").await;
+    let got = recv_non_presence(&mut juliet_rx, 10).await;
+    assert_eq!(got.from().unwrap().as_str(), "romeo@a.test/r");
+    assert_eq!(got.id(), Some("m1"));
+    assert_eq!(
+        got.element()
+            .get_child("body", "jabber:client")
+            .unwrap()
+            .text(),
+        "hi"
+    );
+
+    send(b.server(), &juliet, "<message xmlns='jabber:client' to='romeo@a.test/r' id='m2' type='chat'><body>hello</body></message>").await;
+    let back = recv_non_presence(&mut romeo_rx, 10).await;
+    assert_eq!(back.from().unwrap().as_str(), "juliet@b.test/j");
+
+    // An iq to the remote server itself comes back as a result.
+    send(a.server(), &romeo, "<iq xmlns='jabber:client' to='b.test' id='p1' type='get'><ping xmlns='urn:xmpp:ping'/></iq>").await;
+    let pong = recv_non_presence(&mut romeo_rx, 10).await;
+    assert_eq!((pong.type_attr(), pong.id()), ("result", Some("p1")));
+    assert_eq!(pong.from().unwrap().as_str(), "b.test");
+
+    let pair = ("a.test".to_owned(), "b.test".to_owned());
+    let (_, dialback) = a
+        .running
+        .s2s
+        .as_ref()
+        .unwrap()
+        .pool()
+        .stream_of(&pair)
+        .unwrap();
+    assert!(dialback, "self-signed peers authenticate with dialback");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_sasl_external() {
+    let dns = dns().await;
+    let ca = Ca::new();
+    let a = node(&["a.test"], &dns, Certs::Ca(&ca), "").await;
+    let b = node(&["b.test"], &dns, Certs::Ca(&ca), "").await;
+    let (romeo, _romeo_rx) = session(a.server(), "romeo@a.test/r");
+    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+    send(
+        a.server(),
+        &romeo,
+        "<message xmlns='jabber:client' to='juliet@b.test/j' id='x1'><body>tls</body></message>",
+    )
+    .await;
+    let got = recv_non_presence(&mut juliet_rx, 10).await;
+    assert_eq!(got.id(), Some("x1"));
+    let pair = ("a.test".to_owned(), "b.test".to_owned());
+    let (_, dialback) = a
+        .running
+        .s2s
+        .as_ref()
+        .unwrap()
+        .pool()
+        .stream_of(&pair)
+        .unwrap();
+    assert!(
+        !dialback,
+        "valid certificates authenticate with SASL EXTERNAL"
+    );
+}
