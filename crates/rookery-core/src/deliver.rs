@@ -18,6 +18,13 @@ pub async fn deliver(server: &Server, mut st: Stanza) {
         return;
     }
     let bare = to.to_bare();
+    // Modules see every kind first, iqs included: a user's blocklist must stop iqs from remote
+    // senders too (XEP-0191 §3.3); local senders were already checked on their way out.
+    for m in server.modules() {
+        if m.inbound(server, &mut st).await == Flow::Done {
+            return;
+        }
+    }
     if st.kind() == Kind::Iq {
         match to.try_as_full() {
             Ok(full) => match server.registry().get(full) {
@@ -31,11 +38,6 @@ pub async fn deliver(server: &Server, mut st: Stanza) {
             Err(_) => deliver_iq_to_account(server, st, bare, false).await,
         }
         return;
-    }
-    for m in server.modules() {
-        if m.inbound(server, &mut st).await == Flow::Done {
-            return;
-        }
     }
     match st.kind() {
         Kind::Message => deliver_message(server, st, bare).await,

@@ -74,9 +74,17 @@ pub trait Module: Send + Sync + 'static {
         Flow::Continue
     }
 
-    /// A message or presence addressed to a local account (bare or full JID), before the
-    /// default delivery rules. `Done` = handled (delivered, stored, or dropped).
+    /// A stanza of any kind addressed to a local account (bare or full JID), before the
+    /// default delivery rules and before iq dispatch. `Done` = handled (delivered, stored,
+    /// bounced or dropped).
     async fn inbound(&self, _server: &Server, _st: &mut Stanza) -> Flow {
+        Flow::Continue
+    }
+
+    /// A stanza about to leave for another server (after `outbound` for client stanzas; also
+    /// for stanzas the server or a module originates, e.g. presence broadcasts). `Done` = not
+    /// sent (dropped silently).
+    async fn remote_outbound(&self, _server: &Server, _st: &Stanza) -> Flow {
         Flow::Continue
     }
 

@@ -193,6 +193,11 @@ impl Server {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        for m in &self.inner.modules {
+            if m.remote_outbound(self, &st).await == Flow::Done {
+                return;
+            }
+        }
         match remote {
             Some(r) => r.route_remote(self, st).await,
             None => {

@@ -79,21 +79,29 @@ impl Blocking {
         if self.blocks(server, &recipient, &from).await {
             // §3.3: presence is dropped without a word; a message gets service-unavailable
             // (never for an error: `bounce` does not answer errors), so the user looks offline.
-            if st.kind() == Kind::Message {
+            // An iq get/set gets the same answer; `bounce` never answers results or errors.
+            if st.kind() != Kind::Presence {
                 server.bounce(st, StanzaError::service_unavailable()).await;
             }
             return Flow::Done;
         }
-        // The presence module broadcasts without passing `outbound`: a user's presence must not
-        // reach a JID that user blocked. Unavailable passes (it is what the contact should see,
-        // and it is what the block itself sends).
-        if st.kind() == Kind::Presence
-            && st.type_attr() != "unavailable"
-            && is_local_account(server, &from)
-            && self.blocks(server, &from.to_bare(), &to).await
-        {
+        if self.presence_to_blocked(server, st).await {
             return Flow::Done;
         }
         Flow::Continue
+    }
+
+    /// The presence module broadcasts without passing `outbound`: a user's presence must not
+    /// reach a JID that user blocked, locally (checked on delivery) or on another server
+    /// (checked before it leaves). Unavailable passes (it is what the contact should see, and
+    /// it is what the block itself sends).
+    pub(super) async fn presence_to_blocked(&self, server: &Server, st: &Stanza) -> bool {
+        let (Some(from), Some(to)) = (st.from(), st.to()) else {
+            return false;
+        };
+        st.kind() == Kind::Presence
+            && st.type_attr() != "unavailable"
+            && is_local_account(server, from)
+            && self.blocks(server, &from.to_bare(), to).await
     }
 }

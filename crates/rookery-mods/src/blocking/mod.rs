@@ -155,6 +155,14 @@ impl Module for Blocking {
         self.filter_inbound(server, st).await
     }
 
+    async fn remote_outbound(&self, server: &Server, st: &Stanza) -> Flow {
+        if self.presence_to_blocked(server, st).await {
+            Flow::Done
+        } else {
+            Flow::Continue
+        }
+    }
+
     async fn session_closed(&self, server: &Server, session: &SessionHandle, _clean: bool) {
         self.interested().remove(&session.id());
         let bare = session.jid().to_bare();

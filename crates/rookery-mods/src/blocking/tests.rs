@@ -315,3 +315,25 @@ async fn blocklist_survives_logout_and_cache_is_dropped() {
         vec!["juliet@localhost"]
     );
 }
+
+/// Regression: iqs were dispatched without passing the inbound hooks, so a remote sender the
+/// user blocked could still reach the user's resources with iqs (only local senders were
+/// caught, on their way out).
+#[tokio::test]
+async fn iq_from_a_blocked_remote_sender_is_stopped() {
+    let h = Harness::new().await;
+    let mut r = h.login("romeo", "a").await;
+    h.make_available(&r);
+    block(&h, &mut r, "evil.example").await;
+    // As the s2s inbound stream would hand it over: routed, `from` a remote domain.
+    let mut iq =
+        stanza("<iq type='get' id='x' to='romeo@localhost/a'><ping xmlns='urn:xmpp:ping'/></iq>");
+    iq.set_from(Some(Jid::new("mallory@evil.example/x").unwrap()));
+    h.server.route(iq).await;
+    let mut ok = stanza("<message type='chat' to='romeo@localhost/a' id='ok'/>");
+    ok.set_from(Some(Jid::new("friend@good.example/x").unwrap()));
+    h.server.route(ok).await;
+    // Delivery is in order: the first thing Romeo gets is the unblocked message.
+    let first = r.recv();
+    assert_eq!(first.id(), Some("ok"), "got {}", first.element().to_xml());
+}
