@@ -4,9 +4,11 @@
 //! don't exist, and the server itself. Every lookup is by key: O(resources of one account).
 
 use crate::hooks::{Flow, IqTarget};
+use crate::registry::SessionEntry;
 use crate::server::Server;
 use rookery_proto::error::StanzaError;
 use rookery_proto::stanza::{BareJid, Kind, Stanza};
+use std::sync::Arc;
 
 /// Delivers a stanza whose `to` is on a local host.
 pub async fn deliver(server: &Server, mut st: Stanza) {
@@ -77,10 +79,13 @@ async fn deliver_to_host(server: &Server, st: Stanza) {
 
 /// RFC 6121 §8.5.2 / §8.5.3 message rules.
 async fn deliver_message(server: &Server, st: Stanza, bare: BareJid) {
+    // Owned: `st` moves into a session and may come back (see below).
     let ty = match st.type_attr() {
         "" => "normal",
         t => t,
-    };
+    }
+    .to_owned();
+    let ty = ty.as_str();
     if ty == "error" {
         // Errors go to the addressed resource if it exists, otherwise they are dropped.
         if let Some(e) = st
@@ -92,10 +97,15 @@ async fn deliver_message(server: &Server, st: Stanza, bare: BareJid) {
         }
         return;
     }
+    let mut st = st;
     if let Some(full) = st.to().and_then(|t| t.try_as_full().ok()).cloned() {
         if let Some(entry) = server.registry().get(&full) {
-            let _ = entry.handle.send(st);
-            return;
+            match entry.handle.send(st) {
+                Ok(()) => return,
+                // The session is closing (slow reader or gone): deliver as if the resource
+                // were not there, so the message reaches another resource or offline storage.
+                Err(back) => st = back.stanza,
+            }
         }
         // §8.5.3.2.1: no such resource.
         match ty {
@@ -130,19 +140,33 @@ async fn deliver_message(server: &Server, st: Stanza, bare: BareJid) {
         _ => {
             // chat / normal: the highest-priority non-negative resources, else offline.
             let best = server.registry().best_resources(&bare);
-            if best.is_empty() {
-                for m in server.modules() {
-                    if m.undeliverable_message(server, &st).await == Flow::Done {
-                        return;
-                    }
-                }
-                server.bounce(&st, StanzaError::service_unavailable()).await;
+            let Some(st) = send_all(&best, st) else {
                 return;
+            };
+            for m in server.modules() {
+                if m.undeliverable_message(server, &st).await == Flow::Done {
+                    return;
+                }
             }
-            for e in best {
-                let _ = e.handle.send(st.clone());
-            }
+            server.bounce(&st, StanzaError::service_unavailable()).await;
         }
+    }
+}
+
+/// Gives `st` to every session in `entries`; returns it if none took it (no sessions, or all
+/// of them closing), so the caller can store or bounce it instead of losing it.
+fn send_all(entries: &[Arc<SessionEntry>], st: Stanza) -> Option<Stanza> {
+    let Some((last, rest)) = entries.split_last() else {
+        return Some(st);
+    };
+    let mut delivered = false;
+    for e in rest {
+        delivered |= e.handle.send(st.clone()).is_ok();
+    }
+    match last.handle.send(st) {
+        Ok(()) => None,
+        Err(_) if delivered => None,
+        Err(back) => Some(back.stanza),
     }
 }
 
@@ -163,5 +187,74 @@ async fn deliver_presence(server: &Server, st: Stanza) {
                 let _ = e.handle.send(st.clone());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hooks::Module;
+    use crate::registry::BindOutcome;
+    use crate::session::SessionHandle;
+    use rookery_proto::stanza::{FullJid, Jid};
+    use rookery_xml::Element;
+    use std::sync::Mutex;
+
+    /// Records what reached `undeliverable_message` and takes it (like offline storage).
+    #[derive(Default)]
+    struct Sink(Mutex<Vec<String>>);
+
+    #[async_trait::async_trait]
+    impl Module for Sink {
+        fn name(&self) -> &'static str {
+            "sink"
+        }
+        async fn undeliverable_message(&self, _server: &Server, st: &Stanza) -> Flow {
+            self.0
+                .lock()
+                .unwrap()
+                .push(st.id().unwrap_or_default().to_owned());
+            Flow::Done
+        }
+    }
+
+    fn message(id: &str, to: &str) -> Stanza {
+        let mut st = Stanza::new(
+            Element::parse(&format!(
+                "<message xmlns='jabber:client' type='chat' id='{id}' to='{to}'><body>x</body></message>"
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        st.set_from(Some(Jid::new("sender@localhost/s").unwrap()));
+        st
+    }
+
+    /// Regression: a message for a session whose mailbox was full was dropped; it must take the
+    /// undeliverable path (offline storage) like a message for an absent resource.
+    #[tokio::test]
+    async fn message_for_a_full_mailbox_is_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let stores = rookery_store::open_sqlite(&dir.path().join("db"))
+            .await
+            .unwrap();
+        let sink = Arc::new(Sink::default());
+        let server = Server::new(
+            Arc::new(rookery_config::Config::zero_config(dir.path())),
+            stores,
+            vec![sink.clone()],
+        )
+        .unwrap();
+        let (h, _rx) = SessionHandle::new(FullJid::new("juliet@localhost/j").unwrap(), 1);
+        match server.registry().bind(h, false, 10) {
+            BindOutcome::Bound(e) => e.with_state(|s| s.available = true),
+            other => panic!("{other:?}"),
+        }
+        // Fills the mailbox of one.
+        server.route(message("m1", "juliet@localhost/j")).await;
+        // Full JID and bare JID, both to the full mailbox: neither may vanish.
+        server.route(message("m2", "juliet@localhost/j")).await;
+        server.route(message("m3", "juliet@localhost")).await;
+        assert_eq!(*sink.0.lock().unwrap(), vec!["m2", "m3"]);
     }
 }

@@ -20,6 +20,19 @@ pub enum SessionMsg {
 
 static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
 
+/// A stanza a session's mailbox did not take, and why.
+#[derive(Debug)]
+pub struct Undelivered {
+    pub reason: SendError,
+    pub stanza: Stanza,
+}
+
+#[allow(clippy::panic)]
+fn unreachable_stanza() -> Stanza {
+    // `send` hands try_send a `SessionMsg::Stanza` and gets back exactly what it gave.
+    panic!("try_send returned a message that was not sent")
+}
+
 /// Handle to a bound session. Sending never waits: a full mailbox means a slow reader, and the
 /// session is told to close instead of letting its queue grow (ARCHITECTURE §6).
 #[derive(Clone, Debug)]
@@ -68,9 +81,30 @@ impl SessionHandle {
         &self.inner.jid
     }
 
-    /// Queues a stanza for the client; never blocks.
-    pub fn send(&self, st: Stanza) -> Result<(), SendError> {
-        self.push(SessionMsg::Stanza(st))
+    /// Queues a stanza for the client; never blocks. On failure the stanza comes back, so the
+    /// caller can deliver it another way (offline storage, another resource, a bounce).
+    pub fn send(&self, st: Stanza) -> Result<(), Undelivered> {
+        match self.inner.tx.try_send(SessionMsg::Stanza(st)) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let reason = match &e {
+                    mpsc::error::TrySendError::Full(_) => {
+                        tracing::warn!(jid = %self.inner.jid, what = "mailbox-full", "slow reader, closing");
+                        self.inner.overflow.cancel();
+                        SendError::Overflow
+                    }
+                    mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+                };
+                match e.into_inner() {
+                    SessionMsg::Stanza(stanza) => Err(Undelivered { reason, stanza }),
+                    // We only put a stanza into this message.
+                    SessionMsg::Close(_) => Err(Undelivered {
+                        reason,
+                        stanza: unreachable_stanza(),
+                    }),
+                }
+            }
+        }
     }
 
     /// Asks the session to close with a stream error.
@@ -121,10 +155,16 @@ mod tests {
     #[tokio::test]
     async fn full_mailbox_marks_the_session_as_slow_reader() {
         let (h, mut rx) = SessionHandle::new(FullJid::new("a@b/r").unwrap(), 2);
-        assert_eq!(h.send(stanza()), Ok(()));
-        assert_eq!(h.send(stanza()), Ok(()));
+        assert!(h.send(stanza()).is_ok());
+        assert!(h.send(stanza()).is_ok());
         assert!(!rx.overflow.is_cancelled());
-        assert_eq!(h.send(stanza()), Err(SendError::Overflow));
+        let back = h.send(stanza()).unwrap_err();
+        assert_eq!(back.reason, SendError::Overflow);
+        assert_eq!(
+            back.stanza,
+            stanza(),
+            "the stanza comes back for another route"
+        );
         assert!(rx.overflow.is_cancelled());
         // What was queued before the overflow is still there, nothing more.
         assert!(rx.rx.try_recv().is_ok());
@@ -144,6 +184,6 @@ mod tests {
     async fn send_to_a_gone_session_reports_closed() {
         let (h, rx) = SessionHandle::new(FullJid::new("a@b/r").unwrap(), 1);
         drop(rx);
-        assert_eq!(h.send(stanza()), Err(SendError::Closed));
+        assert_eq!(h.send(stanza()).unwrap_err().reason, SendError::Closed);
     }
 }

@@ -111,7 +111,15 @@ pub(crate) async fn run<IO>(
                         next = rx.rx.try_recv().ok();
                     }
                 }
-                if stream.flush().await.is_err() {
+                // A client that stops reading blocks this write; if meanwhile its mailbox
+                // overflows, it is a slow reader: drop it now instead of after the write
+                // timeout (there is no way to write a stream error to a full socket).
+                let flushed = tokio::select! {
+                    r = stream.flush() => r.is_ok(),
+                    _ = rx.overflow.cancelled() => false,
+                };
+                if !flushed {
+                    tracing::info!(jid = %handle.jid(), what = "slow-reader", "client not reading, dropped");
                     break End::Dropped;
                 }
             }
