@@ -83,6 +83,7 @@ impl SessionHandle {
 
     /// Queues a stanza for the client; never blocks. On failure the stanza comes back, so the
     /// caller can deliver it another way (offline storage, another resource, a bounce).
+    #[allow(clippy::result_large_err)] // the stanza itself is handed back, not an error value
     pub fn send(&self, st: Stanza) -> Result<(), Undelivered> {
         match self.inner.tx.try_send(SessionMsg::Stanza(st)) {
             Ok(()) => Ok(()),
