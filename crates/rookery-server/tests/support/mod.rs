@@ -9,13 +9,21 @@ use rookery_config::{Config, ListenerKind};
 use rookery_core::registry::BindOutcome;
 use rookery_core::session::{SessionMsg, SessionReceiver};
 use rookery_core::{Server, SessionHandle};
+use rookery_net::s2s::S2s;
+use rookery_net::stream::XmppStream;
 use rookery_proto::stanza::{FullJid, Stanza};
 use rookery_server::Running;
 use rookery_testdns::TestDns;
 use rookery_xml::Element;
-use std::net::Ipv4Addr;
+use rookery_xml::StreamEvent;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::ServerName;
 
 pub struct Ca {
     issuer: Issuer<'static, KeyPair>,
@@ -78,15 +86,38 @@ impl Node {
     pub fn server(&self) -> &Server {
         &self.running.server
     }
-    pub fn s2s_port(&self) -> u16 {
-        self.running.addr(ListenerKind::S2s).unwrap().port()
+    pub fn s2s(&self) -> &S2s {
+        self.running.s2s.as_ref().unwrap()
     }
-    /// Publishes this node's domains in `dns`: SRV `_xmpp-server._tcp.DOMAIN` → `xmpp.DOMAIN`
-    /// on the s2s port, and its A record.
+    /// The outgoing stream carrying (local, remote): (stream handle id, dialback?).
+    pub fn stream_of(&self, local: &str, remote: &str) -> Option<(u64, bool)> {
+        self.s2s()
+            .pool()
+            .stream_of(&(local.to_owned(), remote.to_owned()))
+    }
+    /// Whether the node listens for s2s with Direct TLS.
+    pub fn direct_tls(&self) -> bool {
+        self.running.addr(ListenerKind::S2s).is_none()
+    }
+    pub fn s2s_port(&self) -> u16 {
+        self.running
+            .addr(ListenerKind::S2s)
+            .or_else(|| self.running.addr(ListenerKind::S2sTls))
+            .unwrap()
+            .port()
+    }
+    /// Publishes this node's domains in `dns`: SRV `_xmpp-server._tcp.DOMAIN` (or
+    /// `_xmpps-server._tcp.DOMAIN` for a Direct TLS listener) → `xmpp.DOMAIN` on the s2s port,
+    /// and its A record.
     pub fn publish(&self, dns: &TestDns) {
+        let service = if self.direct_tls() {
+            "_xmpps-server"
+        } else {
+            "_xmpp-server"
+        };
         for d in &self.domains {
             dns.add_srv(
-                &format!("_xmpp-server._tcp.{d}"),
+                &format!("{service}._tcp.{d}"),
                 10,
                 1,
                 self.s2s_port(),
@@ -97,9 +128,49 @@ impl Node {
     }
 }
 
+/// How a test node is configured beyond its domains and certificates.
+pub struct Opts {
+    /// `[s2s] connect_timeout_secs`.
+    pub connect_timeout: u64,
+    /// More `[s2s]` keys (appended inside the section).
+    pub s2s: String,
+    /// More config after the `[s2s]` section (other sections, `[[s2s.route]]`).
+    pub tail: String,
+    /// Listen with Direct TLS (`s2s-tls`) instead of STARTTLS (`s2s`).
+    pub direct_tls: bool,
+    /// Publish the node's domains in the DNS it resolves through.
+    pub publish: bool,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Opts {
+            connect_timeout: 5,
+            s2s: String::new(),
+            tail: String::new(),
+            direct_tls: false,
+            publish: true,
+        }
+    }
+}
+
 /// Starts a node serving `domains`, resolving through `dns`; `extra` is appended to the
-/// config (more [s2s] keys, limits).
+/// `[s2s]` section.
 pub async fn node(domains: &[&str], dns: &TestDns, certs: Certs<'_>, extra: &str) -> Node {
+    node_with(
+        domains,
+        dns,
+        certs,
+        Opts {
+            s2s: extra.to_owned(),
+            ..Opts::default()
+        },
+    )
+    .await
+}
+
+/// Starts a node with `opts`.
+pub async fn node_with(domains: &[&str], dns: &TestDns, certs: Certs<'_>, opts: Opts) -> Node {
     let dir = tempfile::tempdir().unwrap();
     let mut toml = String::new();
     let mut trust = String::from("use_webpki_roots = false\n");
@@ -120,11 +191,15 @@ pub async fn node(domains: &[&str], dns: &TestDns, certs: Certs<'_>, extra: &str
             ca.write(dir.path()).display()
         ));
     }
+    let kind = if opts.direct_tls { "s2s-tls" } else { "s2s" };
     toml.push_str(&format!(
         "[server]\ndata_dir = \"data\"\n[limits]\nsession_mailbox = 4096\n\
-         [[listen]]\naddress = \"127.0.0.1\"\nport = 0\nkind = \"s2s\"\n\
-         [s2s]\nnameserver = \"{}\"\nconnect_timeout_secs = 5\n{trust}{extra}",
-        dns.addr()
+         [[listen]]\naddress = \"127.0.0.1\"\nport = 0\nkind = \"{kind}\"\n\
+         [s2s]\nnameserver = \"{}\"\nconnect_timeout_secs = {}\n{trust}{}\n{}",
+        dns.addr(),
+        opts.connect_timeout,
+        opts.s2s,
+        opts.tail,
     ));
     let path = dir.path().join("rookery.toml");
     std::fs::write(&path, &toml).unwrap();
@@ -135,7 +210,9 @@ pub async fn node(domains: &[&str], dns: &TestDns, certs: Certs<'_>, extra: &str
         dir,
         domains: domains.iter().map(|d| d.to_string()).collect(),
     };
-    node.publish(dns);
+    if opts.publish {
+        node.publish(dns);
+    }
     node
 }
 
@@ -182,4 +259,395 @@ pub async fn recv_non_presence(rx: &mut SessionReceiver, secs: u64) -> Stanza {
 
 pub async fn dns() -> TestDns {
     TestDns::start(Ipv4Addr::LOCALHOST.into()).await.unwrap()
+}
+
+/// Publishes `domain` as served on 127.0.0.1:`port` (SRV `_xmpp-server` or, with
+/// `direct_tls`, `_xmpps-server`, and the target's A record).
+pub fn publish_at(dns: &TestDns, domain: &str, port: u16, direct_tls: bool) {
+    let service = if direct_tls {
+        "_xmpps-server"
+    } else {
+        "_xmpp-server"
+    };
+    dns.add_srv(
+        &format!("{service}._tcp.{domain}"),
+        10,
+        1,
+        port,
+        &format!("xmpp.{domain}"),
+    );
+    dns.add_a(&format!("xmpp.{domain}"), Ipv4Addr::LOCALHOST);
+}
+
+/// Like `session`, and the session requested the roster (it gets roster pushes).
+pub fn session_interested(server: &Server, jid: &str) -> (SessionHandle, SessionReceiver) {
+    let (h, rx) = SessionHandle::new(FullJid::new(jid).unwrap(), 4096);
+    match server.registry().bind(h.clone(), false, 10) {
+        BindOutcome::Bound(e) => e.with_state(|s| {
+            s.available = true;
+            s.interested = true;
+        }),
+        other => panic!("bind {jid}: {other:?}"),
+    }
+    (h, rx)
+}
+
+/// Creates the account `bare` (password "pw").
+pub async fn account(server: &Server, bare: &str) {
+    let bare = rookery_proto::stanza::BareJid::new(bare).unwrap();
+    rookery_core::accounts::create(server.stores(), &bare, "pw", 4096)
+        .await
+        .unwrap();
+}
+
+/// The (condition, type) of an error stanza.
+pub fn error_of(st: &Stanza) -> (String, String) {
+    assert_eq!(
+        st.type_attr(),
+        "error",
+        "not an error: {}",
+        st.element().to_xml()
+    );
+    let err = st
+        .element()
+        .get_child("error", rookery_proto::ns::CLIENT)
+        .unwrap_or_else(|| panic!("no <error/>: {}", st.element().to_xml()));
+    let cond = err
+        .children()
+        .find(|c| c.ns() == rookery_proto::ns::STANZAS)
+        .map(|c| c.name().to_owned())
+        .unwrap_or_default();
+    (cond, err.attr("type").unwrap_or_default().to_owned())
+}
+
+/// Receives the next stanza, which must be an error with `cond` and `ty`; returns it.
+pub async fn expect_error(rx: &mut SessionReceiver, secs: u64, cond: &str, ty: &str) -> Stanza {
+    let st = recv(rx, secs).await;
+    let got = error_of(&st);
+    assert_eq!(
+        (got.0.as_str(), got.1.as_str()),
+        (cond, ty),
+        "{}",
+        st.element().to_xml()
+    );
+    st
+}
+
+/// Asserts that nothing is waiting in the mailbox now.
+pub fn assert_empty(rx: &mut SessionReceiver) {
+    match rx.rx.try_recv() {
+        Ok(SessionMsg::Stanza(st)) => panic!("unexpected stanza: {}", st.element().to_xml()),
+        Ok(SessionMsg::Close(e)) => panic!("unexpected close: {e}"),
+        Err(_) => {}
+    }
+}
+
+/// Waits (polling every 10 ms) until `cond` holds; fails the test after `secs`.
+pub async fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A TCP listener on 127.0.0.1 that accepts connections, keeps them open and never speaks.
+pub struct Silent {
+    pub port: u16,
+    accepted: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Silent {
+    pub async fn start() -> Silent {
+        let l = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .unwrap();
+        let port = l.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                held.push(s);
+            }
+        });
+        Silent {
+            port,
+            accepted,
+            task,
+        }
+    }
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Silent {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// What a raw peer read next.
+#[derive(Debug)]
+pub enum Ev {
+    Header(rookery_xml::StreamHeader),
+    El(Element),
+    /// `</stream:stream>`, EOF or a broken connection.
+    End,
+}
+
+/// A hand-written s2s peer (either side of a stream): raw XML out, framed events in.
+pub struct RawPeer {
+    pub stream: XmppStream<Box<dyn Io>>,
+    /// The id of the current stream (the one the other side gave us, or the one we gave).
+    pub stream_id: String,
+    pub features: Option<Element>,
+}
+
+fn raw_stream(io: Box<dyn Io>) -> XmppStream<Box<dyn Io>> {
+    XmppStream::new(
+        io,
+        rookery_xml::Limits::default(),
+        rookery_proto::ns::SERVER,
+    )
+}
+
+impl RawPeer {
+    /// Connects to a Rookery s2s listener as the initiating server: header (`from` if given),
+    /// STARTTLS with a client that accepts any certificate, the header again. Returns after
+    /// the features of the TLS stream.
+    pub async fn connect(addr: SocketAddr, from: Option<&str>, to: &str) -> RawPeer {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut p = RawPeer {
+            stream: raw_stream(Box::new(tcp)),
+            stream_id: String::new(),
+            features: None,
+        };
+        p.open(from, to).await;
+        let f = p.features.clone().unwrap();
+        assert!(
+            f.get_child("starttls", rookery_proto::ns::TLS).is_some(),
+            "{}",
+            f.to_xml()
+        );
+        p.raw("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+            .await;
+        match p.next(5).await {
+            Ev::El(e) if e.name() == "proceed" => {}
+            other => panic!("expected <proceed/>, got {other:?}"),
+        }
+        let (io, _) =
+            std::mem::replace(&mut p.stream, raw_stream(Box::new(tokio::io::empty()))).into_inner();
+        let cfg = Arc::new(rookery_tls::client_config_insecure_for_tests());
+        let name = ServerName::try_from(to.to_owned()).unwrap();
+        let tls = TlsConnector::from(cfg).connect(name, io).await.unwrap();
+        p.stream = raw_stream(Box::new(tls));
+        p.open(from, to).await;
+        p
+    }
+
+    /// Sends our header and reads theirs (id) and the features.
+    pub async fn open(&mut self, from: Option<&str>, to: &str) {
+        self.stream.restart();
+        let mut attrs = vec![("to", to), ("version", "1.0")];
+        if let Some(f) = from {
+            attrs.push(("from", f));
+        }
+        self.stream
+            .send_header_ns(&attrs, &[("db", rookery_proto::ns::DIALBACK)])
+            .await
+            .unwrap();
+        match self.next(5).await {
+            Ev::Header(h) => self.stream_id = h.attr("id").unwrap().to_owned(),
+            other => panic!("expected a stream header, got {other:?}"),
+        }
+        match self.next(5).await {
+            Ev::El(f) if f.name() == "features" => self.features = Some(f),
+            other => panic!("expected features, got {other:?}"),
+        }
+    }
+
+    pub async fn raw(&mut self, xml: &str) {
+        self.stream.queue_raw(xml.as_bytes());
+        self.stream.flush().await.unwrap();
+    }
+
+    /// The next event; fails the test after `secs`.
+    pub async fn next(&mut self, secs: u64) -> Ev {
+        match tokio::time::timeout(Duration::from_secs(secs), self.stream.next_event()).await {
+            Err(_) => panic!("raw peer: nothing within {secs} s"),
+            Ok(Ok(StreamEvent::Open(h))) => Ev::Header(h),
+            Ok(Ok(StreamEvent::Stanza(e))) => Ev::El(e),
+            Ok(Ok(StreamEvent::Close)) | Ok(Err(_)) => Ev::End,
+        }
+    }
+
+    /// The next element (skipping nothing); panics at the end of the stream.
+    pub async fn element(&mut self, secs: u64) -> Element {
+        match self.next(secs).await {
+            Ev::El(e) => e,
+            other => panic!("expected an element, got {other:?}"),
+        }
+    }
+
+    /// Reads until a stream error; returns its condition. The stream must then end.
+    pub async fn expect_stream_error(&mut self, secs: u64) -> String {
+        loop {
+            match self.next(secs).await {
+                Ev::El(e) if e.name() == "error" && e.ns() == rookery_proto::ns::STREAM => {
+                    let cond = e
+                        .children()
+                        .find(|c| c.ns() == rookery_proto::ns::STREAMS)
+                        .map(|c| c.name().to_owned())
+                        .unwrap_or_default();
+                    assert!(
+                        matches!(self.next(secs).await, Ev::End),
+                        "stream must end after the error"
+                    );
+                    return cond;
+                }
+                Ev::El(_) | Ev::Header(_) => {}
+                Ev::End => panic!("stream ended without a stream error"),
+            }
+        }
+    }
+}
+
+/// A fake receiving server for outgoing-stream tests: accepts one s2s connection as `domain`,
+/// offers STARTTLS (self-signed certificate), then dialback; every element it receives after
+/// TLS is reported on the channel, and each `db:result` request is answered with `reply`
+/// (raw XML, sent as is).
+pub struct FakeServer {
+    pub port: u16,
+    pub received: tokio::sync::mpsc::UnboundedReceiver<Element>,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl FakeServer {
+    pub async fn start(domain: &str, reply: &str) -> FakeServer {
+        Self::start_with(domain, reply, false).await
+    }
+
+    /// Like `start`, but after answering the first `db:result` the fake stops reading (and
+    /// keeps the connection open): a peer that does not keep up.
+    pub async fn start_stalling(domain: &str, reply: &str) -> FakeServer {
+        Self::start_with(domain, reply, true).await
+    }
+
+    async fn start_with(domain: &str, reply: &str, stall: bool) -> FakeServer {
+        let dir = tempfile::tempdir().unwrap();
+        rookery_tls::install_crypto_provider();
+        let certs =
+            rookery_tls::CertStore::load(&[rookery_tls::HostCert::self_signed(domain)], dir.path())
+                .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(certs.server_config(&[]));
+        let l = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (tx, received) = tokio::sync::mpsc::unbounded_channel();
+        let (domain, reply) = (domain.to_owned(), reply.to_owned());
+        let task = tokio::spawn(async move {
+            let (tcp, _) = l.accept().await.unwrap();
+            let mut p = RawPeer {
+                stream: raw_stream(Box::new(tcp)),
+                stream_id: "fake-1".into(),
+                features: None,
+            };
+            p.answer(
+                &domain,
+                "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>",
+            )
+            .await;
+            match p.next(5).await {
+                Ev::El(e) if e.name() == "starttls" => {}
+                other => panic!("fake server: expected starttls, got {other:?}"),
+            }
+            p.raw("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+                .await;
+            let (io, _) =
+                std::mem::replace(&mut p.stream, raw_stream(Box::new(tokio::io::empty())))
+                    .into_inner();
+            let tls = acceptor.accept(io).await.unwrap();
+            p.stream = raw_stream(Box::new(tls));
+            p.stream_id = "fake-2".into();
+            p.answer(
+                &domain,
+                "<dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback>",
+            )
+            .await;
+            loop {
+                let Ok(Ok(ev)) =
+                    tokio::time::timeout(Duration::from_secs(30), p.stream.next_event()).await
+                else {
+                    return;
+                };
+                let StreamEvent::Stanza(el) = ev else {
+                    return;
+                };
+                let is_request = el.name() == "result" && el.ns() == rookery_proto::ns::DIALBACK;
+                let _ = tx.send(el);
+                if is_request {
+                    p.raw(&reply).await;
+                    if stall {
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }
+        });
+        FakeServer {
+            port,
+            received,
+            task,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl RawPeer {
+    /// As the receiving side: reads the initiator's header, answers with ours (`stream_id`)
+    /// and features holding `features` (raw XML).
+    async fn answer(&mut self, domain: &str, features: &str) {
+        self.stream.restart();
+        let from = match self.next(5).await {
+            Ev::Header(h) => h.attr("from").map(str::to_owned),
+            other => panic!("fake server: expected a header, got {other:?}"),
+        };
+        let id = self.stream_id.clone();
+        let mut attrs = vec![("from", domain), ("id", id.as_str()), ("version", "1.0")];
+        if let Some(f) = &from {
+            attrs.push(("to", f.as_str()));
+        }
+        self.stream
+            .send_header_ns(&attrs, &[("db", rookery_proto::ns::DIALBACK)])
+            .await
+            .unwrap();
+        self.raw(&format!("<stream:features>{features}</stream:features>"))
+            .await;
+    }
+}
+
+/// The stanza already waiting in the mailbox (fails if there is none yet).
+pub fn take_now(rx: &mut SessionReceiver) -> Stanza {
+    match rx.rx.try_recv() {
+        Ok(SessionMsg::Stanza(st)) => st,
+        Ok(SessionMsg::Close(e)) => panic!("unexpected close: {e}"),
+        Err(e) => panic!("nothing in the mailbox: {e}"),
+    }
 }

@@ -1,0 +1,202 @@
+//! Stanzas to remote domains that cannot be reached come back to the local sender exactly once
+//! with the condition that says why (RFC 6120 §10.4.3, XEP-0220 §2.4, SEED-PROTOCOLS §2.3):
+//! no DNS → `remote-server-not-found`; found but unreachable → `remote-server-timeout`; dialback
+//! refused → `internal-server-error`. IQ results, errors and untyped presence never bounce; a
+//! `subscribe` bounces once.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use support::{
+    Certs, Opts, Silent, account, assert_empty, dns, expect_error, node, node_with, publish_at,
+    send, session,
+};
+
+/// The sender gets exactly this bounce: the next stanza is it, and a later probe's bounce
+/// comes right after it with nothing in between.
+async fn bounced_once(
+    a: &support::Node,
+    h: &rookery_core::SessionHandle,
+    rx: &mut rookery_core::session::SessionReceiver,
+    to: &str,
+    cond: &str,
+    ty: &str,
+) {
+    let e = expect_error(rx, 10, cond, ty).await;
+    assert_eq!(e.id(), Some("m1"));
+    assert_eq!(e.from().unwrap().as_str(), to);
+    assert_eq!(e.to().unwrap().as_str(), "romeo@a.test/r");
+    send(
+        a.server(),
+        h,
+        &format!("<message xmlns='jabber:client' to='{to}' id='probe'><body>2</body></message>"),
+    )
+    .await;
+    let p = expect_error(rx, 10, cond, ty).await;
+    assert_eq!(p.id(), Some("probe"), "{}", p.element().to_xml());
+    assert_empty(rx);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unresolvable_domain_bounces_remote_server_not_found() {
+    let dns = dns().await;
+    let a = node(&["a.test"], &dns, Certs::SelfSigned, "").await;
+    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r");
+    send(a.server(), &romeo, "<message xmlns='jabber:client' to='juliet@nowhere.test' id='m1' type='chat'><body>hi</body></message>").await;
+    bounced_once(
+        &a,
+        &romeo,
+        &mut rx,
+        "juliet@nowhere.test",
+        "remote-server-not-found",
+        "cancel",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_listening_bounces_remote_server_timeout() {
+    let dns = dns().await;
+    let a = node(&["a.test"], &dns, Certs::SelfSigned, "").await;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    publish_at(&dns, "closed.test", closed, false);
+    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r");
+    send(
+        a.server(),
+        &romeo,
+        "<message xmlns='jabber:client' to='juliet@closed.test' id='m1'><body>hi</body></message>",
+    )
+    .await;
+    bounced_once(
+        &a,
+        &romeo,
+        &mut rx,
+        "juliet@closed.test",
+        "remote-server-timeout",
+        "wait",
+    )
+    .await;
+}
+
+/// B resolves a.test through its own DNS, where a.test is node C: same domain, another
+/// dialback secret. C, as B's authoritative server for a.test, says A's key is invalid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dialback_refused_bounces_internal_server_error() {
+    let dns_a = dns().await;
+    let dns_b = dns().await;
+    let a = node_with(
+        &["a.test"],
+        &dns_a,
+        Certs::SelfSigned,
+        Opts {
+            s2s: "dialback_secret = \"secret-of-the-real-a-test\"\n".into(),
+            ..Opts::default()
+        },
+    )
+    .await;
+    // B resolves through dns_b but is found (by A) through dns_a.
+    let b = node_with(
+        &["b.test"],
+        &dns_b,
+        Certs::SelfSigned,
+        Opts {
+            publish: false,
+            ..Opts::default()
+        },
+    )
+    .await;
+    b.publish(&dns_a);
+    let c = node_with(
+        &["a.test"],
+        &dns_b,
+        Certs::SelfSigned,
+        Opts {
+            s2s: "dialback_secret = \"secret-of-the-impostor-c\"\n".into(),
+            ..Opts::default()
+        },
+    )
+    .await;
+    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r");
+    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+    send(
+        a.server(),
+        &romeo,
+        "<message xmlns='jabber:client' to='juliet@b.test/j' id='m1'><body>hi</body></message>",
+    )
+    .await;
+    bounced_once(
+        &a,
+        &romeo,
+        &mut rx,
+        "juliet@b.test/j",
+        "internal-server-error",
+        "cancel",
+    )
+    .await;
+    assert_empty(&mut juliet_rx);
+    assert!(a.stream_of("a.test", "b.test").is_none());
+    drop(c);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iq_get_to_unresolvable_domain_gets_an_iq_error() {
+    let dns = dns().await;
+    let a = node(&["a.test"], &dns, Certs::SelfSigned, "").await;
+    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r");
+    send(a.server(), &romeo, "<iq xmlns='jabber:client' to='nowhere.test' id='q1' type='get'><ping xmlns='urn:xmpp:ping'/></iq>").await;
+    let e = expect_error(&mut rx, 10, "remote-server-not-found", "cancel").await;
+    assert_eq!(e.kind(), rookery_proto::stanza::Kind::Iq);
+    assert_eq!(e.id(), Some("q1"));
+    assert_eq!(e.from().unwrap().as_str(), "nowhere.test");
+}
+
+/// Everything goes into one queue (the remote accepts TCP and never answers, so set-up takes
+/// the whole connect timeout) and bounces in order when it fails: of the iq result, the error
+/// message, the available presence, the `subscribe` and the final message, only the
+/// `subscribe` and the message come back, once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_bounceable_stanzas_bounce_and_once() {
+    let dns = dns().await;
+    let a = node_with(
+        &["a.test"],
+        &dns,
+        Certs::SelfSigned,
+        Opts {
+            connect_timeout: 1,
+            ..Opts::default()
+        },
+    )
+    .await;
+    let silent = Silent::start().await;
+    publish_at(&dns, "dead.test", silent.port, false);
+    account(a.server(), "romeo@a.test").await;
+    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r");
+    for xml in [
+        "<iq xmlns='jabber:client' to='juliet@dead.test/x' id='res' type='result'/>",
+        "<iq xmlns='jabber:client' to='juliet@dead.test/x' id='err' type='error'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+        "<message xmlns='jabber:client' to='juliet@dead.test' id='merr' type='error'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>",
+        "<presence xmlns='jabber:client' to='juliet@dead.test'/>",
+        "<presence xmlns='jabber:client' to='juliet@dead.test' type='subscribe' id='sub'/>",
+        "<message xmlns='jabber:client' to='juliet@dead.test' id='last'><body>x</body></message>",
+    ] {
+        send(a.server(), &romeo, xml).await;
+    }
+    // (The session did not ask for the roster, so no roster push arrives.)
+    let sub = expect_error(&mut rx, 10, "remote-server-timeout", "wait").await;
+    assert_eq!(
+        (sub.kind(), sub.id()),
+        (rookery_proto::stanza::Kind::Presence, Some("sub"))
+    );
+    assert_eq!(sub.to().unwrap().as_str(), "romeo@a.test");
+    let last = expect_error(&mut rx, 10, "remote-server-timeout", "wait").await;
+    assert_eq!(last.id(), Some("last"), "{}", last.element().to_xml());
+    assert_empty(&mut rx);
+    assert_eq!(
+        silent.accepted(),
+        1,
+        "one connection attempt for the whole queue"
+    );
+}

@@ -1,0 +1,84 @@
+//! Outgoing stream life cycle: an idle stream closes and the next stanza opens a new one;
+//! a server published only as `_xmpps-server._tcp` is reached with Direct TLS (XEP-0368).
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use support::{Certs, Opts, dns, node, node_with, recv_non_presence, send, session, wait_until};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_stream_closes_and_a_new_one_opens() {
+    let dns = dns().await;
+    let a = node(
+        &["a.test"],
+        &dns,
+        Certs::SelfSigned,
+        "idle_timeout_secs = 1\n",
+    )
+    .await;
+    let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
+    let (romeo, _r) = session(a.server(), "romeo@a.test/r");
+    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+
+    send(
+        a.server(),
+        &romeo,
+        "<message xmlns='jabber:client' to='juliet@b.test/j' id='m1'><body>1</body></message>",
+    )
+    .await;
+    assert_eq!(recv_non_presence(&mut juliet_rx, 10).await.id(), Some("m1"));
+    let (first, _) = a.stream_of("a.test", "b.test").unwrap();
+
+    wait_until(5, "the idle stream to close", || {
+        a.stream_of("a.test", "b.test").is_none()
+    })
+    .await;
+
+    send(
+        a.server(),
+        &romeo,
+        "<message xmlns='jabber:client' to='juliet@b.test/j' id='m2'><body>2</body></message>",
+    )
+    .await;
+    assert_eq!(recv_non_presence(&mut juliet_rx, 10).await.id(), Some("m2"));
+    let (second, _) = a.stream_of("a.test", "b.test").unwrap();
+    assert_ne!(first, second, "a new stream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_tls_only_server_is_reached() {
+    let dns = dns().await;
+    let a = node(&["a.test"], &dns, Certs::SelfSigned, "").await;
+    let b = node_with(
+        &["b.test"],
+        &dns,
+        Certs::SelfSigned,
+        Opts {
+            direct_tls: true,
+            ..Opts::default()
+        },
+    )
+    .await;
+    assert!(b.direct_tls());
+    let (romeo, mut romeo_rx) = session(a.server(), "romeo@a.test/r");
+    let (juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+    send(
+        a.server(),
+        &romeo,
+        "<message xmlns='jabber:client' to='juliet@b.test/j' id='d1'><body>direct</body></message>",
+    )
+    .await;
+    assert_eq!(recv_non_presence(&mut juliet_rx, 10).await.id(), Some("d1"));
+    assert!(
+        a.stream_of("a.test", "b.test").unwrap().1,
+        "dialback over Direct TLS"
+    );
+    // The way back: B's stream to A (STARTTLS), whose dialback A checks against B over Direct TLS.
+    send(
+        b.server(),
+        &juliet,
+        "<message xmlns='jabber:client' to='romeo@a.test/r' id='d2'><body>back</body></message>",
+    )
+    .await;
+    assert_eq!(recv_non_presence(&mut romeo_rx, 10).await.id(), Some("d2"));
+}
