@@ -127,8 +127,15 @@ where
     if open(server, s2s, &mut stream, st).await.is_err() {
         return None;
     }
+    let mut full_limits = false;
     loop {
         loop {
+            if !full_limits && !st.pairs.is_empty() {
+                // Authenticated: stanzas may now be as large as for any authenticated stream,
+                // not just the pre-authentication size.
+                stream.set_limits(crate::limits::framer_limits(server, true));
+                full_limits = true;
+            }
             match stream.poll_event() {
                 Ok(Some(StreamEvent::Stanza(el))) => {
                     match on_element(server, s2s, &mut stream, st, el, &tx).await {
