@@ -34,3 +34,89 @@ async fn incoming_stream_accepts_large_stanzas_after_authentication() {
         Some("small")
     );
 }
+
+/// Regression: when the live outgoing stream's mailbox was full (a peer not keeping up), the
+/// router dropped the pair's route and set up another stream, so the stanza that did not fit,
+/// and every one after it, overtook the stanzas still waiting in the old stream's mailbox
+/// (the OF-2321 interleaving, SEED-PROTOCOLS §1.10). A full mailbox must bounce the stanza
+/// with `resource-constraint` and keep the route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_stream_mailbox_does_not_open_a_second_stream() {
+    use rookery_proto::ns;
+    use rookery_proto::stanza::{Jid, Stanza};
+    use rookery_xml::Element;
+    use support::{FakeServer, Opts, error_of, node_with, publish_at};
+
+    let dns = dns().await;
+    let a = node_with(
+        &["a.test"],
+        &dns,
+        Certs::SelfSigned,
+        Opts {
+            connect_timeout: 1,
+            // The stream's mailbox holds queue_max + 1024 stanzas.
+            s2s: "queue_max = 1\n".into(),
+            ..Opts::default()
+        },
+    )
+    .await;
+    let fake = FakeServer::start_stalling(
+        "b.test",
+        "<db:result from='b.test' to='a.test' type='valid'/>",
+    )
+    .await;
+    publish_at(&dns, "b.test", fake.port, false);
+    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r");
+    let msg = |id: String, body: String| {
+        let el = Element::new("message", ns::CLIENT)
+            .with_attr("to", "juliet@b.test")
+            .with_attr("id", id)
+            .child(Element::new("body", ns::CLIENT).with_text(body));
+        let mut st = Stanza::new(el).unwrap();
+        st.set_from(Some(Jid::from(romeo.jid().clone())));
+        st
+    };
+    send(
+        a.server(),
+        &romeo,
+        "<message xmlns='jabber:client' to='juliet@b.test' id='first'><body>1</body></message>",
+    )
+    .await;
+    support::wait_until(10, "the stream to b.test", || {
+        a.stream_of("a.test", "b.test").is_some()
+    })
+    .await;
+    let (stream, _) = a.stream_of("a.test", "b.test").unwrap();
+    // Far more than the socket buffers hold: the stream's writer blocks on the stalled peer...
+    let big = "x".repeat(512 * 1024);
+    for i in 0..48 {
+        a.server()
+            .handle_from_client(&romeo, msg(format!("big{i}"), big.clone()))
+            .await;
+    }
+    // ...and its mailbox fills up.
+    for i in 0..3000 {
+        a.server()
+            .handle_from_client(&romeo, msg(format!("s{i}"), i.to_string()))
+            .await;
+    }
+    assert_eq!(
+        a.stream_of("a.test", "b.test").map(|s| s.0),
+        Some(stream),
+        "the route stays on the stream (no second stream to overtake it)"
+    );
+    let mut bounced = 0;
+    while let Ok(rookery_core::session::SessionMsg::Stanza(st)) = rx.rx.try_recv() {
+        assert_eq!(
+            error_of(&st),
+            ("resource-constraint".into(), "wait".into()),
+            "{}",
+            st.element().to_xml()
+        );
+        bounced += 1;
+    }
+    assert!(
+        bounced > 0,
+        "the stanzas that did not fit were bounced at once"
+    );
+}

@@ -16,6 +16,7 @@ use rookery_proto::stanza::Stanza;
 use rookery_xml::{Element, StreamEvent};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -40,10 +41,11 @@ impl OutHandle {
     pub(crate) fn is_dialback(&self) -> bool {
         self.dialback
     }
-    /// Queues a stanza; gives it back if the stream is gone or its mailbox is full.
+    /// Queues a stanza; gives it back, saying whether the stream is gone (`Closed`) or its
+    /// mailbox is full (`Full`: the peer is not keeping up).
     #[allow(clippy::result_large_err)] // the stanza is handed back, not an error value
-    pub(crate) fn send(&self, st: Stanza) -> Result<(), Stanza> {
-        self.tx.try_send(st).map_err(|e| e.into_inner())
+    pub(crate) fn send(&self, st: Stanza) -> Result<(), TrySendError<Stanza>> {
+        self.tx.try_send(st)
     }
     async fn add_pair(&self, local: &str) -> Result<(), Failure> {
         let (tx, rx) = oneshot::channel();

@@ -12,6 +12,7 @@ use rookery_proto::error::{Condition, StanzaError};
 use rookery_proto::stanza::{Kind, Stanza};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
+use tokio::sync::mpsc::error::TrySendError;
 
 /// (local domain, remote domain).
 pub type Pair = (String, String);
@@ -100,11 +101,18 @@ pub async fn route_remote(s2s: &S2s, server: &Server, st: Stanza) {
         let mut action = Action::None;
         if let Some(PairState::Live(h)) = pairs.get(&pair)
             && let Some(s) = st.take()
-            && let Err(back) = h.send(s)
         {
-            // The stream is closing or overwhelmed: start over with a new attempt below.
-            st = Some(back);
-            pairs.remove(&pair);
+            match h.send(s) {
+                Ok(()) => {}
+                // The peer is not keeping up. Another stream would let this stanza and the
+                // next ones overtake those still in the mailbox: bounce it, keep the route.
+                Err(TrySendError::Full(s)) => action = Action::Overflow(s),
+                // The stream is gone: start over with a new attempt below.
+                Err(TrySendError::Closed(s)) => {
+                    st = Some(s);
+                    pairs.remove(&pair);
+                }
+            }
         }
         if let Some(s) = st.take() {
             match pairs.get_mut(&pair) {
@@ -126,13 +134,7 @@ pub async fn route_remote(s2s: &S2s, server: &Server, st: Stanza) {
     match action {
         Action::None => {}
         Action::Overflow(s) => {
-            bounce(
-                server,
-                &s,
-                StanzaError::new(Condition::ResourceConstraint)
-                    .with_text("too many stanzas queued for this domain"),
-            )
-            .await;
+            bounce(server, &s, overflow_error()).await;
         }
         Action::Start => {
             let s2s = s2s.clone();
@@ -158,6 +160,7 @@ async fn establish(s2s: S2s, server: Server, pair: Pair) {
             Ok(r) => r,
             Err(_) => Err(Failure::Timeout),
         };
+    let mut overflow = Vec::new();
     let queued = {
         let mut pairs = s2s.pool().lock();
         match (&result, pairs.remove(&pair)) {
@@ -166,8 +169,16 @@ async fn establish(s2s: S2s, server: Server, pair: Pair) {
                 // the pair: this is what keeps order across "connecting" → "live".
                 let mut left = VecDeque::new();
                 for st in q {
-                    if let Err(st) = handle.send(st) {
+                    if !left.is_empty() {
+                        // The stream closed: nothing after it may be sent either.
                         left.push_back(st);
+                        continue;
+                    }
+                    match handle.send(st) {
+                        Ok(()) => {}
+                        // A shared (piggybacked) stream whose peer is not keeping up.
+                        Err(TrySendError::Full(st)) => overflow.push(st),
+                        Err(TrySendError::Closed(st)) => left.push_back(st),
                     }
                 }
                 if left.is_empty() {
@@ -194,6 +205,14 @@ async fn establish(s2s: S2s, server: Server, pair: Pair) {
     for st in queued {
         bounce(&server, &st, err.clone()).await;
     }
+    for st in overflow {
+        bounce(&server, &st, overflow_error()).await;
+    }
+}
+
+fn overflow_error() -> StanzaError {
+    StanzaError::new(Condition::ResourceConstraint)
+        .with_text("too many stanzas queued for this domain")
 }
 
 /// Returns an undeliverable stanza to its local sender (SEED-PROTOCOLS §2.3, RFC 6121): never
