@@ -96,6 +96,8 @@ class RawClient:
         self._depth = 0
         self._ready: list[ET.Element] = []
         self._closed: str | None = None
+        # Source address to connect from (e.g. "127.0.0.2": another client address on loopback).
+        self.local_host: str | None = None
 
     # -- transport -----------------------------------------------------------------------------
 
@@ -107,6 +109,7 @@ class RawClient:
                 self.port,
                 ssl=ctx,
                 server_hostname=self.domain if direct_tls else None,
+                local_addr=(self.local_host, 0) if self.local_host else None,
             ),
             READ_TIMEOUT,
         )

@@ -108,6 +108,43 @@ impl SessionHandle {
         }
     }
 
+    /// Queues a stanza, waiting up to `patience` for room: for bulk pushes the server itself
+    /// starts (offline messages at login), which must not count as the client being slow the
+    /// moment they outrun the mailbox. Never call it from the session's own task (it drains the
+    /// mailbox). A client that doesn't make room within `patience` is a slow reader.
+    pub async fn send_wait(
+        &self,
+        st: Stanza,
+        patience: std::time::Duration,
+    ) -> Result<(), Undelivered> {
+        use tokio::sync::mpsc::error::SendTimeoutError;
+        match self
+            .inner
+            .tx
+            .send_timeout(SessionMsg::Stanza(st), patience)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let (reason, msg) = match e {
+                    SendTimeoutError::Timeout(m) => {
+                        tracing::warn!(jid = %self.inner.jid, what = "mailbox-full", "slow reader, closing");
+                        self.inner.overflow.cancel();
+                        (SendError::Overflow, m)
+                    }
+                    SendTimeoutError::Closed(m) => (SendError::Closed, m),
+                };
+                match msg {
+                    SessionMsg::Stanza(stanza) => Err(Undelivered { reason, stanza }),
+                    SessionMsg::Close(_) => Err(Undelivered {
+                        reason,
+                        stanza: unreachable_stanza(),
+                    }),
+                }
+            }
+        }
+    }
+
     /// Asks the session to close with a stream error.
     pub fn close(&self, err: StreamError) {
         if self.push(SessionMsg::Close(err)).is_err() {

@@ -112,6 +112,24 @@ impl Client {
         out
     }
 
+    /// Waits for the next message (skipping other stanzas); for deliveries the server makes from
+    /// a background task, such as offline messages.
+    pub async fn next_message(&mut self) -> Stanza {
+        loop {
+            match tokio::time::timeout(std::time::Duration::from_secs(5), self.rx.rx.recv()).await {
+                Ok(Some(SessionMsg::Stanza(st)))
+                    if st.kind() == rookery_proto::stanza::Kind::Message =>
+                {
+                    return st;
+                }
+                Ok(Some(SessionMsg::Stanza(_))) => {}
+                Ok(Some(SessionMsg::Close(e))) => panic!("session closed: {e:?}"),
+                Ok(None) => panic!("mailbox closed"),
+                Err(_) => panic!("no message within 5 s"),
+            }
+        }
+    }
+
     /// Asks for the roster and returns the result (discarding anything queued before).
     pub async fn roster(&mut self) -> Stanza {
         self.drain();

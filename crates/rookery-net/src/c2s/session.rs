@@ -38,6 +38,9 @@ pub(crate) async fn run<IO>(
     let mut last_read = Instant::now();
     let mut ping_pending: Option<(String, Instant)> = None;
     let mut ping_seq: u64 = 0;
+    // Stanzas written to the transport buffer but not yet flushed: if the write fails they go
+    // back to the router instead of being lost with the connection.
+    let mut unflushed: Vec<Stanza> = Vec::new();
 
     let end = 'outer: loop {
         // Process everything already buffered before waiting for more bytes.
@@ -100,7 +103,10 @@ pub(crate) async fn run<IO>(
                 let mut n = 0;
                 while let Some(m) = next.take() {
                     match m {
-                        SessionMsg::Stanza(st) => stream.queue(st.element()),
+                        SessionMsg::Stanza(st) => {
+                            stream.queue(st.element());
+                            unflushed.push(st);
+                        }
                         SessionMsg::Close(err) => {
                             stream.fail(&err).await;
                             break 'outer End::Dropped;
@@ -122,6 +128,7 @@ pub(crate) async fn run<IO>(
                     tracing::info!(jid = %handle.jid(), what = "slow-reader", "client not reading, dropped");
                     break End::Dropped;
                 }
+                unflushed.clear();
             }
             r = stream.read_more() => {
                 match r {
@@ -168,6 +175,21 @@ pub(crate) async fn run<IO>(
         }
     };
     server.registry().unbind(&handle);
+    // Nothing accepted for this session is dropped with it: what was not written, or still
+    // waits in the mailbox, is routed again now that the resource is gone (to another resource
+    // or offline storage, RFC 6121 §8.5.3.2.1). A partly written batch may reach the client
+    // twice; clients dedupe by id, while a lost message has no remedy.
+    rx.rx.close();
+    while let Ok(msg) = rx.rx.try_recv() {
+        if let SessionMsg::Stanza(st) = msg {
+            unflushed.push(st);
+        }
+    }
+    for st in unflushed {
+        if st.kind() == rookery_proto::stanza::Kind::Message {
+            server.route(st).await;
+        }
+    }
     let clean = matches!(end, End::Clean);
     tracing::info!(jid = %handle.jid(), clean, what = "closed", "session ended");
     server.fire_session_closed(&handle, clean).await;
