@@ -120,3 +120,80 @@ async fn full_stream_mailbox_does_not_open_a_second_stream() {
         "the stanzas that did not fit were bounced at once"
     );
 }
+
+/// Regression: a receiving server closed the whole incoming stream when the key of a
+/// piggybacked domain was invalid, even though the stream carried other, authenticated
+/// domains: their stanzas in flight were lost and their route torn down. B here resolves
+/// a2.test to an impostor (node C, another dialback secret), so A's key for a2.test is
+/// invalid while a.test on the same stream is fine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_piggybacked_domain_keeps_the_stream_of_the_others() {
+    use support::{Opts, expect_error, node_with};
+
+    let dns_a = dns().await;
+    let dns_b = dns().await;
+    let a = node_with(
+        &["a.test", "a2.test"],
+        &dns_a,
+        Certs::SelfSigned,
+        Opts {
+            s2s: "dialback_secret = \"secret-of-the-real-a\"\n".into(),
+            ..Opts::default()
+        },
+    )
+    .await;
+    // B finds a.test at A, but a2.test at C.
+    let b = node_with(
+        &["b.test"],
+        &dns_b,
+        Certs::SelfSigned,
+        Opts {
+            publish: false,
+            ..Opts::default()
+        },
+    )
+    .await;
+    b.publish(&dns_a);
+    let c = node_with(
+        &["a2.test"],
+        &dns_b,
+        Certs::SelfSigned,
+        Opts {
+            s2s: "dialback_secret = \"secret-of-the-impostor\"\n".into(),
+            ..Opts::default()
+        },
+    )
+    .await;
+    support::publish_at(&dns_b, "a.test", a.s2s_port(), false);
+
+    let (romeo, _r) = session(a.server(), "romeo@a.test/r");
+    let (mercutio, mut mercutio_rx) = session(a.server(), "mercutio@a2.test/m");
+    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+    send(
+        a.server(),
+        &romeo,
+        "<message xmlns='jabber:client' to='juliet@b.test/j' id='r1'><body>1</body></message>",
+    )
+    .await;
+    assert_eq!(recv_non_presence(&mut juliet_rx, 10).await.id(), Some("r1"));
+    let (stream, _) = a.stream_of("a.test", "b.test").unwrap();
+
+    send(
+        a.server(),
+        &mercutio,
+        "<message xmlns='jabber:client' to='juliet@b.test/j' id='m1'><body>x</body></message>",
+    )
+    .await;
+    expect_error(&mut mercutio_rx, 10, "internal-server-error", "cancel").await;
+
+    // a.test's stream survived: the next message goes out on it and arrives.
+    send(
+        a.server(),
+        &romeo,
+        "<message xmlns='jabber:client' to='juliet@b.test/j' id='r2'><body>2</body></message>",
+    )
+    .await;
+    assert_eq!(recv_non_presence(&mut juliet_rx, 10).await.id(), Some("r2"));
+    assert_eq!(a.stream_of("a.test", "b.test").map(|s| s.0), Some(stream));
+    drop(c);
+}

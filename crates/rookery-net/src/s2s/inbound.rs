@@ -595,8 +595,10 @@ where
     if stream.send(&el).await.is_err() {
         return false;
     }
-    if invalid {
-        // XEP-0220 §2.4: an invalid key ends the stream.
+    if invalid && st.pairs.is_empty() {
+        // XEP-0220 §2.4: an invalid key ends the stream - unless it carries other
+        // authenticated pairs: then only this pair is refused, so one misconfigured (or
+        // impersonated) domain cannot cut off the others' traffic on a shared stream.
         stream.close().await;
         return false;
     }
