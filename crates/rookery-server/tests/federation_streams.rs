@@ -82,3 +82,37 @@ async fn direct_tls_only_server_is_reached() {
     .await;
     assert_eq!(recv_non_presence(&mut romeo_rx, 10).await.id(), Some("d2"));
 }
+
+/// The peer shuts down: our outgoing stream notices (system-shutdown), its route goes away,
+/// and a later stanza bounces (nothing listens any more) instead of vanishing into a dead
+/// stream. Our own shutdown finishes within the grace period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_shutdown_ends_the_route_and_later_stanzas_bounce() {
+    let dns = dns().await;
+    let a = node(&["a.test"], &dns, Certs::SelfSigned, "").await;
+    let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
+    let (romeo, mut romeo_rx) = session(a.server(), "romeo@a.test/r");
+    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+    send(
+        a.server(),
+        &romeo,
+        "<message xmlns='jabber:client' to='juliet@b.test/j' id='m1'><body>1</body></message>",
+    )
+    .await;
+    assert_eq!(recv_non_presence(&mut juliet_rx, 10).await.id(), Some("m1"));
+
+    assert!(b.running.shutdown(std::time::Duration::from_secs(5)).await);
+    wait_until(5, "the route to b.test to go", || {
+        a.stream_of("a.test", "b.test").is_none()
+    })
+    .await;
+    send(
+        a.server(),
+        &romeo,
+        "<message xmlns='jabber:client' to='juliet@b.test/j' id='m2'><body>2</body></message>",
+    )
+    .await;
+    let e = support::expect_error(&mut romeo_rx, 10, "remote-server-timeout", "wait").await;
+    assert_eq!(e.id(), Some("m2"));
+    assert!(a.running.shutdown(std::time::Duration::from_secs(5)).await);
+}

@@ -522,29 +522,66 @@ impl RawPeer {
     }
 }
 
+/// How a `FakeServer` behaves.
+pub struct FakeOpts {
+    /// Sent as is in answer to every `db:result` request.
+    pub reply: String,
+    /// Offer STARTTLS first (else dialback on the plain stream).
+    pub starttls: bool,
+    /// Put an `id` on the stream headers.
+    pub with_id: bool,
+    /// After the first reply, stop reading (keeping the connection open).
+    pub stall: bool,
+}
+
+impl FakeOpts {
+    pub fn replying(reply: &str) -> FakeOpts {
+        FakeOpts {
+            reply: reply.to_owned(),
+            starttls: true,
+            with_id: true,
+            stall: false,
+        }
+    }
+}
+
 /// A fake receiving server for outgoing-stream tests: accepts one s2s connection as `domain`,
-/// offers STARTTLS (self-signed certificate), then dialback; every element it receives after
-/// TLS is reported on the channel, and each `db:result` request is answered with `reply`
-/// (raw XML, sent as is).
+/// offers STARTTLS (self-signed certificate) and then dialback, and answers each `db:result`
+/// request with a canned reply. Every element it receives is reported on `received`, which
+/// closes when the connection ends.
 pub struct FakeServer {
     pub port: u16,
+    /// What the first connection received (closes when that connection ends).
     pub received: tokio::sync::mpsc::UnboundedReceiver<Element>,
+    /// What later connections received (they behave alike but never stall).
+    pub later: tokio::sync::mpsc::UnboundedReceiver<Element>,
+    /// Makes a stalled first connection drop (close the socket without reading).
+    pub kill_first: Arc<tokio::sync::Notify>,
     task: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
 
+const DIALBACK_FEATURE: &str = "<dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback>";
+
 impl FakeServer {
     pub async fn start(domain: &str, reply: &str) -> FakeServer {
-        Self::start_with(domain, reply, false).await
+        Self::start_with(domain, FakeOpts::replying(reply)).await
     }
 
     /// Like `start`, but after answering the first `db:result` the fake stops reading (and
     /// keeps the connection open): a peer that does not keep up.
     pub async fn start_stalling(domain: &str, reply: &str) -> FakeServer {
-        Self::start_with(domain, reply, true).await
+        Self::start_with(
+            domain,
+            FakeOpts {
+                stall: true,
+                ..FakeOpts::replying(reply)
+            },
+        )
+        .await
     }
 
-    async fn start_with(domain: &str, reply: &str, stall: bool) -> FakeServer {
+    pub async fn start_with(domain: &str, opts: FakeOpts) -> FakeServer {
         let dir = tempfile::tempdir().unwrap();
         rookery_tls::install_crypto_provider();
         let certs =
@@ -556,60 +593,97 @@ impl FakeServer {
             .unwrap();
         let port = l.local_addr().unwrap().port();
         let (tx, received) = tokio::sync::mpsc::unbounded_channel();
-        let (domain, reply) = (domain.to_owned(), reply.to_owned());
+        let (later_tx, later) = tokio::sync::mpsc::unbounded_channel();
+        let kill_first = Arc::new(tokio::sync::Notify::new());
+        let opts = Arc::new(opts);
+        let (domain, kill) = (domain.to_owned(), kill_first.clone());
         let task = tokio::spawn(async move {
-            let (tcp, _) = l.accept().await.unwrap();
-            let mut p = RawPeer {
-                stream: raw_stream(Box::new(tcp)),
-                stream_id: "fake-1".into(),
-                features: None,
-            };
-            p.answer(
-                &domain,
-                "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>",
-            )
-            .await;
-            match p.next(5).await {
-                Ev::El(e) if e.name() == "starttls" => {}
-                other => panic!("fake server: expected starttls, got {other:?}"),
-            }
-            p.raw("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-                .await;
-            let (io, _) =
-                std::mem::replace(&mut p.stream, raw_stream(Box::new(tokio::io::empty())))
-                    .into_inner();
-            let tls = acceptor.accept(io).await.unwrap();
-            p.stream = raw_stream(Box::new(tls));
-            p.stream_id = "fake-2".into();
-            p.answer(
-                &domain,
-                "<dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback>",
-            )
-            .await;
-            loop {
-                let Ok(Ok(ev)) =
-                    tokio::time::timeout(Duration::from_secs(30), p.stream.next_event()).await
-                else {
-                    return;
+            let mut tx = Some(tx);
+            // Dropping the set (when the server is dropped) ends every connection.
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((tcp, _)) = l.accept().await {
+                let (tx, stall) = match tx.take() {
+                    Some(first) => (first, opts.stall),
+                    None => (later_tx.clone(), false),
                 };
-                let StreamEvent::Stanza(el) = ev else {
-                    return;
-                };
-                let is_request = el.name() == "result" && el.ns() == rookery_proto::ns::DIALBACK;
-                let _ = tx.send(el);
-                if is_request {
-                    p.raw(&reply).await;
-                    if stall {
-                        std::future::pending::<()>().await;
-                    }
-                }
+                conns.spawn(fake_connection(
+                    tcp,
+                    domain.clone(),
+                    opts.clone(),
+                    acceptor.clone(),
+                    tx,
+                    stall.then(|| kill.clone()),
+                ));
             }
         });
         FakeServer {
             port,
             received,
+            later,
+            kill_first,
             task,
             _dir: dir,
+        }
+    }
+}
+
+/// One connection of a `FakeServer`; with `stall`, stops reading after the first reply until
+/// notified, then drops the connection.
+async fn fake_connection(
+    tcp: tokio::net::TcpStream,
+    domain: String,
+    opts: Arc<FakeOpts>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    tx: tokio::sync::mpsc::UnboundedSender<Element>,
+    stall: Option<Arc<tokio::sync::Notify>>,
+) {
+    let mut p = RawPeer {
+        stream: raw_stream(Box::new(tcp)),
+        stream_id: if opts.with_id {
+            "fake-1".into()
+        } else {
+            String::new()
+        },
+        features: None,
+    };
+    let first = if opts.starttls {
+        "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+    } else {
+        DIALBACK_FEATURE
+    };
+    if !p.answer(&domain, first).await {
+        return;
+    }
+    loop {
+        let Ok(Ok(StreamEvent::Stanza(el))) =
+            tokio::time::timeout(Duration::from_secs(30), p.stream.next_event()).await
+        else {
+            return;
+        };
+        let (name, ns) = (el.name().to_owned(), el.ns().to_owned());
+        let _ = tx.send(el);
+        if name == "starttls" && ns == rookery_proto::ns::TLS {
+            p.raw("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+                .await;
+            let (io, _) =
+                std::mem::replace(&mut p.stream, raw_stream(Box::new(tokio::io::empty())))
+                    .into_inner();
+            let Ok(tls) = acceptor.accept(io).await else {
+                return;
+            };
+            p.stream = raw_stream(Box::new(tls));
+            if opts.with_id {
+                p.stream_id = "fake-2".into();
+            }
+            if !p.answer(&domain, DIALBACK_FEATURE).await {
+                return;
+            }
+        } else if name == "result" && ns == rookery_proto::ns::DIALBACK {
+            p.raw(&opts.reply).await;
+            if let Some(kill) = &stall {
+                kill.notified().await;
+                return;
+            }
         }
     }
 }
@@ -621,16 +695,22 @@ impl Drop for FakeServer {
 }
 
 impl RawPeer {
-    /// As the receiving side: reads the initiator's header, answers with ours (`stream_id`)
-    /// and features holding `features` (raw XML).
-    async fn answer(&mut self, domain: &str, features: &str) {
+    /// As the receiving side: reads the initiator's header, answers with ours (with
+    /// `stream_id` as id unless it is empty) and features holding `features` (raw XML).
+    /// False if the initiator went away first.
+    async fn answer(&mut self, domain: &str, features: &str) -> bool {
         self.stream.restart();
-        let from = match self.next(5).await {
-            Ev::Header(h) => h.attr("from").map(str::to_owned),
-            other => panic!("fake server: expected a header, got {other:?}"),
+        let Ok(Ok(StreamEvent::Open(h))) =
+            tokio::time::timeout(Duration::from_secs(5), self.stream.next_event()).await
+        else {
+            return false;
         };
+        let from = h.attr("from").map(str::to_owned);
         let id = self.stream_id.clone();
-        let mut attrs = vec![("from", domain), ("id", id.as_str()), ("version", "1.0")];
+        let mut attrs = vec![("from", domain), ("version", "1.0")];
+        if !id.is_empty() {
+            attrs.push(("id", id.as_str()));
+        }
         if let Some(f) = &from {
             attrs.push(("to", f.as_str()));
         }
@@ -640,6 +720,7 @@ impl RawPeer {
             .unwrap();
         self.raw(&format!("<stream:features>{features}</stream:features>"))
             .await;
+        true
     }
 }
 
