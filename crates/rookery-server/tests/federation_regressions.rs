@@ -197,3 +197,114 @@ async fn invalid_piggybacked_domain_keeps_the_stream_of_the_others() {
     assert_eq!(a.stream_of("a.test", "b.test").map(|s| s.0), Some(stream));
     drop(c);
 }
+
+/// Regression: when an outgoing stream ended, its actor first forgot the stream's routes,
+/// then closed the socket and only then re-routed the stanzas still in its mailbox, one by
+/// one. A stanza routed meanwhile started a new queue and went out before those older
+/// ones (the OF-2321 interleaving again, SEED-PROTOCOLS §1.7/§1.10). Here the peer stops
+/// reading until the stream's mailbox holds a backlog, then drops the connection while the
+/// sender keeps sending; the second stream must carry the sender's stanzas in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stanzas_left_on_a_closed_stream_are_not_overtaken() {
+    use rookery_proto::ns;
+    use rookery_proto::stanza::{Jid, Stanza};
+    use rookery_xml::Element;
+    use support::{FakeServer, Opts, node_with, publish_at};
+
+    let dns = dns().await;
+    let a = node_with(
+        &["a.test"],
+        &dns,
+        Certs::SelfSigned,
+        Opts {
+            s2s: "queue_max = 100000\n".into(),
+            ..Opts::default()
+        },
+    )
+    .await;
+    let mut fake = FakeServer::start_stalling(
+        "b.test",
+        "<db:result from='b.test' to='a.test' type='valid'/>",
+    )
+    .await;
+    publish_at(&dns, "b.test", fake.port, false);
+    let (romeo, _rx) = session(a.server(), "romeo@a.test/r");
+    let msg = move |jid: &rookery_proto::stanza::FullJid, id: String, body: String| {
+        let el = Element::new("message", ns::CLIENT)
+            .with_attr("to", "juliet@b.test")
+            .with_attr("id", id)
+            .child(Element::new("body", ns::CLIENT).with_text(body));
+        let mut st = Stanza::new(el).unwrap();
+        st.set_from(Some(Jid::from(jid.clone())));
+        st
+    };
+    send(
+        a.server(),
+        &romeo,
+        "<message xmlns='jabber:client' to='juliet@b.test' id='first'><body>first</body></message>",
+    )
+    .await;
+    support::wait_until(10, "the stream to b.test", || {
+        a.stream_of("a.test", "b.test").is_some()
+    })
+    .await;
+    // Block the stream's writer on the stalled peer, then leave a backlog in its mailbox.
+    let big = "x".repeat(512 * 1024);
+    for i in 0..48 {
+        a.server()
+            .handle_from_client(&romeo, msg(romeo.jid(), format!("big{i}"), big.clone()))
+            .await;
+    }
+    const BACKLOG: usize = 2000;
+    for i in 0..BACKLOG {
+        a.server()
+            .handle_from_client(&romeo, msg(romeo.jid(), format!("s{i}"), i.to_string()))
+            .await;
+    }
+    let (first, _) = a.stream_of("a.test", "b.test").unwrap();
+    // The peer drops the connection; the sender keeps going until the first stream is gone,
+    // and then some.
+    fake.kill_first.notify_one();
+    let mut i = BACKLOG;
+    let mut after = None;
+    while after.is_none_or(|n| i < n) {
+        a.server()
+            .handle_from_client(&romeo, msg(romeo.jid(), format!("s{i}"), i.to_string()))
+            .await;
+        i += 1;
+        if after.is_none() && a.stream_of("a.test", "b.test").map(|s| s.0) != Some(first) {
+            after = Some(i + 3000);
+        }
+        if i.is_multiple_of(16) {
+            tokio::task::yield_now().await;
+        }
+        assert!(i < 1_000_000, "the first stream never ended");
+    }
+    let total = i;
+    // The second stream: sequence numbers only ever go up (the first stream lost what it had
+    // written, so there may be a gap at the start, never a step back).
+    let mut last: Option<usize> = None;
+    loop {
+        let el = tokio::time::timeout(std::time::Duration::from_secs(10), fake.later.recv())
+            .await
+            .expect("the second stream carries the rest")
+            .unwrap();
+        if el.name() != "message" {
+            continue;
+        }
+        let n: usize = el
+            .children()
+            .find(|c| c.name() == "body")
+            .unwrap()
+            .text()
+            .parse()
+            .unwrap();
+        if let Some(prev) = last {
+            assert!(n > prev, "s{n} arrived after s{prev}");
+        }
+        last = Some(n);
+        if n == total - 1 {
+            break;
+        }
+    }
+}

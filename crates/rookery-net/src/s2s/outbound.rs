@@ -337,13 +337,11 @@ impl Actor {
         mut rx: mpsc::Receiver<Stanza>,
         mut ctl: mpsc::Receiver<(String, PairReply)>,
     ) {
-        self.s2s.pool().forget_stream(self.id);
+        // Routes and mailbox first, in one step: the stanzas left in the mailbox are queued
+        // for a new stream before anything routed from now on.
+        super::pool::retire(&self.s2s, &self.server, self.id, &mut rx).await;
         stream.close().await;
-        rx.close();
         ctl.close();
-        while let Ok(st) = rx.try_recv() {
-            Box::pin(self.server.route(st)).await;
-        }
         let closed = || Err(Failure::Unreachable("stream closed".into()));
         while let Ok((_, reply)) = ctl.try_recv() {
             let _ = reply.send(closed());

@@ -12,6 +12,7 @@ use rookery_proto::error::{Condition, StanzaError};
 use rookery_proto::stanza::{Kind, Stanza};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
+use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
 /// (local domain, remote domain).
@@ -62,12 +63,59 @@ impl Pool {
         }
         out
     }
+}
 
-    /// A stream ended: forget every pair it carried (the next stanza starts a new attempt).
-    pub(crate) fn forget_stream(&self, stream_id: u64) {
-        self.lock()
-            .retain(|_, st| !matches!(st, PairState::Live(h) if h.id() == stream_id));
+/// A stream ended. Under the routing lock: close its mailbox, forget every pair it carried,
+/// and queue what was still in the mailbox for new attempts - ahead of anything routed
+/// later, so nothing overtakes it (SEED-PROTOCOLS §1.7, §1.10).
+pub(crate) async fn retire(
+    s2s: &S2s,
+    server: &Server,
+    stream_id: u64,
+    rx: &mut mpsc::Receiver<Stanza>,
+) {
+    let mut start = Vec::new();
+    let mut refused = Vec::new();
+    {
+        let mut pairs = s2s.pool().lock();
+        rx.close();
+        pairs.retain(|_, st| !matches!(st, PairState::Live(h) if h.id() == stream_id));
+        while let Ok(st) = rx.try_recv() {
+            let (Some(from), Some(to)) = (st.from(), st.to()) else {
+                continue;
+            };
+            let pair: Pair = (
+                from.domain().as_str().to_owned(),
+                to.domain().as_str().to_owned(),
+            );
+            match pairs.get_mut(&pair) {
+                // Already accepted once: requeued whatever queue_max says.
+                Some(PairState::Connecting(q)) => q.push_back(st),
+                Some(PairState::Live(h)) => {
+                    if let Err(e) = h.send(st) {
+                        refused.push(e.into_inner());
+                    }
+                }
+                None => {
+                    pairs.insert(pair.clone(), PairState::Connecting(VecDeque::from([st])));
+                    start.push(pair);
+                }
+            }
+        }
     }
+    for pair in start {
+        spawn_establish(s2s, server, pair);
+    }
+    for st in refused {
+        bounce(server, &st, overflow_error()).await;
+    }
+}
+
+fn spawn_establish(s2s: &S2s, server: &Server, pair: Pair) {
+    let (s2s, server2) = (s2s.clone(), server.clone());
+    server
+        .tasks()
+        .spawn(async move { establish(s2s, server2, pair).await });
 }
 
 /// Entry point from the router for a stanza whose `to` domain is not ours.
@@ -136,13 +184,7 @@ pub async fn route_remote(s2s: &S2s, server: &Server, st: Stanza) {
         Action::Overflow(s) => {
             bounce(server, &s, overflow_error()).await;
         }
-        Action::Start => {
-            let s2s = s2s.clone();
-            let server2 = server.clone();
-            server
-                .tasks()
-                .spawn(async move { establish(s2s, server2, pair).await });
-        }
+        Action::Start => spawn_establish(s2s, server, pair),
     }
 }
 
