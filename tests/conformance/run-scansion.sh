@@ -135,7 +135,7 @@ args=()
 for a in "$@"; do
   case "$a" in
     --record) record=1 ;;
-    -h|--help) sed -n '2,24p' "$self" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$self" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) args+=("$a") ;;
   esac
 done
@@ -226,7 +226,7 @@ if [ "$record" = 1 ]; then
     echo "- required (expected-pass.txt): $req_pass passed, $req_fail failed"
     echo
     echo '```'
-    grep -E '^(PASS|FAIL|SKIP) ' "$out" || true
+    grep -E '^(PASS|FAIL|SKIP) |^      ' "$out" || true
     echo '```'
     if [ -s "$work/problems" ]; then
       echo
@@ -239,5 +239,5 @@ if [ "$record" = 1 ]; then
 fi
 
 for m in ${missing[@]+"${missing[@]}"}; do echo "required script did not pass: $m"; done
-echo "scansion required: $req_pass passed, $req_fail failed"
+echo "conformance: $req_pass passed, $req_fail failed"
 [ "$req_fail" -eq 0 ]

@@ -218,7 +218,13 @@ async def test_raw_client_logs_in_and_gets_features(server):
     assert raw.feature("urn:ietf:params:xml:ns:xmpp-tls", "starttls") is not None, (
         "STARTTLS not offered"
     )
-    assert feats is not None
+    # [c2s] require_encryption = true (the default): no SASL before TLS.
+    assert raw.feature("urn:ietf:params:xml:ns:xmpp-sasl", "mechanisms") is None, (
+        "SASL offered on an unencrypted stream although encryption is required"
+    )
+    feats = await raw.starttls()
+    mechs = [m.text for m in feats.iter("{urn:ietf:params:xml:ns:xmpp-sasl}mechanism")]
+    assert "SCRAM-SHA-256" in mechs, mechs
     await raw.close()
     raw2 = server.raw(direct_tls=True)
     jid = await raw2.login("alice", PASSWORD, direct_tls=True)
