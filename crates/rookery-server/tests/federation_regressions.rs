@@ -308,3 +308,29 @@ async fn stanzas_left_on_a_closed_stream_are_not_overtaken() {
         }
     }
 }
+
+/// Regression: an incoming s2s connection that never authenticated anything stayed open
+/// until the idle timeout (30 minutes by default), and s2s listeners have no per-IP cap on
+/// unauthenticated connections: anyone could hold any number of them. SECURITY.md §4 wants
+/// authentication within `auth_timeout_secs` of connect, closed with `connection-timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_incoming_stream_times_out() {
+    use support::{Opts, RawPeer, node_with};
+
+    let dns = dns().await;
+    let b = node_with(
+        &["b.test"],
+        &dns,
+        Certs::SelfSigned,
+        Opts {
+            limits: "auth_timeout_secs = 1\n".into(),
+            ..Opts::default()
+        },
+    )
+    .await;
+    let addr = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, b.s2s_port()));
+    let started = std::time::Instant::now();
+    let mut peer = RawPeer::connect(addr, Some("a.test"), "b.test").await;
+    assert_eq!(peer.expect_stream_error(5).await, "connection-timeout");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}

@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 /// Per-connection state.
 struct In {
@@ -35,6 +36,9 @@ struct In {
     /// Authenticated (sender, receiver) pairs.
     pairs: HashSet<(String, String)>,
     sasl_done: bool,
+    /// Until an authenticated pair exists, the stream must get one by then (counted from
+    /// connect, across STARTTLS; SECURITY.md §4).
+    auth_deadline: Instant,
 }
 
 /// Result of an asynchronous dialback check (step 2–3 of XEP-0220, run in a task).
@@ -56,6 +60,7 @@ pub async fn serve(server: Server, s2s: S2s, tcp: TcpStream, peer: SocketAddr, d
         header_to: String::new(),
         pairs: HashSet::new(),
         sasl_done: false,
+        auth_deadline: Instant::now() + crate::limits::auth_timeout(&server),
     };
     if direct_tls {
         let hs = tokio::time::timeout(
@@ -177,6 +182,15 @@ where
                 if !verdict(&mut stream, st, c).await {
                     return None;
                 }
+            }
+            _ = tokio::time::sleep_until(st.auth_deadline), if st.pairs.is_empty() => {
+                stream
+                    .fail(
+                        &StreamError::new(StreamCondition::ConnectionTimeout)
+                            .with_text("not authenticated in time"),
+                    )
+                    .await;
+                return None;
             }
             r = tokio::time::timeout(idle, stream.read_more()) => match r {
                 Ok(Ok(())) => {}

@@ -136,6 +136,8 @@ pub struct Opts {
     pub s2s: String,
     /// More config after the `[s2s]` section (other sections, `[[s2s.route]]`).
     pub tail: String,
+    /// More `[limits]` keys.
+    pub limits: String,
     /// Listen with Direct TLS (`s2s-tls`) instead of STARTTLS (`s2s`).
     pub direct_tls: bool,
     /// Publish the node's domains in the DNS it resolves through.
@@ -148,6 +150,7 @@ impl Default for Opts {
             connect_timeout: 5,
             s2s: String::new(),
             tail: String::new(),
+            limits: String::new(),
             direct_tls: false,
             publish: true,
         }
@@ -193,9 +196,10 @@ pub async fn node_with(domains: &[&str], dns: &TestDns, certs: Certs<'_>, opts: 
     }
     let kind = if opts.direct_tls { "s2s-tls" } else { "s2s" };
     toml.push_str(&format!(
-        "[server]\ndata_dir = \"data\"\n[limits]\nsession_mailbox = 4096\n\
+        "[server]\ndata_dir = \"data\"\n[limits]\nsession_mailbox = 4096\n{}\n\
          [[listen]]\naddress = \"127.0.0.1\"\nport = 0\nkind = \"{kind}\"\n\
          [s2s]\nnameserver = \"{}\"\nconnect_timeout_secs = {}\n{trust}{}\n{}",
+        opts.limits,
         dns.addr(),
         opts.connect_timeout,
         opts.s2s,
