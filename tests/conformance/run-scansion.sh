@@ -52,6 +52,11 @@ domain = "localhost"
 [registration]
 allow = true
 
+# Hermetic: the scripts address conference./pubsub. hosts Rookery does not serve; with
+# federation off those bounce at once instead of the server resolving them in DNS.
+[s2s]
+enabled = false
+
 [[listen]]
 address = "127.0.0.1"
 port = $2

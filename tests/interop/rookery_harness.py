@@ -52,6 +52,9 @@ def default_config() -> dict[str, Any]:
     """The config every test server starts from (tables; arrays of tables as lists)."""
     return {
         "server": {"data_dir": "data", "log_level": "info"},
+        # Hermetic: no federation, so nothing a test does can make the server resolve or dial
+        # a remote domain.
+        "s2s": {"enabled": False},
         "host": [{"domain": DOMAIN}],
         "listen": [
             {"address": HOST, "port": 0, "kind": "c2s"},
