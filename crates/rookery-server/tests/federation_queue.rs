@@ -23,6 +23,7 @@ async fn concurrent_senders_during_setup_arrive_once_and_in_order() {
     let a = node(&["a.test"], &dns, Certs::SelfSigned, "").await;
     let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
     let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+    assert!(a.stream_of("a.test", "b.test").is_none(), "no stream yet");
     let barrier = Arc::new(tokio::sync::Barrier::new(SENDERS));
     let mut tasks = Vec::new();
     for u in 0..SENDERS {
