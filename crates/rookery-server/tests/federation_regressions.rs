@@ -334,3 +334,57 @@ async fn unauthenticated_incoming_stream_times_out() {
     assert_eq!(peer.expect_stream_error(5).await, "connection-timeout");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+/// Regression: when the peer said `invalid` to a piggybacked domain's key, the initiating side
+/// went on to open a whole new stream for that domain and run dialback again, although the
+/// verdict was already final (SEED-PROTOCOLS §1.2 step 6: a failed piggyback is a failure).
+/// The fake peer here accepts a.test and refuses a2.test: mercutio's message bounces at once
+/// and no second connection is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_piggyback_verdict_does_not_open_another_stream() {
+    use std::sync::Arc;
+    use support::{FakeOpts, FakeServer, expect_error, publish_at};
+
+    let dns = dns().await;
+    let a = node(&["a.test", "a2.test"], &dns, Certs::SelfSigned, "").await;
+    let mut fake = FakeServer::start_with(
+        "b.test",
+        FakeOpts {
+            reply: Arc::new(|req: &rookery_xml::Element| {
+                let from = req.attr("from").unwrap_or_default().to_owned();
+                let ty = if from == "a.test" { "valid" } else { "invalid" };
+                format!("<db:result from='b.test' to='{from}' type='{ty}'/>")
+            }),
+            ..FakeOpts::replying("")
+        },
+    )
+    .await;
+    publish_at(&dns, "b.test", fake.port, false);
+    let (romeo, _r) = session(a.server(), "romeo@a.test/r");
+    let (mercutio, mut mercutio_rx) = session(a.server(), "mercutio@a2.test/m");
+    send(
+        a.server(),
+        &romeo,
+        "<message xmlns='jabber:client' to='juliet@b.test' id='r1'><body>1</body></message>",
+    )
+    .await;
+    loop {
+        let el = fake.received.recv().await.unwrap();
+        if el.name() == "message" {
+            break;
+        }
+    }
+    send(
+        a.server(),
+        &mercutio,
+        "<message xmlns='jabber:client' to='juliet@b.test' id='m1'><body>x</body></message>",
+    )
+    .await;
+    expect_error(&mut mercutio_rx, 10, "internal-server-error", "cancel").await;
+    assert!(
+        fake.later.try_recv().is_err(),
+        "no second connection for a domain the peer refused"
+    );
+    assert!(a.stream_of("a.test", "b.test").is_some());
+    assert!(a.stream_of("a2.test", "b.test").is_none());
+}

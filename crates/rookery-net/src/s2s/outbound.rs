@@ -66,9 +66,19 @@ pub(crate) async fn authenticate(
 ) -> Result<OutHandle, Failure> {
     let (local, remote) = (pair.0.as_str(), pair.1.as_str());
     for h in s2s.pool().live_to(remote) {
-        if h.dialback && h.add_pair(local).await.is_ok() {
-            tracing::info!(%local, %remote, what = "s2s-piggyback", "pair added to an existing stream");
-            return Ok(h);
+        if !h.dialback {
+            continue;
+        }
+        match h.add_pair(local).await {
+            Ok(()) => {
+                tracing::info!(%local, %remote, what = "s2s-piggyback", "pair added to an existing stream");
+                return Ok(h);
+            }
+            // The peer's verdict on our key is final: a new stream would only hear it again
+            // (SEED-PROTOCOLS §1.2 step 6).
+            Err(Failure::DialbackInvalid) => return Err(Failure::DialbackInvalid),
+            // Stream closing, or a dialback error such as resource-constraint: a new stream.
+            Err(_) => {}
         }
     }
     let policy = server.config().s2s.policy(remote);

@@ -528,8 +528,8 @@ impl RawPeer {
 
 /// How a `FakeServer` behaves.
 pub struct FakeOpts {
-    /// Sent as is in answer to every `db:result` request.
-    pub reply: String,
+    /// The raw XML sent in answer to a `db:result` request (given the request).
+    pub reply: Arc<dyn Fn(&Element) -> String + Send + Sync>,
     /// Offer STARTTLS first (else dialback on the plain stream).
     pub starttls: bool,
     /// Put an `id` on the stream headers.
@@ -541,7 +541,10 @@ pub struct FakeOpts {
 impl FakeOpts {
     pub fn replying(reply: &str) -> FakeOpts {
         FakeOpts {
-            reply: reply.to_owned(),
+            reply: {
+                let reply = reply.to_owned();
+                Arc::new(move |_: &Element| reply.clone())
+            },
             starttls: true,
             with_id: true,
             stall: false,
@@ -665,6 +668,7 @@ async fn fake_connection(
             return;
         };
         let (name, ns) = (el.name().to_owned(), el.ns().to_owned());
+        let reply = (opts.reply)(&el);
         let _ = tx.send(el);
         if name == "starttls" && ns == rookery_proto::ns::TLS {
             p.raw("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
@@ -683,7 +687,7 @@ async fn fake_connection(
                 return;
             }
         } else if name == "result" && ns == rookery_proto::ns::DIALBACK {
-            p.raw(&opts.reply).await;
+            p.raw(&reply).await;
             if let Some(kill) = &stall {
                 kill.notified().await;
                 return;
