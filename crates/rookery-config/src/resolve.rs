@@ -235,9 +235,10 @@ impl Cx<'_> {
         let k = KeyPath::root().key("limits");
         // `offline_max = 0` is meaningful (store nothing); every other limit at zero would
         // refuse all traffic or disable a protection, which is never what was meant.
-        let must_be_positive: [(&str, u64); 14] = [
+        let must_be_positive: [(&str, u64); 15] = [
             ("stanza_bytes", l.stanza_bytes as u64),
             ("preauth_stanza_bytes", l.preauth_stanza_bytes as u64),
+            ("s2s_stanza_bytes", l.s2s_stanza_bytes as u64),
             ("max_depth", l.max_depth as u64),
             ("max_elements", l.max_elements as u64),
             ("max_attrs", l.max_attrs as u64),
@@ -262,6 +263,15 @@ impl Cx<'_> {
                 format!(
                     "must not exceed stanza_bytes ({}): unauthenticated peers get the smaller limit",
                     l.stanza_bytes
+                ),
+            ));
+        }
+        if l.s2s_stanza_bytes < l.preauth_stanza_bytes {
+            return Err(self.at(
+                &k.key("s2s_stanza_bytes"),
+                format!(
+                    "must be at least preauth_stanza_bytes ({})",
+                    l.preauth_stanza_bytes
                 ),
             ));
         }

@@ -124,6 +124,10 @@ pub struct Limits {
     /// `preauth_stanza_bytes` (default `10000`, ≤ `stanza_bytes`): the same limit before
     /// authentication, kept small so unauthenticated peers cannot make the server buffer much.
     pub preauth_stanza_bytes: usize,
+    /// `s2s_stanza_bytes` (default `524288`, ≥ `preauth_stanza_bytes`): largest stanza on an
+    /// authenticated server-to-server stream (it carries many users' traffic; Prosody uses
+    /// the same 512 KiB).
+    pub s2s_stanza_bytes: usize,
     /// `max_depth` (default `64`): deepest element nesting within a stanza.
     pub max_depth: usize,
     /// `max_elements` (default `5000`): elements per stanza.
@@ -166,6 +170,7 @@ impl Default for Limits {
         Limits {
             stanza_bytes: 262_144,
             preauth_stanza_bytes: 10_000,
+            s2s_stanza_bytes: 524_288,
             max_depth: 64,
             max_elements: 5_000,
             max_attrs: 100,

@@ -6,47 +6,14 @@
 
 mod support;
 
-use rookery_proto::ns;
 use std::net::{Ipv4Addr, SocketAddr};
 use support::{
-    Certs, FakeServer, Opts, RawPeer, assert_empty, dns, expect_error, node, node_with, publish_at,
-    recv_non_presence, send, session,
+    A_SECRET, Certs, FakeServer, Opts, RawPeer, assert_empty, dialback_as_a, dns, expect_error,
+    node, node_with, publish_at, recv_non_presence, send, session,
 };
-
-const A_SECRET: &str = "the-dialback-secret-of-a-test";
 
 fn addr(n: &support::Node) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, n.s2s_port()))
-}
-
-/// Authenticates a raw peer as a.test → b.test with a key computed from A's secret (A, the
-/// authoritative server for a.test, confirms it to B).
-async fn dialback_as_a(peer: &mut RawPeer) {
-    let key =
-        rookery_proto::dialback::key(A_SECRET.as_bytes(), "b.test", "a.test", &peer.stream_id);
-    peer.raw(&format!(
-        "<db:result from='a.test' to='b.test'>{key}</db:result>"
-    ))
-    .await;
-    let v = peer.element(10).await;
-    assert_eq!(
-        (
-            v.name(),
-            v.ns(),
-            v.attr("type"),
-            v.attr("from"),
-            v.attr("to")
-        ),
-        (
-            "result",
-            ns::DIALBACK,
-            Some("valid"),
-            Some("b.test"),
-            Some("a.test")
-        ),
-        "{}",
-        v.to_xml()
-    );
 }
 
 async fn a_and_b() -> (rookery_testdns::TestDns, support::Node, support::Node) {

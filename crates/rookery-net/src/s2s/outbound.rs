@@ -207,10 +207,14 @@ async fn dialback_on_open(
                 out.stream.close().await;
                 Err(Failure::DialbackInvalid)
             }
-            DbType::Error(e) => Err(Failure::DialbackError(
-                e.map(|e| e.to_string())
-                    .unwrap_or_else(|| "unspecified".into()),
-            )),
+            DbType::Error(e) => {
+                // This stream carries nothing else yet: end it properly.
+                out.stream.close().await;
+                Err(Failure::DialbackError(
+                    e.map(|e| e.to_string())
+                        .unwrap_or_else(|| "unspecified".into()),
+                ))
+            }
             DbType::Request(_) => continue,
         };
     }

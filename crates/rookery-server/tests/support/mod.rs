@@ -740,3 +740,36 @@ pub fn take_now(rx: &mut SessionReceiver) -> Stanza {
         Err(e) => panic!("nothing in the mailbox: {e}"),
     }
 }
+
+/// The dialback secret tests give node A, so a raw peer can claim a.test with a real key.
+pub const A_SECRET: &str = "the-dialback-secret-of-a-test";
+
+/// Authenticates a raw peer as a.test → b.test with a key computed from A's secret (A, the
+/// authoritative server for a.test, confirms it to B).
+pub async fn dialback_as_a(peer: &mut RawPeer) {
+    let key =
+        rookery_proto::dialback::key(A_SECRET.as_bytes(), "b.test", "a.test", &peer.stream_id);
+    peer.raw(&format!(
+        "<db:result from='a.test' to='b.test'>{key}</db:result>"
+    ))
+    .await;
+    let v = peer.element(10).await;
+    assert_eq!(
+        (
+            v.name(),
+            v.ns(),
+            v.attr("type"),
+            v.attr("from"),
+            v.attr("to")
+        ),
+        (
+            "result",
+            rookery_proto::ns::DIALBACK,
+            Some("valid"),
+            Some("b.test"),
+            Some("a.test")
+        ),
+        "{}",
+        v.to_xml()
+    );
+}

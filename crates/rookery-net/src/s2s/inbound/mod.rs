@@ -5,16 +5,18 @@
 //! `improper-addressing` / `invalid-from`). `db:verify` requests for our own keys are answered
 //! here too. Verdicts nobody asked for are ignored.
 
-use super::{S2s, verify};
+mod auth;
+
+use super::S2s;
 use crate::stream::{ReadError, XmppStream, framer_stream_error};
+use auth::{Checked, cert_valid, external, on_dialback, verdict};
 use rookery_core::Server;
-use rookery_proto::dialback::{self, DbKind, DbParseError, DbType, Dialback};
-use rookery_proto::error::{Condition, StanzaError, StreamCondition, StreamError};
+use rookery_proto::dialback::{DbParseError, Dialback};
+use rookery_proto::error::{StreamCondition, StreamError};
 use rookery_proto::ns;
 use rookery_proto::stanza::{Stanza, StanzaParseError};
-use rookery_tls::CertError;
 use rookery_xml::{Element, StreamEvent};
-use rustls_pki_types::{CertificateDer, UnixTime};
+use rustls_pki_types::CertificateDer;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -39,12 +41,9 @@ struct In {
     /// Until an authenticated pair exists, the stream must get one by then (counted from
     /// connect, across STARTTLS; SECURITY.md §4).
     auth_deadline: Instant,
-}
-
-/// Result of an asynchronous dialback check (step 2–3 of XEP-0220, run in a task).
-struct Checked {
-    request: Dialback,
-    verdict: DbType,
+    /// Dialback checks running for this stream (each opens a connection to another server;
+    /// capped so one peer can't make us dial out without bound).
+    pending_checks: usize,
 }
 
 /// Entry point for an accepted s2s TCP connection.
@@ -61,6 +60,7 @@ pub async fn serve(server: Server, s2s: S2s, tcp: TcpStream, peer: SocketAddr, d
         pairs: HashSet::new(),
         sasl_done: false,
         auth_deadline: Instant::now() + crate::limits::auth_timeout(&server),
+        pending_checks: 0,
     };
     if direct_tls {
         let hs = tokio::time::timeout(
@@ -133,12 +133,14 @@ where
         return None;
     }
     let mut full_limits = false;
+    let stanza_idle = crate::limits::stanza_idle_timeout(server);
+    let mut last_read = Instant::now();
     loop {
         loop {
             if !full_limits && !st.pairs.is_empty() {
                 // Authenticated: stanzas may now be as large as for any authenticated stream,
                 // not just the pre-authentication size.
-                stream.set_limits(crate::limits::framer_limits(server, true));
+                stream.set_limits(crate::limits::framer_limits_s2s(server));
                 full_limits = true;
             }
             match stream.poll_event() {
@@ -192,8 +194,18 @@ where
                     .await;
                 return None;
             }
+            // A peer trickling one stanza forever keeps no buffer and no task hostage.
+            _ = tokio::time::sleep_until(last_read + stanza_idle), if stream.framer().in_stanza() => {
+                stream
+                    .fail(
+                        &StreamError::new(StreamCondition::ConnectionTimeout)
+                            .with_text("stanza not completed in time"),
+                    )
+                    .await;
+                return None;
+            }
             r = tokio::time::timeout(idle, stream.read_more()) => match r {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => last_read = Instant::now(),
                 Ok(Err(ReadError::Closed)) => return None,
                 Ok(Err(ReadError::Xml(e))) => {
                     stream.fail(&framer_stream_error(&e)).await;
@@ -368,13 +380,6 @@ where
     Err(())
 }
 
-fn cert_valid(s2s: &S2s, st: &In, domain: &str) -> Result<(), CertError> {
-    if !st.tls {
-        return Err(CertError::NoCertificate);
-    }
-    s2s.trust().verify_peer(&st.chain, domain, UnixTime::now())
-}
-
 enum Next {
     Continue,
     StartTls,
@@ -432,191 +437,6 @@ where
         }
     }
     on_stanza(server, stream, st, el).await
-}
-
-/// XEP-0178 on the receiving side.
-async fn external<IO>(
-    server: &Server,
-    s2s: &S2s,
-    stream: &mut XmppStream<IO>,
-    st: &mut In,
-    el: &Element,
-) -> Next
-where
-    IO: AsyncRead + AsyncWrite + Unpin,
-{
-    use base64::Engine;
-    let fail = |cond: &str| Element::new("failure", ns::SASL).child(Element::new(cond, ns::SASL));
-    if el.attr("mechanism") != Some("EXTERNAL") || st.sasl_done {
-        let _ = stream.send(&fail("invalid-mechanism")).await;
-        return Next::Continue;
-    }
-    let Some(from) = st.header_from.clone() else {
-        let _ = stream.send(&fail("not-authorized")).await;
-        return Next::Continue;
-    };
-    // The authzid, if any, must be the domain the stream claims (RFC 6120 §6.4.6).
-    let text = el.text();
-    let text = text.trim();
-    let authzid = if text.is_empty() || text == "=" {
-        None
-    } else {
-        base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-    };
-    if authzid
-        .as_deref()
-        .is_some_and(|a| !a.eq_ignore_ascii_case(&from))
-    {
-        let _ = stream.send(&fail("invalid-authzid")).await;
-        return Next::Continue;
-    }
-    if !server.config().s2s.policy(&from).allowed {
-        let _ = stream.send(&fail("not-authorized")).await;
-        return Next::Continue;
-    }
-    if let Err(e) = s2s.trust().verify_peer(&st.chain, &from, UnixTime::now()) {
-        tracing::info!(peer = %st.peer, %from, error = %e, what = "s2s-external", "certificate does not prove the sender");
-        let _ = stream.send(&fail("not-authorized")).await;
-        return Next::Continue;
-    }
-    if stream
-        .send(&Element::new("success", ns::SASL))
-        .await
-        .is_err()
-    {
-        return Next::Close;
-    }
-    tracing::info!(peer = %st.peer, %from, to = %st.header_to, what = "s2s-in", "incoming stream authenticated (SASL EXTERNAL)");
-    st.pairs.insert((from, st.header_to.clone()));
-    st.sasl_done = true;
-    Next::Restart
-}
-
-async fn on_dialback<IO>(
-    server: &Server,
-    s2s: &S2s,
-    stream: &mut XmppStream<IO>,
-    st: &mut In,
-    db: Dialback,
-    checks: &mpsc::Sender<Checked>,
-) -> Next
-where
-    IO: AsyncRead + AsyncWrite + Unpin,
-{
-    let DbType::Request(key) = db.ty.clone() else {
-        // We send no requests on incoming streams, so every verdict here is unsolicited.
-        tracing::warn!(peer = %st.peer, from = %db.from, to = %db.to, what = "s2s-unsolicited", "ignoring dialback verdict");
-        return Next::Continue;
-    };
-    match db.kind {
-        // We are the authoritative server: was this key made by us for this stream id?
-        DbKind::Verify => {
-            let ours = server.is_local_host(&db.to);
-            let valid = ours
-                && db.id.as_deref().is_some_and(|id| {
-                    dialback::verify_key(s2s.secret(), &db.from, &db.to, id, &key)
-                });
-            let ty = if !ours {
-                DbType::Error(Some(StanzaError::new(Condition::ItemNotFound)))
-            } else if valid {
-                DbType::Valid
-            } else {
-                DbType::Invalid
-            };
-            if stream.send(&db.verdict(ty).to_element()).await.is_err() {
-                return Next::Close;
-            }
-            Next::Continue
-        }
-        // We are the receiving server: ask the sender's authoritative server.
-        DbKind::Result => {
-            let policy = server.config().s2s.policy(&db.from);
-            let refuse = |cond: Condition, text: &str| {
-                db.verdict(DbType::Error(Some(StanzaError::new(cond).with_text(text))))
-            };
-            let answer = if !server.is_local_host(&db.to) {
-                Some(refuse(
-                    Condition::ItemNotFound,
-                    "not a domain of this server",
-                ))
-            } else if !policy.allowed || !policy.allow_dialback {
-                Some(refuse(
-                    Condition::Forbidden,
-                    "dialback from this domain is not allowed",
-                ))
-            } else if server.config().s2s.require_tls && !st.tls {
-                Some(refuse(
-                    Condition::PolicyViolation,
-                    "TLS is required before dialback",
-                ))
-            } else if policy.require_valid_certs
-                && s2s
-                    .trust()
-                    .verify_peer(&st.chain, &db.from, UnixTime::now())
-                    .is_err()
-            {
-                Some(refuse(
-                    Condition::NotAuthorized,
-                    "a valid certificate is required",
-                ))
-            } else {
-                None
-            };
-            if let Some(a) = answer {
-                return if stream.send(&a.to_element()).await.is_err() {
-                    Next::Close
-                } else {
-                    Next::Continue
-                };
-            }
-            let (s2s, server, tx, id) = (
-                s2s.clone(),
-                server.clone(),
-                checks.clone(),
-                st.stream_id.clone(),
-            );
-            server.clone().tasks().spawn(async move {
-                let verdict = verify::check(&s2s, &server, &db.to, &db.from, &id, &key).await;
-                let _ = tx
-                    .send(Checked {
-                        request: db,
-                        verdict,
-                    })
-                    .await;
-            });
-            Next::Continue
-        }
-    }
-}
-
-/// Sends the verdict of a finished check. Valid: the pair is added BEFORE the verdict is sent,
-/// so stanzas the peer sends right after it are accepted (OF-2626). False = close.
-async fn verdict<IO>(stream: &mut XmppStream<IO>, st: &mut In, c: Checked) -> bool
-where
-    IO: AsyncRead + AsyncWrite + Unpin,
-{
-    let valid = c.verdict == DbType::Valid;
-    if valid {
-        st.pairs
-            .insert((c.request.from.clone(), c.request.to.clone()));
-        tracing::info!(peer = %st.peer, from = %c.request.from, to = %c.request.to, what = "s2s-in", "incoming pair authenticated (dialback)");
-    }
-    let invalid = c.verdict == DbType::Invalid;
-    let el = c.request.verdict(c.verdict).to_element();
-    if stream.send(&el).await.is_err() {
-        return false;
-    }
-    if invalid && st.pairs.is_empty() {
-        // XEP-0220 §2.4: an invalid key ends the stream - unless it carries other
-        // authenticated pairs: then only this pair is refused, so one misconfigured (or
-        // impersonated) domain cannot cut off the others' traffic on a shared stream.
-        stream.close().await;
-        return false;
-    }
-    true
 }
 
 async fn on_stanza<IO>(

@@ -1,0 +1,104 @@
+//! Limits on server-to-server streams: the larger s2s stanza cap after authentication, the
+//! unfinished-stanza timeout, and the cap on dialback checks one incoming stream may start.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use support::{
+    A_SECRET, Certs, Opts, RawPeer, Silent, dialback_as_a, dns, node, node_with, publish_at,
+    recv_non_presence, session,
+};
+
+/// Regression: authenticated s2s streams were held to the c2s limit (256 KiB); a 300 KB
+/// stanza must pass under the s2s limit (512 KiB by default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stanza_between_c2s_and_s2s_limits_is_federated() {
+    let dns = dns().await;
+    let a = node(&["a.test"], &dns, Certs::SelfSigned, "").await;
+    let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
+    let (romeo, _r) = session(a.server(), "romeo@a.test/r");
+    let (_j, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+    // Built directly: the test's own XML parser has the default 256 KiB cap.
+    let el = rookery_xml::Element::new("message", "jabber:client")
+        .with_attr("to", "juliet@b.test/j")
+        .with_attr("id", "big")
+        .child(rookery_xml::Element::new("body", "jabber:client").with_text("y".repeat(300_000)));
+    let mut st = rookery_proto::stanza::Stanza::new(el).unwrap();
+    st.set_from(Some(romeo.jid().clone().into()));
+    a.server().handle_from_client(&romeo, st).await;
+    let got = recv_non_presence(&mut juliet_rx, 10).await;
+    assert_eq!(got.id(), Some("big"));
+    assert_eq!(
+        got.element()
+            .get_child("body", "jabber:client")
+            .unwrap()
+            .text()
+            .len(),
+        300_000
+    );
+}
+
+/// Regression: an authenticated peer could trickle one stanza forever (only the 30 min idle
+/// timer applied); an unfinished stanza now times out like on c2s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickled_stanza_times_out() {
+    let dns = dns().await;
+    let _a = node(
+        &["a.test"],
+        &dns,
+        Certs::SelfSigned,
+        &format!("dialback_secret = \"{A_SECRET}\"\n"),
+    )
+    .await;
+    let b = node_with(
+        &["b.test"],
+        &dns,
+        Certs::SelfSigned,
+        Opts {
+            limits: "stanza_idle_timeout_secs = 1\n".into(),
+            ..Opts::default()
+        },
+    )
+    .await;
+    let mut peer = RawPeer::connect(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, b.s2s_port())),
+        Some("a.test"),
+        "b.test",
+    )
+    .await;
+    dialback_as_a(&mut peer).await;
+    peer.raw("<message from='m@a.test' to='juliet@b.test'><body>never fin")
+        .await;
+    assert_eq!(peer.expect_stream_error(10).await, "connection-timeout");
+}
+
+/// Regression: one incoming stream could make us open any number of verify connections.
+/// With a.test's authoritative server silent, the 9th pending request is refused at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_dialback_checks_are_capped() {
+    let dns = dns().await;
+    let silent = Silent::start().await;
+    publish_at(&dns, "a.test", silent.port, false);
+    let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
+    let mut peer = RawPeer::connect(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, b.s2s_port())),
+        Some("a.test"),
+        "b.test",
+    )
+    .await;
+    for i in 0..9 {
+        peer.raw(&format!(
+            "<db:result from='a.test' to='b.test'>{i:02}</db:result>"
+        ))
+        .await;
+    }
+    let v = peer.element(10).await;
+    assert_eq!(
+        (v.attr("type"), v.attr("from"), v.attr("to")),
+        (Some("error"), Some("b.test"), Some("a.test")),
+        "{}",
+        v.to_xml()
+    );
+    assert!(v.to_xml().contains("resource-constraint"), "{}", v.to_xml());
+}
