@@ -32,12 +32,6 @@ MECHANISM = {"rookery": "SCRAM-SHA-256", "prosody": "SCRAM-SHA-1", "ejabberd": "
 # that combination are marked xfail(strict=True), so they fail loudly once the bug is fixed and
 # the entry must go. Every entry names the exact exchange; see README.md.
 KNOWN_BUGS: dict[tuple[str, str], str] = {
-    ("dialback", "ejabberd"): (
-        "Rookery writes dialback elements as <result xmlns='jabber:server:dialback'> and "
-        "<verify xmlns='jabber:server:dialback'> (no db: prefix); ejabberd 23.01's codec "
-        "(p1_xmpp xep0220) only knows <db:result>/<db:verify> in jabber:server, silently "
-        "ignores them, and both directions time out"
-    ),
 }
 
 

@@ -97,6 +97,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> XmppStream<IO> {
             self.out.push(b'>');
             return;
         }
+        if el.ns() == ns::DIALBACK {
+            // `db:result` / `db:verify` with the prefix our s2s headers bind: ejabberd (p1_xmpp)
+            // matches dialback by its prefixed name and ignores the unprefixed form.
+            el.write_prefixed(&mut self.out, "db", ns::CLIENT);
+            return;
+        }
         // Inside the server every stanza is in `jabber:client`; writing with that as the parent
         // namespace makes stanzas inherit whatever content namespace this stream declared
         // (`jabber:server` on s2s) without copying the tree to rename it.

@@ -108,9 +108,11 @@ impl Dialback {
             }
             Some("valid") => DbType::Valid,
             Some("invalid") => DbType::Invalid,
+            // The error child is in the content namespace; accept any namespace, since peers
+            // differ (some put it in the dialback namespace).
             Some("error") => DbType::Error(
-                el.get_child("error", ns::DIALBACK)
-                    .or_else(|| el.children().find(|c| c.name() == "error"))
+                el.children()
+                    .find(|c| c.name() == "error")
                     .and_then(StanzaError::from_element),
             ),
             Some(_) => return Err(DbParseError::Malformed("unknown dialback type")),
@@ -142,9 +144,10 @@ impl Dialback {
             DbType::Error(e) => {
                 el.set_attr("type", "error");
                 if let Some(e) = e {
-                    // The error child lives in the dialback element's namespace context; peers
-                    // read it as the stanza-error form (XEP-0220 §2.4).
-                    el.append_child(e.to_element(ns::DIALBACK));
+                    // XEP-0220 §2.4: an unprefixed `<error/>` inside `db:result`, i.e. in the
+                    // stream's content namespace (`jabber:client` inside the server, written
+                    // as the stream's default).
+                    el.append_child(e.to_element(ns::CLIENT));
                 }
             }
         }

@@ -135,13 +135,20 @@ impl Element {
     /// namespace, e.g. `jabber:client`); `xmlns='…'` is emitted only when the
     /// element's namespace differs from it.
     pub fn write_to(&self, out: &mut Vec<u8>, parent_ns: &str) {
-        self.write_inner(out, Some(parent_ns));
+        self.write_inner(out, Some(parent_ns), None);
+    }
+
+    /// Serialize as `prefix:name`, where `prefix` is already bound to this element's namespace
+    /// by an enclosing element (e.g. `db` on an s2s stream header: some peers match dialback
+    /// elements by their prefixed name). The default namespace in scope stays `parent_ns`.
+    pub fn write_prefixed(&self, out: &mut Vec<u8>, prefix: &str, parent_ns: &str) {
+        self.write_inner(out, Some(parent_ns), Some(prefix));
     }
 
     /// Serialize standalone, always declaring the element's namespace.
     pub fn to_xml(&self) -> String {
         let mut out = Vec::with_capacity(128);
-        self.write_inner(&mut out, None);
+        self.write_inner(&mut out, None, None);
         // Every byte written is either copied from a &str at a char boundary
         // or ASCII/U+FFFD produced here, so this never takes the lossy path.
         String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into())
@@ -149,7 +156,7 @@ impl Element {
 
     /// `default_ns` is the default namespace in scope, `None` when nothing
     /// may be assumed (standalone output).
-    fn write_inner(&self, out: &mut Vec<u8>, default_ns: Option<&str>) {
+    fn write_inner(&self, out: &mut Vec<u8>, default_ns: Option<&str>, prefix: Option<&str>) {
         debug_assert!(
             rxml::strings::validate_ncname(&self.name).is_ok(),
             "invalid element name {:?}",
@@ -159,17 +166,21 @@ impl Element {
         // it (which the parser accepts as `<xml:foo/>`) take the predeclared
         // `xml:` prefix, and the default namespace stays what it was.
         let in_xml_ns = self.ns == NS_XML;
-        let child_default = if in_xml_ns {
+        // A prefixed element (the XML namespace's, or one bound by the caller) leaves the
+        // default namespace as it was.
+        let prefix = if in_xml_ns { Some("xml") } else { prefix };
+        let child_default = if prefix.is_some() {
             default_ns
         } else {
             Some(self.ns.as_str())
         };
         out.push(b'<');
-        if in_xml_ns {
-            out.extend_from_slice(b"xml:");
+        if let Some(p) = prefix {
+            out.extend_from_slice(p.as_bytes());
+            out.push(b':');
         }
         out.extend_from_slice(self.name.as_bytes());
-        if !in_xml_ns && default_ns != Some(self.ns.as_str()) {
+        if prefix.is_none() && default_ns != Some(self.ns.as_str()) {
             write_attr(out, None, "xmlns", &self.ns);
         }
         // Namespace URIs of `{uri}local` attributes; prefix `nsN` is bound to
@@ -216,13 +227,14 @@ impl Element {
         out.push(b'>');
         for node in &self.children {
             match node {
-                Node::Element(e) => e.write_inner(out, child_default),
+                Node::Element(e) => e.write_inner(out, child_default, None),
                 Node::Text(t) => escape_into(out, t, false),
             }
         }
         out.extend_from_slice(b"</");
-        if in_xml_ns {
-            out.extend_from_slice(b"xml:");
+        if let Some(p) = prefix {
+            out.extend_from_slice(p.as_bytes());
+            out.push(b':');
         }
         out.extend_from_slice(self.name.as_bytes());
         out.push(b'>');
@@ -265,6 +277,25 @@ pub fn stream_open(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn prefixed_element_keeps_the_default_namespace_for_its_children() {
+        let el = crate::Element::new("result", "jabber:server:dialback")
+            .with_attr("from", "a&b")
+            .child(crate::Element::new("error", "jabber:client").with_attr("type", "cancel"));
+        let mut out = Vec::new();
+        el.write_prefixed(&mut out, "db", "jabber:client");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "<db:result from='a&amp;b'><error type='cancel'/></db:result>"
+        );
+        // Wrapped in a scope that binds db, it parses back to the same tree.
+        let mut doc = b"<s xmlns='jabber:client' xmlns:db='jabber:server:dialback'>".to_vec();
+        el.write_prefixed(&mut doc, "db", "jabber:client");
+        doc.extend_from_slice(b"</s>");
+        let parsed = crate::Element::parse(std::str::from_utf8(&doc).unwrap()).unwrap();
+        assert_eq!(parsed.children().next(), Some(&el));
+    }
+
     use super::*;
 
     fn esc(s: &str, attr: bool) -> String {
