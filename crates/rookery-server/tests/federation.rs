@@ -78,3 +78,45 @@ async fn tls_with_sasl_external() {
         "valid certificates authenticate with SASL EXTERNAL"
     );
 }
+
+/// Static routes: b.test is not in DNS at all; a `[[s2s.route]]` on A points at its listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_route_reaches_a_domain_missing_from_dns() {
+    use support::{Opts, node_with};
+    let dns = dns().await;
+    let b = node_with(
+        &["b.test"],
+        &dns,
+        Certs::SelfSigned,
+        Opts {
+            publish: false,
+            ..Opts::default()
+        },
+    )
+    .await;
+    let a = node_with(
+        &["a.test"],
+        &dns,
+        Certs::SelfSigned,
+        Opts {
+            tail: format!(
+                "[[s2s.route]]\ndomain = \"b.test\"\naddress = \"127.0.0.1\"\nport = {}\n",
+                b.s2s_port()
+            ),
+            ..Opts::default()
+        },
+    )
+    .await;
+    assert_eq!(dns.query_count("_xmpp-server._tcp.b.test"), 0);
+    let (romeo, _r) = session(a.server(), "romeo@a.test/r");
+    let (_j, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+    send(
+        a.server(),
+        &romeo,
+        "<message xmlns='jabber:client' to='juliet@b.test/j' id='sr'><body>routed</body></message>",
+    )
+    .await;
+    assert_eq!(recv_non_presence(&mut juliet_rx, 10).await.id(), Some("sr"));
+    // The route replaced DNS for b.test entirely.
+    assert_eq!(dns.query_count("_xmpp-server._tcp.b.test"), 0);
+}
