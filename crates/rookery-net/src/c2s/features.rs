@@ -85,15 +85,27 @@ where
 /// XEP-0478 stream limits: what the framer will enforce.
 fn stream_limits(server: &Server, authenticated: bool) -> Element {
     let l = &server.config().limits;
+    let c2s = &server.config().c2s;
     let bytes = if authenticated {
         l.stanza_bytes
     } else {
         l.preauth_stanza_bytes
     };
-    Element::new("limits", ns::STREAM_LIMITS)
-        .child(Element::new("max-bytes", ns::STREAM_LIMITS).with_text(bytes.to_string()))
-        .child(
-            Element::new("idle-seconds", ns::STREAM_LIMITS)
-                .with_text(server.config().c2s.ping_interval_secs.to_string()),
-        )
+    // Silence after which we close: unauthenticated streams get the auth deadline; after login
+    // an idle client is pinged and dropped only if the ping goes unanswered (0: never).
+    let idle = if !authenticated {
+        l.auth_timeout_secs
+    } else if c2s.ping_interval_secs > 0 {
+        c2s.ping_interval_secs + c2s.ping_timeout_secs
+    } else {
+        0
+    };
+    let mut limits = Element::new("limits", ns::STREAM_LIMITS)
+        .child(Element::new("max-bytes", ns::STREAM_LIMITS).with_text(bytes.to_string()));
+    if idle > 0 {
+        limits.append_child(
+            Element::new("idle-seconds", ns::STREAM_LIMITS).with_text(idle.to_string()),
+        );
+    }
+    limits
 }
