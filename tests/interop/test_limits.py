@@ -161,3 +161,17 @@ async def test_resource_cap(start_server):
     await third.send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>three</resource></bind></iq>")
     res = await third.expect("jabber:client", "iq", 10)
     assert res.get("type") == "error" and res.find(f".//{{{NS_STANZAS}}}resource-constraint") is not None, to_xml(res)
+
+
+async def test_advertised_stream_limits_match_the_enforced_ones(start_server):
+    """XEP-0478: before login the limits are the pre-auth stanza size and the auth deadline."""
+    from rawxmpp import NS_LIMITS
+
+    server = start_server({"limits": {"preauth_stanza_bytes": 9000, "auth_timeout_secs": 25}})
+    raw = server.raw()
+    await raw.connect()
+    await raw.open_stream()
+    limits = raw.feature(NS_LIMITS, "limits")
+    assert limits is not None
+    assert limits.find(f"{{{NS_LIMITS}}}max-bytes").text == "9000"
+    assert limits.find(f"{{{NS_LIMITS}}}idle-seconds").text == "25"
