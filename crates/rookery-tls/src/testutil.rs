@@ -3,79 +3,12 @@
 //! The certificate chain and name are not checked, but handshake signatures still are, so
 //! the key exchange is real and channel bindings behave as in production.
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme, SupportedProtocolVersion};
+use rustls::{ClientConfig, SupportedProtocolVersion};
 use std::sync::Arc;
 
-/// A server certificate verifier that trusts every certificate. **Test use only.**
-#[derive(Debug)]
-pub struct InsecureServerCertVerifier {
-    provider: Arc<CryptoProvider>,
-}
-
-impl InsecureServerCertVerifier {
-    /// A verifier checking handshake signatures with ring.
-    pub fn new() -> InsecureServerCertVerifier {
-        InsecureServerCertVerifier {
-            provider: Arc::new(rustls::crypto::ring::default_provider()),
-        }
-    }
-}
-
-impl Default for InsecureServerCertVerifier {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl ServerCertVerifier for InsecureServerCertVerifier {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
+/// A server certificate verifier that trusts every certificate but still checks handshake
+/// signatures: the s2s verifier that defers judgement to `S2sTrust`. **Test use only.**
+pub use crate::s2s::config::AnyChain as InsecureServerCertVerifier;
 
 /// A TLS client configuration (ring; TLS 1.2 and 1.3) that accepts any server certificate.
 /// **Test use only**: it offers no protection against a man-in-the-middle.

@@ -153,12 +153,28 @@ impl ResolvesClientCert for LocalCert {
 
 /// Accepts any certificate chain from the peer, in either role, while verifying the
 /// handshake signatures with ring. Judgement is deferred to `S2sTrust::verify_peer`.
+///
+/// Tests use it as their TLS client verifier too (`InsecureServerCertVerifier`, feature
+/// `test-util`): chain and name unchecked, handshake signatures still verified.
 #[derive(Debug)]
-struct AnyChain {
+pub struct AnyChain {
     provider: Arc<CryptoProvider>,
 }
 
+impl Default for AnyChain {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl AnyChain {
+    /// A verifier checking handshake signatures with ring.
+    pub fn new() -> AnyChain {
+        AnyChain {
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
+        }
+    }
+
     fn tls12(
         &self,
         message: &[u8],

@@ -15,7 +15,7 @@
 //! certificate as a TLS client on the streams it initiates (DEPENDENCIES.md finding 7;
 //! rustls's `WebPkiClientVerifier` would demand clientAuth and refuse them).
 
-mod config;
+pub(crate) mod config;
 
 pub use config::{ALPN_XMPP_SERVER, S2sClientConfigs, s2s_client_config, s2s_server_config};
 
