@@ -46,9 +46,11 @@ async fn candidates(
     if let Some(r) = server.config().s2s.route(remote) {
         return Ok(vec![(SocketAddr::new(r.address, r.port), r.direct_tls)]);
     }
+    // JID domains may be Unicode (IDNA U-labels); DNS speaks A-labels.
+    let ascii = ascii_domain(remote)?;
     let targets = s2s
         .resolver()
-        .resolve_server(remote)
+        .resolve_server(&ascii)
         .await
         .map_err(|e| match e {
             rookery_dns::ResolveError::NoService | rookery_dns::ResolveError::NotFound => {
@@ -74,6 +76,13 @@ async fn candidates(
         )));
     }
     Ok(out)
+}
+
+/// The A-label (ASCII) form of a domain for DNS and TLS SNI (RFC 5890; certificates carry
+/// A-labels too).
+pub(crate) fn ascii_domain(domain: &str) -> Result<String, Failure> {
+    idna::domain_to_ascii(domain)
+        .map_err(|_| Failure::NotFound(format!("{domain} is not a valid domain name")))
 }
 
 /// Resolves, connects and opens a stream `local` → `remote`; returns after the features of the
@@ -169,13 +178,14 @@ async fn tls_connect(
 ) -> Result<(BoxIo, Result<(), CertError>), String> {
     let cfg = rookery_tls::s2s_client_config(s2s.certs(), local, direct_tls)
         .map_err(|e| e.to_string())?;
-    let name = ServerName::try_from(remote.to_owned()).map_err(|e| format!("server name: {e}"))?;
+    let ascii = ascii_domain(remote).map_err(|e| e.to_string())?;
+    let name = ServerName::try_from(ascii.clone()).map_err(|e| format!("server name: {e}"))?;
     let tls = tokio::time::timeout(STEP, TlsConnector::from(cfg).connect(name, io))
         .await
         .map_err(|_| "TLS handshake timed out".to_owned())?
         .map_err(|e| format!("TLS handshake: {e}"))?;
     let chain = tls.get_ref().1.peer_certificates().unwrap_or_default();
-    let verdict = s2s.trust().verify_peer(chain, remote, UnixTime::now());
+    let verdict = s2s.trust().verify_peer(chain, &ascii, UnixTime::now());
     if let Err(e) = &verdict {
         tracing::debug!(%remote, error = %e, what = "s2s-cert", "peer certificate not valid for its domain");
     }
@@ -250,5 +260,19 @@ pub(crate) async fn next_element(stream: &mut XmppStream<BoxIo>) -> Result<Eleme
         }
         Ok(Ok(StreamEvent::Close)) => Err("peer closed the stream".into()),
         Ok(Ok(StreamEvent::Open(_))) => Err("unexpected stream header".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ascii_domain;
+
+    #[test]
+    fn unicode_domains_become_a_labels() {
+        assert_eq!(
+            ascii_domain("bücher.example").unwrap(),
+            "xn--bcher-kva.example"
+        );
+        assert_eq!(ascii_domain("plain.example").unwrap(), "plain.example");
     }
 }
