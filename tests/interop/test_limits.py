@@ -175,3 +175,25 @@ async def test_advertised_stream_limits_match_the_enforced_ones(start_server):
     assert limits is not None
     assert limits.find(f"{{{NS_LIMITS}}}max-bytes").text == "9000"
     assert limits.find(f"{{{NS_LIMITS}}}idle-seconds").text == "25"
+
+
+async def test_connection_attempts_per_minute_are_limited(start_server):
+    """XEP-0205 §3: beyond the per-minute budget an address's connections are closed at once;
+    other addresses are unaffected."""
+    server = start_server({"limits": {"connects_per_minute_per_ip": 5}})
+    conns = [
+        await asyncio.open_connection(server.host, server.c2s_port, local_addr=("127.0.0.3", 0))
+        for _ in range(8)
+    ]
+    closed = 0
+    for r, _ in conns:
+        try:
+            closed += await asyncio.wait_for(r.read(1), 0.5) == b""
+        except asyncio.TimeoutError:
+            pass
+    assert closed == 3, f"{closed} of the 3 attempts over the budget were closed"
+    assert 'what="connect-rate"' in server.stderr_text()
+    alice = server.raw()
+    await alice.login("alice", PASSWORD, resource="a")
+    for _, w in conns:
+        w.close()

@@ -235,7 +235,7 @@ impl Cx<'_> {
         let k = KeyPath::root().key("limits");
         // `offline_max = 0` is meaningful (store nothing); every other limit at zero would
         // refuse all traffic or disable a protection, which is never what was meant.
-        let must_be_positive: [(&str, u64); 15] = [
+        let must_be_positive: [(&str, u64); 16] = [
             ("stanza_bytes", l.stanza_bytes as u64),
             ("preauth_stanza_bytes", l.preauth_stanza_bytes as u64),
             ("s2s_stanza_bytes", l.s2s_stanza_bytes as u64),
@@ -248,6 +248,10 @@ impl Cx<'_> {
             ("stanza_idle_timeout_secs", l.stanza_idle_timeout_secs),
             ("session_mailbox", l.session_mailbox as u64),
             ("unauth_per_ip", u64::from(l.unauth_per_ip)),
+            (
+                "connects_per_minute_per_ip",
+                u64::from(l.connects_per_minute_per_ip),
+            ),
             ("auth_failures_per_ip", u64::from(l.auth_failures_per_ip)),
             ("auth_ban_threshold", u64::from(l.auth_ban_threshold)),
             ("auth_ban_secs", l.auth_ban_secs),

@@ -154,6 +154,9 @@ pub struct Limits {
     /// `unauth_per_ip` (default `16`): concurrent connections from one IP that have not
     /// authenticated yet; more are refused at accept time.
     pub unauth_per_ip: u32,
+    /// `connects_per_minute_per_ip` (default `120`): connection attempts one IP address may make
+    /// per minute on client listeners (XEP-0205 §3); more are closed at once.
+    pub connects_per_minute_per_ip: u32,
     /// `auth_failures_per_ip` (default `5`): failed authentications from one IP (or for one
     /// account) answered without delay; each further failure doubles the delay before the
     /// answer (XEP-0205).
@@ -181,6 +184,7 @@ impl Default for Limits {
             session_mailbox: 1024,
             offline_max: 1000,
             unauth_per_ip: 16,
+            connects_per_minute_per_ip: 120,
             auth_failures_per_ip: 5,
             auth_ban_threshold: 20,
             auth_ban_secs: 600,

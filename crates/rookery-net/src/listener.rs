@@ -53,6 +53,12 @@ pub async fn serve(
             }
             continue;
         }
+        let per_minute = server.config().limits.connects_per_minute_per_ip;
+        if !limiter.attempt(peer.ip(), per_minute, std::time::Instant::now()) {
+            tracing::info!(%peer, what = "connect-rate", "too many connection attempts from this address");
+            drop(tcp);
+            continue;
+        }
         let max = server.config().limits.unauth_per_ip as usize;
         let Some(guard) = limiter.try_acquire(peer.ip(), max) else {
             tracing::info!(%peer, what = "unauth-limit", "too many unauthenticated connections from this address");
