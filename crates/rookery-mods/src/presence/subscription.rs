@@ -158,6 +158,15 @@ pub(crate) async fn to_account(server: &Server, mut st: Stanza, kind: SubKind) {
         }
     };
     let outcome = machine::inbound(&loaded.state, kind);
+    if outcome.keep_pending_stanza
+        && !loaded.state.pending_in
+        && too_many_pending(server, &user).await
+    {
+        // A flood of requests from many JIDs must not grow storage without bound; the
+        // requests already waiting keep their place.
+        tracing::warn!(jid = %user, from = %contact, what = "pending-full", "too many pending subscription requests; dropped");
+        return;
+    }
     let mut change = None;
     if outcome.state_changed {
         match state::save(server, &user, key, &loaded, &outcome).await {
@@ -220,6 +229,20 @@ fn deliver(server: &Server, user: &BareJid, st: &Stanza, to: Recipients) {
         });
         if wanted {
             let _ = entry.handle.send(st.clone());
+        }
+    }
+}
+
+/// Subscription requests one account may have waiting for an answer.
+pub(crate) const MAX_PENDING_IN: usize = 500;
+
+async fn too_many_pending(server: &Server, user: &BareJid) -> bool {
+    let (u, d) = parts(user);
+    match server.stores().roster.pending_in(u, d).await {
+        Ok(list) => list.len() >= MAX_PENDING_IN,
+        Err(e) => {
+            tracing::error!(jid = %user, error = %e, what = "pending-list", "store error");
+            false
         }
     }
 }

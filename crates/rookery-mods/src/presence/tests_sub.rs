@@ -212,3 +212,36 @@ async fn request_to_missing_account_is_refused() {
     let last = pushes(&got).last().cloned().cloned().unwrap();
     assert_eq!(last.attr("ask"), None);
 }
+
+/// Regression: pending requests had no cap, so requests from ever new JIDs grew one account's
+/// storage without bound. At the cap a new request is dropped; the waiting ones stay.
+#[tokio::test]
+async fn pending_requests_are_capped_per_account() {
+    let h = Harness::new().await;
+    h.account("alice").await;
+    h.account("bob").await;
+    let roster = &h.server.stores().roster;
+    for i in 0..super::subscription::MAX_PENDING_IN {
+        let from = format!("fan{i}@elsewhere.example");
+        roster
+            .put_pending_in("bob", "localhost", &from, &format!("<presence xmlns='jabber:client' type='subscribe' from='{from}' to='bob@localhost'/>"))
+            .await
+            .unwrap();
+    }
+    let mut bob = h.connect("bob@localhost/b").await;
+    let alice = h.connect("alice@localhost/a").await;
+    alice
+        .send("<presence to='bob@localhost' type='subscribe'/>")
+        .await;
+    assert!(
+        !roster
+            .has_pending_in("bob", "localhost", "alice@localhost")
+            .await
+            .unwrap()
+    );
+    assert!(find(&bob.drain(), "alice@localhost", "subscribe").is_none());
+    assert_eq!(
+        roster.pending_in("bob", "localhost").await.unwrap().len(),
+        super::subscription::MAX_PENDING_IN
+    );
+}
