@@ -17,6 +17,13 @@ pub enum ReadError {
     Xml(FramerError),
 }
 
+/// Bytes read per call. Small on purpose: most connections sit idle, and memory per idle
+/// connection is what limits how many one server holds (bench/results/); a busy stream just
+/// makes more read calls.
+const READ_BUF: usize = 4 * 1024;
+/// Write buffer capacity kept between flushes; it grows on demand.
+const KEEP_WRITE_BUF: usize = 16 * 1024;
+
 /// How long one write may take before the peer is considered not to be reading.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -34,8 +41,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> XmppStream<IO> {
         XmppStream {
             io,
             framer: Framer::new(limits),
-            buf: vec![0u8; 16 * 1024].into_boxed_slice(),
-            out: Vec::with_capacity(4096),
+            buf: vec![0u8; READ_BUF].into_boxed_slice(),
+            out: Vec::new(),
             content_ns,
         }
     }
@@ -123,6 +130,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> XmppStream<IO> {
         })
         .await;
         self.out.clear();
+        if self.out.capacity() > KEEP_WRITE_BUF {
+            // A burst (offline backlog, a large stanza) is over: don't hold its buffer for the
+            // rest of a possibly idle session.
+            self.out.shrink_to(KEEP_WRITE_BUF);
+        }
         match res {
             Ok(r) => r,
             Err(_) => Err(std::io::Error::new(
@@ -180,8 +192,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> XmppStream<IO> {
         XmppStream {
             io,
             framer,
-            buf: vec![0u8; 16 * 1024].into_boxed_slice(),
-            out: Vec::with_capacity(4096),
+            buf: vec![0u8; READ_BUF].into_boxed_slice(),
+            out: Vec::new(),
             content_ns,
         }
     }

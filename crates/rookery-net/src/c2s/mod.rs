@@ -73,7 +73,9 @@ pub async fn serve_connection(
                 conn.secure = true;
                 conn.bindings = crate::tls::bindings(&tls, &tls_stream);
                 let stream = XmppStream::new(tls_stream, limits, ns::CLIENT);
-                let _ = negotiate(&server, stream, conn).await;
+                // Boxed: the connection task then holds only the phase it is in, not the
+                // largest state of every nested future (memory per idle connection).
+                let _ = Box::pin(negotiate(&server, stream, conn)).await;
             }
             Ok(Err(e)) => tracing::debug!(%peer, error = %e, what = "tls-accept", "failed"),
             Err(_) => tracing::debug!(%peer, what = "tls-accept", "timed out"),
@@ -81,7 +83,7 @@ pub async fn serve_connection(
         return;
     }
     let stream = XmppStream::new(tcp, limits, ns::CLIENT);
-    if let Some((stream, mut conn)) = negotiate(&server, stream, conn).await {
+    if let Some((stream, mut conn)) = Box::pin(negotiate(&server, stream, conn)).await {
         // STARTTLS: the plaintext stream asked to upgrade. The framer was checked empty, so no
         // plaintext bytes can leak into the encrypted stream (STARTTLS injection).
         let (tcp, _framer) = stream.into_inner();
@@ -94,7 +96,9 @@ pub async fn serve_connection(
                     crate::limits::framer_limits(&server, false),
                     ns::CLIENT,
                 );
-                let _ = negotiate(&server, stream, conn).await;
+                // Boxed: the connection task then holds only the phase it is in, not the
+                // largest state of every nested future (memory per idle connection).
+                let _ = Box::pin(negotiate(&server, stream, conn)).await;
             }
             Ok(Err(e)) => tracing::debug!(%peer, error = %e, what = "starttls", "handshake failed"),
             Err(_) => tracing::debug!(%peer, what = "starttls", "handshake timed out"),
@@ -126,7 +130,9 @@ where
                 continue;
             }
             Restart::Bound(handle, rx) => {
-                session::run(server.clone(), stream, handle, rx).await;
+                // Boxed: once bound, the negotiation state is gone and only the session's
+                // own state stays allocated.
+                Box::pin(session::run(server.clone(), stream, handle, rx)).await;
                 return None;
             }
             Restart::Closed => return None,
