@@ -59,9 +59,20 @@ pub enum BindOutcome {
     TooManyResources,
 }
 
+/// Keyed by the bare JID's string so lookups can borrow a slice of a full JID instead of
+/// allocating a `BareJid` per delivery.
+type Map = HashMap<String, Vec<Arc<SessionEntry>>>;
+
 #[derive(Debug, Default)]
 pub struct Registry {
-    sessions: RwLock<HashMap<BareJid, Vec<Arc<SessionEntry>>>>,
+    sessions: RwLock<Map>,
+}
+
+/// The bare part of a normalised full JID (`node@domain/resource`: the first `/` separates the
+/// resource; neither node nor domain may contain one).
+fn bare_of(full: &FullJid) -> &str {
+    let s = full.as_str();
+    s.split_once('/').map_or(s, |(bare, _)| bare)
 }
 
 impl Registry {
@@ -69,18 +80,18 @@ impl Registry {
         Self::default()
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<BareJid, Vec<Arc<SessionEntry>>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Map> {
         // Poisoning only follows a panic while holding the lock; the map itself stays consistent
         // because every mutation is a single insert/remove.
         self.sessions.read().unwrap_or_else(|p| p.into_inner())
     }
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<BareJid, Vec<Arc<SessionEntry>>>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Map> {
         self.sessions.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Binds a session. `replace` decides the conflict policy (RFC 6120 §7.7.2.2).
     pub fn bind(&self, handle: SessionHandle, replace: bool, max_resources: usize) -> BindOutcome {
-        let bare = handle.jid().to_bare();
+        let bare = bare_of(handle.jid()).to_owned();
         let entry = Arc::new(SessionEntry {
             handle,
             state: Mutex::new(PresenceState::default()),
@@ -105,20 +116,20 @@ impl Registry {
     /// Removes a session if it is still the one registered (a replaced session must not remove
     /// its successor).
     pub fn unbind(&self, handle: &SessionHandle) -> Option<Arc<SessionEntry>> {
-        let bare = handle.jid().to_bare();
+        let bare = bare_of(handle.jid());
         let mut map = self.write();
-        let list = map.get_mut(&bare)?;
+        let list = map.get_mut(bare)?;
         let pos = list.iter().position(|e| e.handle == *handle)?;
         let entry = list.remove(pos);
         if list.is_empty() {
-            map.remove(&bare);
+            map.remove(bare);
         }
         Some(entry)
     }
 
     pub fn get(&self, jid: &FullJid) -> Option<Arc<SessionEntry>> {
         let map = self.read();
-        map.get(&jid.to_bare())?
+        map.get(bare_of(jid))?
             .iter()
             .find(|e| e.resource() == jid.resource().as_str())
             .cloned()
@@ -126,12 +137,12 @@ impl Registry {
 
     /// All bound sessions of an account.
     pub fn sessions(&self, bare: &BareJid) -> Vec<Arc<SessionEntry>> {
-        self.read().get(bare).cloned().unwrap_or_default()
+        self.read().get(bare.as_str()).cloned().unwrap_or_default()
     }
 
     pub fn has_resource(&self, bare: &BareJid, resource: &str) -> bool {
         self.read()
-            .get(bare)
+            .get(bare.as_str())
             .is_some_and(|l| l.iter().any(|e| e.resource() == resource))
     }
 
@@ -200,6 +211,20 @@ mod tests {
             other => panic!("expected Replaced, got {other:?}"),
         }
         assert_eq!(r.count(), 1);
+    }
+
+    #[test]
+    fn resources_containing_slashes_stay_under_their_account() {
+        let r = Registry::new();
+        let h = handle("a@b/desk/2");
+        assert!(matches!(
+            r.bind(h.clone(), false, 10),
+            BindOutcome::Bound(_)
+        ));
+        assert_eq!(bare_of(h.jid()), "a@b");
+        assert!(r.get(&FullJid::new("a@b/desk/2").unwrap()).is_some());
+        assert_eq!(r.sessions(&BareJid::new("a@b").unwrap()).len(), 1);
+        assert!(r.has_resource(&BareJid::new("a@b").unwrap(), "desk/2"));
     }
 
     #[test]
