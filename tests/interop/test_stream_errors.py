@@ -144,7 +144,7 @@ async def test_unsupported_version(server, version):
 
 # -- improper-addressing -----------------------------------------------------------------------
 
-@pytest.mark.skip(reason="improper-addressing applies to server-to-server streams (no s2s listener yet)")
+@pytest.mark.skip(reason="improper-addressing applies to server-to-server streams: covered by crates/rookery-server/tests/federation_spoof.rs (stanza_without_to_is_improper_addressing)")
 async def test_improper_addressing():
     pass
 
