@@ -142,11 +142,8 @@ async def test_unsupported_version(server, version):
     await still_serving(server)
 
 
-# -- improper-addressing -----------------------------------------------------------------------
-
-@pytest.mark.skip(reason="improper-addressing applies to server-to-server streams: covered by crates/rookery-server/tests/federation_spoof.rs (stanza_without_to_is_improper_addressing)")
-async def test_improper_addressing():
-    pass
+# -- improper-addressing: a server-to-server condition, tested in
+# crates/rookery-server/tests/federation_spoof.rs (stanza_without_to_is_improper_addressing).
 
 
 # -- invalid-from ------------------------------------------------------------------------------
