@@ -34,7 +34,7 @@ impl AuthThrottle {
         AuthThrottle {
             free_failures: limits.auth_failures_per_ip,
             ban_threshold: limits.auth_ban_threshold,
-            ban: Duration::from_secs(limits.auth_ban_secs),
+            ban: limits.auth_ban(),
             by_ip: Mutex::new(HashMap::new()),
             by_account: Mutex::new(HashMap::new()),
         }

@@ -1,6 +1,7 @@
-//! Connection-level limits: the framer limits before and after authentication, the negotiation
-//! timeouts, and the per-IP cap on concurrent unauthenticated connections (XEP-0205 §3).
-//! Values come from `[limits]` in the config.
+//! Connection-level limits: the framer limits before and after authentication (c2s and s2s),
+//! and per IP the cap on concurrent unauthenticated connections and the connection-attempt
+//! budget (XEP-0205 §3). Values come from `[limits]`; its timeouts are read through the config's
+//! own getters (`Limits::header_timeout` and friends).
 
 use rookery_core::Server;
 use std::collections::HashMap;
@@ -31,16 +32,6 @@ pub fn framer_limits_s2s(server: &Server) -> rookery_xml::Limits {
         max_stanza_bytes: server.config().limits.s2s_stanza_bytes,
         ..framer_limits(server, true)
     }
-}
-
-pub fn header_timeout(server: &Server) -> Duration {
-    Duration::from_secs(server.config().limits.header_timeout_secs)
-}
-pub fn auth_timeout(server: &Server) -> Duration {
-    Duration::from_secs(server.config().limits.auth_timeout_secs)
-}
-pub fn stanza_idle_timeout(server: &Server) -> Duration {
-    Duration::from_secs(server.config().limits.stanza_idle_timeout_secs)
 }
 
 /// Counts unauthenticated connections per IP, and connection attempts per IP per minute.

@@ -20,7 +20,7 @@ pub(crate) async fn open<IO>(
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let timeout = crate::limits::header_timeout(server);
+    let timeout = server.config().limits.header_timeout();
     let ev = tokio::select! {
         _ = server.shutdown_token().cancelled() => {
             return fail(server, stream, conn, None, StreamCondition::SystemShutdown, None).await;

@@ -20,7 +20,7 @@ use rookery_proto::sasl::ChannelBindings;
 use rookery_proto::stanza::BareJid;
 use rookery_xml::{Element, StreamEvent};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
@@ -40,7 +40,7 @@ pub(crate) struct Conn {
 impl Conn {
     /// Deadline for authentication (SECURITY.md §3.4: authenticate within N s of connect).
     fn auth_deadline(&self, server: &Server) -> Instant {
-        self.connected + crate::limits::auth_timeout(server)
+        self.connected + server.config().limits.auth_timeout()
     }
 }
 
@@ -66,7 +66,7 @@ pub async fn serve_connection(
     };
     let limits = crate::limits::framer_limits(&server, false);
     if direct_tls {
-        let deadline = crate::limits::header_timeout(&server);
+        let deadline = server.config().limits.header_timeout();
         match tokio::time::timeout(deadline, tls.accept(tcp)).await {
             Ok(Ok(tls_stream)) => {
                 let mut conn = conn;
@@ -87,7 +87,7 @@ pub async fn serve_connection(
         // STARTTLS: the plaintext stream asked to upgrade. The framer was checked empty, so no
         // plaintext bytes can leak into the encrypted stream (STARTTLS injection).
         let (tcp, _framer) = stream.into_inner();
-        match tokio::time::timeout(crate::limits::header_timeout(&server), tls.accept(tcp)).await {
+        match tokio::time::timeout(server.config().limits.header_timeout(), tls.accept(tcp)).await {
             Ok(Ok(tls_stream)) => {
                 conn.secure = true;
                 conn.bindings = crate::tls::bindings(&tls, &tls_stream);
@@ -163,7 +163,7 @@ where
         conn.auth_deadline(server)
     } else {
         // Bind must follow soon after auth too.
-        Instant::now() + crate::limits::auth_timeout(server)
+        Instant::now() + server.config().limits.auth_timeout()
     };
     let ev = tokio::select! {
         // A shutdown reaches connections still negotiating too (clients get system-shutdown).
@@ -280,10 +280,4 @@ pub(crate) fn new_stream_id() -> String {
     #[allow(clippy::expect_used)]
     getrandom::fill(&mut b).expect("OS random number generator unavailable");
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// How long before an idle client is pinged (0 = never).
-pub(crate) fn ping_interval(server: &Server) -> Option<Duration> {
-    let s = server.config().c2s.ping_interval_secs;
-    (s > 0).then(|| Duration::from_secs(s))
 }

@@ -32,9 +32,9 @@ pub(crate) async fn run<IO>(
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     let shutdown = server.shutdown_token().clone();
-    let ping_every = super::ping_interval(&server);
-    let ping_timeout = Duration::from_secs(server.config().c2s.ping_timeout_secs.max(1));
-    let idle_limit = crate::limits::stanza_idle_timeout(&server);
+    let ping_every = server.config().c2s.ping_interval();
+    let ping_timeout = server.config().c2s.ping_timeout();
+    let idle_limit = server.config().limits.stanza_idle_timeout();
     let mut last_read = Instant::now();
     let mut ping_pending: Option<(String, Instant)> = None;
     let mut ping_seq: u64 = 0;

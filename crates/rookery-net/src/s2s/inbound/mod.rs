@@ -59,12 +59,12 @@ pub async fn serve(server: Server, s2s: S2s, tcp: TcpStream, peer: SocketAddr, d
         header_to: String::new(),
         pairs: HashSet::new(),
         sasl_done: false,
-        auth_deadline: Instant::now() + crate::limits::auth_timeout(&server),
+        auth_deadline: Instant::now() + server.config().limits.auth_timeout(),
         pending_checks: 0,
     };
     if direct_tls {
         let hs = tokio::time::timeout(
-            crate::limits::header_timeout(&server),
+            server.config().limits.header_timeout(),
             s2s.acceptor(true).accept(tcp),
         )
         .await;
@@ -87,7 +87,7 @@ pub async fn serve(server: Server, s2s: S2s, tcp: TcpStream, peer: SocketAddr, d
     if let Some(stream) = run(&server, &s2s, stream, &mut st).await {
         let (tcp, _) = stream.into_inner();
         let hs = tokio::time::timeout(
-            crate::limits::header_timeout(&server),
+            server.config().limits.header_timeout(),
             s2s.acceptor(false).accept(tcp),
         )
         .await;
@@ -133,7 +133,7 @@ where
         return None;
     }
     let mut full_limits = false;
-    let stanza_idle = crate::limits::stanza_idle_timeout(server);
+    let stanza_idle = server.config().limits.stanza_idle_timeout();
     let mut last_read = Instant::now();
     loop {
         loop {
@@ -230,7 +230,8 @@ async fn open<IO>(
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let ev = tokio::time::timeout(crate::limits::header_timeout(server), stream.next_event()).await;
+    let ev =
+        tokio::time::timeout(server.config().limits.header_timeout(), stream.next_event()).await;
     let header = match ev {
         Ok(Ok(StreamEvent::Open(h))) => h,
         Err(_) => {
