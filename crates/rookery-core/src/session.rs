@@ -29,8 +29,9 @@ pub struct Undelivered {
 
 #[allow(clippy::panic)]
 fn unreachable_stanza() -> Stanza {
-    // `send` hands try_send a `SessionMsg::Stanza` and gets back exactly what it gave.
-    panic!("try_send returned a message that was not sent")
+    // Invariant: `refused` is only given back the `SessionMsg::Stanza` that `send` or
+    // `send_wait` tried to queue; the channel returns exactly what it was given.
+    panic!("the mailbox returned a message that was not sent")
 }
 
 /// Handle to a bound session. Sending never waits: a full mailbox means a slow reader, and the
@@ -85,27 +86,13 @@ impl SessionHandle {
     /// caller can deliver it another way (offline storage, another resource, a bounce).
     #[allow(clippy::result_large_err)] // the stanza itself is handed back, not an error value
     pub fn send(&self, st: Stanza) -> Result<(), Undelivered> {
-        match self.inner.tx.try_send(SessionMsg::Stanza(st)) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let reason = match &e {
-                    mpsc::error::TrySendError::Full(_) => {
-                        tracing::warn!(jid = %self.inner.jid, what = "mailbox-full", "slow reader, closing");
-                        self.inner.overflow.cancel();
-                        SendError::Overflow
-                    }
-                    mpsc::error::TrySendError::Closed(_) => SendError::Closed,
-                };
-                match e.into_inner() {
-                    SessionMsg::Stanza(stanza) => Err(Undelivered { reason, stanza }),
-                    // We only put a stanza into this message.
-                    SessionMsg::Close(_) => Err(Undelivered {
-                        reason,
-                        stanza: unreachable_stanza(),
-                    }),
-                }
-            }
-        }
+        self.inner
+            .tx
+            .try_send(SessionMsg::Stanza(st))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(m) => self.refused(SendError::Overflow, m),
+                mpsc::error::TrySendError::Closed(m) => self.refused(SendError::Closed, m),
+            })
     }
 
     /// Queues a stanza, waiting up to `patience` for room: for bulk pushes the server itself
@@ -118,50 +105,41 @@ impl SessionHandle {
         patience: std::time::Duration,
     ) -> Result<(), Undelivered> {
         use tokio::sync::mpsc::error::SendTimeoutError;
-        match self
-            .inner
+        self.inner
             .tx
             .send_timeout(SessionMsg::Stanza(st), patience)
             .await
-        {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let (reason, msg) = match e {
-                    SendTimeoutError::Timeout(m) => {
-                        tracing::warn!(jid = %self.inner.jid, what = "mailbox-full", "slow reader, closing");
-                        self.inner.overflow.cancel();
-                        (SendError::Overflow, m)
-                    }
-                    SendTimeoutError::Closed(m) => (SendError::Closed, m),
-                };
-                match msg {
-                    SessionMsg::Stanza(stanza) => Err(Undelivered { reason, stanza }),
-                    SessionMsg::Close(_) => Err(Undelivered {
-                        reason,
-                        stanza: unreachable_stanza(),
-                    }),
-                }
-            }
-        }
+            .map_err(|e| match e {
+                SendTimeoutError::Timeout(m) => self.refused(SendError::Overflow, m),
+                SendTimeoutError::Closed(m) => self.refused(SendError::Closed, m),
+            })
     }
 
     /// Asks the session to close with a stream error.
     pub fn close(&self, err: StreamError) {
-        if self.push(SessionMsg::Close(err)).is_err() {
+        if let Err(e) = self.inner.tx.try_send(SessionMsg::Close(err)) {
+            if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                tracing::warn!(jid = %self.inner.jid, what = "mailbox-full", "slow reader, closing");
+            }
             // Full or gone: the overflow token makes the actor close anyway.
             self.inner.overflow.cancel();
         }
     }
 
-    fn push(&self, msg: SessionMsg) -> Result<(), SendError> {
-        match self.inner.tx.try_send(msg) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!(jid = %self.inner.jid, what = "mailbox-full", "slow reader, closing");
-                self.inner.overflow.cancel();
-                Err(SendError::Overflow)
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
+    /// A message the mailbox refused. A full mailbox means a slow reader: the session is told
+    /// to close (ARCHITECTURE §6). A refused stanza is handed back for another route.
+    fn refused(&self, reason: SendError, msg: SessionMsg) -> Undelivered {
+        if reason == SendError::Overflow {
+            tracing::warn!(jid = %self.inner.jid, what = "mailbox-full", "slow reader, closing");
+            self.inner.overflow.cancel();
+        }
+        Undelivered {
+            reason,
+            stanza: match msg {
+                SessionMsg::Stanza(stanza) => stanza,
+                // `send` and `send_wait` only ever hand it the stanza they tried to queue.
+                SessionMsg::Close(_) => unreachable_stanza(),
+            },
         }
     }
 }
