@@ -79,13 +79,15 @@ async fn deliver_to_host(server: &Server, st: Stanza) {
 
 /// RFC 6121 §8.5.2 / §8.5.3 message rules.
 async fn deliver_message(server: &Server, st: Stanza, bare: BareJid) {
-    // Owned: `st` moves into a session and may come back (see below).
+    // A 'static name, so `st` can move into a session (and come back) while `ty` is in use.
+    // `Stanza` accepts no other message types.
     let ty = match st.type_attr() {
-        "" => "normal",
-        t => t,
-    }
-    .to_owned();
-    let ty = ty.as_str();
+        "chat" => "chat",
+        "headline" => "headline",
+        "groupchat" => "groupchat",
+        "error" => "error",
+        _ => "normal",
+    };
     if ty == "error" {
         // Errors go to the addressed resource if it exists, otherwise they are dropped.
         if let Some(e) = st
