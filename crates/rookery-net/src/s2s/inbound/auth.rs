@@ -83,7 +83,7 @@ where
         let _ = stream.send(&fail("not-authorized")).await;
         return Next::Continue;
     }
-    if let Err(e) = s2s.trust().verify_peer(&st.chain, &from, UnixTime::now()) {
+    if let Err(e) = cert_valid(s2s, st, &from) {
         tracing::info!(peer = %st.peer, %from, error = %e, what = "s2s-external", "certificate does not prove the sender");
         let _ = stream.send(&fail("not-authorized")).await;
         return Next::Continue;
@@ -158,12 +158,7 @@ where
                     Condition::PolicyViolation,
                     "TLS is required before dialback",
                 ))
-            } else if policy.require_valid_certs
-                && s2s
-                    .trust()
-                    .verify_peer(&st.chain, &db.from, UnixTime::now())
-                    .is_err()
-            {
+            } else if policy.require_valid_certs && cert_valid(s2s, st, &db.from).is_err() {
                 Some(refuse(
                     Condition::NotAuthorized,
                     "a valid certificate is required",
