@@ -178,24 +178,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> XmppStream<IO> {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.io.shutdown()).await;
     }
 
-    pub fn into_inner(self) -> (IO, Framer) {
-        (self.io, self.framer)
-    }
-    pub fn get_ref(&self) -> &IO {
-        &self.io
-    }
-    pub fn content_ns(&self) -> &'static str {
-        self.content_ns
-    }
-
-    pub fn from_parts(io: IO, framer: Framer, content_ns: &'static str) -> Self {
-        XmppStream {
-            io,
-            framer,
-            buf: vec![0u8; READ_BUF].into_boxed_slice(),
-            out: Vec::new(),
-            content_ns,
-        }
+    /// The transport, for STARTTLS to wrap (the caller has checked no bytes are buffered).
+    pub fn into_inner(self) -> IO {
+        self.io
     }
 }
 

@@ -86,7 +86,7 @@ pub async fn serve_connection(
     if let Some((stream, mut conn)) = Box::pin(negotiate(&server, stream, conn)).await {
         // STARTTLS: the plaintext stream asked to upgrade. The framer was checked empty, so no
         // plaintext bytes can leak into the encrypted stream (STARTTLS injection).
-        let (tcp, _framer) = stream.into_inner();
+        let tcp = stream.into_inner();
         match tokio::time::timeout(server.config().limits.header_timeout(), tls.accept(tcp)).await {
             Ok(Ok(tls_stream)) => {
                 conn.secure = true;

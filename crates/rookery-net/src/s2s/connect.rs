@@ -141,7 +141,7 @@ async fn open_one(
             if !el.is("proceed", ns::TLS) {
                 return Err("peer refused STARTTLS".into());
             }
-            let (io, _framer) = stream.into_inner();
+            let io = stream.into_inner();
             let (io, c) = tls_connect(s2s, local, remote, io, false).await?;
             stream = XmppStream::new(io, limits.clone(), ns::SERVER);
             tls = true;

@@ -36,11 +36,6 @@ impl Pool {
         self.pairs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether a live stream carries `pair` (tests and diagnostics).
-    pub fn is_live(&self, pair: &Pair) -> bool {
-        matches!(self.lock().get(pair), Some(PairState::Live(_)))
-    }
-
     /// The outgoing stream carrying `pair`: its id and whether it authenticated with dialback
     /// (false: SASL EXTERNAL). For diagnostics and tests.
     pub fn stream_of(&self, pair: &Pair) -> Option<(u64, bool)> {

@@ -449,7 +449,7 @@ impl RawPeer {
             Ev::El(e) if e.name() == "proceed" => {}
             other => panic!("expected <proceed/>, got {other:?}"),
         }
-        let (io, _) =
+        let io =
             std::mem::replace(&mut p.stream, raw_stream(Box::new(tokio::io::empty()))).into_inner();
         let cfg = Arc::new(rookery_tls::client_config_insecure_for_tests());
         let name = ServerName::try_from(to.to_owned()).unwrap();
@@ -673,9 +673,8 @@ async fn fake_connection(
         if name == "starttls" && ns == rookery_proto::ns::TLS {
             p.raw("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
                 .await;
-            let (io, _) =
-                std::mem::replace(&mut p.stream, raw_stream(Box::new(tokio::io::empty())))
-                    .into_inner();
+            let io = std::mem::replace(&mut p.stream, raw_stream(Box::new(tokio::io::empty())))
+                .into_inner();
             let Ok(tls) = acceptor.accept(io).await else {
                 return;
             };

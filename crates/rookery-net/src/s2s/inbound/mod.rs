@@ -85,7 +85,7 @@ pub async fn serve(server: Server, s2s: S2s, tcp: TcpStream, peer: SocketAddr, d
     }
     let stream = XmppStream::new(tcp, limits, ns::SERVER);
     if let Some(stream) = run(&server, &s2s, stream, &mut st).await {
-        let (tcp, _) = stream.into_inner();
+        let tcp = stream.into_inner();
         let hs = tokio::time::timeout(
             server.config().limits.header_timeout(),
             s2s.acceptor(false).accept(tcp),
