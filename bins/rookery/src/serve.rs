@@ -36,12 +36,6 @@ fn init_logging(level: &str) {
         .try_init();
 }
 
-pub async fn open_stores(cfg: &Config) -> anyhow::Result<rookery_store::Stores> {
-    rookery_store::open_sqlite(&cfg.storage.path)
-        .await
-        .with_context(|| format!("opening database {}", cfg.storage.path.display()))
-}
-
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let cfg = load_config(&args.config)?;
     init_logging(cfg.server.log_level.as_str());

@@ -2,10 +2,11 @@
 //! runs (SQLite in WAL mode takes concurrent writers from several processes).
 
 use crate::cli::UserCommand;
-use crate::serve::{load_config, open_stores};
+use crate::serve::load_config;
 use anyhow::{Context, bail};
 use rookery_core::accounts;
 use rookery_proto::sasl::DEFAULT_ITERATIONS;
+use rookery_server::open_stores;
 use std::io::{BufRead, IsTerminal};
 
 pub async fn run(cmd: UserCommand) -> anyhow::Result<()> {

@@ -61,6 +61,13 @@ impl Running {
     }
 }
 
+/// Opens the configured storage (the server and the admin CLI share it).
+pub async fn open_stores(cfg: &Config) -> Result<rookery_store::Stores, StartError> {
+    rookery_store::open_sqlite(&cfg.storage.path)
+        .await
+        .map_err(|e| StartError::Store(cfg.storage.path.display().to_string(), e))
+}
+
 /// Starts a server with the default modules.
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
     start_with(cfg, rookery_mods::default_modules()).await
@@ -71,9 +78,7 @@ pub async fn start_with(cfg: Config, modules: Vec<Arc<dyn Module>>) -> Result<Ru
     rookery_tls::install_crypto_provider();
     std::fs::create_dir_all(&cfg.server.data_dir)
         .map_err(|e| StartError::DataDir(cfg.server.data_dir.display().to_string(), e))?;
-    let stores = rookery_store::open_sqlite(&cfg.storage.path)
-        .await
-        .map_err(|e| StartError::Store(cfg.storage.path.display().to_string(), e))?;
+    let stores = open_stores(&cfg).await?;
     let hosts: Vec<rookery_tls::HostCert> = cfg
         .hosts
         .iter()
