@@ -43,6 +43,20 @@ fn parts(bare: &BareJid) -> (&str, &str) {
     )
 }
 
+/// The password rule for registration and in-band password change
+/// (`[registration] min_password_len`); the admin CLI is not bound by it. `Err` is the text to
+/// show the user.
+pub fn check_password_policy(
+    registration: &rookery_config::RegistrationConfig,
+    password: &str,
+) -> Result<(), String> {
+    let min = registration.min_password_len;
+    if password.chars().count() < min {
+        return Err(format!("password shorter than {min} characters"));
+    }
+    Ok(())
+}
+
 /// Derives SCRAM credentials on the blocking pool.
 pub async fn derive(password: &str, iterations: u32) -> Result<Credentials, AccountError> {
     let pw = password.to_owned();

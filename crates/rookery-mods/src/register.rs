@@ -75,12 +75,11 @@ async fn change_password(
     if password.is_empty() {
         return Err(StanzaError::bad_request("missing password"));
     }
-    let min = server.config().registration.min_password_len;
-    if password.chars().count() < min {
+    if let Err(why) = accounts::check_password_policy(&server.config().registration, &password) {
         return Err(util::error(
             Condition::NotAcceptable,
             ErrorType::Modify,
-            &format!("password shorter than {min} characters"),
+            &why,
         ));
     }
     accounts::set_password(server.stores(), account, &password, DEFAULT_ITERATIONS)

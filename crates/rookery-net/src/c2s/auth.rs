@@ -256,8 +256,10 @@ where
 async fn register(server: &Server, jid: &str, password: &str) -> Result<(), StanzaError> {
     let bare = rookery_core::accounts::parse_account(jid)
         .map_err(|e| StanzaError::new(Condition::JidMalformed).with_text(e.to_string()))?;
-    if password.chars().count() < server.config().registration.min_password_len {
-        return Err(StanzaError::new(Condition::NotAcceptable).with_text("password too short"));
+    if let Err(why) =
+        rookery_core::accounts::check_password_policy(&server.config().registration, password)
+    {
+        return Err(StanzaError::new(Condition::NotAcceptable).with_text(why));
     }
     match rookery_core::accounts::create(server.stores(), &bare, password, sasl::DEFAULT_ITERATIONS)
         .await
