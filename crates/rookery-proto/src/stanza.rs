@@ -255,6 +255,15 @@ fn rename_ns(el: Element, from: &str, to: &str) -> Element {
     out
 }
 
+/// A stream header's domain (`to`/`from`) in the form JIDs take inside the server (nameprep,
+/// lowercase), or None when it is not a bare domain.
+pub fn normalize_domain(d: &str) -> Option<String> {
+    BareJid::new(d)
+        .ok()
+        .filter(|j| j.node().is_none())
+        .map(|j| j.domain().as_str().to_owned())
+}
+
 /// Whether `domain` is `parent` or a subdomain of it, respecting label boundaries
 /// (SEED-PROTOCOLS §0.4: `badexample.com` is not under `example.com`).
 pub fn is_subdomain_of(domain: &str, parent: &str) -> bool {
@@ -267,6 +276,16 @@ pub fn is_subdomain_of(domain: &str, parent: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_domains_are_normalised_like_jids() {
+        assert_eq!(
+            normalize_domain("Example.ORG").as_deref(),
+            Some("example.org")
+        );
+        assert_eq!(normalize_domain("user@example.org"), None);
+        assert_eq!(normalize_domain("a@@b"), None);
+    }
 
     #[test]
     fn subdomain_respects_labels() {

@@ -7,7 +7,7 @@ use crate::stream::{ReadError, XmppStream, framer_stream_error};
 use rookery_core::Server;
 use rookery_proto::error::{StreamCondition, StreamError};
 use rookery_proto::ns;
-use rookery_proto::stanza::BareJid;
+use rookery_proto::stanza::{BareJid, normalize_domain};
 use rookery_xml::{StreamEvent, StreamHeader};
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -69,13 +69,6 @@ where
     conn.domain = Some(domain.clone());
     send_our_header(server, stream, conn, Some(&domain)).await;
     Ok(())
-}
-
-fn normalize_domain(d: &str) -> Option<String> {
-    BareJid::new(d)
-        .ok()
-        .filter(|j| j.node().is_none())
-        .map(|j| j.domain().as_str().to_owned())
 }
 
 fn check(

@@ -14,7 +14,7 @@ use rookery_core::Server;
 use rookery_proto::dialback::{DbParseError, Dialback};
 use rookery_proto::error::{StreamCondition, StreamError};
 use rookery_proto::ns;
-use rookery_proto::stanza::{Stanza, StanzaParseError};
+use rookery_proto::stanza::{Stanza, StanzaParseError, normalize_domain};
 use rookery_xml::{Element, StreamEvent};
 use rustls_pki_types::CertificateDer;
 use std::collections::HashSet;
@@ -261,11 +261,10 @@ where
         )
         .await;
     }
-    let to = header
-        .attr("to")
-        .map(|t| t.trim_end_matches('.').to_ascii_lowercase());
-    match to {
-        Some(t) if server.is_local_host(&t) => st.header_to = t,
+    // Normalised like the JIDs of the stanzas that follow, so pairs compare equal.
+    let header_domain = |d: &str| normalize_domain(d.trim_end_matches('.'));
+    match header.attr("to").map(&header_domain) {
+        Some(Some(t)) if server.is_local_host(&t) => st.header_to = t,
         // RFC 6120 §4.7.2: a missing 'to' means our default host.
         None => {
             st.header_to = server
@@ -286,9 +285,7 @@ where
             .await;
         }
     }
-    st.header_from = header
-        .attr("from")
-        .map(|f| f.trim_end_matches('.').to_ascii_lowercase());
+    st.header_from = header.attr("from").and_then(header_domain);
     if !server.config().s2s.enabled {
         return reject(
             server,
