@@ -57,17 +57,26 @@ impl Stanza {
     /// Parses the header of an element received on a stream whose content namespace is
     /// `content_ns` (`jabber:client`, `jabber:server`, `jabber:component:accept`). The element is
     /// renamed into `jabber:client` so that everything inside the server sees one namespace;
-    /// children that inherited the stream namespace move with it.
-    pub fn from_element(mut el: Element, content_ns: &str) -> Result<Stanza, StanzaParseError> {
+    /// children that inherited the stream namespace move with it. A refused element comes back
+    /// with the error, so callers can answer it without copying every element up front.
+    #[allow(clippy::result_large_err)] // the element itself is handed back, not an error value
+    pub fn from_element(
+        mut el: Element,
+        content_ns: &str,
+    ) -> Result<Stanza, (StanzaParseError, Element)> {
         if el.ns() != content_ns {
-            return Err(StanzaParseError::NotAStanza);
+            return Err((StanzaParseError::NotAStanza, el));
         }
-        let kind = Kind::from_name(el.name()).ok_or(StanzaParseError::NotAStanza)?;
+        let Some(kind) = Kind::from_name(el.name()) else {
+            return Err((StanzaParseError::NotAStanza, el));
+        };
         if content_ns != ns::CLIENT {
             el = rename_ns(el, content_ns, ns::CLIENT);
         }
-        let to = parse_jid_attr(&el, "to")?;
-        let from = parse_jid_attr(&el, "from")?;
+        let (to, from) = match (parse_jid_attr(&el, "to"), parse_jid_attr(&el, "from")) {
+            (Ok(to), Ok(from)) => (to, from),
+            (Err(e), _) | (_, Err(e)) => return Err((e, el)),
+        };
         if let Some(t) = &to {
             el.set_attr("to", t.as_str());
         }
@@ -75,13 +84,15 @@ impl Stanza {
             el.set_attr("from", f.as_str());
         }
         let st = Stanza { kind, to, from, el };
-        st.check_type()?;
-        Ok(st)
+        match st.check_type() {
+            Ok(()) => Ok(st),
+            Err(e) => Err((e, st.el)),
+        }
     }
 
     /// Builds a stanza the server itself originates.
     pub fn new(el: Element) -> Result<Stanza, StanzaParseError> {
-        Stanza::from_element(el, ns::CLIENT)
+        Stanza::from_element(el, ns::CLIENT).map_err(|(e, _)| e)
     }
 
     fn check_type(&self) -> Result<(), StanzaParseError> {

@@ -206,10 +206,9 @@ async fn on_element<IO>(
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let original = el.clone();
     let mut st = match Stanza::from_element(el, ns::CLIENT) {
         Ok(st) => st,
-        Err(StanzaParseError::NotAStanza) => {
+        Err((StanzaParseError::NotAStanza, original)) => {
             return Err(
                 StreamError::new(StreamCondition::UnsupportedStanzaType).with_text(format!(
                     "unsupported element {{{}}}{}",
@@ -218,7 +217,7 @@ where
                 )),
             );
         }
-        Err(StanzaParseError::Bad(err)) => {
+        Err((StanzaParseError::Bad(err), original)) => {
             // Reply straight to the client: the header was unusable for routing.
             if original.attr("type") != Some("error") {
                 let mut reply =

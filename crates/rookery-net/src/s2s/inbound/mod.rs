@@ -455,13 +455,13 @@ where
     }
     let stanza = match Stanza::from_element(el, ns::SERVER) {
         Ok(s) => s,
-        Err(StanzaParseError::NotAStanza) => {
+        Err((StanzaParseError::NotAStanza, _)) => {
             stream
                 .fail(&StreamError::new(StreamCondition::UnsupportedStanzaType))
                 .await;
             return Next::Close;
         }
-        Err(StanzaParseError::Bad(_)) => {
+        Err((StanzaParseError::Bad(_), _)) => {
             stream
                 .fail(
                     &StreamError::new(StreamCondition::ImproperAddressing).with_text("bad from/to"),
