@@ -1,6 +1,7 @@
 //! The server value every task shares: configuration, stores, the session registry, the loaded
 //! modules, and the router entry points (`handle_from_client`, `route`). Cheap to clone.
 
+use crate::components::{ComponentRoute, Components};
 use crate::hooks::{Flow, IqReply, IqTarget, Module};
 use crate::registry::Registry;
 use crate::session::SessionHandle;
@@ -31,6 +32,7 @@ struct Inner {
     config: Arc<Config>,
     stores: Stores,
     registry: Registry,
+    components: Components,
     modules: Vec<Arc<dyn Module>>,
     iq_handlers: HashMap<&'static str, Arc<dyn Module>>,
     remote: RwLock<Option<Arc<dyn RemoteRouter>>>,
@@ -79,6 +81,7 @@ impl Server {
                 config,
                 stores,
                 registry: Registry::new(),
+                components: Components::new(),
                 modules,
                 iq_handlers,
                 remote: RwLock::new(None),
@@ -99,6 +102,10 @@ impl Server {
     }
     pub fn registry(&self) -> &Registry {
         &self.inner.registry
+    }
+    /// Component routes (XEP-0114 and router components).
+    pub fn components(&self) -> &Components {
+        &self.inner.components
     }
     pub fn modules(&self) -> &[Arc<dyn Module>] {
         &self.inner.modules
@@ -176,7 +183,7 @@ impl Server {
         self.route(st).await;
     }
 
-    /// Routes a stanza by its `to` domain: local host, (later: service, component), remote.
+    /// Routes a stanza by its `to` domain: local host, component, remote.
     pub async fn route(&self, st: Stanza) {
         let Some(to) = st.to() else {
             tracing::debug!(what = "route-no-to", "dropping stanza without to");
@@ -197,6 +204,19 @@ impl Server {
             if m.remote_outbound(self, &st).await == Flow::Done {
                 return;
             }
+        }
+        match self.inner.components.lookup(&domain) {
+            ComponentRoute::Bound(link) => {
+                if let Err(st) = link.send(st) {
+                    self.bounce(&st, StanzaError::service_unavailable()).await;
+                }
+                return;
+            }
+            ComponentRoute::Down => {
+                self.bounce(&st, StanzaError::service_unavailable()).await;
+                return;
+            }
+            ComponentRoute::None => {}
         }
         match remote {
             Some(r) => r.route_remote(self, st).await,
