@@ -8,10 +8,12 @@ mod auth;
 mod bind;
 mod features;
 mod header;
+pub(crate) mod io;
 mod session;
 
 use crate::limits::UnauthGuard;
 use crate::stream::{ReadError, XmppStream, framer_stream_error};
+use io::ClientIo;
 use crate::tls::TlsContext;
 use rookery_core::Server;
 use rookery_proto::error::{StreamCondition, StreamError};
@@ -21,7 +23,6 @@ use rookery_proto::stanza::BareJid;
 use rookery_xml::{Element, StreamEvent};
 use std::net::SocketAddr;
 use std::time::Instant;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 /// What negotiation knows about the connection so far.
@@ -108,13 +109,11 @@ pub async fn serve_connection(
 
 /// Runs negotiation until the session is bound (then runs the session) or fails. Returns the
 /// stream when the client asked for STARTTLS, so the caller can wrap the transport.
-async fn negotiate<IO>(
+async fn negotiate<S: ClientIo>(
     server: &Server,
-    mut stream: XmppStream<IO>,
+    mut stream: S,
     mut conn: Conn,
-) -> Option<(XmppStream<IO>, Conn)>
-where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+) -> Option<(S, Conn)>
 {
     loop {
         // (Re)start: read the client's header, answer with ours and the features.
@@ -151,13 +150,11 @@ enum Restart {
 }
 
 /// Reads one negotiation element with the auth deadline applied.
-pub(crate) async fn read_element<IO>(
+pub(crate) async fn read_element<S: ClientIo>(
     server: &Server,
-    stream: &mut XmppStream<IO>,
+    stream: &mut S,
     conn: &Conn,
 ) -> Result<Element, ()>
-where
-    IO: AsyncRead + AsyncWrite + Unpin,
 {
     let deadline = if conn.authenticated.is_none() {
         conn.auth_deadline(server)
@@ -202,13 +199,11 @@ where
     }
 }
 
-async fn step_until_restart<IO>(
+async fn step_until_restart<S: ClientIo>(
     server: &Server,
-    stream: &mut XmppStream<IO>,
+    stream: &mut S,
     conn: &mut Conn,
 ) -> Restart
-where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     loop {
         let Ok(el) = read_element(server, stream, conn).await else {
@@ -224,7 +219,7 @@ where
                     .await;
                 return Restart::Closed;
             }
-            if stream.framer().buffered_len() != 0 {
+            if stream.buffered_len() != 0 {
                 // Bytes pipelined after <starttls/> would be read as if they came over TLS.
                 stream
                     .fail(
