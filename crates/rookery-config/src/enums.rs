@@ -112,6 +112,9 @@ string_enum! {
         S2s => "s2s",
         /// Server-to-server with Direct TLS (XEP-0368), usually port 5270.
         S2sTls => "s2s-tls",
+        /// Connection-manager links (`rookery cm`, Openfire's `jabber:connectionmanager`),
+        /// usually port 5262; needs `[cm] secret`.
+        Cm => "cm",
     }
 }
 

@@ -31,6 +31,7 @@ struct RawConfig {
     host: Option<Vec<RawHost>>,
     listen: Option<Vec<RawListen>>,
     s2s: s2s::RawS2s,
+    cm: crate::cm::CmConfig,
 }
 
 #[derive(Deserialize, Default)]
@@ -199,6 +200,7 @@ impl Cx<'_> {
         let admins = self.admins(&raw.server.admins, &hosts, &server_k.key("admins"))?;
         let listeners = self.listeners(raw.listen.as_deref())?;
         let s2s = self.s2s(raw.s2s, base)?;
+        self.check_cm(&raw.cm, raw.listen.as_deref().unwrap_or_default())?;
 
         Ok(Config {
             server: ServerConfig {
@@ -213,8 +215,34 @@ impl Cx<'_> {
             hosts,
             listeners,
             s2s,
+            cm: raw.cm,
             source: None,
         })
+    }
+
+    fn check_cm(&self, cm: &crate::cm::CmConfig, listen: &[RawListen]) -> Result<(), ConfigError> {
+        let k = KeyPath::root().key("cm");
+        for (name, value) in [
+            ("heartbeat_secs", cm.heartbeat_secs),
+            ("idle_timeout_secs", cm.idle_timeout_secs),
+            ("resume_grace_secs", cm.resume_grace_secs),
+        ] {
+            if value == 0 {
+                return Err(self.at(&k.key(name), "must be at least 1"));
+            }
+        }
+        if cm.secret.as_deref() == Some("") {
+            return Err(self.at(&k.key("secret"), "must not be empty"));
+        }
+        if cm.secret.is_none()
+            && let Some(i) = listen.iter().position(|l| l.kind == ListenerKind::Cm)
+        {
+            return Err(self.at(
+                &KeyPath::root().key("listen").index(i).key("kind"),
+                "a \"cm\" listener needs [cm] secret = \"...\" (the connection managers' shared secret)",
+            ));
+        }
+        Ok(())
     }
 
     fn check_c2s(&self, c2s: &C2sConfig) -> Result<(), ConfigError> {

@@ -16,6 +16,7 @@ pub async fn serve(
     tls: TlsContext,
     limiter: UnauthLimiter,
     s2s: Option<crate::s2s::S2s>,
+    cms: crate::cm::CmRegistry,
 ) {
     let shutdown = server.shutdown_token().clone();
     let local = listener.local_addr().ok();
@@ -33,6 +34,16 @@ pub async fn serve(
                 continue;
             }
         };
+        if kind == ListenerKind::Cm {
+            // Links authenticate with the shared secret; a CM legitimately holds several.
+            server.tasks().spawn(crate::cm::serve::serve_link(
+                server.clone(),
+                cms.clone(),
+                tcp,
+                peer,
+            ));
+            continue;
+        }
         if !kind.is_c2s() {
             match &s2s {
                 // Peer servers legitimately hold several connections; the per-IP cap on

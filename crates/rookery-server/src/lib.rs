@@ -38,6 +38,8 @@ pub enum StartError {
 pub struct Running {
     pub server: Server,
     pub s2s: Option<S2s>,
+    /// Connected connection managers.
+    pub cms: rookery_net::cm::CmRegistry,
     /// Bound listener addresses (port 0 resolved), in config order.
     pub listeners: Vec<(ListenerKind, SocketAddr)>,
 }
@@ -112,6 +114,7 @@ pub async fn start_with(cfg: Config, modules: Vec<Arc<dyn Module>>) -> Result<Ru
         bound.push((l.kind, listener));
     }
     let limiter = UnauthLimiter::default();
+    let cms = rookery_net::cm::CmRegistry::new();
     let starttls = TlsContext::new(certs.clone(), &[]);
     let direct = TlsContext::new(certs.clone(), &[b"xmpp-client"]);
     let mut listeners = Vec::new();
@@ -135,11 +138,13 @@ pub async fn start_with(cfg: Config, modules: Vec<Arc<dyn Module>>) -> Result<Ru
             tls,
             limiter.clone(),
             s2s.clone(),
+            cms.clone(),
         ));
     }
     Ok(Running {
         server,
         s2s,
+        cms,
         listeners,
     })
 }

@@ -2,8 +2,8 @@
 //! looks credentials up in the account store, applies the brute-force throttle, and reports
 //! success so the caller restarts the stream. Also XEP-0077 registration before authentication.
 
-use super::{Conn, features, read_element};
 use super::io::ClientIo;
+use super::{Conn, features, read_element};
 use rookery_core::Server;
 use rookery_proto::error::{Condition, StanzaError, StreamCondition, StreamError};
 use rookery_proto::ns;
@@ -23,8 +23,7 @@ pub(crate) async fn exchange<S: ClientIo>(
     stream: &mut S,
     conn: &mut Conn,
     first: Element,
-) -> Outcome
-{
+) -> Outcome {
     if !first.is("auth", ns::SASL) {
         // <response/> or <abort/> outside an exchange.
         return fail(server, stream, conn, None, SaslFailure::MalformedRequest).await;
@@ -166,8 +165,7 @@ async fn fail<S: ClientIo>(
     conn: &Conn,
     account: Option<&BareJid>,
     f: SaslFailure,
-) -> Outcome
-{
+) -> Outcome {
     let now = Instant::now();
     let acct = account.map(|a| a.as_str());
     if matches!(f, SaslFailure::NotAuthorized | SaslFailure::InvalidAuthzid) {
@@ -190,8 +188,7 @@ pub(crate) async fn preauth_register<S: ClientIo>(
     stream: &mut S,
     conn: &Conn,
     iq: &Element,
-) -> Result<(), ()>
-{
+) -> Result<(), ()> {
     let id = iq.attr("id").unwrap_or_default().to_owned();
     let reply_err = |err: StanzaError| {
         let mut el = Element::new("iq", ns::CLIENT)

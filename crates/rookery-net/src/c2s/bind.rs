@@ -1,8 +1,8 @@
 //! Resource binding (RFC 6120 §7): server-generated resources, resourceprep, the configured
 //! conflict policy (§7.7.2.2), the per-account resource cap, and registration in the registry.
 
-use super::{Conn, new_stream_id};
 use super::io::ClientIo;
+use super::{Conn, new_stream_id};
 use rookery_config::ResourceConflict;
 use rookery_core::registry::BindOutcome;
 use rookery_core::session::SessionReceiver;
@@ -23,8 +23,7 @@ pub(crate) async fn handle<S: ClientIo>(
     stream: &mut S,
     conn: &mut Conn,
     iq: &Element,
-) -> Outcome
-{
+) -> Outcome {
     let id = iq.attr("id").unwrap_or_default().to_owned();
     let Some(bind) = iq
         .get_child("bind", ns::BIND)
@@ -106,8 +105,7 @@ async fn reply<S: ClientIo>(
     stream: &mut S,
     id: &str,
     res: Result<Element, StanzaError>,
-) -> Outcome
-{
+) -> Outcome {
     let el = match res {
         Ok(payload) => Element::new("iq", ns::CLIENT)
             .with_attr("type", "result")

@@ -34,8 +34,7 @@ pub(crate) async fn send<S: ClientIo>(
     server: &Server,
     stream: &mut S,
     conn: &Conn,
-) -> std::io::Result<()>
-{
+) -> std::io::Result<()> {
     let mut f = Element::new("features", ns::STREAM);
     if conn.authenticated.is_none() {
         if !conn.secure {

@@ -2,8 +2,8 @@
 //! failure sends our own header first (a stream error must be inside a stream, §4.9.1.1) and then
 //! the matching stream error.
 
-use super::{Conn, new_stream_id};
 use super::io::ClientIo;
+use super::{Conn, new_stream_id};
 use crate::stream::{ReadError, framer_stream_error};
 use rookery_core::Server;
 use rookery_proto::error::{StreamCondition, StreamError};
@@ -16,8 +16,7 @@ pub(crate) async fn open<S: ClientIo>(
     server: &Server,
     stream: &mut S,
     conn: &mut Conn,
-) -> Result<(), ()>
-{
+) -> Result<(), ()> {
     let timeout = server.config().limits.header_timeout();
     let ev = tokio::select! {
         _ = server.shutdown_token().cancelled() => {
@@ -156,8 +155,7 @@ async fn fail<S: ClientIo>(
     to: Option<&str>,
     cond: StreamCondition,
     text: Option<&str>,
-) -> Result<(), ()>
-{
+) -> Result<(), ()> {
     // Echo the requested host only if it is ours; never reflect arbitrary input.
     let own = to
         .and_then(normalize_domain)

@@ -200,8 +200,7 @@ async fn on_element<S: ClientIo>(
     handle: &SessionHandle,
     el: Element,
     ping_pending: &mut Option<(String, Instant)>,
-) -> Result<(), StreamError>
-{
+) -> Result<(), StreamError> {
     let mut st = match Stanza::from_element(el, ns::CLIENT) {
         Ok(st) => st,
         Err((StanzaParseError::NotAStanza, original)) => {
