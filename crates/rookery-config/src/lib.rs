@@ -11,6 +11,7 @@
 //! The reference for every key is the doc comment on the matching field in [`sections`]
 //! (also `CONFIG.md`), and `rookery.example.toml` is a complete commented example.
 
+pub mod component;
 mod enums;
 mod error;
 mod locate;
@@ -18,6 +19,7 @@ mod resolve;
 pub mod s2s;
 pub mod sections;
 
+pub use component::ComponentConfig;
 pub use enums::{ListenerKind, LogLevel, ResourceConflict, StorageBackend};
 pub use error::ConfigError;
 pub use s2s::{S2sConfig, S2sDomain, S2sPolicy, StaticRoute};
@@ -59,6 +61,8 @@ pub struct Config {
     pub listeners: Vec<ListenerConfig>,
     /// `[s2s]`.
     pub s2s: S2sConfig,
+    /// The `[[component]]` entries in file order (XEP-0114 external components); may be empty.
+    pub components: Vec<ComponentConfig>,
     /// The configuration file this was loaded from (absolute), `None` for zero-config.
     pub source: Option<PathBuf>,
 }
@@ -133,6 +137,7 @@ impl Config {
             limits: Limits::default(),
             listeners: ListenerConfig::defaults(),
             s2s: S2sConfig::default(),
+            components: Vec::new(),
             source: None,
         }
     }
@@ -143,6 +148,11 @@ impl Config {
         self.hosts
             .iter()
             .find(|h| h.domain.eq_ignore_ascii_case(domain))
+    }
+
+    /// The `[[component]]` serving exactly `domain` (already normalised, lowercase).
+    pub fn component(&self, domain: &str) -> Option<&ComponentConfig> {
+        self.components.iter().find(|c| c.domain == domain)
     }
 
     /// Whether `jid` is listed in `[server].admins`.

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 use toml::de::{DeTable, Deserializer};
 
+mod component;
 mod s2s;
 
 #[derive(Deserialize, Default)]
@@ -31,6 +32,7 @@ struct RawConfig {
     host: Option<Vec<RawHost>>,
     listen: Option<Vec<RawListen>>,
     s2s: s2s::RawS2s,
+    component: Vec<component::RawComponent>,
 }
 
 #[derive(Deserialize, Default)]
@@ -199,6 +201,7 @@ impl Cx<'_> {
         let admins = self.admins(&raw.server.admins, &hosts, &server_k.key("admins"))?;
         let listeners = self.listeners(raw.listen.as_deref())?;
         let s2s = self.s2s(raw.s2s, base)?;
+        let components = self.components(&raw.component, &hosts)?;
 
         Ok(Config {
             server: ServerConfig {
@@ -213,6 +216,7 @@ impl Cx<'_> {
             hosts,
             listeners,
             s2s,
+            components,
             source: None,
         })
     }
