@@ -1,7 +1,8 @@
 //! Assembly: from a validated `Config` to a running server — storage opened, certificates
 //! loaded, modules loaded, federation installed, component domains reserved, every listener
 //! bound (binding everything before serving anything, so a port in use fails the start), accept
-//! loops spawned. The `rookery` binary and the in-process integration tests both start servers through `start`.
+//! loops spawned. The `rookery` binary and the in-process integration tests both start servers
+//! through `start`.
 
 use rookery_config::{Config, ListenerKind};
 use rookery_core::{Module, Server};
