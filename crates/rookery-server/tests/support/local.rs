@@ -52,14 +52,19 @@ impl Local {
 
     /// A component stream for `domain` that has completed the handshake with `secret`.
     pub async fn component(&self, domain: &str, secret: &str) -> RawPeer {
-        let mut c = component_open(self.component_addr(), domain).await;
-        component_handshake(&mut c, secret).await;
-        match c.next(5).await {
-            Ev::El(e) if e.is("handshake", ns::COMPONENT) => {}
-            other => panic!("expected an empty <handshake/>, got {other:?}"),
-        }
-        c
+        component_login(self.component_addr(), domain, secret).await
     }
+}
+
+/// Connects a component for `domain` to the listener at `addr` and completes the handshake.
+pub async fn component_login(addr: SocketAddr, domain: &str, secret: &str) -> RawPeer {
+    let mut c = component_open(addr, domain).await;
+    component_handshake(&mut c, secret).await;
+    match c.next(5).await {
+        Ev::El(e) if e.is("handshake", ns::COMPONENT) => {}
+        other => panic!("expected an empty <handshake/>, got {other:?}"),
+    }
+    c
 }
 
 fn stream_of(
