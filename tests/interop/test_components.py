@@ -73,3 +73,10 @@ async def test_second_component_for_a_domain_conflicts(start_server):
     await alice.login()
     alice.send_message(mto=DOMAIN, mbody="still you?", mtype="chat")
     await alice.wait_message(body_is("echo: still you?"), "the first component's echo")
+
+
+async def test_check_config_counts_components(start_server):
+    server = start_server(with_components({DOMAIN: SECRET, "other.localhost": "x"}))
+    res = server.cli("check-config")
+    assert "3 listener(s), 2 component(s)" in res.stdout, res.stdout
+    assert SECRET not in res.stdout + res.stderr

@@ -10,7 +10,7 @@ mod support;
 use rookery_core::components::ComponentRoute;
 use rookery_proto::ns;
 use support::local::{
-    Local, component_connect, component_handshake, component_open, next_non_presence,
+    Local, component_connect, component_handshake, component_open, next_non_presence, raw_connect,
 };
 use support::{Ev, RawPeer, wait_until};
 
@@ -155,33 +155,11 @@ async fn unknown_domain_or_namespace_is_refused() {
         expect_error_header_then(c, "host-unknown").await;
     }
     // No `to` at all.
-    let tcp = tokio::net::TcpStream::connect(s.component_addr())
-        .await
-        .unwrap();
-    let mut c = RawPeer {
-        stream: rookery_net::stream::XmppStream::new(
-            Box::new(tcp),
-            rookery_xml::Limits::default(),
-            ns::COMPONENT,
-        ),
-        stream_id: String::new(),
-        features: None,
-    };
+    let mut c = raw_connect(s.component_addr(), ns::COMPONENT).await;
     c.stream.send_header(&[]).await.unwrap();
     assert_eq!(c.expect_stream_error(5).await, "host-unknown");
     // A client stream on the component port.
-    let tcp = tokio::net::TcpStream::connect(s.component_addr())
-        .await
-        .unwrap();
-    let mut c = RawPeer {
-        stream: rookery_net::stream::XmppStream::new(
-            Box::new(tcp),
-            rookery_xml::Limits::default(),
-            ns::CLIENT,
-        ),
-        stream_id: String::new(),
-        features: None,
-    };
+    let mut c = raw_connect(s.component_addr(), ns::CLIENT).await;
     c.stream
         .send_header(&[("to", "echo.localhost"), ("version", "1.0")])
         .await
@@ -317,4 +295,19 @@ async fn oversized_handshake_is_refused_before_authentication() {
     c.raw(&format!("<handshake>{}</handshake>", "a".repeat(20_000)))
         .await;
     assert_eq!(c.expect_stream_error(5).await, "policy-violation");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_component_times_out() {
+    let s = Local::start(&format!(
+        "[[component]]\ndomain = \"echo.localhost\"\nsecret = \"{SECRET}\"\n\
+         [limits]\nheader_timeout_secs = 1\nauth_timeout_secs = 1\n"
+    ))
+    .await;
+    // A header but no handshake.
+    let mut c = component_open(s.component_addr(), "echo.localhost").await;
+    assert_eq!(c.expect_stream_error(5).await, "connection-timeout");
+    // Not even a header.
+    let mut c = raw_connect(s.component_addr(), ns::COMPONENT).await;
+    assert_eq!(c.expect_stream_error(5).await, "connection-timeout");
 }

@@ -67,11 +67,20 @@ pub async fn component_login(addr: SocketAddr, domain: &str, secret: &str) -> Ra
     c
 }
 
-fn stream_of(
-    io: Box<dyn Io>,
-    content_ns: &'static str,
-) -> rookery_net::stream::XmppStream<Box<dyn Io>> {
-    rookery_net::stream::XmppStream::new(io, rookery_xml::Limits::default(), content_ns)
+/// A TCP connection to `addr` framed as an XMPP stream whose content namespace is
+/// `content_ns`; nothing is sent yet.
+pub async fn raw_connect(addr: SocketAddr, content_ns: &'static str) -> RawPeer {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let io: Box<dyn Io> = Box::new(tcp);
+    RawPeer {
+        stream: rookery_net::stream::XmppStream::new(
+            io,
+            rookery_xml::Limits::default(),
+            content_ns,
+        ),
+        stream_id: String::new(),
+        features: None,
+    }
 }
 
 /// Logs in over plaintext c2s with SASL PLAIN and binds `resource`; returns after the bind
@@ -83,12 +92,7 @@ pub async fn c2s_login(
     password: &str,
     resource: &str,
 ) -> RawPeer {
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut p = RawPeer {
-        stream: stream_of(Box::new(tcp), ns::CLIENT),
-        stream_id: String::new(),
-        features: None,
-    };
+    let mut p = raw_connect(addr, ns::CLIENT).await;
     p.open(None, domain).await;
     let creds = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
     p.raw(&format!(
@@ -124,12 +128,7 @@ pub async fn component_open(addr: SocketAddr, to: &str) -> RawPeer {
 
 /// Connects and sends a component stream header to `to`; reads nothing.
 pub async fn component_connect(addr: SocketAddr, to: &str) -> RawPeer {
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut c = RawPeer {
-        stream: stream_of(Box::new(tcp), ns::COMPONENT),
-        stream_id: String::new(),
-        features: None,
-    };
+    let mut c = raw_connect(addr, ns::COMPONENT).await;
     c.stream.send_header(&[("to", to)]).await.unwrap();
     c
 }
