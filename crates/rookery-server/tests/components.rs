@@ -311,3 +311,21 @@ async fn silent_component_times_out() {
     let mut c = raw_connect(s.component_addr(), ns::COMPONENT).await;
     assert_eq!(c.expect_stream_error(5).await, "connection-timeout");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_wrong_secrets_ban_the_address() {
+    let s = Local::start(&format!(
+        "[[component]]\ndomain = \"echo.localhost\"\nsecret = \"{SECRET}\"\n\
+         [limits]\nauth_failures_per_ip = 2\nauth_ban_threshold = 2\n"
+    ))
+    .await;
+    for _ in 0..2 {
+        let mut c = component_open(s.component_addr(), "echo.localhost").await;
+        component_handshake(&mut c, "guess").await;
+        assert_eq!(c.expect_stream_error(5).await, "not-authorized");
+    }
+    // Banned now: even the right secret is refused from this address.
+    let mut c = component_open(s.component_addr(), "echo.localhost").await;
+    component_handshake(&mut c, SECRET).await;
+    assert_eq!(c.expect_stream_error(5).await, "not-authorized");
+}

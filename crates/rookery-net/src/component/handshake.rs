@@ -2,8 +2,9 @@
 //! `jabber:component:accept` naming a configured component domain (`host-unknown` otherwise,
 //! `invalid-namespace` for another content namespace), our header with a fresh stream id, and
 //! `<handshake>` = hex SHA-1(stream id ‖ secret) (`not-authorized` otherwise), all within the
-//! header and authentication timeouts. Success sends nothing yet: the caller binds the domain
-//! first, so a `conflict` can still be reported before the component believes it is connected.
+//! header and authentication timeouts, with failures throttled like client logins. Success sends
+//! nothing yet: the caller binds the domain first, so a `conflict` can still be reported before
+//! the component believes it is connected.
 
 use crate::stream::{ReadError, XmppStream, framer_stream_error};
 use rookery_core::Server;
@@ -110,13 +111,27 @@ where
             return None;
         }
     };
+    // The same brute-force brake as client logins (SECURITY.md §3.5): per-IP ban, and growing
+    // delays per IP and per component domain (counted apart from accounts: no '@' in a domain).
+    let throttle = server.throttle();
+    let now = std::time::Instant::now();
+    if throttle.is_banned(peer.ip(), now) {
+        let err =
+            StreamError::new(StreamCondition::NotAuthorized).with_text("too many failed attempts");
+        stream.fail(&err).await;
+        return None;
+    }
     if !is_valid_handshake(&el, &stream_id, &config.secret) {
         tracing::warn!(%peer, %domain, what = "component-auth-failed", "component handshake did not match the secret");
+        let delay = throttle.delay(peer.ip(), Some(&domain), now);
+        throttle.record_failure(peer.ip(), Some(&domain), now);
+        tokio::time::sleep(delay).await;
         let err = StreamError::new(StreamCondition::NotAuthorized)
             .with_text("the handshake does not match the configured secret");
         stream.fail(&err).await;
         return None;
     }
+    throttle.record_success(&domain);
     Some(domain)
 }
 
