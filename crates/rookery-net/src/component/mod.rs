@@ -18,7 +18,7 @@ use rookery_core::Server;
 use rookery_core::components::{BindError, ComponentLink};
 use rookery_proto::error::{StanzaError, StreamCondition, StreamError};
 use rookery_proto::ns;
-use rookery_proto::stanza::{Stanza, StanzaParseError};
+use rookery_proto::stanza::{Jid, Stanza, StanzaParseError};
 use rookery_xml::{Element, StreamEvent};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -229,7 +229,7 @@ where
         }
         other => other,
     };
-    let st = match parsed {
+    let mut st = match parsed {
         Ok(st) => st,
         Err((StanzaParseError::NotAStanza, el)) => {
             return Err(StreamError::new(StreamCondition::UnsupportedStanzaType)
@@ -252,12 +252,19 @@ where
         }
     };
     // The component is trusted for its own domain only (XEP-0114 §3; Prosody's
-    // validate_from_addresses): anything else is spoofing.
-    let from_ok = st
-        .from()
-        .is_some_and(|f| within_domain(f.domain().as_str(), domain));
+    // validate_from_addresses): anything else is spoofing. A missing `from` means the component
+    // itself, as Prosody and Metronome read it (older components omit it).
+    let from_ok = match st.from() {
+        Some(f) => within_domain(f.domain().as_str(), domain),
+        None => {
+            let own = Jid::new(domain)
+                .map_err(|_| StreamError::new(StreamCondition::InternalServerError))?;
+            st.set_from(Some(own));
+            true
+        }
+    };
     if !from_ok {
-        let from = st.element().attr("from").unwrap_or("(none)");
+        let from = st.element().attr("from").unwrap_or_default();
         return Err(
             StreamError::new(StreamCondition::InvalidFrom).with_text(format!(
                 "'from' must be an address at {domain} or its subdomains, not {from}"
