@@ -335,3 +335,23 @@ async fn repeated_wrong_secrets_ban_the_address() {
     component_handshake(&mut c, SECRET).await;
     assert_eq!(c.expect_stream_error(5).await, "not-authorized");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_address_is_answered_and_unknown_elements_close_the_stream() {
+    let s = server().await;
+    let mut echo = s.component("echo.localhost", SECRET).await;
+    // An unusable `to`: the component gets the error, addressed back to where it came from.
+    echo.raw("<message from='bot@echo.localhost' to='a@b@c' id='bad'><body>x</body></message>")
+        .await;
+    let r = echo.element(10).await;
+    assert_eq!(
+        (r.attr("id"), r.attr("to")),
+        (Some("bad"), Some("bot@echo.localhost")),
+        "{}",
+        r.to_xml()
+    );
+    assert_eq!(condition(&r), "jid-malformed");
+    // The stream is still usable; something that is not a stanza ends it.
+    echo.raw("<handshake>again</handshake>").await;
+    assert_eq!(echo.expect_stream_error(5).await, "unsupported-stanza-type");
+}
