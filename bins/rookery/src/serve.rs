@@ -20,9 +20,10 @@ pub fn load_config(arg: &ConfigArg) -> anyhow::Result<Config> {
 pub fn check_config(arg: ConfigArg) -> anyhow::Result<()> {
     let cfg = load_config(&arg)?;
     println!(
-        "configuration OK: {} host(s), {} listener(s)",
+        "configuration OK: {} host(s), {} listener(s), {} component(s)",
         cfg.hosts.len(),
-        cfg.listeners.len()
+        cfg.listeners.len(),
+        cfg.components.len()
     );
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The string-valued settings of the configuration (`log_level`, `backend`,
 //! `resource_conflict`, listener `kind`). Each is an enum with a hand-written `Deserialize`
 //! so that a bad value produces one uniform, user-facing message listing the accepted values,
-//! e.g. `unknown value "c2s-tsl", expected one of "c2s", "c2s-tls", "s2s", "s2s-tls"`;
+//! e.g. `unknown value "c2s-tsl", expected one of "c2s", "c2s-tls", "s2s", "s2s-tls", ...`;
 //! `rookery-config`'s error layer then adds file, line, column and key.
 
 use serde::de::{Deserialize, Deserializer, Error as _};
@@ -115,6 +115,10 @@ string_enum! {
         /// Connection-manager links (`rookery cm`, Openfire's `jabber:connectionmanager`),
         /// usually port 5262; needs `[cm] secret`.
         Cm => "cm",
+        /// External components (XEP-0114, `jabber:component:accept`), plain TCP: bind it to
+        /// loopback or a private network. Port 5275 by Openfire's convention; 5347 (Prosody,
+        /// ejabberd examples) is common too.
+        Component => "component",
     }
 }
 
@@ -206,7 +210,7 @@ mod tests {
         assert_eq!(
             "c2s-tsl".parse::<ListenerKind>(),
             Err(
-                r#"unknown value "c2s-tsl", expected one of "c2s", "c2s-tls", "s2s", "s2s-tls""#
+                r#"unknown value "c2s-tsl", expected one of "c2s", "c2s-tls", "s2s", "s2s-tls", "component""#
                     .to_owned()
             )
         );

@@ -12,6 +12,7 @@
 //! (also `CONFIG.md`), and `rookery.example.toml` is a complete commented example.
 
 pub mod cm;
+pub mod component;
 mod enums;
 mod error;
 mod locate;
@@ -20,6 +21,7 @@ pub mod s2s;
 pub mod sections;
 
 pub use cm::CmConfig;
+pub use component::ComponentConfig;
 pub use enums::{ListenerKind, LogLevel, ResourceConflict, StorageBackend};
 pub use error::ConfigError;
 pub use s2s::{S2sConfig, S2sDomain, S2sPolicy, StaticRoute};
@@ -63,6 +65,8 @@ pub struct Config {
     pub s2s: S2sConfig,
     /// `[cm]`.
     pub cm: CmConfig,
+    /// The `[[component]]` entries in file order (XEP-0114 external components); may be empty.
+    pub components: Vec<ComponentConfig>,
     /// The configuration file this was loaded from (absolute), `None` for zero-config.
     pub source: Option<PathBuf>,
 }
@@ -138,6 +142,7 @@ impl Config {
             listeners: ListenerConfig::defaults(),
             s2s: S2sConfig::default(),
             cm: CmConfig::default(),
+            components: Vec::new(),
             source: None,
         }
     }
@@ -148,6 +153,11 @@ impl Config {
         self.hosts
             .iter()
             .find(|h| h.domain.eq_ignore_ascii_case(domain))
+    }
+
+    /// The `[[component]]` serving exactly `domain` (already normalised, lowercase).
+    pub fn component(&self, domain: &str) -> Option<&ComponentConfig> {
+        self.components.iter().find(|c| c.domain == domain)
     }
 
     /// Whether `jid` is listed in `[server].admins`.

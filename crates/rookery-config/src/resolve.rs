@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 use toml::de::{DeTable, Deserializer};
 
+mod component;
 mod s2s;
 
 #[derive(Deserialize, Default)]
@@ -32,6 +33,7 @@ struct RawConfig {
     listen: Option<Vec<RawListen>>,
     s2s: s2s::RawS2s,
     cm: crate::cm::CmConfig,
+    component: Vec<component::RawComponent>,
 }
 
 #[derive(Deserialize, Default)]
@@ -201,6 +203,7 @@ impl Cx<'_> {
         let listeners = self.listeners(raw.listen.as_deref())?;
         let s2s = self.s2s(raw.s2s, base)?;
         self.check_cm(&raw.cm, raw.listen.as_deref().unwrap_or_default())?;
+        let components = self.components(&raw.component, &hosts)?;
 
         Ok(Config {
             server: ServerConfig {
@@ -216,6 +219,7 @@ impl Cx<'_> {
             listeners,
             s2s,
             cm: raw.cm,
+            components,
             source: None,
         })
     }

@@ -1,6 +1,8 @@
 //! Accept loops. Listeners arrive already bound (the binary binds after the config validated;
 //! tests bind port 0), and each accepted socket becomes one connection task tracked for
-//! shutdown. The per-IP unauthenticated connection cap is applied here, before any byte is read.
+//! shutdown. The per-IP unauthenticated connection cap is applied here, before any byte is read,
+//! to client and component listeners (a component's secret is guessed one connection at a
+//! time, so the connection-rate budget also bounds guessing).
 
 use crate::limits::UnauthLimiter;
 use crate::tls::TlsContext;
@@ -44,7 +46,7 @@ pub async fn serve(
             ));
             continue;
         }
-        if !kind.is_c2s() {
+        if !kind.is_c2s() && kind != ListenerKind::Component {
             match &s2s {
                 // Peer servers legitimately hold several connections; the per-IP cap on
                 // unauthenticated connections is a client-listener protection.
@@ -76,6 +78,12 @@ pub async fn serve(
             drop(tcp);
             continue;
         };
+        if kind == ListenerKind::Component {
+            server
+                .tasks()
+                .spawn(crate::component::serve(server.clone(), tcp, peer, guard));
+            continue;
+        }
         let direct = kind.is_direct_tls();
         let srv = server.clone();
         let tls = tls.clone();
