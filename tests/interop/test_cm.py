@@ -145,7 +145,29 @@ async def test_a_cut_link_loses_and_reorders_nothing(start_server, cms):
     except AssertionError:
         counts = {t: sum(1 for m in receiver.messages.items if m["body"].startswith(t + ":"))
                   for t in tags}
-        raise AssertionError(f"received per sender: {counts}\nCM log:\n{cm.stderr_tail(40)}")
+        direct.send_message(mto=receiver.boundjid.full, mbody="probe", mtype="chat")
+        try:
+            await receiver.messages.wait(body_is("probe"), "probe", timeout=5)
+            probe = "a later message arrived: the missing ones were lost"
+        except AssertionError:
+            probe = "a later message did not arrive either: the path is stuck"
+        missing = {}
+        for t in tags:
+            got = {int(m["body"].split(":")[1]) for m in receiver.messages.items
+                   if m["body"].startswith(t + ":")}
+            miss = [i for i in range(n) if i not in got]
+            ranges, start = [], None
+            for i in miss:
+                if start is None:
+                    start = prev = i
+                elif i == prev + 1:
+                    prev = i
+                else:
+                    ranges.append((start, prev)); start = prev = i
+            if start is not None:
+                ranges.append((start, prev))
+            missing[t] = ranges
+        raise AssertionError(f"received per sender: {counts}; {probe}; missing {missing}")
     by_tag: dict[str, list[int]] = {t: [] for t in tags}
     for m in receiver.messages.items:
         tag, num = m["body"].split(":")
@@ -165,7 +187,8 @@ async def test_a_cut_link_loses_and_reorders_nothing(start_server, cms):
 
 
 async def test_a_killed_cm_disconnects_only_its_clients(start_server, cms):
-    server = start_server(CM_CONFIG)
+    # A short resume grace: the server gives up on the dead CM's sessions after 2 s.
+    server = start_server({**CM_CONFIG, "cm": {"secret": CM_SECRET, "resume_grace_secs": 2}})
     cm1, _ = await cms(server, "cm1")
     cm2, _ = await cms(server, "cm2")
     alice = via(cm1, "alice", server)
@@ -182,12 +205,41 @@ async def test_a_killed_cm_disconnects_only_its_clients(start_server, cms):
     await alice.wait_presence(is_presence("carol@localhost", "subscribe"), "request")
     alice.send_presence(pto="carol@localhost", ptype="subscribed")
     await carol.wait_presence(is_presence("alice@localhost", "available"), "alice online")
+    alice_full = alice.boundjid.full
+    seen = len(carol.presences.items)
 
-    cm1.kill()  # SIGKILL: no goodbye on its links
-    # The server notices alice is gone once the link's resume grace ends (here 30 s is too
-    # long for a test, so the server is told through the link closing: the CM had no other
-    # links to resume on, and the grace applies). Carol still talks to bob meanwhile.
+    cm1.kill()  # SIGKILL: its links and client sockets just close
+    disconnected = asyncio.get_running_loop().create_future()
+    alice.add_event_handler("disconnected", lambda _e: disconnected.done() or disconnected.set_result(True))
+    await asyncio.wait_for(disconnected, 10)
+    # Sent while the server still waits for cm1 to come back: queued, then stored offline.
+    carol.send_message(mto=alice_full, mbody="are you there?", mtype="chat")
+    # The others carry on meanwhile.
     carol.send_message(mto=bob.boundjid.full, mbody="still here", mtype="chat")
     await bob.wait_message(body_is("still here"), "message after cm1 died")
     bob.send_message(mto=carol.boundjid.full, mbody="me too", mtype="chat")
     await carol.wait_message(body_is("me too"), "reply after cm1 died")
+    # After the grace the server ends alice's session like any other: carol sees her leave.
+    went = is_presence("alice@localhost", "unavailable")
+    await carol.wait_presence(
+        lambda p: went(p) and any(p is x for x in carol.presences.items[seen:]),
+        "alice offline", timeout=15)
+    # Nothing was lost: the message waits in offline storage for alice's next login.
+    alice2 = server.client("alice")
+    await alice2.login()
+    await alice2.wait_message(body_is("are you there?"), "message stored while cm1 was dead")
+
+
+async def test_every_link_down_past_the_grace_gives_clients_system_shutdown(start_server, cms):
+    server = start_server(CM_CONFIG)
+    cm, proxy = await cms(server, "cmg", via_proxy=True, links=2, grace=2)
+    await wait_links(proxy, 2)
+    alice = via(cm, "alice", server)
+    await alice.login()
+    # The server becomes unreachable: no new link can be made, the open ones are cut.
+    proxy.server.close()
+    await proxy.server.wait_closed()
+    while proxy.live():
+        proxy.cut(0)
+    err = await alice.stream_errors.wait(lambda e: True, "a stream error", timeout=15)
+    assert err.get_condition() == "system-shutdown", err

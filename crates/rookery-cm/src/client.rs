@@ -410,5 +410,7 @@ async fn route(cm: &Cm, ctx: &Ctx, el: &Element) {
         // Backpressure: a link the server doesn't drain slows its clients down.
         link.wait_room(rookery_net::stream::WRITE_TIMEOUT).await;
     }
-    cm.hub.send(&ctx.stream_id, Bytes::from(out));
+    if !cm.hub.send(&ctx.stream_id, Bytes::from(out)) {
+        tracing::warn!(stream = %ctx.stream_id, what = "cm-route-lost", "client not in hub; element dropped");
+    }
 }

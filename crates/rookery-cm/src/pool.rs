@@ -293,6 +293,7 @@ async fn on_route(cm: &Cm, link: &Arc<Link>, mut el: Element) {
 /// A payload for a client that is gone: messages go back to the server as `<failed/>` (it
 /// stores them offline); anything else is dropped.
 fn undeliverable(cm: &Cm, link: &Arc<Link>, streamid: &str, what: ToClient) {
+    tracing::debug!(stream = %streamid, what = "cm-undeliverable", "payload for a client that is gone");
     let ToClient::Element(el) = what else {
         return;
     };
@@ -360,6 +361,7 @@ fn resume_orphans(cm: &Cm, via: &Arc<Link>, resumes: &Resumes) {
             dead.id,
             dead.received()
         );
+        tracing::debug!(dead = %dead.id, via = %via.id, h = dead.received(), what = "cm-resume-ask", "asking to resume");
         via.push_control(msg.as_bytes());
         pending.insert(dead.id.clone(), via.id.clone());
     }

@@ -172,6 +172,20 @@ impl<T: Clone> Hub<T> {
         }
     }
 
+    /// `send` for several elements, in order (one lock: nothing gets in between).
+    pub fn send_all(&self, id: &str, items: impl Iterator<Item = Bytes>) -> bool {
+        let st = self.state();
+        match st.sessions.get(id) {
+            Some(s) => {
+                for b in items {
+                    s.link.push(b);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Moves the dead link `dead_id`'s traffic onto `onto`: the elements the peer had not
     /// received (`peer_h` of them it had) are queued on `onto` first, then its sessions are
     /// pinned to `onto` — under one lock, so no session's newer element can get in between.
@@ -190,7 +204,9 @@ impl<T: Clone> Hub<T> {
         if let Some(b) = before {
             onto.push_control(b);
         }
-        for b in dead.take_tail(peer_h) {
+        let tail = dead.take_tail(peer_h);
+        tracing::debug!(dead = %dead.id, onto = %onto.id, peer_h, our_h = dead.received(), tail = tail.len(), what = "cm-resume", "moving a dead link's tail");
+        for b in tail {
             onto.push(b);
         }
         let mut moved = 0;

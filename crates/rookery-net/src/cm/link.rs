@@ -84,7 +84,8 @@ impl Link {
         self.alive.load(Ordering::Acquire)
     }
 
-    /// Queues a reliable element. On a dead link it still queues: the bytes wait in order for
+    /// Queues a reliable element: `bytes` must be exactly one top-level element, since the
+    /// peer counts elements and we count pushes. On a dead link it still queues: the bytes wait in order for
     /// the link's traffic to be resumed elsewhere (or are recovered when it never is).
     pub fn push(&self, bytes: Bytes) {
         let mut q = self.queue();

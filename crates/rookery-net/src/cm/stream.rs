@@ -36,7 +36,9 @@ pub const INBOX: usize = 64;
 pub struct CmStream {
     rx: mpsc::Receiver<CmIn>,
     pending: VecDeque<StreamEvent>,
-    out: Vec<u8>,
+    /// Serialized elements waiting for `flush`, one per entry: each becomes one acknowledged
+    /// element on the link, so the peer's count and our sequence numbers agree.
+    out: Vec<Bytes>,
     hub: Arc<Hub<CmTx>>,
     streamid: String,
     domain: String,
@@ -93,20 +95,25 @@ impl CmStream {
         if self.out.is_empty() {
             return Ok(());
         }
-        let bytes = Bytes::from(std::mem::take(&mut self.out));
         if let Some(link) = self.hub.link_of(&self.streamid)
             && !link.wait_room(crate::stream::WRITE_TIMEOUT).await
         {
+            self.out.clear();
             return Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 "connection manager is not reading",
             ));
         }
-        if self.hub.send(&self.streamid, bytes) {
+        if self.hub.send_all(&self.streamid, self.out.drain(..)) {
             Ok(())
         } else {
             Err(std::io::ErrorKind::NotConnected.into())
         }
+    }
+
+    /// Queues one serialized element.
+    fn push_el(&mut self, bytes: Vec<u8>) {
+        self.out.push(Bytes::from(bytes));
     }
 }
 
@@ -161,13 +168,9 @@ impl ClientIo for CmStream {
             // The CM advertises features itself (configuration IQ).
             return;
         }
-        super::wire::write_route(
-            &mut self.out,
-            &self.domain,
-            &self.hub.name,
-            &self.streamid,
-            el,
-        );
+        let mut b = Vec::with_capacity(256);
+        super::wire::write_route(&mut b, &self.domain, &self.hub.name, &self.streamid, el);
+        self.push_el(b);
     }
     async fn flush(&mut self) -> std::io::Result<()> {
         self.write_out().await
@@ -178,13 +181,15 @@ impl ClientIo for CmStream {
     async fn fail(&mut self, err: &StreamError) {
         if !self.peer_closed {
             let raw = stream_error_xml(err);
+            let mut b = Vec::new();
             super::wire::write_route_raw(
-                &mut self.out,
+                &mut b,
                 &self.domain,
                 &self.hub.name,
                 &self.streamid,
                 raw.as_bytes(),
             );
+            self.push_el(b);
         }
         self.close().await;
     }
@@ -201,8 +206,36 @@ impl ClientIo for CmStream {
                 &self.streamid,
                 Some(Element::new("close", ns::CM)),
             );
-            iq.write_to(&mut self.out, ns::CM_LINK);
+            self.push_el(super::wire::to_link_bytes(&iq));
         }
         let _ = self.write_out().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cm::link::Link;
+
+    /// Regression: a flush of several stanzas was queued as one link item while the CM counts
+    /// elements, so its acknowledgements ran ahead of our sequence numbers and a dropped link
+    /// lost what was in flight. Every element must be its own item.
+    #[tokio::test]
+    async fn each_flushed_element_is_one_link_item() {
+        let hub = Arc::new(Hub::new("cm1".to_owned()));
+        let link = Link::new("l1".into(), "cm1/1".into());
+        hub.add_link(link.clone());
+        let (tx, rx) = mpsc::channel(4);
+        assert!(hub.insert_session("s1", tx, link.clone()));
+        let mut s = CmStream::new(rx, hub.clone(), "s1".into(), "localhost".into());
+        for i in 0..3 {
+            let el = Element::new("message", ns::CLIENT).with_attr("id", i.to_string());
+            s.queue(&el);
+        }
+        s.flush().await.unwrap();
+        link.kill();
+        let tail = link.take_tail(1);
+        assert_eq!(tail.len(), 2, "3 elements, the peer has 1: 2 must remain");
+        assert!(String::from_utf8_lossy(&tail[0]).contains("id='1'"));
     }
 }
