@@ -210,7 +210,7 @@ mod tests {
         assert_eq!(
             "c2s-tsl".parse::<ListenerKind>(),
             Err(
-                r#"unknown value "c2s-tsl", expected one of "c2s", "c2s-tls", "s2s", "s2s-tls", "component""#
+                r#"unknown value "c2s-tsl", expected one of "c2s", "c2s-tls", "s2s", "s2s-tls", "cm", "component""#
                     .to_owned()
             )
         );
