@@ -29,6 +29,9 @@ struct Opts {
     addr: String,
     domain: String,
     pid: u32,
+    /// Connection-manager processes in front of the server (their CPU and memory are reported
+    /// next to the server's).
+    cm_pids: Vec<u32>,
     prefix: String,
     password: String,
     accounts: usize,
@@ -76,6 +79,11 @@ fn parse_args() -> (Opts, usize) {
         addr,
         domain: s("domain", "localhost"),
         pid: n("pid", 0) as u32,
+        cm_pids: s("cm-pids", "")
+            .split(',')
+            .filter(|x| !x.is_empty())
+            .map(|x| x.parse().unwrap_or_else(|_| panic!("--cm-pids: not a pid list")))
+            .collect(),
         prefix: s("user-prefix", "u"),
         password: s("password", "bench-pass-1"),
         accounts: n("accounts", 2000),
@@ -105,6 +113,7 @@ fn parse_args() -> (Opts, usize) {
 
 fn main() {
     let (opts, threads) = parse_args();
+    let _ = CM_PIDS.set(opts.cm_pids.clone());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads.max(1))
         .enable_all()
@@ -127,7 +136,9 @@ impl Ctx {
     async fn login(&self, i: usize, resource: &str) -> xmpp::Result<Session> {
         let user = self.user(i);
         let p = LoginParams {
-            addr: &self.o.addr,
+            // Several addresses (comma-separated): connection i goes to the (i mod n)-th, so
+            // clients spread evenly over several connection managers.
+            addr: self.o.addr.split(',').nth(i % self.o.addr.split(',').count()).unwrap_or(&self.o.addr),
             domain: &self.o.domain,
             user: &user,
             password: &self.o.password,
@@ -163,6 +174,20 @@ struct Span {
     t0: Instant,
     srv0: stats::ProcSample,
     me0: stats::ProcSample,
+    cm0: (u64, f64),
+}
+
+/// Summed RSS (KiB) and CPU seconds of the connection managers.
+fn cm_sample(pids: &[u32]) -> (u64, f64) {
+    pids.iter().fold((0, 0.0), |(r, c), p| {
+        let s = sample(*p);
+        (r + s.rss_kb, c + s.cpu_s)
+    })
+}
+
+static CM_PIDS: std::sync::OnceLock<Vec<u32>> = std::sync::OnceLock::new();
+fn cm_pids() -> &'static [u32] {
+    CM_PIDS.get().map(Vec::as_slice).unwrap_or(&[])
 }
 
 impl Span {
@@ -171,15 +196,21 @@ impl Span {
             t0: Instant::now(),
             srv0: sample(pid),
             me0: sample(0),
+            cm0: cm_sample(cm_pids()),
         }
     }
 
     fn fields(&self, pid: u32) -> String {
         let srv = sample(pid);
         let me = sample(0);
+        let cm = cm_sample(cm_pids());
         format!(
-            "\"wall_s\":{},\"server_cpu_s\":{},\"client_cpu_s\":{},\"server_rss_kb_before\":{},\
+            "\"cm_cpu_s\":{},\"cm_rss_kb_before\":{},\"cm_rss_kb_after\":{},\
+             \"wall_s\":{},\"server_cpu_s\":{},\"client_cpu_s\":{},\"server_rss_kb_before\":{},\
              \"server_rss_kb_after\":{},\"server_hwm_kb\":{}",
+            num(cm.1 - self.cm0.1),
+            self.cm0.0,
+            cm.0,
             num(self.t0.elapsed().as_secs_f64()),
             num(srv.cpu_s - self.srv0.cpu_s),
             num(me.cpu_s - self.me0.cpu_s),
@@ -412,9 +443,15 @@ async fn idle(ctx: &Arc<Ctx>) {
     let connect_s = span.t0.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(o.idle_settle)).await;
     let during = sample(o.pid);
+    let cm_during = cm_sample(cm_pids());
     let n = connected.load(Ordering::Relaxed);
     let per_conn = if n > 0 {
         (during.rss_kb as f64 - span.srv0.rss_kb as f64) / n as f64
+    } else {
+        f64::NAN
+    };
+    let cm_per_conn = if n > 0 && !cm_pids().is_empty() {
+        (cm_during.0 as f64 - span.cm0.0 as f64) / n as f64
     } else {
         f64::NAN
     };
@@ -428,11 +465,12 @@ async fn idle(ctx: &Arc<Ctx>) {
     let after_close = sample(o.pid);
     println!(
         "{{\"scenario\":\"idle\",\"server\":{},\"target\":{k},\"connected\":{n},\"connect_s\":{},\
-         \"server_rss_kb_idle\":{},\"rss_kb_per_conn\":{},\"server_rss_kb_after_close\":{},{},{}}}",
+         \"server_rss_kb_idle\":{},\"rss_kb_per_conn\":{},\"cm_rss_kb_per_conn\":{},\"server_rss_kb_after_close\":{},{},{}}}",
         jstr(&o.server),
         num(connect_s),
         during.rss_kb,
         num(per_conn),
+        num(cm_per_conn),
         after_close.rss_kb,
         errs.fields(),
         fields
