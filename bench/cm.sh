@@ -110,6 +110,7 @@ start_all() {
         ROOKERY_CM_SECRET="$CM_SECRET" "$ROOKERY" cm --name "cm$k" --server "127.0.0.1:$CM_PORT" \
             --links "$LINKS" --listen "127.0.0.1:$port" --data-dir "$WORK/cm$k" \
             --domain "$DOMAIN:$WORK/cert.pem:$WORK/key.pem" --log-level warn \
+            --unauth-per-ip 100000 --connects-per-minute-per-ip 1000000 \
             >"$WORK/cm$k.log" 2>&1 &
         PIDS+=($!)
         CM_PIDS="${CM_PIDS:+$CM_PIDS,}$!"

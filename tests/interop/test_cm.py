@@ -243,3 +243,31 @@ async def test_every_link_down_past_the_grace_gives_clients_system_shutdown(star
         proxy.cut(0)
     err = await alice.stream_errors.wait(lambda e: True, "a stream error", timeout=15)
     assert err.get_condition() == "system-shutdown", err
+
+
+async def test_cm_limits_unauthenticated_connections_per_ip(start_server, cms):
+    server = start_server(CM_CONFIG)
+    cm, _ = await cms(server, "cml", links=1)
+    port = cm.ports["c2s"]
+    held = [await asyncio.open_connection(HOST, port) for _ in range(16)]
+    # The 17th connection from the same address is closed at once, before any byte is read.
+    r, w = await asyncio.open_connection(HOST, port)
+    assert await asyncio.wait_for(r.read(100), 5) == b""
+    w.close()
+    # Closing one frees its slot.
+    held.pop()[1].close()
+    async def accepted() -> bool:
+        r, w = await asyncio.open_connection(HOST, port)
+        w.write(b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                b"xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>")
+        data = await asyncio.wait_for(r.read(200), 5)
+        w.close()
+        return b"stream:stream" in data
+    for _ in range(50):
+        if await accepted():
+            break
+        await asyncio.sleep(0.05)  # the CM notices the close asynchronously
+    else:
+        raise AssertionError("a freed slot was never reused")
+    for _, w in held:
+        w.close()

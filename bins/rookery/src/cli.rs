@@ -58,6 +58,12 @@ pub struct CmArgs {
     /// Seconds with every link down before clients are disconnected with system-shutdown.
     #[arg(long, default_value_t = 30)]
     pub grace_secs: u64,
+    /// Concurrent unauthenticated client connections per IP address.
+    #[arg(long, default_value_t = 16)]
+    pub unauth_per_ip: usize,
+    /// Client connection attempts per IP address per minute (XEP-0205).
+    #[arg(long, default_value_t = 120)]
+    pub connects_per_minute_per_ip: u32,
     /// Once listening, write `c2s ADDRESS` / `c2s-tls ADDRESS` lines here (scripts, tests).
     #[arg(long)]
     pub ready_file: Option<PathBuf>,

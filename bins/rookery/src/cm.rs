@@ -27,6 +27,8 @@ pub async fn run(args: CmArgs) -> anyhow::Result<()> {
     let mut opts = CmOptions::new(&name, args.server, &secret, args.data_dir.clone());
     opts.links = args.links;
     opts.grace = std::time::Duration::from_secs(args.grace_secs);
+    opts.unauth_per_ip = args.unauth_per_ip;
+    opts.connects_per_minute_per_ip = args.connects_per_minute_per_ip;
     opts.listen = args
         .listen
         .iter()

@@ -7,6 +7,7 @@
 use crate::state::{CLIENT_INBOX, Cm, ServerSettings, ToClient};
 use bytes::Bytes;
 use rookery_net::cm::wire;
+use rookery_net::limits::UnauthGuard;
 use rookery_net::stream::{ReadError, XmppStream, framer_stream_error};
 use rookery_net::tls::TlsContext;
 use rookery_proto::error::{StreamCondition, StreamError};
@@ -39,6 +40,8 @@ struct Ctx {
     rx: mpsc::Receiver<ToClient>,
     tx: mpsc::Sender<ToClient>,
     deadline: Instant,
+    /// Held until SASL succeeds (per-IP cap on unauthenticated connections).
+    unauth: Option<UnauthGuard>,
 }
 
 enum Next {
@@ -46,7 +49,14 @@ enum Next {
     Done,
 }
 
-pub async fn serve(cm: Arc<Cm>, tls: TlsContext, tcp: TcpStream, peer: SocketAddr, direct: bool) {
+pub async fn serve(
+    cm: Arc<Cm>,
+    tls: TlsContext,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    direct: bool,
+    guard: UnauthGuard,
+) {
     let _ = tcp.set_nodelay(true);
     let settings = cm.wait_settings(SETTINGS_WAIT).await;
     let limits = settings
@@ -67,6 +77,7 @@ pub async fn serve(cm: Arc<Cm>, tls: TlsContext, tcp: TcpStream, peer: SocketAdd
         rx,
         tx,
         deadline: Instant::now() + Duration::from_secs(auth_secs),
+        unauth: Some(guard),
     };
     if direct {
         if let Ok(Ok(s)) = tokio::time::timeout(HEADER_TIMEOUT, tls.accept(tcp)).await {
@@ -284,6 +295,7 @@ where
                         }
                         if success {
                             ctx.authenticated = true;
+                            ctx.unauth = None;
                             return Step::Restart;
                         }
                     }

@@ -115,6 +115,7 @@ pub async fn start(opts: CmOptions, shutdown: CancellationToken) -> Result<Runni
     let state = state::Cm::new(opts, shutdown, tasks.clone());
     pool::start(&state);
     let mut listeners = Vec::new();
+    let limiter = rookery_net::limits::UnauthLimiter::default();
     for (listener, local, direct_tls) in bound {
         tracing::info!(addr = %local, direct_tls, what = "listening", "connection manager listening");
         listeners.push((local, direct_tls));
@@ -123,7 +124,13 @@ pub async fn start(opts: CmOptions, shutdown: CancellationToken) -> Result<Runni
         } else {
             starttls.clone()
         };
-        tasks.spawn(accept_loop(state.clone(), listener, tls, direct_tls));
+        tasks.spawn(accept_loop(
+            state.clone(),
+            listener,
+            tls,
+            direct_tls,
+            limiter.clone(),
+        ));
     }
     Ok(RunningCm {
         listeners,
@@ -132,7 +139,13 @@ pub async fn start(opts: CmOptions, shutdown: CancellationToken) -> Result<Runni
     })
 }
 
-async fn accept_loop(cm: Arc<state::Cm>, listener: TcpListener, tls: TlsContext, direct: bool) {
+async fn accept_loop(
+    cm: Arc<state::Cm>,
+    listener: TcpListener,
+    tls: TlsContext,
+    direct: bool,
+    limiter: rookery_net::limits::UnauthLimiter,
+) {
     loop {
         let accepted = tokio::select! {
             _ = cm.shutdown.cancelled() => return,
@@ -140,8 +153,24 @@ async fn accept_loop(cm: Arc<state::Cm>, listener: TcpListener, tls: TlsContext,
         };
         match accepted {
             Ok((tcp, peer)) => {
-                cm.tasks
-                    .spawn(client::serve(cm.clone(), tls.clone(), tcp, peer, direct));
+                // The same per-IP protections as the server's own client listeners.
+                let now = std::time::Instant::now();
+                if !limiter.attempt(peer.ip(), cm.opts.connects_per_minute_per_ip, now) {
+                    tracing::info!(%peer, what = "connect-rate", "too many connection attempts from this address");
+                    continue;
+                }
+                let Some(guard) = limiter.try_acquire(peer.ip(), cm.opts.unauth_per_ip) else {
+                    tracing::info!(%peer, what = "unauth-limit", "too many unauthenticated connections from this address");
+                    continue;
+                };
+                cm.tasks.spawn(client::serve(
+                    cm.clone(),
+                    tls.clone(),
+                    tcp,
+                    peer,
+                    direct,
+                    guard,
+                ));
             }
             Err(e) => {
                 tracing::warn!(error = %e, what = "accept", "accept failed");

@@ -40,6 +40,12 @@ pub struct CmOptions {
     pub heartbeat: Duration,
     /// A link silent this long is dead.
     pub idle_timeout: Duration,
+    /// Concurrent unauthenticated client connections per IP address (as the server's
+    /// `[limits] unauth_per_ip`).
+    pub unauth_per_ip: usize,
+    /// Connection attempts per IP address per minute (XEP-0205; the server's
+    /// `connects_per_minute_per_ip`).
+    pub connects_per_minute_per_ip: u32,
 }
 
 impl CmOptions {
@@ -56,6 +62,8 @@ impl CmOptions {
             grace: Duration::from_secs(30),
             heartbeat: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(300),
+            unauth_per_ip: 16,
+            connects_per_minute_per_ip: 120,
         }
     }
 
