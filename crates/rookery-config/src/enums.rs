@@ -112,6 +112,10 @@ string_enum! {
         S2s => "s2s",
         /// Server-to-server with Direct TLS (XEP-0368), usually port 5270.
         S2sTls => "s2s-tls",
+        /// The jabberd2 router component protocol: jabberd2's `sm`, `c2s` and other
+        /// components connect here (jabberd2's default port 5347) and authenticate with a
+        /// `[[router.user]]`. Bind it to loopback or a private network.
+        Router => "router",
     }
 }
 
@@ -203,7 +207,7 @@ mod tests {
         assert_eq!(
             "c2s-tsl".parse::<ListenerKind>(),
             Err(
-                r#"unknown value "c2s-tsl", expected one of "c2s", "c2s-tls", "s2s", "s2s-tls""#
+                r#"unknown value "c2s-tsl", expected one of "c2s", "c2s-tls", "s2s", "s2s-tls", "router""#
                     .to_owned()
             )
         );

@@ -15,11 +15,13 @@ mod enums;
 mod error;
 mod locate;
 mod resolve;
+pub mod router;
 pub mod s2s;
 pub mod sections;
 
 pub use enums::{ListenerKind, LogLevel, ResourceConflict, StorageBackend};
 pub use error::ConfigError;
+pub use router::{RouterConfig, RouterUser};
 pub use s2s::{S2sConfig, S2sDomain, S2sPolicy, StaticRoute};
 pub use sections::{
     C2sConfig, HostConfig, Limits, ListenerConfig, RegistrationConfig, ServerConfig, StorageConfig,
@@ -59,6 +61,8 @@ pub struct Config {
     pub listeners: Vec<ListenerConfig>,
     /// `[s2s]`.
     pub s2s: S2sConfig,
+    /// `[router]`.
+    pub router: RouterConfig,
     /// The configuration file this was loaded from (absolute), `None` for zero-config.
     pub source: Option<PathBuf>,
 }
@@ -133,6 +137,7 @@ impl Config {
             limits: Limits::default(),
             listeners: ListenerConfig::defaults(),
             s2s: S2sConfig::default(),
+            router: RouterConfig::default(),
             source: None,
         }
     }

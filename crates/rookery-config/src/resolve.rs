@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 use toml::de::{DeTable, Deserializer};
 
+mod router;
 mod s2s;
 
 #[derive(Deserialize, Default)]
@@ -31,6 +32,7 @@ struct RawConfig {
     host: Option<Vec<RawHost>>,
     listen: Option<Vec<RawListen>>,
     s2s: s2s::RawS2s,
+    router: router::RawRouter,
 }
 
 #[derive(Deserialize, Default)]
@@ -199,6 +201,17 @@ impl Cx<'_> {
         let admins = self.admins(&raw.server.admins, &hosts, &server_k.key("admins"))?;
         let listeners = self.listeners(raw.listen.as_deref())?;
         let s2s = self.s2s(raw.s2s, base)?;
+        let router = self.router(raw.router)?;
+        if router.users.is_empty()
+            && let Some(i) = listeners
+                .iter()
+                .position(|l| l.kind == ListenerKind::Router)
+        {
+            return Err(self.at(
+                &root.key("listen").index(i).key("kind"),
+                "a router listener needs at least one [[router.user]] (name and secret) to authenticate components",
+            ));
+        }
 
         Ok(Config {
             server: ServerConfig {
@@ -213,6 +226,7 @@ impl Cx<'_> {
             hosts,
             listeners,
             s2s,
+            router,
             source: None,
         })
     }

@@ -244,7 +244,8 @@ pub struct ListenerConfig {
     pub address: IpAddr,
     /// `port` (integer 0–65535, required): TCP port; `0` lets the OS choose (used by tests).
     pub port: u16,
-    /// `kind` (`"c2s"` | `"c2s-tls"` | `"s2s"` | `"s2s-tls"`, required): the protocol spoken.
+    /// `kind` (`"c2s"` | `"c2s-tls"` | `"s2s"` | `"s2s-tls"` | `"router"`, required): the
+    /// protocol spoken (`router`: jabberd2 components, conventionally port 5347).
     pub kind: ListenerKind,
 }
 
