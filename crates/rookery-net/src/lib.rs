@@ -5,6 +5,7 @@
 pub mod c2s;
 pub mod limits;
 pub mod listener;
+pub mod router;
 pub mod s2s;
 pub mod stream;
 pub mod tls;

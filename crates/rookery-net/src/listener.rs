@@ -16,6 +16,7 @@ pub async fn serve(
     tls: TlsContext,
     limiter: UnauthLimiter,
     s2s: Option<crate::s2s::S2s>,
+    router: Option<crate::router::RouterHub>,
 ) {
     let shutdown = server.shutdown_token().clone();
     let local = listener.local_addr().ok();
@@ -33,6 +34,25 @@ pub async fn serve(
                 continue;
             }
         };
+        if kind == ListenerKind::Router {
+            // Components hold several connections from one machine (sm, c2s…) and are
+            // configured peers; the per-IP client caps don't apply, the auth deadline does.
+            match &router {
+                Some(hub) => {
+                    server.tasks().spawn(crate::router::serve_connection(
+                        server.clone(),
+                        hub.clone(),
+                        tls.clone(),
+                        tcp,
+                        peer,
+                    ));
+                }
+                None => {
+                    tracing::debug!(?local, %peer, what = "router-disabled", "closing router connection")
+                }
+            }
+            continue;
+        }
         if !kind.is_c2s() {
             match &s2s {
                 // Peer servers legitimately hold several connections; the per-IP cap on

@@ -99,6 +99,13 @@ pub async fn start_with(cfg: Config, modules: Vec<Arc<dyn Module>>) -> Result<Ru
         None
     };
 
+    // One bind table for every router listener (they are one router with several doors).
+    let router = cfg
+        .listeners
+        .iter()
+        .any(|l| l.kind == ListenerKind::Router)
+        .then(|| rookery_net::router::RouterHub::new(&server));
+
     let mut bound = Vec::new();
     for l in &cfg.listeners {
         let addr = l.socket_addr();
@@ -135,6 +142,7 @@ pub async fn start_with(cfg: Config, modules: Vec<Arc<dyn Module>>) -> Result<Ru
             tls,
             limiter.clone(),
             s2s.clone(),
+            router.clone(),
         ));
     }
     Ok(Running {

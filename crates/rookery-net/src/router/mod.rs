@@ -1,0 +1,247 @@
+//! The jabberd2 router listener: Rookery acts as jabberd2's router, so jabberd2's own `sm`,
+//! `c2s` and other components attach to it, serve their domains, and exchange stanzas with
+//! Rookery's users (SEED-PROTOCOLS §5). One task per connection:
+//! `auth.rs` takes it from the first header to an authenticated, restarted (`OPEN`) stream;
+//! [`run`] is then the link actor, selecting over socket reads, its mailbox (routes from other
+//! connections and from the core), shutdown and the keepalive timer; `table.rs` is the shared
+//! bind table and `route.rs` decides where each `<route/>` goes.
+//!
+//! Only this actor writes its socket. Other connections and the core reach it through its
+//! bounded mailbox, never waiting: a full mailbox bounces the route to its sender.
+
+mod auth;
+mod route;
+mod table;
+
+pub use table::{Acl, BindRequest, Refusal, RouterHub, multi_index, parse_name};
+
+use crate::stream::{ReadError, XmppStream, framer_stream_error};
+use crate::tls::TlsContext;
+use rookery_core::Server;
+use rookery_proto::error::{StreamCondition, StreamError};
+use rookery_xml::{Element, StreamEvent};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// The component protocol namespace (`bind`, `unbind`, `route`, `throttle`, `presence`).
+pub const NS_COMPONENT: &str = "http://jabberd.jabberstudio.org/ns/component/1.0";
+
+/// Routes waiting to be written to one connection. A router link carries whole domains'
+/// traffic, so this is larger than a client session's mailbox.
+const MAILBOX: usize = 8192;
+
+/// A single space goes out after this long without a write, so a dead link (and its names)
+/// is noticed by TCP instead of lingering until the component's restart runs into `409`
+/// (SEED-PROTOCOLS §5.7).
+pub const KEEPALIVE: Duration = Duration::from_secs(60);
+
+/// Routes written per mailbox wake-up before the socket is flushed.
+const BATCH: usize = 64;
+
+/// Entry point for an accepted router connection.
+pub async fn serve_connection(
+    server: Server,
+    hub: RouterHub,
+    tls: TlsContext,
+    tcp: TcpStream,
+    peer: SocketAddr,
+) {
+    let _ = tcp.set_nodelay(true);
+    let deadline = Instant::now() + server.config().limits.auth_timeout();
+    let limits = crate::limits::framer_limits(&server, false);
+    let stream = XmppStream::new(tcp, limits.clone(), NS_COMPONENT);
+    match Box::pin(auth::negotiate(&server, stream, false, peer, deadline)).await {
+        auth::Outcome::Open(stream, acl) => run(server, hub, stream, acl, peer).await,
+        auth::Outcome::StartTls(stream) => {
+            // The framer was checked empty before <proceed/>: no plaintext leaks into TLS.
+            let tcp = stream.into_inner();
+            let tls_stream = match tokio::time::timeout_at(deadline, tls.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, what = "router-starttls", "handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let stream = XmppStream::new(tls_stream, limits, NS_COMPONENT);
+            if let auth::Outcome::Open(stream, acl) =
+                Box::pin(auth::negotiate(&server, stream, true, peer, deadline)).await
+            {
+                run(server, hub, stream, acl, peer).await;
+            }
+        }
+        auth::Outcome::Closed => {}
+    }
+}
+
+/// The open link: bind/unbind/route/throttle from the component, routes and announcements to
+/// it. On the way out every name is released and whatever was still queued is bounced.
+async fn run<IO>(
+    server: Server,
+    hub: RouterHub,
+    mut stream: XmppStream<IO>,
+    acl: Acl,
+    peer: SocketAddr,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let (tx, mut rx) = mpsc::channel::<Element>(MAILBOX);
+    let id = hub.register(tx);
+    let mut throttled: Option<VecDeque<Element>> = None;
+    let mut last_write = Instant::now();
+    loop {
+        tokio::select! {
+            _ = server.shutdown_token().cancelled() => {
+                stream.fail(&StreamError::new(StreamCondition::SystemShutdown)).await;
+                break;
+            }
+            ev = stream.next_event() => {
+                let el = match ev {
+                    Ok(StreamEvent::Stanza(el)) => el,
+                    Ok(StreamEvent::Close) => {
+                        stream.close().await;
+                        break;
+                    }
+                    Ok(StreamEvent::Open(_)) => {
+                        stream.fail(&StreamError::new(StreamCondition::NotWellFormed)).await;
+                        break;
+                    }
+                    Err(ReadError::Closed) => break,
+                    Err(ReadError::Xml(e)) => {
+                        stream.fail(&framer_stream_error(&e)).await;
+                        break;
+                    }
+                };
+                let replies = handle(&server, &hub, id, &acl, &mut throttled, el).await;
+                for r in &replies {
+                    stream.queue(r);
+                }
+                if !replies.is_empty() {
+                    if stream.flush().await.is_err() {
+                        break;
+                    }
+                    last_write = Instant::now();
+                }
+            }
+            got = rx.recv() => {
+                // The table holds a sender for as long as the connection is registered.
+                let Some(first) = got else { break };
+                let mut n = 0;
+                let mut next = Some(first);
+                while let Some(el) = next {
+                    match throttled.as_mut() {
+                        Some(q) => q.push_back(el),
+                        None => stream.queue(&el),
+                    }
+                    n += 1;
+                    next = if n < BATCH { rx.try_recv().ok() } else { None };
+                }
+                if throttled.is_none() {
+                    if stream.flush().await.is_err() {
+                        break;
+                    }
+                    last_write = Instant::now();
+                }
+            }
+            _ = tokio::time::sleep_until(last_write + KEEPALIVE) => {
+                stream.queue_raw(b" ");
+                if stream.flush().await.is_err() {
+                    break;
+                }
+                last_write = Instant::now();
+            }
+        }
+    }
+    hub.disconnect(id);
+    tracing::info!(%peer, user = %acl.user, what = "router-closed", "router component disconnected");
+    // Nothing can reach the mailbox any more: bounce what is left, throttled queue first
+    // (it is older).
+    rx.close();
+    let mut left: Vec<Element> = throttled.map(Vec::from).unwrap_or_default();
+    while let Ok(el) = rx.try_recv() {
+        left.push(el);
+    }
+    for el in left {
+        route::undeliverable(&server, &hub, el).await;
+    }
+}
+
+/// One element from the component; returns what to write back, in order.
+async fn handle(
+    server: &Server,
+    hub: &RouterHub,
+    id: u64,
+    acl: &Acl,
+    throttled: &mut Option<VecDeque<Element>>,
+    el: Element,
+) -> Vec<Element> {
+    if el.ns() != NS_COMPONENT {
+        tracing::debug!(
+            name = el.name(),
+            ns = el.ns(),
+            what = "router-unknown",
+            "dropping packet outside the component namespace"
+        );
+        return Vec::new();
+    }
+    match el.name() {
+        "route" => route::handle(server, hub, id, el)
+            .await
+            .into_iter()
+            .collect(),
+        "bind" => {
+            let req = BindRequest {
+                multi: el.attr("multi").is_some(),
+                default_route: el.get_child("default", NS_COMPONENT).is_some(),
+                log_sink: el.get_child("log", NS_COMPONENT).is_some(),
+            };
+            let result = hub.bind(id, el.attr("name"), req, acl);
+            if let Ok(()) = result {
+                tracing::info!(name = el.attr("name").unwrap_or_default(), user = %acl.user, what = "router-bind", "name bound");
+            }
+            vec![answer(el, result)]
+        }
+        "unbind" => {
+            let result = hub.unbind(id, el.attr("name"));
+            vec![answer(el, result)]
+        }
+        "throttle" => match throttled.take() {
+            None => {
+                *throttled = Some(VecDeque::new());
+                vec![el]
+            }
+            // Unthrottle: the echo first, then everything held back, in order.
+            Some(q) => std::iter::once(el).chain(q).collect(),
+        },
+        other => {
+            tracing::debug!(
+                name = other,
+                what = "router-unknown",
+                "dropping unknown component packet"
+            );
+            Vec::new()
+        }
+    }
+}
+
+/// jabberd2's reply to bind/unbind: the request echoed, `name` removed, and on failure an
+/// `error` code (`name` kept only for `400`).
+fn answer(mut el: Element, result: Result<(), Refusal>) -> Element {
+    match result {
+        Ok(()) => {
+            el.remove_attr("name");
+        }
+        Err(r) => {
+            if r != Refusal::BadRequest {
+                el.remove_attr("name");
+            }
+            el.set_attr("error", r.code());
+        }
+    }
+    el
+}
