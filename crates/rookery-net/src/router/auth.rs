@@ -51,64 +51,62 @@ where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     let mut failures = 0;
-    loop {
-        if open_stream(server, &mut stream, deadline).await.is_err() {
-            return Outcome::Closed;
-        }
-        if stream.send(&features(secure, true)).await.is_err() {
-            return Outcome::Closed;
-        }
-        let acl = loop {
-            let Ok(el) = read_element(server, &mut stream, deadline).await else {
-                return Outcome::Closed;
-            };
-            if el.is("starttls", ns::TLS) && !secure {
-                if stream.framer().buffered_len() != 0 {
-                    // Bytes pipelined after <starttls/> would be read as if they came over TLS.
-                    stream
-                        .fail(&StreamError::new(StreamCondition::PolicyViolation))
-                        .await;
-                    return Outcome::Closed;
-                }
-                if stream
-                    .send(&Element::new("proceed", ns::TLS))
-                    .await
-                    .is_err()
-                {
-                    return Outcome::Closed;
-                }
-                return Outcome::StartTls(stream);
-            }
-            if el.is("auth", ns::SASL) {
-                match authenticate(server, &mut stream, el, peer, deadline).await {
-                    Sasl::Success(acl) => break acl,
-                    Sasl::Failed => {
-                        failures += 1;
-                        if failures >= MAX_FAILURES {
-                            stream
-                                .fail(&StreamError::new(StreamCondition::PolicyViolation))
-                                .await;
-                            return Outcome::Closed;
-                        }
-                        continue;
-                    }
-                    Sasl::Closed => return Outcome::Closed,
-                }
-            }
-            tracing::debug!(%peer, name = el.name(), what = "router-preauth", "dropping packet before authentication");
-        };
-        // SASL success: the component restarts the stream; the new one is the open link.
-        stream.restart();
-        if open_stream(server, &mut stream, deadline).await.is_err() {
-            return Outcome::Closed;
-        }
-        if stream.send(&features(secure, false)).await.is_err() {
-            return Outcome::Closed;
-        }
-        stream.set_limits(crate::limits::framer_limits_s2s(server));
-        tracing::info!(%peer, user = %acl.user, what = "router-authenticated", "router component authenticated");
-        return Outcome::Open(stream, acl);
+    if open_stream(server, &mut stream, deadline).await.is_err() {
+        return Outcome::Closed;
     }
+    if stream.send(&features(secure, true)).await.is_err() {
+        return Outcome::Closed;
+    }
+    let acl = loop {
+        let Ok(el) = read_element(server, &mut stream, deadline).await else {
+            return Outcome::Closed;
+        };
+        if el.is("starttls", ns::TLS) && !secure {
+            if stream.framer().buffered_len() != 0 {
+                // Bytes pipelined after <starttls/> would be read as if they came over TLS.
+                stream
+                    .fail(&StreamError::new(StreamCondition::PolicyViolation))
+                    .await;
+                return Outcome::Closed;
+            }
+            if stream
+                .send(&Element::new("proceed", ns::TLS))
+                .await
+                .is_err()
+            {
+                return Outcome::Closed;
+            }
+            return Outcome::StartTls(stream);
+        }
+        if el.is("auth", ns::SASL) {
+            match authenticate(server, &mut stream, el, peer, deadline).await {
+                Sasl::Success(acl) => break acl,
+                Sasl::Failed => {
+                    failures += 1;
+                    if failures >= MAX_FAILURES {
+                        stream
+                            .fail(&StreamError::new(StreamCondition::PolicyViolation))
+                            .await;
+                        return Outcome::Closed;
+                    }
+                    continue;
+                }
+                Sasl::Closed => return Outcome::Closed,
+            }
+        }
+        tracing::debug!(%peer, name = el.name(), what = "router-preauth", "dropping packet before authentication");
+    };
+    // SASL success: the component restarts the stream; the new one is the open link.
+    stream.restart();
+    if open_stream(server, &mut stream, deadline).await.is_err() {
+        return Outcome::Closed;
+    }
+    if stream.send(&features(secure, false)).await.is_err() {
+        return Outcome::Closed;
+    }
+    stream.set_limits(crate::limits::framer_limits_s2s(server));
+    tracing::info!(%peer, user = %acl.user, what = "router-authenticated", "router component authenticated");
+    Outcome::Open(stream, acl)
 }
 
 fn features(secure: bool, offer_sasl: bool) -> Element {
@@ -313,7 +311,7 @@ where
     // the same way as a wrong secret.
     let secret = user
         .as_ref()
-        .map_or_else(|| crate::c2s::new_stream_id(), |u| u.secret.clone());
+        .map_or_else(crate::c2s::new_stream_id, |u| u.secret.clone());
     let rspauth = ex
         .verify(&parsed, &secret)
         .map_err(|f| (Some(name.clone()), f))?;

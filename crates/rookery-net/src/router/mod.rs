@@ -96,9 +96,34 @@ async fn run<IO>(
     let mut last_write = Instant::now();
     loop {
         tokio::select! {
+            // Biased: shutdown, then the mailbox, then the socket. Whatever was queued for the
+            // component before it sent something is written before the reply to that
+            // something (tests use an unbind as a barrier), and a full mailbox is drained
+            // before more work is read in.
+            biased;
             _ = server.shutdown_token().cancelled() => {
                 stream.fail(&StreamError::new(StreamCondition::SystemShutdown)).await;
                 break;
+            }
+            got = rx.recv() => {
+                // The table holds a sender for as long as the connection is registered.
+                let Some(first) = got else { break };
+                let mut n = 0;
+                let mut next = Some(first);
+                while let Some(el) = next {
+                    match throttled.as_mut() {
+                        Some(q) => q.push_back(el),
+                        None => stream.queue(&el),
+                    }
+                    n += 1;
+                    next = if n < BATCH { rx.try_recv().ok() } else { None };
+                }
+                if throttled.is_none() {
+                    if stream.flush().await.is_err() {
+                        break;
+                    }
+                    last_write = Instant::now();
+                }
             }
             ev = stream.next_event() => {
                 let el = match ev {
@@ -122,26 +147,6 @@ async fn run<IO>(
                     stream.queue(r);
                 }
                 if !replies.is_empty() {
-                    if stream.flush().await.is_err() {
-                        break;
-                    }
-                    last_write = Instant::now();
-                }
-            }
-            got = rx.recv() => {
-                // The table holds a sender for as long as the connection is registered.
-                let Some(first) = got else { break };
-                let mut n = 0;
-                let mut next = Some(first);
-                while let Some(el) = next {
-                    match throttled.as_mut() {
-                        Some(q) => q.push_back(el),
-                        None => stream.queue(&el),
-                    }
-                    n += 1;
-                    next = if n < BATCH { rx.try_recv().ok() } else { None };
-                }
-                if throttled.is_none() {
                     if stream.flush().await.is_err() {
                         break;
                     }
