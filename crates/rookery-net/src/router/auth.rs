@@ -105,7 +105,7 @@ where
         return Outcome::Closed;
     }
     stream.set_limits(crate::limits::framer_limits_s2s(server));
-    tracing::info!(%peer, user = %acl.user, what = "router-authenticated", "router component authenticated");
+    tracing::info!(%peer, user = %acl.user, tls = secure, what = "router-authenticated", "router component authenticated");
     Outcome::Open(stream, acl)
 }
 

@@ -12,6 +12,7 @@
 mod auth;
 mod route;
 mod table;
+mod wire;
 
 pub use table::{Acl, BindRequest, Refusal, RouterHub, multi_index, parse_name};
 
@@ -111,9 +112,10 @@ async fn run<IO>(
                 let mut n = 0;
                 let mut next = Some(first);
                 while let Some(el) = next {
+                    tracing::trace!(link = id, xml = %el.to_xml(), what = "router-out", "to component");
                     match throttled.as_mut() {
                         Some(q) => q.push_back(el),
-                        None => stream.queue(&el),
+                        None => put(&mut stream, &el),
                     }
                     n += 1;
                     next = if n < BATCH { rx.try_recv().ok() } else { None };
@@ -142,9 +144,11 @@ async fn run<IO>(
                         break;
                     }
                 };
+                tracing::trace!(link = id, xml = %el.to_xml(), what = "router-in", "from component");
                 let replies = handle(&server, &hub, id, &acl, &mut throttled, el).await;
                 for r in &replies {
-                    stream.queue(r);
+                    tracing::trace!(link = id, xml = %r.to_xml(), what = "router-reply", "to component");
+                    put(&mut stream, r);
                 }
                 if !replies.is_empty() {
                     if stream.flush().await.is_err() {
@@ -232,6 +236,16 @@ async fn handle(
             Vec::new()
         }
     }
+}
+
+/// Queues `el` for the component, serialised the way jabberd2 reads it back (`wire.rs`).
+fn put<IO>(stream: &mut XmppStream<IO>, el: &Element)
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut out = Vec::with_capacity(256);
+    wire::write(el, &mut out, NS_COMPONENT);
+    stream.queue_raw(&out);
 }
 
 /// jabberd2's reply to bind/unbind: the request echoed, `name` removed, and on failure an
