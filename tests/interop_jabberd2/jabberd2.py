@@ -232,3 +232,8 @@ class Jabberd2:
     def stop(self) -> None:
         for p in reversed(self.procs):
             p.stop()
+
+    def stop_sm(self) -> None:
+        """Stops sm only. jabberd2's c2s shuts itself down when its domain's sm goes (it gets
+        the router's unavailable announcement)."""
+        self.procs[0].stop()

@@ -1,0 +1,98 @@
+"""Rookery as jabberd2's router: Debian's jabberd2 sm and c2s serve jd2.localhost through
+Rookery's router listener, and their users talk with Rookery's users (see conftest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+
+import slixmpp
+from slixmpp.exceptions import IqError, IqTimeout
+
+from clients import EVENT_TIMEOUT, LOGIN_TIMEOUT, insecure_context
+from conftest import JD2_DOMAIN, PASSWORD
+
+
+class Registrar(slixmpp.ClientXMPP):
+    """Creates an account on jabberd2's c2s with in-band registration (XEP-0077) over
+    STARTTLS: c2s stores it in its authreg DB and asks sm (through Rookery's router) to create
+    the user — the session protocol's `create`/`created`, which needs the router to keep
+    namespaced attributes intact."""
+
+    def __init__(self, jid: str, password: str, port: int):
+        super().__init__(jid, password)
+        self.port = port
+        self.ssl_context: ssl.SSLContext = insecure_context()
+        self.enable_direct_tls = False
+        self.enable_starttls = True
+        self.enable_plaintext = False
+        self.register_plugin("xep_0077")
+        self.plugin["xep_0077"].force_registration = True
+        self.result: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.add_event_handler("register", self._register)
+
+    async def _register(self, _form) -> None:
+        iq = self.Iq()
+        iq["type"] = "set"
+        iq["register"]["username"] = self.boundjid.user
+        iq["register"]["password"] = self.password
+        try:
+            await iq.send(timeout=EVENT_TIMEOUT)
+            outcome = "registered"
+        except IqError as e:
+            outcome = f"refused: {e.iq['error']['condition']}"
+        except IqTimeout:
+            outcome = "no answer"
+        if not self.result.done():
+            self.result.set_result(outcome)
+        self.disconnect()
+
+    async def run(self) -> str:
+        self.connect(host="127.0.0.1", port=self.port)
+        try:
+            return await asyncio.wait_for(self.result, LOGIN_TIMEOUT)
+        finally:
+            self.disconnect()
+
+
+async def register(world, user: str) -> None:
+    r = Registrar(f"{user}@{JD2_DOMAIN}", PASSWORD, world.jd2.c2s_port)
+    assert await r.run() == "registered"
+
+
+async def test_jabberd2_components_bind_through_rookery(world):
+    """sm took its domain and c2s its name on Rookery's router (sm over STARTTLS, c2s in
+    plaintext, both with DIGEST-MD5); both logged that they are up."""
+    err = world.rookery.stderr_text()
+    assert 'name="jd2.localhost"' in err and 'name="c2s"' in err, world.rookery.stderr_tail()
+    assert "tls=true" in err and "tls=false" in err, world.rookery.stderr_tail()
+
+
+async def test_messages_flow_both_ways(world):
+    await register(world, "bob")
+    bob = world.jd2_client("bob")
+    alice = world.rookery_client("alice")
+    await bob.login()
+    await alice.login()
+
+    alice.send_message(mto=f"bob@{JD2_DOMAIN}", mbody="hello from rookery", mtype="chat")
+    got = await bob.messages.wait(lambda m: m["body"] == "hello from rookery", "alice's message")
+    assert got["from"].bare == "alice@localhost"
+    assert got["type"] == "chat"
+
+    bob.send_message(mto="alice@localhost", mbody="hello from jabberd2", mtype="chat")
+    got = await alice.messages.wait(lambda m: m["body"] == "hello from jabberd2", "bob's message")
+    assert got["from"].bare == f"bob@{JD2_DOMAIN}"
+    assert got["from"].resource, "the full JID of bob's jabberd2 session"
+
+
+async def test_sm_going_away_unbinds_its_domain(world):
+    """When jabberd2's sm disconnects, Rookery releases jd2.localhost (and tells c2s): a
+    message to it then bounces instead of vanishing into a dead link."""
+    alice = world.rookery_client("alice")
+    await alice.login()
+    world.jd2.stop_sm()
+    alice.send_message(mto=f"bob@{JD2_DOMAIN}", mbody="anyone there?", mtype="chat")
+    err = await alice.messages.wait(lambda m: m["type"] == "error", "a bounce")
+    # Federation is off in this world, so the now unknown domain is unreachable.
+    assert err["error"]["condition"] == "remote-server-not-found", err
