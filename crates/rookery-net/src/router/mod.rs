@@ -32,9 +32,10 @@ use tokio::time::Instant;
 /// The component protocol namespace (`bind`, `unbind`, `route`, `throttle`, `presence`).
 pub const NS_COMPONENT: &str = "http://jabberd.jabberstudio.org/ns/component/1.0";
 
-/// Routes waiting to be written to one connection. A router link carries whole domains'
-/// traffic, so this is larger than a client session's mailbox.
-const MAILBOX: usize = 8192;
+/// Routes waiting to be written to one connection (and, while it is throttled, held for it).
+/// A router link carries whole domains' traffic, so this is larger than a client session's
+/// mailbox.
+pub const MAILBOX: usize = 8192;
 
 /// A single space goes out after this long without a write, so a dead link (and its names)
 /// is noticed by TCP instead of lingering until the component's restart runs into `409`
@@ -114,6 +115,9 @@ async fn run<IO>(
                 while let Some(el) = next {
                     tracing::trace!(link = id, xml = %el.to_xml(), what = "router-out", "to component");
                     match throttled.as_mut() {
+                        // A component that stays throttled must not grow this without bound:
+                        // beyond a mailbox's worth, routes go back to their senders.
+                        Some(q) if q.len() >= MAILBOX => route::undeliverable(&server, &hub, el).await,
                         Some(q) => q.push_back(el),
                         None => put(&mut stream, &el),
                     }

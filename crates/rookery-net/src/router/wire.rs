@@ -35,22 +35,6 @@ fn write_el(el: &Element, out: &mut Vec<u8>, default_ns: &str, scope: &mut Vec<(
         .attrs()
         .any(|(k, _)| split(k).is_some_and(|(ns, _)| ns == el.ns()));
     let mut decls: Vec<(String, String)> = Vec::new();
-    let mut prefix_for = |uri: &str,
-                          scope: &mut Vec<(String, String)>,
-                          decls: &mut Vec<(String, String)>|
-     -> String {
-        if let Some((p, _)) = scope.iter().rev().find(|(_, u)| u == uri) {
-            return p.clone();
-        }
-        let p = if uri == SESSION_NS && !scope.iter().any(|(p, _)| p == "sc") {
-            "sc".to_owned()
-        } else {
-            format!("ns{}", scope.len())
-        };
-        scope.push((p.clone(), uri.to_owned()));
-        decls.push((p.clone(), uri.to_owned()));
-        p
-    };
     out.push(b'<');
     let mut child_default = default_ns.to_owned();
     let el_prefix = if own_ns_attr {
@@ -106,6 +90,25 @@ fn write_el(el: &Element, out: &mut Vec<u8>, default_ns: &str, scope: &mut Vec<(
         out.push(b'>');
     }
     scope.truncate(depth);
+}
+
+/// The prefix bound to `uri` in scope, or a new one (declared on this element).
+fn prefix_for(
+    uri: &str,
+    scope: &mut Vec<(String, String)>,
+    decls: &mut Vec<(String, String)>,
+) -> String {
+    if let Some((p, _)) = scope.iter().rev().find(|(_, u)| u == uri) {
+        return p.clone();
+    }
+    let p = if uri == SESSION_NS && !scope.iter().any(|(p, _)| p == "sc") {
+        "sc".to_owned()
+    } else {
+        format!("ns{}", scope.len())
+    };
+    scope.push((p.clone(), uri.to_owned()));
+    decls.push((p.clone(), uri.to_owned()));
+    p
 }
 
 fn attr(out: &mut Vec<u8>, k: &str, v: &str) {

@@ -457,6 +457,47 @@ async fn throttle_holds_routes_in_order_and_disconnect_bounces_them() {
     assert_eq!(err.id(), Some("q2"));
 }
 
+#[tokio::test]
+async fn a_throttled_connection_holds_at_most_a_mailbox_of_routes() {
+    let r = client::start().await;
+    let mut a = Comp::bound(r.addr, "jabberd", "a.test").await;
+    let mut b = Comp::bound(r.addr, "jabberd", "b.test").await;
+    let _ = (a.drain().await, b.drain().await);
+    b.raw(&format!("<throttle xmlns='{NS}'/>")).await;
+    b.next_named("throttle", 5).await;
+    let cap = rookery_net::router::MAILBOX;
+    let one = route("a.test", "b.test", &msg("x@a.test", "y@b.test", "o"));
+    let mut burst = String::new();
+    for _ in 0..cap + 3 {
+        burst.push_str(&one);
+    }
+    a.raw(&burst).await;
+    // b's actor drains its mailbox into the throttle queue; what doesn't fit comes back to a
+    // (from the throttle queue, or from a full mailbox if b's actor fell behind).
+    let count = |els: Vec<rookery_xml::Element>| -> usize {
+        for e in &els {
+            assert_eq!(e.attr("error"), Some("503"), "{}", e.to_xml());
+        }
+        els.len()
+    };
+    let mut bounced = 0;
+    while bounced < 3 {
+        bounced += count(a.drain().await);
+    }
+    b.raw(&format!("<throttle xmlns='{NS}'/>")).await;
+    b.next_named("throttle", 5).await;
+    // After b's barrier its actor has handled everything that was in its mailbox, so every
+    // bounce is in a's mailbox before a's next barrier.
+    let held = b.drain().await.len();
+    bounced += count(a.drain().await);
+    assert!(held <= cap, "at most a mailbox's worth is held: {held}");
+    assert_eq!(
+        held + bounced,
+        cap + 3,
+        "nothing lost: {held} held, {bounced} bounced"
+    );
+}
+
 // Rookery's users and router components, both ways.
 #[tokio::test]
 async fn rookery_users_and_router_domains_exchange_messages() {
