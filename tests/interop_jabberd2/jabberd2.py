@@ -185,6 +185,16 @@ class Proc:
                     f"{self.text()[-4000:]}")
             time.sleep(0.05)
 
+    def wait_exit(self, deadline_s: float = READY_DEADLINE_S) -> int:
+        """Waits for the process to exit on its own; returns its exit code."""
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout=deadline_s)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"jabberd2 {self.name} still running after {deadline_s:.0f} s:\n"
+                f"{self.text()[-4000:]}") from None
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
@@ -232,6 +242,17 @@ class Jabberd2:
     def stop(self) -> None:
         for p in reversed(self.procs):
             p.stop()
+
+    def start_extra_c2s(self) -> Proc:
+        """Starts a second c2s with the same id (`c2s`) on another port; returns it."""
+        extra = self.dir / "c2s-2"
+        extra.mkdir(exist_ok=True)
+        cfg = write_c2s_config(extra, self.domain, self.router_port, self.user, self.secret,
+                               free_port(), self.dir / "c2s.pem")
+        p = Proc("c2s-2", [C2S_BIN, "-c", str(cfg)], extra / "c2s.log", extra / "c2s.out")
+        self.procs.append(p)
+        p.start()
+        return p
 
     def stop_sm(self) -> None:
         """Stops sm only. jabberd2's c2s shuts itself down when its domain's sm goes (it gets

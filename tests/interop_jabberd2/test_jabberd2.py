@@ -87,12 +87,31 @@ async def test_messages_flow_both_ways(world):
 
 
 async def test_sm_going_away_unbinds_its_domain(world):
-    """When jabberd2's sm disconnects, Rookery releases jd2.localhost (and tells c2s): a
-    message to it then bounces instead of vanishing into a dead link."""
+    """When jabberd2's sm disconnects, Rookery releases jd2.localhost and tells c2s (the
+    unavailable domain presence): c2s ends bob's session, and a message from Rookery to the
+    domain bounces instead of vanishing into a dead link."""
+    await register(world, "bob")
+    bob = world.jd2_client("bob")
+    await bob.login()
     alice = world.rookery_client("alice")
     await alice.login()
+    ended: asyncio.Future = asyncio.get_running_loop().create_future()
+    bob.add_event_handler("disconnected", lambda e: ended.done() or ended.set_result(e))
     world.jd2.stop_sm()
+    await asyncio.wait_for(ended, EVENT_TIMEOUT)
     alice.send_message(mto=f"bob@{JD2_DOMAIN}", mbody="anyone there?", mtype="chat")
     err = await alice.messages.wait(lambda m: m["type"] == "error", "a bounce")
     # Federation is off in this world, so the now unknown domain is unreachable.
     assert err["error"]["condition"] == "remote-server-not-found", err
+
+
+async def test_second_c2s_is_refused_its_name_and_exits(world):
+    """A second jabberd2 c2s binding the name `c2s` gets jabberd2's 409 from Rookery and exits
+    (jabberd2 c2s gives up on a bind error); the first keeps serving."""
+    extra = world.jd2.start_extra_c2s()
+    await asyncio.to_thread(extra.wait_exit)
+    log = extra.text()
+    assert "router refused bind request (409)" in log, log[-2000:]
+    assert "ready for connections" not in log, log[-2000:]
+    # The first c2s still has its name: registration through it reaches sm and back.
+    await register(world, "carol")
