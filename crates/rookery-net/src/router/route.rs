@@ -22,7 +22,7 @@ use rookery_core::components::ComponentRoute;
 use rookery_proto::error::StanzaError;
 use rookery_proto::ns;
 use rookery_proto::stanza::{Jid, Stanza, StanzaParseError};
-use rookery_xml::Element;
+use rookery_xml::{Element, Node};
 
 /// Handles one route from connection `id`; returns the bounce to write back to it, if any.
 pub(crate) async fn handle(
@@ -96,7 +96,8 @@ pub(crate) async fn handle(
     to_core(server, hub, id, el, core_serves).await
 }
 
-/// Unwraps the payload and routes it in the core.
+/// Unwraps the payload and routes it in the core. The payload is moved out of the route, not
+/// copied; a refused one is put back so the sender gets its own route with the error code.
 async fn to_core(
     server: &Server,
     hub: &RouterHub,
@@ -104,30 +105,44 @@ async fn to_core(
     mut el: Element,
     core_serves: bool,
 ) -> Option<Element> {
-    let Some(child) = payload(&el).cloned() else {
+    let Some(pos) = el
+        .nodes()
+        .iter()
+        .position(|n| matches!(n, Node::Element(_)))
+    else {
         return Some(bounce(el, "400"));
+    };
+    let child = match el.nodes_mut().remove(pos) {
+        Node::Element(c) => c,
+        // `pos` names an element node; a text node here would be a logic error, answered as
+        // a bad request rather than a panic.
+        Node::Text(_) => return Some(bounce(el, "400")),
     };
     let content_ns = if child.ns() == NS_COMPONENT {
         NS_COMPONENT
     } else {
         ns::CLIENT
     };
+    let refuse = |mut el: Element, child: Element, code: &str| {
+        el.nodes_mut().insert(pos, Node::Element(child));
+        bounce(el, code)
+    };
     let st = match Stanza::from_element(child, content_ns) {
         Ok(st) => st,
-        Err((StanzaParseError::NotAStanza, _)) => {
+        Err((StanzaParseError::NotAStanza, child)) => {
             // Session-protocol packets and the like: nobody here understands them.
             let code = if core_serves { "400" } else { "404" };
-            return Some(bounce(el, code));
+            return Some(refuse(el, child, code));
         }
-        Err((StanzaParseError::Bad(_), _)) => return Some(bounce(el, "400")),
+        Err((StanzaParseError::Bad(_), child)) => return Some(refuse(el, child, "400")),
     };
-    let Some(inner_from) = st.from() else {
-        return Some(bounce(el, "400"));
+    let from_domain = st.from().map(|f| f.domain().as_str().to_ascii_lowercase());
+    let Some(from_domain) = from_domain else {
+        return Some(refuse(el, st.into_element(), "400"));
     };
-    if !hub.holds(id, &inner_from.domain().as_str().to_ascii_lowercase()) {
-        tracing::info!(from = %inner_from, what = "router-spoof", "stanza from a domain the connection does not hold");
-        el.set_attr("error", "401");
-        return Some(el);
+    if !hub.holds(id, &from_domain) {
+        tracing::info!(from = %from_domain, what = "router-spoof", "stanza from a domain the connection does not hold");
+        return Some(refuse(el, st.into_element(), "401"));
     }
     server.route(st).await;
     None
