@@ -47,9 +47,17 @@ pub async fn start() -> Router {
     Router { running, dir, addr }
 }
 
+/// Any transport a component may run on (TCP, or TLS after STARTTLS).
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 pub struct Comp {
-    pub stream: XmppStream<TcpStream>,
+    pub stream: XmppStream<Box<dyn Io>>,
     pub features: Element,
+}
+
+fn framed(io: Box<dyn Io>) -> XmppStream<Box<dyn Io>> {
+    XmppStream::new(io, rookery_xml::Limits::default(), NS)
 }
 
 pub enum Ev {
@@ -65,11 +73,29 @@ impl Comp {
     pub async fn connect(addr: SocketAddr) -> Comp {
         let tcp = TcpStream::connect(addr).await.unwrap();
         let mut c = Comp {
-            stream: XmppStream::new(tcp, rookery_xml::Limits::default(), NS),
+            stream: framed(Box::new(tcp)),
             features: Element::new("features", ""),
         };
         c.open().await;
         c
+    }
+
+    /// STARTTLS (any certificate accepted), then the header again on the TLS stream.
+    pub async fn starttls(&mut self) {
+        self.raw("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+            .await;
+        let p = self.element(5).await;
+        assert_eq!(p.name(), "proceed", "{}", p.to_xml());
+        let io =
+            std::mem::replace(&mut self.stream, framed(Box::new(tokio::io::empty()))).into_inner();
+        let cfg = std::sync::Arc::new(rookery_tls::client_config_insecure_for_tests());
+        let name = tokio_rustls::rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = tokio_rustls::TlsConnector::from(cfg)
+            .connect(name, io)
+            .await
+            .unwrap();
+        self.stream = framed(Box::new(tls));
+        self.open().await;
     }
 
     async fn open(&mut self) {

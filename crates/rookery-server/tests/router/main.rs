@@ -56,6 +56,23 @@ async fn digest_md5_and_scram_log_in_wrong_secrets_fail_and_preauth_packets_are_
 }
 
 #[tokio::test]
+async fn starttls_then_digest_md5_opens_an_encrypted_link() {
+    let r = client::start().await;
+    let mut c = Comp::connect(r.addr).await;
+    c.starttls().await;
+    assert!(
+        c.features
+            .get_child("starttls", "urn:ietf:params:xml:ns:xmpp-tls")
+            .is_none(),
+        "no second STARTTLS: {}",
+        c.features.to_xml()
+    );
+    assert!(c.mechanisms().contains(&"DIGEST-MD5".to_owned()));
+    assert!(c.digest_md5("jabberd", SECRET).await);
+    assert_eq!(c.bind("name='tls.test'/>").await.attr("error"), None);
+}
+
+#[tokio::test]
 async fn three_failed_logins_close_the_connection() {
     let r = client::start().await;
     let mut c = Comp::connect(r.addr).await;
