@@ -86,6 +86,50 @@ async def test_messages_flow_both_ways(world):
     assert got["from"].resource, "the full JID of bob's jabberd2 session"
 
 
+def is_presence(frm: str, ptype: str):
+    bare = frm
+    return lambda p: p["from"].bare == bare and p["type"] == ptype
+
+
+async def test_mutual_subscription_across_the_router(world):
+    """RFC 6121 subscriptions between a Rookery user and a jabberd2 user: both rosters (one in
+    Rookery's store, one in jabberd2 sm's Berkeley DB) end in 'both', and presence flows both
+    ways, including unavailable when bob leaves."""
+    await register(world, "bob")
+    bob = world.jd2_client("bob")
+    alice = world.rookery_client("alice")
+    await bob.login(roster=True)
+    await alice.login(roster=True)
+    A, B = "alice@localhost", f"bob@{JD2_DOMAIN}"
+
+    alice.send_presence(pto=B, ptype="subscribe")
+    await bob.wait_presence(is_presence(A, "subscribe"), "alice's subscription request")
+    bob.send_presence(pto=A, ptype="subscribed")
+    await alice.wait_presence(is_presence(B, "subscribed"), "bob's approval")
+    await alice.wait_presence(is_presence(B, "available"), "bob's presence")
+
+    bob.send_presence(pto=A, ptype="subscribe")
+    await alice.wait_presence(is_presence(B, "subscribe"), "bob's subscription request")
+    alice.send_presence(pto=B, ptype="subscribed")
+    await bob.wait_presence(is_presence(A, "subscribed"), "alice's approval")
+    await bob.wait_presence(is_presence(A, "available"), "alice's presence")
+
+    for client, contact in ((alice, B), (bob, A)):
+        iq = client.Iq()
+        iq["type"] = "get"
+        iq.enable("roster")
+        res = await iq.send(timeout=EVENT_TIMEOUT)
+        item = res["roster"]["items"].get(contact)
+        assert item is not None and item["subscription"] == "both", res
+
+    alice.send_presence(pshow="away", pstatus="lunch")
+    await bob.wait_presence(
+        lambda p: p["from"].bare == A and p["show"] == "away" and p["status"] == "lunch",
+        "alice's away presence")
+    await bob.close()
+    await alice.wait_presence(is_presence(B, "unavailable"), "bob's unavailable presence")
+
+
 async def test_sm_going_away_unbinds_its_domain(world):
     """When jabberd2's sm disconnects, Rookery releases jd2.localhost and tells c2s (the
     unavailable domain presence): c2s ends bob's session, and a message from Rookery to the
