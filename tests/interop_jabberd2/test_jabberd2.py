@@ -9,7 +9,9 @@ import ssl
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 
-from clients import EVENT_TIMEOUT, LOGIN_TIMEOUT, insecure_context
+import pytest
+
+from clients import EVENT_TIMEOUT, LOGIN_TIMEOUT, LoginFailed, insecure_context
 from conftest import JD2_DOMAIN, PASSWORD
 
 
@@ -132,8 +134,9 @@ async def test_mutual_subscription_across_the_router(world):
 
 async def test_sm_going_away_unbinds_its_domain(world):
     """When jabberd2's sm disconnects, Rookery releases jd2.localhost and tells c2s (the
-    unavailable domain presence): c2s ends bob's session, and a message from Rookery to the
-    domain bounces instead of vanishing into a dead link."""
+    unavailable domain presence): c2s ends bob's session and answers new streams for the
+    domain with `host-gone`, and a message from Rookery to the domain bounces instead of
+    vanishing into a dead link."""
     await register(world, "bob")
     bob = world.jd2_client("bob")
     await bob.login()
@@ -143,6 +146,11 @@ async def test_sm_going_away_unbinds_its_domain(world):
     bob.add_event_handler("disconnected", lambda e: ended.done() or ended.set_result(e))
     world.jd2.stop_sm()
     await asyncio.wait_for(ended, EVENT_TIMEOUT)
+    # c2s now refuses streams for the domain: its sm is not available.
+    again = world.jd2_client("bob")
+    with pytest.raises(LoginFailed) as refused:
+        await again.login()
+    assert "host-gone" in str(refused.value), refused.value
     alice.send_message(mto=f"bob@{JD2_DOMAIN}", mbody="anyone there?", mtype="chat")
     err = await alice.messages.wait(lambda m: m["type"] == "error", "a bounce")
     # Federation is off in this world, so the now unknown domain is unreachable.
