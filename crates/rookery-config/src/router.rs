@@ -6,16 +6,30 @@
 use std::fmt;
 
 /// `[router]`: who may attach to a router listener, and what each may do.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RouterConfig {
+    /// `keepalive_secs` (integer ≥ 1, default `60`): a single space goes to a component link
+    /// idle this long, so a dead link is noticed (and its names freed) instead of making the
+    /// component's restart run into `409`.
+    pub keepalive_secs: u64,
     /// `[[router.user]]`: the accounts components authenticate with (jabberd2's
     /// `router-users.xml`). Empty: every router connection fails authentication.
     pub users: Vec<RouterUser>,
 }
 
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig {
+            keepalive_secs: 60,
+            users: Vec::new(),
+        }
+    }
+}
+
 impl fmt::Debug for RouterConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RouterConfig")
+            .field("keepalive_secs", &self.keepalive_secs)
             .field("users", &self.users)
             .finish()
     }
@@ -53,6 +67,11 @@ impl fmt::Debug for RouterUser {
 }
 
 impl RouterConfig {
+    /// `keepalive_secs` as a duration.
+    pub fn keepalive(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.keepalive_secs)
+    }
+
     /// The user called `name` (exact match: SASL usernames are case-sensitive).
     pub fn user(&self, name: &str) -> Option<&RouterUser> {
         self.users.iter().find(|u| u.name == name)

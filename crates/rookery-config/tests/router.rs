@@ -45,8 +45,12 @@ fn users_with_acl_defaults_and_a_router_listener() {
 }
 
 #[test]
-fn no_router_section_means_no_users() {
-    assert!(parse("").unwrap().router.users.is_empty());
+fn no_router_section_means_no_users_and_a_minute_keepalive() {
+    let c = parse("").unwrap();
+    assert!(c.router.users.is_empty());
+    assert_eq!(c.router.keepalive().as_secs(), 60);
+    let c = parse("[router]\nkeepalive_secs = 5\n").unwrap();
+    assert_eq!(c.router.keepalive_secs, 5);
 }
 
 #[test]
@@ -61,6 +65,12 @@ fn router_listener_without_users_is_an_error() {
 
 #[test]
 fn located_user_errors() {
+    check_err(
+        "[router]\nkeepalive_secs = 0\n",
+        2,
+        "router.keepalive_secs",
+        "must be at least 1",
+    );
     check_err(
         "[[router.user]]\nname = \"jabberd\"\nsecret = \"secret\"\n",
         3,

@@ -7,10 +7,20 @@ use crate::locate::KeyPath;
 use crate::router::{RouterConfig, RouterUser};
 use serde::Deserialize;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(super) struct RawRouter {
+    keepalive_secs: u64,
     user: Vec<RawUser>,
+}
+
+impl Default for RawRouter {
+    fn default() -> Self {
+        RawRouter {
+            keepalive_secs: RouterConfig::default().keepalive_secs,
+            user: Vec::new(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -34,7 +44,14 @@ const MIN_SECRET_LEN: usize = 8;
 
 impl Cx<'_> {
     pub(super) fn router(&self, raw: RawRouter) -> Result<RouterConfig, crate::ConfigError> {
-        let k = KeyPath::root().key("router").key("user");
+        let rk = KeyPath::root().key("router");
+        if raw.keepalive_secs == 0 {
+            return Err(self.at(
+                &rk.key("keepalive_secs"),
+                "must be at least 1 (dead component links must be noticed)",
+            ));
+        }
+        let k = rk.key("user");
         let mut users: Vec<RouterUser> = Vec::with_capacity(raw.user.len());
         for (i, u) in raw.user.into_iter().enumerate() {
             let uk = k.index(i);
@@ -72,6 +89,9 @@ impl Cx<'_> {
                 default_route: u.default_route,
             });
         }
-        Ok(RouterConfig { users })
+        Ok(RouterConfig {
+            keepalive_secs: raw.keepalive_secs,
+            users,
+        })
     }
 }

@@ -23,7 +23,6 @@ use rookery_proto::error::{StreamCondition, StreamError};
 use rookery_xml::{Element, StreamEvent};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -36,11 +35,6 @@ pub const NS_COMPONENT: &str = "http://jabberd.jabberstudio.org/ns/component/1.0
 /// A router link carries whole domains' traffic, so this is larger than a client session's
 /// mailbox.
 pub const MAILBOX: usize = 8192;
-
-/// A single space goes out after this long without a write, so a dead link (and its names)
-/// is noticed by TCP instead of lingering until the component's restart runs into `409`
-/// (SEED-PROTOCOLS §5.7).
-pub const KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// Routes written per mailbox wake-up before the socket is flushed.
 const BATCH: usize = 64;
@@ -95,6 +89,10 @@ async fn run<IO>(
     let (tx, mut rx) = mpsc::channel::<Element>(MAILBOX);
     let id = hub.register(tx);
     let mut throttled: Option<VecDeque<Element>> = None;
+    // A single space goes out after this long without a write (`[router] keepalive_secs`), so
+    // a dead link (and its names) is noticed by TCP instead of lingering until the
+    // component's restart runs into `409` (SEED-PROTOCOLS §5.7).
+    let keepalive = server.config().router.keepalive();
     let mut last_write = Instant::now();
     loop {
         tokio::select! {
@@ -161,7 +159,7 @@ async fn run<IO>(
                     last_write = Instant::now();
                 }
             }
-            _ = tokio::time::sleep_until(last_write + KEEPALIVE) => {
+            _ = tokio::time::sleep_until(last_write + keepalive) => {
                 stream.queue_raw(b" ");
                 if stream.flush().await.is_err() {
                     break;

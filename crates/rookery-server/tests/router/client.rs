@@ -30,9 +30,14 @@ pub struct Router {
 /// Starts Rookery serving `localhost` with a router listener and three users: `jabberd`
 /// (binds anything), `s2s` (may also take the default route), `narrow` (own name only).
 pub async fn start() -> Router {
+    start_with("").await
+}
+
+/// Like `start`, with more `[router]` keys.
+pub async fn start_with(router_keys: &str) -> Router {
     let dir = tempfile::tempdir().unwrap();
     let toml = format!(
-        "[server]\ndata_dir = \"data\"\n[s2s]\nenabled = false\n\
+        "[server]\ndata_dir = \"data\"\n[s2s]\nenabled = false\n[router]\n{router_keys}\n\
          [[host]]\ndomain = \"localhost\"\n\
          [[listen]]\naddress = \"127.0.0.1\"\nport = 0\nkind = \"router\"\n\
          [[router.user]]\nname = \"jabberd\"\nsecret = \"{SECRET}\"\n\

@@ -554,6 +554,25 @@ async fn rookery_users_and_router_domains_exchange_messages() {
 }
 
 #[tokio::test]
+async fn an_idle_link_gets_a_whitespace_keepalive() {
+    let r = client::start_with("keepalive_secs = 1").await;
+    let mut a = Comp::bound(r.addr, "jabberd", "a.test").await;
+    let _ = a.drain().await;
+    assert_eq!(a.stream.framer().buffered_len(), 0);
+    // Below the framer (which skips whitespace between elements): the raw bytes.
+    let mut io = a.stream.into_inner();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read(&mut io, &mut buf),
+    )
+    .await
+    .expect("a keepalive within 5 s")
+    .unwrap();
+    assert_eq!(&buf[..n], b" ");
+}
+
+#[tokio::test]
 async fn shutdown_sends_system_shutdown_to_router_links() {
     let r = client::start().await;
     let mut a = Comp::bound(r.addr, "jabberd", "a.test").await;
