@@ -35,22 +35,24 @@ pub async fn serve(
             }
         };
         if kind == ListenerKind::Router {
-            // Components hold several connections from one machine (sm, c2s…) and are
-            // configured peers; the per-IP client caps don't apply, the auth deadline does.
-            match &router {
-                Some(hub) => {
-                    server.tasks().spawn(crate::router::serve_connection(
-                        server.clone(),
-                        hub.clone(),
-                        tls.clone(),
-                        tcp,
-                        peer,
-                    ));
-                }
-                None => {
-                    tracing::debug!(?local, %peer, what = "router-disabled", "closing router connection")
-                }
-            }
+            // Router components are few, but the port is as exposed as its address: the same
+            // per-IP caps as for clients apply until a component has authenticated (a
+            // jabberd2 machine opens a handful of links at start, far below them).
+            let Some(hub) = &router else {
+                tracing::debug!(?local, %peer, what = "router-disabled", "closing router connection");
+                continue;
+            };
+            let Some(guard) = admit(&server, &limiter, peer) else {
+                continue;
+            };
+            server.tasks().spawn(crate::router::serve_connection(
+                server.clone(),
+                hub.clone(),
+                tls.clone(),
+                tcp,
+                peer,
+                guard,
+            ));
             continue;
         }
         if !kind.is_c2s() {
@@ -73,16 +75,7 @@ pub async fn serve(
             }
             continue;
         }
-        let per_minute = server.config().limits.connects_per_minute_per_ip;
-        if !limiter.attempt(peer.ip(), per_minute, std::time::Instant::now()) {
-            tracing::info!(%peer, what = "connect-rate", "too many connection attempts from this address");
-            drop(tcp);
-            continue;
-        }
-        let max = server.config().limits.unauth_per_ip as usize;
-        let Some(guard) = limiter.try_acquire(peer.ip(), max) else {
-            tracing::info!(%peer, what = "unauth-limit", "too many unauthenticated connections from this address");
-            drop(tcp);
+        let Some(guard) = admit(&server, &limiter, peer) else {
             continue;
         };
         let direct = kind.is_direct_tls();
@@ -92,4 +85,24 @@ pub async fn serve(
             srv, tls, tcp, peer, direct, guard,
         ));
     }
+}
+
+/// The per-IP connection-attempt budget and unauthenticated-connection cap; `None` (and a log
+/// line) when this connection is over either. The guard frees the slot when dropped.
+fn admit(
+    server: &Server,
+    limiter: &UnauthLimiter,
+    peer: std::net::SocketAddr,
+) -> Option<crate::limits::UnauthGuard> {
+    let per_minute = server.config().limits.connects_per_minute_per_ip;
+    if !limiter.attempt(peer.ip(), per_minute, std::time::Instant::now()) {
+        tracing::info!(%peer, what = "connect-rate", "too many connection attempts from this address");
+        return None;
+    }
+    let max = server.config().limits.unauth_per_ip as usize;
+    let guard = limiter.try_acquire(peer.ip(), max);
+    if guard.is_none() {
+        tracing::info!(%peer, what = "unauth-limit", "too many unauthenticated connections from this address");
+    }
+    guard
 }

@@ -7,6 +7,7 @@
 //! Anything but STARTTLS and SASL before authentication is dropped, as jabberd2's router does.
 
 use super::table::Acl;
+use crate::limits::UnauthGuard;
 use crate::stream::{ReadError, XmppStream, framer_stream_error};
 use rookery_config::RouterUser;
 use rookery_core::Server;
@@ -46,6 +47,7 @@ pub(crate) async fn negotiate<IO>(
     secure: bool,
     peer: SocketAddr,
     deadline: Instant,
+    unauth: &mut Option<UnauthGuard>,
 ) -> Outcome<IO>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
@@ -80,7 +82,11 @@ where
         }
         if el.is("auth", ns::SASL) {
             match authenticate(server, &mut stream, el, peer, deadline).await {
-                Sasl::Success(acl) => break acl,
+                Sasl::Success(acl) => {
+                    // Authenticated: no longer counted against the address's cap.
+                    unauth.take();
+                    break acl;
+                }
                 Sasl::Failed => {
                     failures += 1;
                     if failures >= MAX_FAILURES {

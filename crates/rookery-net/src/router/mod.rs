@@ -16,6 +16,7 @@ mod wire;
 
 pub use table::{Acl, BindRequest, Refusal, RouterHub, multi_index, parse_name};
 
+use crate::limits::UnauthGuard;
 use crate::stream::{ReadError, XmppStream, framer_stream_error};
 use crate::tls::TlsContext;
 use rookery_core::Server;
@@ -46,12 +47,23 @@ pub async fn serve_connection(
     tls: TlsContext,
     tcp: TcpStream,
     peer: SocketAddr,
+    unauth: UnauthGuard,
 ) {
+    let mut unauth = Some(unauth);
     let _ = tcp.set_nodelay(true);
     let deadline = Instant::now() + server.config().limits.auth_timeout();
     let limits = crate::limits::framer_limits(&server, false);
     let stream = XmppStream::new(tcp, limits.clone(), NS_COMPONENT);
-    match Box::pin(auth::negotiate(&server, stream, false, peer, deadline)).await {
+    match Box::pin(auth::negotiate(
+        &server,
+        stream,
+        false,
+        peer,
+        deadline,
+        &mut unauth,
+    ))
+    .await
+    {
         auth::Outcome::Open(stream, acl) => run(server, hub, stream, acl, peer).await,
         auth::Outcome::StartTls(stream) => {
             // The framer was checked empty before <proceed/>: no plaintext leaks into TLS.
@@ -65,8 +77,15 @@ pub async fn serve_connection(
                 Err(_) => return,
             };
             let stream = XmppStream::new(tls_stream, limits, NS_COMPONENT);
-            if let auth::Outcome::Open(stream, acl) =
-                Box::pin(auth::negotiate(&server, stream, true, peer, deadline)).await
+            if let auth::Outcome::Open(stream, acl) = Box::pin(auth::negotiate(
+                &server,
+                stream,
+                true,
+                peer,
+                deadline,
+                &mut unauth,
+            ))
+            .await
             {
                 run(server, hub, stream, acl, peer).await;
             }

@@ -33,11 +33,11 @@ pub async fn start() -> Router {
     start_with("").await
 }
 
-/// Like `start`, with more `[router]` keys.
-pub async fn start_with(router_keys: &str) -> Router {
+/// Like `start`, with more configuration (whole sections, e.g. `[router]` or `[limits]`).
+pub async fn start_with(extra: &str) -> Router {
     let dir = tempfile::tempdir().unwrap();
     let toml = format!(
-        "[server]\ndata_dir = \"data\"\n[s2s]\nenabled = false\n[router]\n{router_keys}\n\
+        "[server]\ndata_dir = \"data\"\n[s2s]\nenabled = false\n{extra}\n\
          [[host]]\ndomain = \"localhost\"\n\
          [[listen]]\naddress = \"127.0.0.1\"\nport = 0\nkind = \"router\"\n\
          [[router.user]]\nname = \"jabberd\"\nsecret = \"{SECRET}\"\n\

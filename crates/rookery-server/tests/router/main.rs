@@ -73,6 +73,28 @@ async fn starttls_then_digest_md5_opens_an_encrypted_link() {
 }
 
 #[tokio::test]
+async fn unauthenticated_links_are_capped_per_address_until_they_log_in() {
+    let r = client::start_with("[limits]\nunauth_per_ip = 2").await;
+    let mut first = Comp::connect(r.addr).await;
+    let _second = Comp::connect(r.addr).await;
+    // The third is closed before any byte is read.
+    let mut third = tokio::net::TcpStream::connect(r.addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read(&mut third, &mut buf),
+    )
+    .await
+    .expect("closed within 5 s")
+    .unwrap_or(0);
+    assert_eq!(n, 0, "{:?}", String::from_utf8_lossy(&buf[..n]));
+    // Logging in frees the slot.
+    assert!(first.digest_md5("jabberd", SECRET).await);
+    let mut fourth = Comp::connect(r.addr).await;
+    assert!(fourth.digest_md5("jabberd", SECRET).await);
+}
+
+#[tokio::test]
 async fn three_failed_logins_close_the_connection() {
     let r = client::start().await;
     let mut c = Comp::connect(r.addr).await;
@@ -555,7 +577,7 @@ async fn rookery_users_and_router_domains_exchange_messages() {
 
 #[tokio::test]
 async fn an_idle_link_gets_a_whitespace_keepalive() {
-    let r = client::start_with("keepalive_secs = 1").await;
+    let r = client::start_with("[router]\nkeepalive_secs = 1").await;
     let mut a = Comp::bound(r.addr, "jabberd", "a.test").await;
     let _ = a.drain().await;
     assert_eq!(a.stream.framer().buffered_len(), 0);
