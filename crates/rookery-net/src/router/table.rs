@@ -253,11 +253,9 @@ impl RouterHub {
             .map(|h| h.domain.clone())
             .collect();
         for d in self.server.components().bound_domains() {
-            match t.names.get(&d) {
-                Some(n) if n.holders.iter().all(|h| *h == id) => {}
-                _ => {
-                    names.insert(d);
-                }
+            // Like jabberd2, nobody is told about a name it holds itself (alone or shared).
+            if !t.names.get(&d).is_some_and(|n| n.holders.contains(&id)) {
+                names.insert(d);
             }
         }
         names
