@@ -408,6 +408,23 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Whatever a client sends, parsing answers (no panic, no hang) and never accepts a
+        /// response that was not computed from the secret.
+        #[test]
+        fn arbitrary_responses_are_refused_without_panicking(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            text in "[a-z-]{1,10}=(\"[^\"]{0,20}\"|[a-z0-9]{0,32})(,[a-z-]{1,10}=(\"[^\"]{0,20}\"|[a-z0-9]{0,32})){0,10}",
+        ) {
+            let ex = DigestMd5::with_nonce(ROUTER_REALM, ROUTER_SERVICE, "n0nce");
+            for msg in [bytes.as_slice(), text.as_bytes()] {
+                if let Ok(r) = ex.parse_response(msg) {
+                    proptest::prop_assert!(ex.verify(&r, "router-secret").is_err());
+                }
+            }
+        }
+    }
+
     #[test]
     fn latin1_is_used_when_it_fits() {
         assert_eq!(latin1_or_utf8("é"), vec![0xe9]);
