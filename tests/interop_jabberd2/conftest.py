@@ -20,7 +20,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "interop"))
 
 from clients import TestClient  # noqa: E402
-from jabberd2 import Jabberd2, installed  # noqa: E402
+from jabberd2 import Jabberd2, free_port, installed  # noqa: E402
 from rookery_harness import Rookery, default_config  # noqa: E402
 
 ROUTER_USER = "jabberd"
@@ -61,9 +61,10 @@ async def world(tmp_path, request):
         pytest.skip("JABBERD2 INTEROP NOT TESTED: jabberd2 is not installed "
                     "(run scripts/jabberd2.sh as root)")
     cfg = default_config()
+    # A fixed router port (chosen free now) so a restarted Rookery is found again by jabberd2.
     cfg["listen"] = [
         {"address": "127.0.0.1", "port": 0, "kind": "c2s"},
-        {"address": "127.0.0.1", "port": 0, "kind": "router"},
+        {"address": "127.0.0.1", "port": free_port(), "kind": "router"},
     ]
     # Rendered as [[router.user]] (the harness writes array-of-table names verbatim).
     cfg["router.user"] = [{"name": ROUTER_USER, "secret": ROUTER_SECRET}]

@@ -64,9 +64,10 @@ def _router(root: ET.Element, port: int, user: str, secret: str) -> None:
     _set(root, "router/user", user)
     _set(root, "router/pass", secret)
     _drop(root, "router/pemfile")
-    # Fail fast in a test instead of retrying for minutes.
+    # A few quick attempts: a test fails fast instead of retrying for minutes, and a router
+    # restart (test_router_restart_*) is survived.
     _set(root, "router/retry/init", "3")
-    _set(root, "router/retry/lost", "0")
+    _set(root, "router/retry/lost", "10")
     _set(root, "router/retry/sleep", "1")
 
 
@@ -145,6 +146,15 @@ def make_pemfile(dir: Path, domain: str) -> Path:
     return pem
 
 
+def poll(cond, what: str, deadline_s: float = READY_DEADLINE_S) -> None:
+    """Polls `cond` (for log-file conditions, which announce themselves no other way)."""
+    deadline = time.monotonic() + deadline_s
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {deadline_s:.0f} s")
+        time.sleep(0.05)
+
+
 @dataclass
 class Proc:
     name: str
@@ -172,8 +182,13 @@ class Proc:
 
     def wait_for(self, needle: str, deadline_s: float = READY_DEADLINE_S) -> None:
         """Polls the log (the only signal jabberd2 gives) until `needle` shows up."""
+        self.wait_for_count(needle, 1, deadline_s)
+
+    def wait_for_count(self, needle: str, count: int,
+                       deadline_s: float = READY_DEADLINE_S) -> None:
+        """Polls the log until `needle` shows up `count` times."""
         deadline = time.monotonic() + deadline_s
-        while needle not in self.text():
+        while self.text().count(needle) < count:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise AssertionError(

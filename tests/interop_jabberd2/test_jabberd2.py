@@ -12,6 +12,7 @@ from slixmpp.exceptions import IqError, IqTimeout
 import pytest
 
 from clients import EVENT_TIMEOUT, LOGIN_TIMEOUT, LoginFailed, insecure_context
+from jabberd2 import poll
 from conftest import JD2_DOMAIN, PASSWORD
 
 
@@ -167,3 +168,26 @@ async def test_second_c2s_is_refused_its_name_and_exits(world):
     assert "ready for connections" not in log, log[-2000:]
     # The first c2s still has its name: registration through it reaches sm and back.
     await register(world, "carol")
+
+
+async def test_router_restart_is_survived(world):
+    """Rookery restarts (SIGTERM: system-shutdown to every router link); jabberd2's sm and c2s
+    reconnect within their retry budget, authenticate and bind again, and messages flow."""
+    await register(world, "bob")
+    world.rookery.stop()
+    world.rookery.start()
+    # jabberd2 retries once a second. c2s logs "ready for connections" once its bind is back;
+    # sm's binds show in Rookery's log (the only signals either side gives).
+    c2s = world.jd2.procs[1]
+    await asyncio.to_thread(c2s.wait_for_count, "ready for connections", 2)
+    await asyncio.to_thread(
+        poll, lambda: world.rookery.stderr_text().count('name="jd2.localhost"') >= 1,
+        "sm's bind on the restarted Rookery")
+    bob = world.jd2_client("bob")
+    alice = world.rookery_client("alice")
+    await bob.login()
+    await alice.login()
+    alice.send_message(mto=f"bob@{JD2_DOMAIN}", mbody="after the restart", mtype="chat")
+    await bob.messages.wait(lambda m: m["body"] == "after the restart", "alice's message")
+    bob.send_message(mto="alice@localhost", mbody="still here", mtype="chat")
+    await alice.messages.wait(lambda m: m["body"] == "still here", "bob's message")
