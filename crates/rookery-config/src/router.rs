@@ -12,6 +12,10 @@ pub struct RouterConfig {
     /// idle this long, so a dead link is noticed (and its names freed) instead of making the
     /// component's restart run into `409`.
     pub keepalive_secs: u64,
+    /// `require_tls` (bool, default `false`): components must STARTTLS before SASL (jabberd2
+    /// does when its `<router>` section has a `<pemfile>`). Off by default because jabberd2's
+    /// components don't without one and the listener usually sits on loopback.
+    pub require_tls: bool,
     /// `[[router.user]]`: the accounts components authenticate with (jabberd2's
     /// `router-users.xml`). Empty: every router connection fails authentication.
     pub users: Vec<RouterUser>,
@@ -21,6 +25,7 @@ impl Default for RouterConfig {
     fn default() -> Self {
         RouterConfig {
             keepalive_secs: 60,
+            require_tls: false,
             users: Vec::new(),
         }
     }
@@ -30,6 +35,7 @@ impl fmt::Debug for RouterConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RouterConfig")
             .field("keepalive_secs", &self.keepalive_secs)
+            .field("require_tls", &self.require_tls)
             .field("users", &self.users)
             .finish()
     }

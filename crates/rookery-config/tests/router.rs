@@ -49,8 +49,10 @@ fn no_router_section_means_no_users_and_a_minute_keepalive() {
     let c = parse("").unwrap();
     assert!(c.router.users.is_empty());
     assert_eq!(c.router.keepalive().as_secs(), 60);
-    let c = parse("[router]\nkeepalive_secs = 5\n").unwrap();
+    assert!(!c.router.require_tls);
+    let c = parse("[router]\nkeepalive_secs = 5\nrequire_tls = true\n").unwrap();
     assert_eq!(c.router.keepalive_secs, 5);
+    assert!(c.router.require_tls);
 }
 
 #[test]

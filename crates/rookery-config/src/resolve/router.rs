@@ -11,6 +11,7 @@ use serde::Deserialize;
 #[serde(default, deny_unknown_fields)]
 pub(super) struct RawRouter {
     keepalive_secs: u64,
+    require_tls: bool,
     user: Vec<RawUser>,
 }
 
@@ -18,6 +19,7 @@ impl Default for RawRouter {
     fn default() -> Self {
         RawRouter {
             keepalive_secs: RouterConfig::default().keepalive_secs,
+            require_tls: false,
             user: Vec::new(),
         }
     }
@@ -91,6 +93,7 @@ impl Cx<'_> {
         }
         Ok(RouterConfig {
             keepalive_secs: raw.keepalive_secs,
+            require_tls: raw.require_tls,
             users,
         })
     }

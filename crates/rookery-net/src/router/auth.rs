@@ -53,10 +53,16 @@ where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     let mut failures = 0;
+    // With `[router] require_tls`, SASL is neither offered nor accepted before STARTTLS.
+    let sasl_allowed = secure || !server.config().router.require_tls;
     if open_stream(server, &mut stream, deadline).await.is_err() {
         return Outcome::Closed;
     }
-    if stream.send(&features(secure, true)).await.is_err() {
+    if stream
+        .send(&features(secure, false, sasl_allowed))
+        .await
+        .is_err()
+    {
         return Outcome::Closed;
     }
     let acl = loop {
@@ -79,6 +85,16 @@ where
                 return Outcome::Closed;
             }
             return Outcome::StartTls(stream);
+        }
+        if el.is("auth", ns::SASL) && !sasl_allowed {
+            let f = Element::new("failure", ns::SASL).child(Element::new(
+                SaslFailure::EncryptionRequired.condition(),
+                ns::SASL,
+            ));
+            if stream.send(&f).await.is_err() {
+                return Outcome::Closed;
+            }
+            continue;
         }
         if el.is("auth", ns::SASL) {
             match authenticate(server, &mut stream, el, peer, deadline).await {
@@ -107,7 +123,7 @@ where
     if open_stream(server, &mut stream, deadline).await.is_err() {
         return Outcome::Closed;
     }
-    if stream.send(&features(secure, false)).await.is_err() {
+    if stream.send(&features(secure, true, false)).await.is_err() {
         return Outcome::Closed;
     }
     stream.set_limits(crate::limits::framer_limits_s2s(server));
@@ -115,9 +131,14 @@ where
     Outcome::Open(stream, acl)
 }
 
-fn features(secure: bool, offer_sasl: bool) -> Element {
+/// Before authentication: STARTTLS while plaintext, the mechanisms when SASL is allowed.
+/// After it (`authenticated`): nothing.
+fn features(secure: bool, authenticated: bool, offer_sasl: bool) -> Element {
     let mut f = Element::new("features", ns::STREAM);
-    if !secure && offer_sasl {
+    if authenticated {
+        return f;
+    }
+    if !secure {
         f.append_child(Element::new("starttls", ns::TLS));
     }
     if offer_sasl {

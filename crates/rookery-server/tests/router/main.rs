@@ -73,6 +73,24 @@ async fn starttls_then_digest_md5_opens_an_encrypted_link() {
 }
 
 #[tokio::test]
+async fn require_tls_offers_sasl_only_after_starttls() {
+    let r = client::start_with("[router]\nrequire_tls = true").await;
+    let mut c = Comp::connect(r.addr).await;
+    assert!(c.mechanisms().is_empty(), "{}", c.features.to_xml());
+    c.raw(&format!("<auth xmlns='{SASL}' mechanism='DIGEST-MD5'/>"))
+        .await;
+    let f = c.next_named("failure", 5).await;
+    assert!(
+        f.get_child("encryption-required", SASL).is_some(),
+        "{}",
+        f.to_xml()
+    );
+    c.starttls().await;
+    assert!(c.mechanisms().contains(&"DIGEST-MD5".to_owned()));
+    assert!(c.digest_md5("jabberd", SECRET).await);
+}
+
+#[tokio::test]
 async fn unauthenticated_links_are_capped_per_address_until_they_log_in() {
     let r = client::start_with("[limits]\nunauth_per_ip = 2").await;
     let mut first = Comp::connect(r.addr).await;
