@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs jabberd2 (Debian package, 2.7 in bookworm) for tests/interop_jabberd2, where jabberd2's
-# own `sm` and `c2s` processes connect to Rookery's router listener instead of jabberd2's router.
+# own `sm` and `c2s` processes connect to Rookery's router listener instead of jabberd2's router,
+# and openssl (the tests' throw-away certificate for jabberd2's c2s).
 #
 # Idempotent: nothing is fetched when the package is already installed; `apt-get update` runs
 # only when apt does not know the package yet or the first install attempt fails. The package's
@@ -14,7 +15,7 @@
 #   scripts/jabberd2.sh
 set -uo pipefail
 
-packages=(jabberd2)
+packages=(jabberd2 openssl)
 say() { printf 'jabberd2.sh: %s\n' "$*"; }
 
 banner() {
@@ -61,8 +62,12 @@ apt_install() {
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
-if ! apt-cache show jabberd2 >/dev/null 2>&1; then
-  say "apt-get update (apt does not know jabberd2)"
+need_update=0
+for p in "${missing[@]}"; do
+  apt-cache show "$p" >/dev/null 2>&1 || need_update=1
+done
+if [ "$need_update" -eq 1 ]; then
+  say "apt-get update (apt does not know all of: ${missing[*]})"
   apt-get update -q || say "apt-get update failed"
 fi
 
@@ -76,8 +81,10 @@ if ! apt_install; then
   fi
 fi
 
-if ! installed jabberd2; then
-  banner "jabberd2 is still not installed after apt-get install"
-  exit 0
-fi
+for p in "${packages[@]}"; do
+  if ! installed "$p"; then
+    banner "$p is still not installed after apt-get install"
+    exit 0
+  fi
+done
 say "installed: jabberd2 $(dpkg-query -W -f='${Version}' jabberd2)"

@@ -58,7 +58,7 @@ class World:
 @pytest.fixture
 async def world(tmp_path, request):
     if not installed():
-        pytest.skip("JABBERD2 INTEROP NOT TESTED: jabberd2 is not installed "
+        pytest.skip("JABBERD2 INTEROP NOT TESTED: jabberd2 (or openssl) is not installed "
                     "(run scripts/jabberd2.sh as root)")
     cfg = default_config()
     # A fixed router port (chosen free now) so a restarted Rookery is found again by jabberd2.

@@ -22,13 +22,13 @@ from pathlib import Path
 SM_BIN = "/usr/sbin/jabberd2-sm"
 C2S_BIN = "/usr/sbin/jabberd2-c2s"
 ETC = Path("/etc/jabberd2")
-# Where Debian puts the storage/authreg modules (multiarch path taken from the shipped config).
 READY_DEADLINE_S = 30.0
 STOP_DEADLINE_S = 10.0
 
 
 def installed() -> bool:
-    return all(os.access(p, os.X_OK) for p in (SM_BIN, C2S_BIN)) and (ETC / "sm.xml").is_file()
+    return (all(os.access(p, os.X_OK) for p in (SM_BIN, C2S_BIN))
+            and (ETC / "sm.xml").is_file() and shutil.which("openssl") is not None)
 
 
 def free_port() -> int:
