@@ -12,8 +12,9 @@
 //!    delivers it;
 //! 5. otherwise, with a default route bound: to its holder, except that the default route's
 //!    own routes to unbound names get `404` (jabberd2's s2s→s2s loop rule);
-//! 6. otherwise Rookery is the default route: a stanza payload goes to `Server::route` (so
-//!    Rookery federates for router components), anything else gets `404`.
+//! 6. otherwise `404`. (Rookery's s2s only carries its own hosts' stanzas, so the core could
+//!    not deliver these either; a router connection holding the default route, such as
+//!    jabberd2's s2s, is how router domains federate today.)
 
 use super::NS_COMPONENT;
 use super::table::{RouterHub, Target, parse_name};
@@ -82,29 +83,26 @@ pub(crate) async fn handle(
     }
     let core_serves = server.is_local_host(&to)
         || matches!(server.components().lookup(&to), ComponentRoute::Bound(_));
-    if !core_serves && let Some((default_name, holder)) = hub.default_route() {
-        if from == default_name {
-            return Some(bounce(el, "404"));
-        }
-        return match hub.lookup(&default_name, inner_to.as_ref()) {
-            Target::Link(h, tx) if h == holder => {
-                tx.try_send(el).err().map(|e| bounce(e.into_inner(), "503"))
-            }
-            _ => Some(bounce(el, "404")),
-        };
+    if core_serves {
+        return to_core(server, hub, id, el).await;
     }
-    to_core(server, hub, id, el, core_serves).await
+    let Some((default_name, holder)) = hub.default_route() else {
+        return Some(bounce(el, "404"));
+    };
+    if from == default_name {
+        return Some(bounce(el, "404"));
+    }
+    match hub.lookup(&default_name, inner_to.as_ref()) {
+        Target::Link(h, tx) if h == holder => {
+            tx.try_send(el).err().map(|e| bounce(e.into_inner(), "503"))
+        }
+        _ => Some(bounce(el, "404")),
+    }
 }
 
 /// Unwraps the payload and routes it in the core. The payload is moved out of the route, not
 /// copied; a refused one is put back so the sender gets its own route with the error code.
-async fn to_core(
-    server: &Server,
-    hub: &RouterHub,
-    id: u64,
-    mut el: Element,
-    core_serves: bool,
-) -> Option<Element> {
+async fn to_core(server: &Server, hub: &RouterHub, id: u64, mut el: Element) -> Option<Element> {
     let Some(pos) = el
         .nodes()
         .iter()
@@ -131,8 +129,7 @@ async fn to_core(
         Ok(st) => st,
         Err((StanzaParseError::NotAStanza, child)) => {
             // Session-protocol packets and the like: nobody here understands them.
-            let code = if core_serves { "400" } else { "404" };
-            return Some(refuse(el, child, code));
+            return Some(refuse(el, child, "400"));
         }
         Err((StanzaParseError::Bad(_), child)) => return Some(refuse(el, child, "400")),
     };

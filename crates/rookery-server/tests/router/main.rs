@@ -273,7 +273,18 @@ async fn unicast_to_bound_unknown_and_default_routes() {
     );
     assert_eq!(inner_id(&got), "m1", "forwarded as is");
 
-    // No default route: a non-stanza payload to a name nobody holds is 404.
+    // No default route: a name nobody holds and Rookery doesn't serve is 404, stanza or not.
+    a.raw(&route(
+        "a.test",
+        "nowhere.test",
+        &msg("x@a.test", "y@nowhere.test", "n1"),
+    ))
+    .await;
+    let e = a.next_named("route", 5).await;
+    assert_eq!(
+        (e.attr("error"), inner_id(&e).as_str()),
+        (Some("404"), "n1")
+    );
     let sess = "<session xmlns='http://jabberd.jabberstudio.org/ns/session/1.0' action='start'/>";
     a.raw(&route("a.test", "nowhere.test", sess)).await;
     assert_eq!(a.next_named("route", 5).await.attr("error"), Some("404"));
