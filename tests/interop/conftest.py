@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from clients import TestClient
+from echo_component import EchoComponent
 from rawxmpp import RawClient
 from rookery_harness import Rookery, default_config, merge_config
 
@@ -35,6 +36,12 @@ class Server(Rookery):
                       domain=self.domain)
         self._raws.append(r)
         return r
+
+    def echo_component(self, domain: str, secret: str) -> EchoComponent:
+        """A slixmpp echo component for `domain` (the server needs with_components())."""
+        c = EchoComponent(domain, secret, address=(self.host, self.component_port))
+        self._clients.append(c)
+        return c
 
     async def close_clients(self) -> None:
         for c in self._clients:

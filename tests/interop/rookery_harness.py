@@ -63,6 +63,17 @@ def default_config() -> dict[str, Any]:
     }
 
 
+def with_components(components: dict[str, str]) -> dict[str, Any]:
+    """Config overrides for a server that accepts XEP-0114 components: the default listeners
+    plus a `component` listener on port 0, and one `[[component]]` per domain -> secret."""
+    listen = list(default_config()["listen"])
+    listen.append({"address": HOST, "port": 0, "kind": "component"})
+    return {
+        "listen": listen,
+        "component": [{"domain": d, "secret": s} for d, s in components.items()],
+    }
+
+
 def merge_config(base: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
     """Tables in `overrides` are merged key by key; arrays of tables replace the base's."""
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
@@ -97,7 +108,8 @@ class ServerError(AssertionError):
 
 @dataclass
 class Rookery:
-    """One running server. `ports` maps listener kind ('c2s', 'c2s-tls') to its port."""
+    """One running server. `ports` maps listener kind ('c2s', 'c2s-tls', 'component') to its
+    port."""
 
     workdir: Path
     config: dict[str, Any]
@@ -126,6 +138,10 @@ class Rookery:
     @property
     def tls_port(self) -> int:
         return self.ports["c2s-tls"]
+
+    @property
+    def component_port(self) -> int:
+        return self.ports["component"]
 
     def stderr_text(self) -> str:
         try:
@@ -189,7 +205,7 @@ class Rookery:
                 continue
             kind, addr = line.split()
             self.ports[kind] = int(addr.rsplit(":", 1)[1])
-        for kind in ("c2s", "c2s-tls"):
+        for kind in ("c2s", "c2s-tls", "component"):
             if kind not in self.ports and any(
                 lst.get("kind") == kind for lst in self.config.get("listen", [])
             ):

@@ -19,6 +19,51 @@ pub enum Command {
     /// Manage accounts (works while the server runs).
     #[command(subcommand)]
     User(UserCommand),
+    /// Run a connection manager: hold client connections and carry them to a server's `cm`
+    /// listener over a few links.
+    Cm(CmArgs),
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct CmArgs {
+    /// The server's connection-manager listener (its `kind = "cm"` [[listen]]).
+    #[arg(long, default_value = "127.0.0.1:5262")]
+    pub server: std::net::SocketAddr,
+    /// The server's `[cm] secret`. Prefer --secret-file or ROOKERY_CM_SECRET: a command line is
+    /// visible to other users of the machine.
+    #[arg(long, env = "ROOKERY_CM_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// A file whose first line is the secret.
+    #[arg(long)]
+    pub secret_file: Option<PathBuf>,
+    /// This connection manager's name (unique per server); random when not given.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Links to the server.
+    #[arg(long, default_value_t = 5)]
+    pub links: usize,
+    /// Client listener with STARTTLS (repeatable).
+    #[arg(long = "listen", default_value = "127.0.0.1:5222")]
+    pub listen: Vec<std::net::SocketAddr>,
+    /// Client listener with Direct TLS (XEP-0368; repeatable).
+    #[arg(long = "listen-tls")]
+    pub listen_tls: Vec<std::net::SocketAddr>,
+    /// A domain clients connect to (repeatable); `DOMAIN` or `DOMAIN:CERT.pem:KEY.pem`.
+    /// Without a certificate one is generated, self-signed, into the data directory.
+    #[arg(long = "domain", default_value = "localhost")]
+    pub domains: Vec<String>,
+    /// Where generated certificates are kept.
+    #[arg(long, default_value = "rookery-cm-data")]
+    pub data_dir: PathBuf,
+    /// Seconds with every link down before clients are disconnected with system-shutdown.
+    #[arg(long, default_value_t = 30)]
+    pub grace_secs: u64,
+    /// Once listening, write `c2s ADDRESS` / `c2s-tls ADDRESS` lines here (scripts, tests).
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
+    /// Log level (error, warn, info, debug, trace).
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
 }
 
 #[derive(ClapArgs, Debug, Clone)]

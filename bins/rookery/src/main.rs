@@ -1,7 +1,8 @@
 //! The `rookery` binary: command-line parsing, then either the server (`serve`), a config check,
-//! or admin commands on the same data. Everything here is glue; behaviour lives in the crates.
+//! admin commands on the same data, or a connection manager (`cm`). Everything here is glue; behaviour lives in the crates.
 
 mod cli;
+mod cm;
 mod serve;
 mod user;
 
@@ -24,6 +25,7 @@ fn main() -> std::process::ExitCode {
             cli::Command::Serve(a) => serve::run(a).await,
             cli::Command::CheckConfig(a) => serve::check_config(a),
             cli::Command::User(a) => user::run(a).await,
+            cli::Command::Cm(a) => cm::run(a).await,
         }
     });
     match res {

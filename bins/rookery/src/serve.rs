@@ -20,16 +20,17 @@ pub fn load_config(arg: &ConfigArg) -> anyhow::Result<Config> {
 pub fn check_config(arg: ConfigArg) -> anyhow::Result<()> {
     let cfg = load_config(&arg)?;
     println!(
-        "configuration OK: {} host(s), {} listener(s)",
+        "configuration OK: {} host(s), {} listener(s), {} component(s)",
         cfg.hosts.len(),
-        cfg.listeners.len()
+        cfg.listeners.len(),
+        cfg.components.len()
     );
     Ok(())
 }
 
-fn init_logging(level: &str) {
+pub fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ROOKERY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("rookery={level},rookery_core={level},rookery_net={level},rookery_mods={level},rookery_store={level},warn")));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("rookery={level},rookery_core={level},rookery_net={level},rookery_mods={level},rookery_store={level},rookery_cm={level},warn")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -67,7 +68,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+pub async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

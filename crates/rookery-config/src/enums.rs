@@ -1,7 +1,7 @@
 //! The string-valued settings of the configuration (`log_level`, `backend`,
 //! `resource_conflict`, listener `kind`). Each is an enum with a hand-written `Deserialize`
 //! so that a bad value produces one uniform, user-facing message listing the accepted values,
-//! e.g. `unknown value "c2s-tsl", expected one of "c2s", "c2s-tls", "s2s", "s2s-tls"`;
+//! e.g. `unknown value "c2s-tsl", expected one of "c2s", "c2s-tls", "s2s", "s2s-tls", ...`;
 //! `rookery-config`'s error layer then adds file, line, column and key.
 
 use serde::de::{Deserialize, Deserializer, Error as _};
@@ -112,6 +112,13 @@ string_enum! {
         S2s => "s2s",
         /// Server-to-server with Direct TLS (XEP-0368), usually port 5270.
         S2sTls => "s2s-tls",
+        /// Connection-manager links (`rookery cm`, Openfire's `jabber:connectionmanager`),
+        /// usually port 5262; needs `[cm] secret`.
+        Cm => "cm",
+        /// External components (XEP-0114, `jabber:component:accept`), plain TCP: bind it to
+        /// loopback or a private network. Port 5275 by Openfire's convention; 5347 (Prosody,
+        /// ejabberd examples) is common too.
+        Component => "component",
         /// The jabberd2 router component protocol: jabberd2's `sm`, `c2s` and other
         /// components connect here (jabberd2's default port 5347) and authenticate with a
         /// `[[router.user]]`. Bind it to loopback or a private network.
@@ -207,7 +214,7 @@ mod tests {
         assert_eq!(
             "c2s-tsl".parse::<ListenerKind>(),
             Err(
-                r#"unknown value "c2s-tsl", expected one of "c2s", "c2s-tls", "s2s", "s2s-tls", "router""#
+                r#"unknown value "c2s-tsl", expected one of "c2s", "c2s-tls", "s2s", "s2s-tls", "cm", "component", "router""#
                     .to_owned()
             )
         );

@@ -11,6 +11,8 @@
 //! The reference for every key is the doc comment on the matching field in [`sections`]
 //! (also `CONFIG.md`), and `rookery.example.toml` is a complete commented example.
 
+pub mod cm;
+pub mod component;
 mod enums;
 mod error;
 mod locate;
@@ -19,6 +21,8 @@ pub mod router;
 pub mod s2s;
 pub mod sections;
 
+pub use cm::CmConfig;
+pub use component::ComponentConfig;
 pub use enums::{ListenerKind, LogLevel, ResourceConflict, StorageBackend};
 pub use error::ConfigError;
 pub use router::{RouterConfig, RouterUser};
@@ -61,6 +65,10 @@ pub struct Config {
     pub listeners: Vec<ListenerConfig>,
     /// `[s2s]`.
     pub s2s: S2sConfig,
+    /// `[cm]`.
+    pub cm: CmConfig,
+    /// The `[[component]]` entries in file order (XEP-0114 external components); may be empty.
+    pub components: Vec<ComponentConfig>,
     /// `[router]`.
     pub router: RouterConfig,
     /// The configuration file this was loaded from (absolute), `None` for zero-config.
@@ -137,6 +145,8 @@ impl Config {
             limits: Limits::default(),
             listeners: ListenerConfig::defaults(),
             s2s: S2sConfig::default(),
+            cm: CmConfig::default(),
+            components: Vec::new(),
             router: RouterConfig::default(),
             source: None,
         }
@@ -148,6 +158,11 @@ impl Config {
         self.hosts
             .iter()
             .find(|h| h.domain.eq_ignore_ascii_case(domain))
+    }
+
+    /// The `[[component]]` serving exactly `domain` (already normalised, lowercase).
+    pub fn component(&self, domain: &str) -> Option<&ComponentConfig> {
+        self.components.iter().find(|c| c.domain == domain)
     }
 
     /// Whether `jid` is listed in `[server].admins`.

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 use toml::de::{DeTable, Deserializer};
 
+mod component;
 mod router;
 mod s2s;
 
@@ -32,6 +33,8 @@ struct RawConfig {
     host: Option<Vec<RawHost>>,
     listen: Option<Vec<RawListen>>,
     s2s: s2s::RawS2s,
+    cm: crate::cm::CmConfig,
+    component: Vec<component::RawComponent>,
     router: router::RawRouter,
 }
 
@@ -201,6 +204,8 @@ impl Cx<'_> {
         let admins = self.admins(&raw.server.admins, &hosts, &server_k.key("admins"))?;
         let listeners = self.listeners(raw.listen.as_deref())?;
         let s2s = self.s2s(raw.s2s, base)?;
+        self.check_cm(&raw.cm, raw.listen.as_deref().unwrap_or_default())?;
+        let components = self.components(&raw.component, &hosts)?;
         let router = self.router(raw.router)?;
         if router.users.is_empty()
             && let Some(i) = listeners
@@ -226,9 +231,36 @@ impl Cx<'_> {
             hosts,
             listeners,
             s2s,
+            cm: raw.cm,
+            components,
             router,
             source: None,
         })
+    }
+
+    fn check_cm(&self, cm: &crate::cm::CmConfig, listen: &[RawListen]) -> Result<(), ConfigError> {
+        let k = KeyPath::root().key("cm");
+        for (name, value) in [
+            ("heartbeat_secs", cm.heartbeat_secs),
+            ("idle_timeout_secs", cm.idle_timeout_secs),
+            ("resume_grace_secs", cm.resume_grace_secs),
+        ] {
+            if value == 0 {
+                return Err(self.at(&k.key(name), "must be at least 1"));
+            }
+        }
+        if cm.secret.as_deref() == Some("") {
+            return Err(self.at(&k.key("secret"), "must not be empty"));
+        }
+        if cm.secret.is_none()
+            && let Some(i) = listen.iter().position(|l| l.kind == ListenerKind::Cm)
+        {
+            return Err(self.at(
+                &KeyPath::root().key("listen").index(i).key("kind"),
+                "a \"cm\" listener needs [cm] secret = \"...\" (the connection managers' shared secret)",
+            ));
+        }
+        Ok(())
     }
 
     fn check_c2s(&self, c2s: &C2sConfig) -> Result<(), ConfigError> {

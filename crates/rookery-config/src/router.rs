@@ -57,7 +57,7 @@ pub struct RouterUser {
     pub bind_any: bool,
     /// `default_route` (bool, default `false`): may bind the default route (`<default/>`,
     /// jabberd2's ACL `default-route`), which receives routes to names nobody holds — the job
-    /// of jabberd2's s2s. Off by default (such routes then get `404`).
+    /// of jabberd2's s2s. Off by default: Rookery then takes such routes (federates stanzas).
     pub default_route: bool,
 }
 

@@ -114,25 +114,26 @@ impl Components {
         gone
     }
 
-    /// Where a stanza for `domain` goes (`domain` is already normalised, lowercase).
+    /// Where a stanza for `domain` goes (`domain` is already normalised, lowercase). A
+    /// component also serves the subdomains of its domain (it may send from them, so replies
+    /// must find it): the most specific configured or bound suffix wins, on label boundaries
+    /// only (`xecho.example` is not under `echo.example`). One hash probe per label.
     pub fn lookup(&self, domain: &str) -> ComponentRoute {
-        if let Some(link) = self
-            .bound
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(domain)
-        {
-            return ComponentRoute::Bound(link.clone());
+        let bound = self.bound.read().unwrap_or_else(|p| p.into_inner());
+        let reserved = self.reserved.read().unwrap_or_else(|p| p.into_inner());
+        let mut candidate = domain;
+        loop {
+            if let Some(link) = bound.get(candidate) {
+                return ComponentRoute::Bound(link.clone());
+            }
+            if reserved.contains(candidate) {
+                return ComponentRoute::Down;
+            }
+            match candidate.split_once('.') {
+                Some((_, parent)) if !parent.is_empty() => candidate = parent,
+                _ => return ComponentRoute::None,
+            }
         }
-        if self
-            .reserved
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(domain)
-        {
-            return ComponentRoute::Down;
-        }
-        ComponentRoute::None
     }
 
     /// Every bound domain (for name announcements to router components).
@@ -201,5 +202,28 @@ mod tests {
         assert!(matches!(c.lookup("muc.example"), ComponentRoute::Bound(_)));
         c.unbind("muc.example", a.id);
         assert!(matches!(c.lookup("muc.example"), ComponentRoute::Down));
+    }
+
+    #[test]
+    fn subdomains_belong_to_the_component_on_label_boundaries() {
+        let c = Components::new();
+        let a = sink();
+        c.bind("echo.example", a.clone()).unwrap();
+        assert!(matches!(
+            c.lookup("room.echo.example"),
+            ComponentRoute::Bound(_)
+        ));
+        assert!(matches!(
+            c.lookup("a.b.echo.example"),
+            ComponentRoute::Bound(_)
+        ));
+        assert!(matches!(c.lookup("xecho.example"), ComponentRoute::None));
+        assert!(matches!(c.lookup("example"), ComponentRoute::None));
+        // A more specific component of its own is not the parent's, even while it is down.
+        c.reserve("sub.echo.example");
+        assert!(matches!(
+            c.lookup("x.sub.echo.example"),
+            ComponentRoute::Down
+        ));
     }
 }

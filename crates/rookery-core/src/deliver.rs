@@ -155,6 +155,21 @@ async fn deliver_message(server: &Server, st: Stanza, bare: BareJid) {
     }
 }
 
+/// A message that could not reach the session it was written to (its connection manager
+/// reported it undeliverable, or the link carrying it was lost): offline storage, as for a
+/// resource that is not there, else a `service-unavailable` bounce. Never dropped.
+pub async fn store_undeliverable(server: &Server, st: Stanza) {
+    if st.kind() != Kind::Message {
+        return;
+    }
+    for m in server.modules() {
+        if m.undeliverable_message(server, &st).await == Flow::Done {
+            return;
+        }
+    }
+    server.bounce(&st, StanzaError::service_unavailable()).await;
+}
+
 /// Gives `st` to every session in `entries`; returns it if none took it (no sessions, or all
 /// of them closing), so the caller can store or bounce it instead of losing it.
 fn send_all(entries: &[Arc<SessionEntry>], st: Stanza) -> Option<Stanza> {

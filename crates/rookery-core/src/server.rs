@@ -136,6 +136,14 @@ impl Server {
         self.inner.config.host(domain).is_some()
     }
 
+    /// Whether federation should treat `domain` as ours: a virtual host, or a component domain
+    /// (or a subdomain of one), connected or not. Components federate through the server like
+    /// hosts do: their stanzas leave from it and remote servers reach them through it.
+    pub fn serves_domain(&self, domain: &str) -> bool {
+        self.is_local_host(domain)
+            || !matches!(self.inner.components.lookup(domain), ComponentRoute::None)
+    }
+
     /// Whether the account exists: a bound session proves it without touching storage.
     pub async fn account_exists(&self, bare: &BareJid) -> bool {
         let Some(node) = bare.node() else {

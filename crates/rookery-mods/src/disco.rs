@@ -3,7 +3,8 @@
 //! to an account's bare JID (`IqTarget::Account`, answered by the server on the account's
 //! behalf, RFC 6121 §8.5.1). The feature lists are collected from every loaded module through
 //! `Server::server_features` / `Server::account_features`, so a module advertises itself just by
-//! being loaded.
+//! being loaded. The server's items are the external components (XEP-0114) connected under the
+//! addressed host, as Prosody lists its components.
 
 use async_trait::async_trait;
 use rookery_core::{IqReply, IqTarget, Module, Server};
@@ -93,12 +94,32 @@ impl Module for Disco {
                 identity(ACCOUNT_CATEGORY, ACCOUNT_TYPE, None),
                 &server.account_features(),
             ),
-            // No items yet: MUC, pubsub and PEP nodes will be listed here once they exist.
-            (ns::DISCO_ITEMS, _) => Element::new("query", ns::DISCO_ITEMS),
+            (ns::DISCO_ITEMS, IqTarget::Server) => {
+                let host = iq.to().map(|t| t.domain().as_str()).unwrap_or_default();
+                component_items(server, host)
+            }
+            // No items for accounts yet: PEP nodes will be listed here once they exist.
+            (ns::DISCO_ITEMS, IqTarget::Account(_)) => Element::new("query", ns::DISCO_ITEMS),
             _ => return Err(StanzaError::service_unavailable()),
         };
         Ok(IqReply::Payload(reply))
     }
+}
+
+/// The connected components whose domain is a subdomain of `host` (`echo.example.org` under
+/// `example.org`): what a client browsing the server can use. Components elsewhere, or
+/// configured but not connected, are not listed.
+fn component_items(server: &Server, host: &str) -> Element {
+    let mut q = Element::new("query", ns::DISCO_ITEMS);
+    for domain in server.components().bound_domains() {
+        let under_host = domain
+            .strip_suffix(host)
+            .is_some_and(|label| label.len() > 1 && label.ends_with('.'));
+        if under_host && !host.is_empty() {
+            q.append_child(Element::new("item", ns::DISCO_ITEMS).with_attr("jid", domain));
+        }
+    }
+    q
 }
 
 #[cfg(test)]
@@ -174,6 +195,52 @@ mod tests {
         )
         .await;
         c.recv_error("x", "service-unavailable");
+    }
+
+    struct NoLink(u64);
+    impl rookery_core::components::ComponentLink for NoLink {
+        fn link_id(&self) -> u64 {
+            self.0
+        }
+        fn send(
+            &self,
+            st: rookery_proto::stanza::Stanza,
+        ) -> Result<(), rookery_proto::stanza::Stanza> {
+            Err(st)
+        }
+    }
+
+    #[tokio::test]
+    async fn server_items_are_the_connected_components_under_the_host() {
+        let h = Harness::new().await;
+        let comps = h.server.components();
+        for d in [
+            "echo.localhost",
+            "xlocalhost",
+            "other.example",
+            "down.localhost",
+        ] {
+            comps.reserve(d);
+        }
+        for d in ["echo.localhost", "xlocalhost", "other.example"] {
+            let link = std::sync::Arc::new(NoLink(rookery_core::components::next_link_id()));
+            comps.bind(d, link).unwrap();
+        }
+        let mut c = h.login("romeo", "a").await;
+        h.send(
+            &c,
+            "<iq type='get' id='i' to='localhost'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>",
+        )
+        .await;
+        let r = c.recv_result("i");
+        let jids: Vec<&str> = r
+            .iq_payload()
+            .expect("query")
+            .children()
+            .filter_map(|i| i.attr("jid"))
+            .collect();
+        // Not a label boundary, another host's, or not connected: not listed.
+        assert_eq!(jids, ["echo.localhost"]);
     }
 
     #[tokio::test]

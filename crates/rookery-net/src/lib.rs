@@ -1,8 +1,11 @@
 //! rookery-net: the only crate doing network I/O. Listeners accept sockets; per-connection
 //! actors drive the protocol (negotiation, then a bound session) and connect them to the core
-//! `Server`. The transport under a session is abstract (`XmppStream<IO>`): TCP and TLS today,
-//! connection-manager links, WebSocket and BOSH later.
+//! `Server` (c2s clients, s2s peers, XEP-0114 components). The transport under a client
+//! session is abstract (`c2s::io::ClientIo`): a socket (TCP or TLS) or a route on a
+//! connection-manager link; WebSocket and BOSH later.
 pub mod c2s;
+pub mod cm;
+pub mod component;
 pub mod limits;
 pub mod listener;
 pub mod router;

@@ -25,8 +25,8 @@ pub fn framer_limits(server: &Server, authenticated: bool) -> rookery_xml::Limit
     }
 }
 
-/// Framer limits on an authenticated server-to-server stream (a larger stanza cap: one stream
-/// carries many users' traffic).
+/// Framer limits on an authenticated server-to-server or component stream (a larger stanza cap:
+/// one stream carries many users' traffic).
 pub fn framer_limits_s2s(server: &Server) -> rookery_xml::Limits {
     rookery_xml::Limits {
         max_stanza_bytes: server.config().limits.s2s_stanza_bytes,

@@ -1,12 +1,23 @@
 //! Accept loops. Listeners arrive already bound (the binary binds after the config validated;
 //! tests bind port 0), and each accepted socket becomes one connection task tracked for
-//! shutdown. The per-IP unauthenticated connection cap is applied here, before any byte is read.
+//! shutdown. The per-IP unauthenticated connection cap is applied here, before any byte is read,
+//! to client and component listeners (a component's secret is guessed one connection at a
+//! time, so the connection-rate budget also bounds guessing).
 
 use crate::limits::UnauthLimiter;
 use crate::tls::TlsContext;
 use rookery_config::ListenerKind;
 use rookery_core::Server;
 use tokio::net::TcpListener;
+
+/// What connections of the server-side kinds attach to, shared by every listener: federation
+/// (s2s), connection-manager links (cm) and the jabberd2 router's bind table (router).
+#[derive(Clone)]
+pub struct Shared {
+    pub s2s: Option<crate::s2s::S2s>,
+    pub cms: crate::cm::CmRegistry,
+    pub router: Option<crate::router::RouterHub>,
+}
 
 /// Runs one listener until shutdown.
 pub async fn serve(
@@ -15,9 +26,9 @@ pub async fn serve(
     kind: ListenerKind,
     tls: TlsContext,
     limiter: UnauthLimiter,
-    s2s: Option<crate::s2s::S2s>,
-    router: Option<crate::router::RouterHub>,
+    shared: Shared,
 ) {
+    let Shared { s2s, cms, router } = shared;
     let shutdown = server.shutdown_token().clone();
     let local = listener.local_addr().ok();
     loop {
@@ -34,6 +45,16 @@ pub async fn serve(
                 continue;
             }
         };
+        if kind == ListenerKind::Cm {
+            // Links authenticate with the shared secret; a CM legitimately holds several.
+            server.tasks().spawn(crate::cm::serve::serve_link(
+                server.clone(),
+                cms.clone(),
+                tcp,
+                peer,
+            ));
+            continue;
+        }
         if kind == ListenerKind::Router {
             // Router components are few, but the port is as exposed as its address: the same
             // per-IP caps as for clients apply until a component has authenticated (a
@@ -55,7 +76,7 @@ pub async fn serve(
             ));
             continue;
         }
-        if !kind.is_c2s() {
+        if !kind.is_c2s() && kind != ListenerKind::Component {
             match &s2s {
                 // Peer servers legitimately hold several connections; the per-IP cap on
                 // unauthenticated connections is a client-listener protection.
@@ -78,6 +99,12 @@ pub async fn serve(
         let Some(guard) = admit(&server, &limiter, peer) else {
             continue;
         };
+        if kind == ListenerKind::Component {
+            server
+                .tasks()
+                .spawn(crate::component::serve(server.clone(), tcp, peer, guard));
+            continue;
+        }
         let direct = kind.is_direct_tls();
         let srv = server.clone();
         let tls = tls.clone();

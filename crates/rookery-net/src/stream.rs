@@ -182,6 +182,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> XmppStream<IO> {
     pub fn into_inner(self) -> IO {
         self.io
     }
+
+    /// The framer (with any bytes already read) and the transport, for a link that reads and
+    /// writes from separate tasks once negotiated.
+    pub fn into_parts(self) -> (Framer, IO) {
+        (self.framer, self.io)
+    }
 }
 
 /// `<stream:error>` with the conventional prefix (some clients match it literally).

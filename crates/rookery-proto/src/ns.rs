@@ -5,6 +5,14 @@ pub const STREAM: &str = "http://etherx.jabber.org/streams";
 pub const CLIENT: &str = "jabber:client";
 pub const SERVER: &str = "jabber:server";
 pub const COMPONENT: &str = "jabber:component:accept";
+/// Content namespace of a connection-manager link stream (Openfire's protocol).
+pub const CM_LINK: &str = "jabber:connectionmanager";
+/// Connection-manager control payloads (configuration, session create/close/failed).
+pub const CM: &str = "http://jabber.org/protocol/connectionmanager";
+pub const CM_ERRORS: &str = "http://jabber.org/protocol/connectionmanager#errors";
+/// Rookery's extension of the CM link: per-link acknowledgements and resumption of a dropped
+/// link's traffic on another link, and the features a client gets after authentication.
+pub const ROOKERY_CM: &str = "urn:rookery:cm:0";
 pub const XML: &str = "http://www.w3.org/XML/1998/namespace";
 
 pub const TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";

@@ -1,7 +1,8 @@
 //! Assembly: from a validated `Config` to a running server — storage opened, certificates
-//! loaded, modules loaded, federation installed, every listener bound (binding everything
-//! before serving anything, so a port in use fails the start), accept loops spawned. The
-//! `rookery` binary and the in-process integration tests both start servers through `start`.
+//! loaded, modules loaded, federation installed, component domains reserved, every listener
+//! bound (binding everything before serving anything, so a port in use fails the start), accept
+//! loops spawned. The `rookery` binary and the in-process integration tests both start servers
+//! through `start`.
 
 use rookery_config::{Config, ListenerKind};
 use rookery_core::{Module, Server};
@@ -38,6 +39,8 @@ pub enum StartError {
 pub struct Running {
     pub server: Server,
     pub s2s: Option<S2s>,
+    /// Connected connection managers.
+    pub cms: rookery_net::cm::CmRegistry,
     /// Bound listener addresses (port 0 resolved), in config order.
     pub listeners: Vec<(ListenerKind, SocketAddr)>,
 }
@@ -91,6 +94,11 @@ pub async fn start_with(cfg: Config, modules: Vec<Arc<dyn Module>>) -> Result<Ru
     let certs = Arc::new(rookery_tls::CertStore::load(&hosts, &cfg.server.data_dir)?);
     let cfg = Arc::new(cfg);
     let server = Server::new(cfg.clone(), stores, modules)?;
+    // Reserved before any listener runs: a configured component's domain answers
+    // `service-unavailable` until the component connects, and never leaks to federation.
+    for c in &cfg.components {
+        server.components().reserve(&c.domain);
+    }
     let s2s = if cfg.s2s.enabled {
         let s2s = S2s::new(&server, certs.clone())?;
         s2s.install(&server);
@@ -119,6 +127,7 @@ pub async fn start_with(cfg: Config, modules: Vec<Arc<dyn Module>>) -> Result<Ru
         bound.push((l.kind, listener));
     }
     let limiter = UnauthLimiter::default();
+    let cms = rookery_net::cm::CmRegistry::new();
     let starttls = TlsContext::new(certs.clone(), &[]);
     let direct = TlsContext::new(certs.clone(), &[b"xmpp-client"]);
     let mut listeners = Vec::new();
@@ -141,13 +150,17 @@ pub async fn start_with(cfg: Config, modules: Vec<Arc<dyn Module>>) -> Result<Ru
             kind,
             tls,
             limiter.clone(),
-            s2s.clone(),
-            router.clone(),
+            rookery_net::listener::Shared {
+                s2s: s2s.clone(),
+                cms: cms.clone(),
+                router: router.clone(),
+            },
         ));
     }
     Ok(Running {
         server,
         s2s,
+        cms,
         listeners,
     })
 }

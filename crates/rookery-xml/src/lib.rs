@@ -21,7 +21,7 @@ pub use element::{Element, Node};
 pub use error::FramerError;
 pub use framer::{Framer, StreamEvent, StreamHeader};
 pub use limits::Limits;
-pub use writer::{STREAM_CLOSE, stream_open};
+pub use writer::{STREAM_CLOSE, open_tag, stream_open};
 
 /// Namespace of the stream root element (`stream:stream`).
 pub const NS_STREAMS: &str = "http://etherx.jabber.org/streams";

@@ -257,6 +257,18 @@ pub(crate) fn canonical_key(k: String) -> String {
 /// `extra_ns` are `(prefix, uri)` pairs such as `("db",
 /// "jabber:server:dialback")`; attribute keys are written verbatim (use
 /// `xml:lang` for the language) and values are escaped.
+/// Appends a start tag `<name a='v' …>` with escaped attribute values: for wrappers written
+/// around an already serialized payload (a connection-manager `<route>`), where building an
+/// `Element` just to write its start tag would copy the payload.
+pub fn open_tag(out: &mut Vec<u8>, name: &str, attrs: &[(&str, &str)]) {
+    out.push(b'<');
+    out.extend_from_slice(name.as_bytes());
+    for (k, v) in attrs {
+        write_attr(out, None, k, v);
+    }
+    out.push(b'>');
+}
+
 pub fn stream_open(
     out: &mut Vec<u8>,
     default_ns: &str,

@@ -2,8 +2,8 @@
 //! looks credentials up in the account store, applies the brute-force throttle, and reports
 //! success so the caller restarts the stream. Also XEP-0077 registration before authentication.
 
+use super::io::ClientIo;
 use super::{Conn, features, read_element};
-use crate::stream::XmppStream;
 use rookery_core::Server;
 use rookery_proto::error::{Condition, StanzaError, StreamCondition, StreamError};
 use rookery_proto::ns;
@@ -11,7 +11,6 @@ use rookery_proto::sasl::{self, Mechanism, SaslConfig, SaslFailure, SaslSession,
 use rookery_proto::stanza::BareJid;
 use rookery_xml::Element;
 use std::time::Instant;
-use tokio::io::{AsyncRead, AsyncWrite};
 
 pub(crate) enum Outcome {
     Success,
@@ -19,15 +18,12 @@ pub(crate) enum Outcome {
     Closed,
 }
 
-pub(crate) async fn exchange<IO>(
+pub(crate) async fn exchange<S: ClientIo>(
     server: &Server,
-    stream: &mut XmppStream<IO>,
+    stream: &mut S,
     conn: &mut Conn,
     first: Element,
-) -> Outcome
-where
-    IO: AsyncRead + AsyncWrite + Unpin,
-{
+) -> Outcome {
     if !first.is("auth", ns::SASL) {
         // <response/> or <abort/> outside an exchange.
         return fail(server, stream, conn, None, SaslFailure::MalformedRequest).await;
@@ -163,16 +159,13 @@ fn failure_el(f: SaslFailure, text: Option<&str>) -> Element {
 
 /// Sends `<failure/>` after the throttle's delay. Only credential failures count against the
 /// IP and account; protocol mistakes don't (they reveal nothing about passwords).
-async fn fail<IO>(
+async fn fail<S: ClientIo>(
     server: &Server,
-    stream: &mut XmppStream<IO>,
+    stream: &mut S,
     conn: &Conn,
     account: Option<&BareJid>,
     f: SaslFailure,
-) -> Outcome
-where
-    IO: AsyncRead + AsyncWrite + Unpin,
-{
+) -> Outcome {
     let now = Instant::now();
     let acct = account.map(|a| a.as_str());
     if matches!(f, SaslFailure::NotAuthorized | SaslFailure::InvalidAuthzid) {
@@ -190,15 +183,12 @@ where
 }
 
 /// XEP-0077 before authentication: registration form and account creation (when allowed).
-pub(crate) async fn preauth_register<IO>(
+pub(crate) async fn preauth_register<S: ClientIo>(
     server: &Server,
-    stream: &mut XmppStream<IO>,
+    stream: &mut S,
     conn: &Conn,
     iq: &Element,
-) -> Result<(), ()>
-where
-    IO: AsyncRead + AsyncWrite + Unpin,
-{
+) -> Result<(), ()> {
     let id = iq.attr("id").unwrap_or_default().to_owned();
     let reply_err = |err: StanzaError| {
         let mut el = Element::new("iq", ns::CLIENT)

@@ -1,8 +1,8 @@
 //! Resource binding (RFC 6120 §7): server-generated resources, resourceprep, the configured
 //! conflict policy (§7.7.2.2), the per-account resource cap, and registration in the registry.
 
+use super::io::ClientIo;
 use super::{Conn, new_stream_id};
-use crate::stream::XmppStream;
 use rookery_config::ResourceConflict;
 use rookery_core::registry::BindOutcome;
 use rookery_core::session::SessionReceiver;
@@ -11,7 +11,6 @@ use rookery_proto::error::{Condition, StanzaError, StreamCondition, StreamError}
 use rookery_proto::ns;
 use rookery_proto::stanza::FullJid;
 use rookery_xml::Element;
-use tokio::io::{AsyncRead, AsyncWrite};
 
 pub(crate) enum Outcome {
     Bound(SessionHandle, SessionReceiver),
@@ -19,15 +18,12 @@ pub(crate) enum Outcome {
     Closed,
 }
 
-pub(crate) async fn handle<IO>(
+pub(crate) async fn handle<S: ClientIo>(
     server: &Server,
-    stream: &mut XmppStream<IO>,
+    stream: &mut S,
     conn: &mut Conn,
     iq: &Element,
-) -> Outcome
-where
-    IO: AsyncRead + AsyncWrite + Unpin,
-{
+) -> Outcome {
     let id = iq.attr("id").unwrap_or_default().to_owned();
     let Some(bind) = iq
         .get_child("bind", ns::BIND)
@@ -105,14 +101,11 @@ fn generated() -> String {
     format!("rookery-{}", &new_stream_id()[..12])
 }
 
-async fn reply<IO>(
-    stream: &mut XmppStream<IO>,
+async fn reply<S: ClientIo>(
+    stream: &mut S,
     id: &str,
     res: Result<Element, StanzaError>,
-) -> Outcome
-where
-    IO: AsyncRead + AsyncWrite + Unpin,
-{
+) -> Outcome {
     let el = match res {
         Ok(payload) => Element::new("iq", ns::CLIENT)
             .with_attr("type", "result")

@@ -2,12 +2,11 @@
 //! authentication, and after authentication.
 
 use super::Conn;
-use crate::stream::XmppStream;
+use super::io::ClientIo;
 use rookery_core::Server;
 use rookery_proto::ns;
 use rookery_proto::sasl;
 use rookery_xml::Element;
-use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Whether SASL may be offered on this connection now.
 pub(crate) fn sasl_allowed(server: &Server, conn: &Conn) -> bool {
@@ -31,14 +30,11 @@ pub(crate) fn registration_open(server: &Server, conn: &Conn) -> bool {
     server.config().host(domain).is_some_and(|h| h.registration)
 }
 
-pub(crate) async fn send<IO>(
+pub(crate) async fn send<S: ClientIo>(
     server: &Server,
-    stream: &mut XmppStream<IO>,
+    stream: &mut S,
     conn: &Conn,
-) -> std::io::Result<()>
-where
-    IO: AsyncRead + AsyncWrite + Unpin,
-{
+) -> std::io::Result<()> {
     let mut f = Element::new("features", ns::STREAM);
     if conn.authenticated.is_none() {
         if !conn.secure {

@@ -2,24 +2,21 @@
 //! failure sends our own header first (a stream error must be inside a stream, §4.9.1.1) and then
 //! the matching stream error.
 
+use super::io::ClientIo;
 use super::{Conn, new_stream_id};
-use crate::stream::{ReadError, XmppStream, framer_stream_error};
+use crate::stream::{ReadError, framer_stream_error};
 use rookery_core::Server;
 use rookery_proto::error::{StreamCondition, StreamError};
 use rookery_proto::ns;
 use rookery_proto::stanza::{BareJid, normalize_domain};
 use rookery_xml::{StreamEvent, StreamHeader};
-use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Reads and answers the client's stream header. Err = the stream was closed with an error.
-pub(crate) async fn open<IO>(
+pub(crate) async fn open<S: ClientIo>(
     server: &Server,
-    stream: &mut XmppStream<IO>,
+    stream: &mut S,
     conn: &mut Conn,
-) -> Result<(), ()>
-where
-    IO: AsyncRead + AsyncWrite + Unpin,
-{
+) -> Result<(), ()> {
     let timeout = server.config().limits.header_timeout();
     let ev = tokio::select! {
         _ = server.shutdown_token().cancelled() => {
@@ -129,14 +126,12 @@ fn check(
     Ok(())
 }
 
-async fn send_our_header<IO>(
+async fn send_our_header<S: ClientIo>(
     server: &Server,
-    stream: &mut XmppStream<IO>,
+    stream: &mut S,
     conn: &mut Conn,
     domain: Option<&str>,
-) where
-    IO: AsyncRead + AsyncWrite + Unpin,
-{
+) {
     conn.stream_id = new_stream_id();
     let from = domain
         .map(str::to_owned)
@@ -153,17 +148,14 @@ async fn send_our_header<IO>(
         .await;
 }
 
-async fn fail<IO>(
+async fn fail<S: ClientIo>(
     server: &Server,
-    stream: &mut XmppStream<IO>,
+    stream: &mut S,
     conn: &mut Conn,
     to: Option<&str>,
     cond: StreamCondition,
     text: Option<&str>,
-) -> Result<(), ()>
-where
-    IO: AsyncRead + AsyncWrite + Unpin,
-{
+) -> Result<(), ()> {
     // Echo the requested host only if it is ours; never reflect arbitrary input.
     let own = to
         .and_then(normalize_domain)

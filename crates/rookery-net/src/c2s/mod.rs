@@ -8,11 +8,13 @@ mod auth;
 mod bind;
 mod features;
 mod header;
+pub(crate) mod io;
 mod session;
 
 use crate::limits::UnauthGuard;
 use crate::stream::{ReadError, XmppStream, framer_stream_error};
 use crate::tls::TlsContext;
+use io::ClientIo;
 use rookery_core::Server;
 use rookery_proto::error::{StreamCondition, StreamError};
 use rookery_proto::ns;
@@ -21,7 +23,6 @@ use rookery_proto::stanza::BareJid;
 use rookery_xml::{Element, StreamEvent};
 use std::net::SocketAddr;
 use std::time::Instant;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 /// What negotiation knows about the connection so far.
@@ -106,16 +107,37 @@ pub async fn serve_connection(
     }
 }
 
+/// Entry point for a client behind a connection manager (its `create` arrived on a link): the
+/// same negotiation and session as a direct client, over the routed stream. The CM enforces
+/// the TLS policy of the configuration IQ before it routes anything, so the stream counts as
+/// encrypted; there is no channel binding (the TLS session is the CM's).
+pub async fn serve_routed(
+    server: Server,
+    stream: crate::cm::stream::CmStream,
+    peer: SocketAddr,
+    stream_id: String,
+) {
+    let conn = Conn {
+        peer,
+        secure: true,
+        domain: None,
+        stream_id,
+        authenticated: None,
+        bindings: ChannelBindings::default(),
+        connected: Instant::now(),
+        unauth_guard: None,
+    };
+    // STARTTLS never comes back from a routed stream: `<starttls/>` on a secure stream fails.
+    let _ = Box::pin(negotiate(&server, stream, conn)).await;
+}
+
 /// Runs negotiation until the session is bound (then runs the session) or fails. Returns the
 /// stream when the client asked for STARTTLS, so the caller can wrap the transport.
-async fn negotiate<IO>(
+async fn negotiate<S: ClientIo>(
     server: &Server,
-    mut stream: XmppStream<IO>,
+    mut stream: S,
     mut conn: Conn,
-) -> Option<(XmppStream<IO>, Conn)>
-where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+) -> Option<(S, Conn)> {
     loop {
         // (Re)start: read the client's header, answer with ours and the features.
         if header::open(server, &mut stream, &mut conn).await.is_err() {
@@ -151,14 +173,11 @@ enum Restart {
 }
 
 /// Reads one negotiation element with the auth deadline applied.
-pub(crate) async fn read_element<IO>(
+pub(crate) async fn read_element<S: ClientIo>(
     server: &Server,
-    stream: &mut XmppStream<IO>,
+    stream: &mut S,
     conn: &Conn,
-) -> Result<Element, ()>
-where
-    IO: AsyncRead + AsyncWrite + Unpin,
-{
+) -> Result<Element, ()> {
     let deadline = if conn.authenticated.is_none() {
         conn.auth_deadline(server)
     } else {
@@ -202,14 +221,11 @@ where
     }
 }
 
-async fn step_until_restart<IO>(
+async fn step_until_restart<S: ClientIo>(
     server: &Server,
-    stream: &mut XmppStream<IO>,
+    stream: &mut S,
     conn: &mut Conn,
-) -> Restart
-where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+) -> Restart {
     loop {
         let Ok(el) = read_element(server, stream, conn).await else {
             return Restart::Closed;
@@ -224,7 +240,7 @@ where
                     .await;
                 return Restart::Closed;
             }
-            if stream.framer().buffered_len() != 0 {
+            if stream.buffered_len() != 0 {
                 // Bytes pipelined after <starttls/> would be read as if they came over TLS.
                 stream
                     .fail(
@@ -274,7 +290,7 @@ where
 }
 
 /// A fresh stream id: 128 bits from the OS RNG (RFC 6120 §4.7.3 wants it unpredictable).
-pub(crate) fn new_stream_id() -> String {
+pub fn new_stream_id() -> String {
     let mut b = [0u8; 16];
     // No RNG means no safe ids: abort the connection task rather than use a guessable one.
     #[allow(clippy::expect_used)]

@@ -4,7 +4,8 @@
 //! (XEP-0199), enforces the unfinished-stanza timeout, and closes on shutdown, on a full mailbox
 //! (slow reader) or on bad input with the right stream error.
 
-use crate::stream::{ReadError, XmppStream, framer_stream_error};
+use super::io::ClientIo;
+use crate::stream::{ReadError, framer_stream_error};
 use rookery_core::session::SessionReceiver;
 use rookery_core::{Server, SessionHandle, SessionMsg};
 use rookery_proto::error::{StreamCondition, StreamError};
@@ -12,7 +13,6 @@ use rookery_proto::ns;
 use rookery_proto::stanza::{Jid, Stanza, StanzaParseError};
 use rookery_xml::{Element, StreamEvent};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
 /// Mailbox messages written per flush, so one busy sender can't starve reads.
@@ -23,14 +23,12 @@ enum End {
     Dropped,
 }
 
-pub(crate) async fn run<IO>(
+pub(crate) async fn run<S: ClientIo>(
     server: Server,
-    mut stream: XmppStream<IO>,
+    mut stream: S,
     handle: SessionHandle,
     mut rx: SessionReceiver,
-) where
-    IO: AsyncRead + AsyncWrite + Unpin,
-{
+) {
     let shutdown = server.shutdown_token().clone();
     let ping_every = server.config().c2s.ping_interval();
     let ping_timeout = server.config().c2s.ping_timeout();
@@ -80,7 +78,7 @@ pub(crate) async fn run<IO>(
             (None, Some(every)) => last_read + every,
             (None, None) => last_read + Duration::from_secs(3600),
         };
-        let next_tick = if stream.framer().in_stanza() {
+        let next_tick = if stream.in_stanza() {
             next_tick.min(last_read + idle_limit)
         } else {
             next_tick
@@ -146,7 +144,7 @@ pub(crate) async fn run<IO>(
             }
             _ = tokio::time::sleep_until(next_tick) => {
                 let now = Instant::now();
-                if stream.framer().in_stanza() && now >= last_read + idle_limit {
+                if stream.in_stanza() && now >= last_read + idle_limit {
                     stream
                         .fail(&StreamError::new(StreamCondition::ConnectionTimeout).with_text("stanza not completed in time"))
                         .await;
@@ -196,16 +194,13 @@ pub(crate) async fn run<IO>(
 }
 
 /// One element from the client. Err = close the stream with this error.
-async fn on_element<IO>(
+async fn on_element<S: ClientIo>(
     server: &Server,
-    stream: &mut XmppStream<IO>,
+    stream: &mut S,
     handle: &SessionHandle,
     el: Element,
     ping_pending: &mut Option<(String, Instant)>,
-) -> Result<(), StreamError>
-where
-    IO: AsyncRead + AsyncWrite + Unpin,
-{
+) -> Result<(), StreamError> {
     let mut st = match Stanza::from_element(el, ns::CLIENT) {
         Ok(st) => st,
         Err((StanzaParseError::NotAStanza, original)) => {

@@ -12,14 +12,13 @@
 //!    delivers it;
 //! 5. otherwise, with a default route bound: to its holder, except that the default route's
 //!    own routes to unbound names get `404` (jabberd2's s2s→s2s loop rule);
-//! 6. otherwise `404`. (Rookery's s2s only carries its own hosts' stanzas, so the core could
-//!    not deliver these either; a router connection holding the default route, such as
-//!    jabberd2's s2s, is how router domains federate today.)
+//! 6. otherwise Rookery is the default route: a stanza payload goes to `Server::route`, which
+//!    federates it (router names are component domains, `Server::serves_domain`) or bounces
+//!    it; anything else gets `404`.
 
 use super::NS_COMPONENT;
 use super::table::{RouterHub, Target, parse_name};
 use rookery_core::Server;
-use rookery_core::components::ComponentRoute;
 use rookery_proto::error::StanzaError;
 use rookery_proto::ns;
 use rookery_proto::stanza::{Jid, Stanza, StanzaParseError};
@@ -81,13 +80,11 @@ pub(crate) async fn handle(
         }
         Target::Unbound => {}
     }
-    let core_serves = server.is_local_host(&to)
-        || matches!(server.components().lookup(&to), ComponentRoute::Bound(_));
-    if core_serves {
-        return to_core(server, hub, id, el).await;
+    if hub.core_serves(&to) {
+        return to_core(server, hub, id, el, false).await;
     }
     let Some((default_name, holder)) = hub.default_route() else {
-        return Some(bounce(el, "404"));
+        return to_core(server, hub, id, el, true).await;
     };
     if from == default_name {
         return Some(bounce(el, "404"));
@@ -102,7 +99,14 @@ pub(crate) async fn handle(
 
 /// Unwraps the payload and routes it in the core. The payload is moved out of the route, not
 /// copied; a refused one is put back so the sender gets its own route with the error code.
-async fn to_core(server: &Server, hub: &RouterHub, id: u64, mut el: Element) -> Option<Element> {
+/// `unbound`: the name is nobody's here (a payload that is not a stanza is then `404`).
+async fn to_core(
+    server: &Server,
+    hub: &RouterHub,
+    id: u64,
+    mut el: Element,
+    unbound: bool,
+) -> Option<Element> {
     let Some(pos) = el
         .nodes()
         .iter()
@@ -129,7 +133,8 @@ async fn to_core(server: &Server, hub: &RouterHub, id: u64, mut el: Element) -> 
         Ok(st) => st,
         Err((StanzaParseError::NotAStanza, child)) => {
             // Session-protocol packets and the like: nobody here understands them.
-            return Some(refuse(el, child, "400"));
+            let code = if unbound { "404" } else { "400" };
+            return Some(refuse(el, child, code));
         }
         Err((StanzaParseError::Bad(_), child)) => return Some(refuse(el, child, "400")),
     };

@@ -175,12 +175,17 @@ impl RouterHub {
             }
             Some(_) => {}
             None => {
-                // Held in the core by something else (an XEP-0114 component).
-                if matches!(
-                    self.server.components().lookup(&name),
-                    ComponentRoute::Bound(_)
-                ) {
-                    return Err(Refusal::Conflict);
+                // A domain of an XEP-0114 component (configured or connected) or one of its
+                // subdomains belongs to that component. Names on this router are independent of
+                // each other (jabberd2 routes by exact name), so a subdomain of a router name is
+                // free.
+                let ours = |link_id: u64| t.names.values().any(|n| n.link.id == link_id);
+                match self.server.components().lookup(&name) {
+                    ComponentRoute::Bound(link) if !ours(link.link_id()) => {
+                        return Err(Refusal::Conflict);
+                    }
+                    ComponentRoute::Down => return Err(Refusal::Conflict),
+                    _ => {}
                 }
             }
         }
@@ -308,6 +313,23 @@ impl RouterHub {
         }
     }
 
+    /// Whether Rookery itself serves `name` apart from this router: one of its hosts, or an
+    /// XEP-0114 component's domain (connected or configured) or subdomain. A subdomain of a
+    /// router name is not served: jabberd2 routes by exact name.
+    pub(crate) fn core_serves(&self, name: &str) -> bool {
+        if self.server.is_local_host(name) {
+            return true;
+        }
+        match self.server.components().lookup(name) {
+            ComponentRoute::Bound(link) => {
+                let id = link.link_id();
+                !self.table().names.values().any(|n| n.link.id == id)
+            }
+            ComponentRoute::Down => true,
+            ComponentRoute::None => false,
+        }
+    }
+
     /// Whether connection `id` holds `name` (the `from` check of every route).
     pub(crate) fn holds(&self, id: u64, name: &str) -> bool {
         self.table()
@@ -415,6 +437,14 @@ impl ComponentLink for NameLink {
     }
 
     fn send(&self, st: Stanza) -> Result<(), Stanza> {
+        // The core's table also hands us subdomains of this name; jabberd2 routes by exact
+        // name, so those are not ours to deliver (the core then bounces them).
+        let exact = st
+            .to()
+            .is_some_and(|t| t.domain().as_str().eq_ignore_ascii_case(&self.name));
+        if !exact {
+            return Err(st);
+        }
         let Some(table) = self.hub.upgrade() else {
             return Err(st);
         };

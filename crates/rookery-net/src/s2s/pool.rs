@@ -120,8 +120,8 @@ pub async fn route_remote(s2s: &S2s, server: &Server, st: Stanza) {
     };
     let local = from.domain().as_str().to_owned();
     let remote = to.domain().as_str().to_owned();
-    if !server.is_local_host(&local) {
-        // Only our own users' and hosts' stanzas leave through us: no relaying.
+    if !server.serves_domain(&local) {
+        // Only our own users', hosts' and components' stanzas leave through us: no relaying.
         tracing::debug!(%local, %remote, what = "s2s-relay-refused", "dropping");
         return;
     }

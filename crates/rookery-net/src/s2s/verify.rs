@@ -21,7 +21,7 @@ pub(crate) async fn check(
     id: &str,
     key: &str,
 ) -> DbType {
-    if server.is_local_host(originating) {
+    if server.serves_domain(originating) {
         // We are the authoritative server ourselves: no need to dial back.
         return if dialback::verify_key(s2s.secret(), receiving, originating, id, key) {
             DbType::Valid

@@ -273,7 +273,8 @@ async fn unicast_to_bound_unknown_and_default_routes() {
     );
     assert_eq!(inner_id(&got), "m1", "forwarded as is");
 
-    // No default route: a name nobody holds and Rookery doesn't serve is 404, stanza or not.
+    // No default route: Rookery is it. A stanza goes to its core, which would federate it;
+    // federation is off here, so the stanza error comes back to the sender's name…
     a.raw(&route(
         "a.test",
         "nowhere.test",
@@ -282,9 +283,20 @@ async fn unicast_to_bound_unknown_and_default_routes() {
     .await;
     let e = a.next_named("route", 5).await;
     assert_eq!(
-        (e.attr("error"), inner_id(&e).as_str()),
-        (Some("404"), "n1")
+        (e.attr("from"), e.attr("to")),
+        (Some("nowhere.test"), Some("a.test"))
     );
+    let bounced = e.children().next().unwrap();
+    assert_eq!(
+        (bounced.attr("type"), bounced.attr("id")),
+        (Some("error"), Some("n1"))
+    );
+    assert!(
+        bounced.to_xml().contains("remote-server-not-found"),
+        "{}",
+        bounced.to_xml()
+    );
+    // …and a payload that is not a stanza is 404.
     let sess = "<session xmlns='http://jabberd.jabberstudio.org/ns/session/1.0' action='start'/>";
     a.raw(&route("a.test", "nowhere.test", sess)).await;
     assert_eq!(a.next_named("route", 5).await.attr("error"), Some("404"));
@@ -568,6 +580,42 @@ async fn a_throttled_connection_holds_at_most_a_mailbox_of_routes() {
         held + bounced,
         cap + 3,
         "nothing lost: {held} held, {bounced} bounced"
+    );
+}
+
+#[tokio::test]
+async fn router_names_are_exact_and_subdomains_are_separate_names() {
+    let r = client::start().await;
+    let server = &r.running.server;
+    let mut sm = Comp::bound(r.addr, "jabberd", "jd2.test").await;
+    let _ = sm.drain().await;
+    let (h, mut rx) = support::session(server, "alice@localhost/r");
+    // Nobody holds muc.jd2.test: jabberd2's router would not give it to jd2.test's holder.
+    support::send(
+        server,
+        &h,
+        "<message xmlns='jabber:client' to='room@muc.jd2.test' id='m1'><body>x</body></message>",
+    )
+    .await;
+    let err = support::expect_error(&mut rx, 5, "service-unavailable", "cancel").await;
+    assert_eq!(err.id(), Some("m1"));
+    assert!(
+        sm.drain().await.is_empty(),
+        "not delivered to jd2.test's holder"
+    );
+    // Another connection may bind the subdomain as a name of its own.
+    let mut muc = Comp::bound(r.addr, "jabberd", "muc.jd2.test").await;
+    let _ = muc.drain().await;
+    support::send(
+        server,
+        &h,
+        "<message xmlns='jabber:client' to='room@muc.jd2.test' id='m2'><body>x</body></message>",
+    )
+    .await;
+    let got = muc.next_named("route", 5).await;
+    assert_eq!(
+        (got.attr("to"), inner_id(&got).as_str()),
+        (Some("muc.jd2.test"), "m2")
     );
 }
 

@@ -772,3 +772,5 @@ pub async fn dialback_as_a(peer: &mut RawPeer) {
         v.to_xml()
     );
 }
+
+pub mod local;

@@ -120,7 +120,7 @@ where
     match db.kind {
         // We are the authoritative server: was this key made by us for this stream id?
         DbKind::Verify => {
-            let ours = server.is_local_host(&db.to);
+            let ours = server.serves_domain(&db.to);
             let valid = ours
                 && db.id.as_deref().is_some_and(|id| {
                     dialback::verify_key(s2s.secret(), &db.from, &db.to, id, &key)
@@ -143,7 +143,7 @@ where
             let refuse = |cond: Condition, text: &str| {
                 db.verdict(DbType::Error(Some(StanzaError::new(cond).with_text(text))))
             };
-            let answer = if !server.is_local_host(&db.to) {
+            let answer = if !server.serves_domain(&db.to) {
                 Some(refuse(
                     Condition::ItemNotFound,
                     "not a domain of this server",

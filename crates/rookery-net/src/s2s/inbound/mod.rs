@@ -33,7 +33,7 @@ struct In {
     stream_id: String,
     /// The `from` of the peer's stream header (the sender domain it claims).
     header_from: Option<String>,
-    /// The `to` of the peer's stream header, one of our hosts.
+    /// The `to` of the peer's stream header, one of our hosts or component domains.
     header_to: String,
     /// Authenticated (sender, receiver) pairs.
     pairs: HashSet<(String, String)>,
@@ -264,7 +264,8 @@ where
     // Normalised like the JIDs of the stanzas that follow, so pairs compare equal.
     let header_domain = |d: &str| normalize_domain(d.trim_end_matches('.'));
     match header.attr("to").map(&header_domain) {
-        Some(Some(t)) if server.is_local_host(&t) => st.header_to = t,
+        // Our hosts and our components' domains (remote servers reach components through us).
+        Some(Some(t)) if server.serves_domain(&t) => st.header_to = t,
         // RFC 6120 §4.7.2: a missing 'to' means our default host.
         None => {
             st.header_to = server

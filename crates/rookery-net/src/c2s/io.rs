@@ -1,0 +1,85 @@
+//! What c2s negotiation and the bound session actor need of a client's stream. Two kinds of
+//! stream implement it: `XmppStream<IO>` for a client on its own socket (TCP or TLS), and
+//! `cm::CmStream` for a client behind a connection manager, whose elements arrive wrapped in
+//! `<route>` on a link shared with other clients. Everything above this trait — header checks,
+//! SASL, bind, the session actor — is the same code for both, which is what makes a CM-routed
+//! client an ordinary session.
+
+use crate::stream::{ReadError, XmppStream};
+use rookery_proto::error::StreamError;
+use rookery_xml::{Element, FramerError, Limits, StreamEvent};
+use std::future::Future;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub(crate) trait ClientIo: Send {
+    /// The next event, waiting for input. Cancel-safe.
+    fn next_event(&mut self) -> impl Future<Output = Result<StreamEvent, ReadError>> + Send;
+    /// The next event already received, without waiting (None: more input needed).
+    fn poll_event(&mut self) -> Result<Option<StreamEvent>, FramerError>;
+    /// Waits for more input (then `poll_event`). Cancel-safe.
+    fn read_more(&mut self) -> impl Future<Output = Result<(), ReadError>> + Send;
+    /// Whether a stanza has started but not finished (the unfinished-stanza timeout).
+    fn in_stanza(&self) -> bool;
+    /// Input received but not yet parsed into events (data pipelined after `<starttls/>`).
+    fn buffered_len(&self) -> usize;
+    fn set_limits(&mut self, limits: Limits);
+    /// Stream restart after SASL success.
+    fn restart(&mut self);
+    /// Queues an element for the client (call `flush`).
+    fn queue(&mut self, el: &Element);
+    /// Writes what is queued.
+    fn flush(&mut self) -> impl Future<Output = std::io::Result<()>> + Send;
+    /// Our stream header.
+    fn send_header(
+        &mut self,
+        attrs: &[(&str, &str)],
+    ) -> impl Future<Output = std::io::Result<()>> + Send;
+    /// A stream error, then close.
+    fn fail(&mut self, err: &StreamError) -> impl Future<Output = ()> + Send;
+    /// Closes the stream.
+    fn close(&mut self) -> impl Future<Output = ()> + Send;
+
+    fn send(&mut self, el: &Element) -> impl Future<Output = std::io::Result<()>> + Send {
+        self.queue(el);
+        self.flush()
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin + Send> ClientIo for XmppStream<IO> {
+    async fn next_event(&mut self) -> Result<StreamEvent, ReadError> {
+        XmppStream::next_event(self).await
+    }
+    fn poll_event(&mut self) -> Result<Option<StreamEvent>, FramerError> {
+        XmppStream::poll_event(self)
+    }
+    async fn read_more(&mut self) -> Result<(), ReadError> {
+        XmppStream::read_more(self).await
+    }
+    fn in_stanza(&self) -> bool {
+        self.framer().in_stanza()
+    }
+    fn buffered_len(&self) -> usize {
+        self.framer().buffered_len()
+    }
+    fn set_limits(&mut self, limits: Limits) {
+        XmppStream::set_limits(self, limits)
+    }
+    fn restart(&mut self) {
+        XmppStream::restart(self)
+    }
+    fn queue(&mut self, el: &Element) {
+        XmppStream::queue(self, el)
+    }
+    async fn flush(&mut self) -> std::io::Result<()> {
+        XmppStream::flush(self).await
+    }
+    async fn send_header(&mut self, attrs: &[(&str, &str)]) -> std::io::Result<()> {
+        XmppStream::send_header(self, attrs).await
+    }
+    async fn fail(&mut self, err: &StreamError) {
+        XmppStream::fail(self, err).await
+    }
+    async fn close(&mut self) {
+        XmppStream::close(self).await
+    }
+}

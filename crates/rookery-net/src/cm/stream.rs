@@ -1,0 +1,208 @@
+//! The server's view of one client behind a connection manager: a `ClientIo` whose input is
+//! the payloads of `<route streamid=…>` elements the link reader hands over, and whose output
+//! is wrapped in `<route>` and queued on the link the client is pinned to. The c2s negotiation
+//! and session actor run on it unchanged — SASL, bind, roster, presence, offline, blocking all
+//! behave as for a direct client.
+//!
+//! The CM owns the client's socket, TLS and stream headers: our headers and features are not
+//! sent (the CM writes its own from the configuration IQ), and a stream restart after SASL is
+//! a header we synthesize, since the client's new header stays at the CM.
+
+use super::hub::Hub;
+use crate::c2s::io::ClientIo;
+use crate::stream::{ReadError, stream_error_xml};
+use bytes::Bytes;
+use rookery_proto::error::StreamError;
+use rookery_proto::ns;
+use rookery_xml::{Element, FramerError, Limits, StreamEvent, StreamHeader};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// What the link reader hands a CM session.
+#[derive(Debug)]
+pub enum CmIn {
+    /// A routed element from the client.
+    Element(Element),
+    /// The CM closed the client (it disconnected, or the CM is gone).
+    Close,
+}
+
+pub type CmTx = mpsc::Sender<CmIn>;
+
+/// Elements a session may have waiting from its link before the link reader waits for it.
+pub const INBOX: usize = 64;
+
+pub struct CmStream {
+    rx: mpsc::Receiver<CmIn>,
+    pending: VecDeque<StreamEvent>,
+    out: Vec<u8>,
+    hub: Arc<Hub<CmTx>>,
+    streamid: String,
+    domain: String,
+    peer_closed: bool,
+    closed: bool,
+}
+
+impl CmStream {
+    pub fn new(
+        rx: mpsc::Receiver<CmIn>,
+        hub: Arc<Hub<CmTx>>,
+        streamid: String,
+        domain: String,
+    ) -> CmStream {
+        let mut s = CmStream {
+            rx,
+            pending: VecDeque::new(),
+            out: Vec::new(),
+            hub,
+            streamid,
+            domain,
+            peer_closed: false,
+            closed: false,
+        };
+        s.push_header();
+        s
+    }
+
+    /// The client's (re)started stream as the CM saw it: to our host, `jabber:client`, 1.0.
+    fn push_header(&mut self) {
+        self.pending.push_back(StreamEvent::Open(StreamHeader {
+            ns: ns::STREAM.to_owned(),
+            name: "stream".to_owned(),
+            default_ns: Some(ns::CLIENT.to_owned()),
+            attrs: vec![
+                ("to".to_owned(), self.domain.clone()),
+                ("version".to_owned(), "1.0".to_owned()),
+            ],
+            ns_decls: Vec::new(),
+        }));
+    }
+
+    fn take(&mut self, m: CmIn) -> StreamEvent {
+        match m {
+            CmIn::Element(el) => StreamEvent::Stanza(el),
+            CmIn::Close => {
+                self.peer_closed = true;
+                StreamEvent::Close
+            }
+        }
+    }
+
+    async fn write_out(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let bytes = Bytes::from(std::mem::take(&mut self.out));
+        if let Some(link) = self.hub.link_of(&self.streamid)
+            && !link.wait_room(crate::stream::WRITE_TIMEOUT).await
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connection manager is not reading",
+            ));
+        }
+        if self.hub.send(&self.streamid, bytes) {
+            Ok(())
+        } else {
+            Err(std::io::ErrorKind::NotConnected.into())
+        }
+    }
+}
+
+impl Drop for CmStream {
+    fn drop(&mut self) {
+        self.hub.remove_session(&self.streamid);
+    }
+}
+
+impl ClientIo for CmStream {
+    async fn next_event(&mut self) -> Result<StreamEvent, ReadError> {
+        if let Some(ev) = self.pending.pop_front() {
+            return Ok(ev);
+        }
+        match self.rx.recv().await {
+            Some(m) => Ok(self.take(m)),
+            None => Err(ReadError::Closed),
+        }
+    }
+    fn poll_event(&mut self) -> Result<Option<StreamEvent>, FramerError> {
+        if let Some(ev) = self.pending.pop_front() {
+            return Ok(Some(ev));
+        }
+        Ok(self.rx.try_recv().ok().map(|m| self.take(m)))
+    }
+    async fn read_more(&mut self) -> Result<(), ReadError> {
+        match self.rx.recv().await {
+            Some(m) => {
+                let ev = self.take(m);
+                self.pending.push_back(ev);
+                Ok(())
+            }
+            None => Err(ReadError::Closed),
+        }
+    }
+    fn in_stanza(&self) -> bool {
+        // Only complete elements cross the link.
+        false
+    }
+    fn buffered_len(&self) -> usize {
+        self.pending.len()
+    }
+    fn set_limits(&mut self, _limits: Limits) {
+        // The CM's framer enforces the client's limits (sent in the configuration IQ); the
+        // link's framer caps what crosses the link.
+    }
+    fn restart(&mut self) {
+        self.push_header();
+    }
+    fn queue(&mut self, el: &Element) {
+        if el.is("features", ns::STREAM) {
+            // The CM advertises features itself (configuration IQ).
+            return;
+        }
+        super::wire::write_route(
+            &mut self.out,
+            &self.domain,
+            &self.hub.name,
+            &self.streamid,
+            el,
+        );
+    }
+    async fn flush(&mut self) -> std::io::Result<()> {
+        self.write_out().await
+    }
+    async fn send_header(&mut self, _attrs: &[(&str, &str)]) -> std::io::Result<()> {
+        Ok(())
+    }
+    async fn fail(&mut self, err: &StreamError) {
+        if !self.peer_closed {
+            let raw = stream_error_xml(err);
+            super::wire::write_route_raw(
+                &mut self.out,
+                &self.domain,
+                &self.hub.name,
+                &self.streamid,
+                raw.as_bytes(),
+            );
+        }
+        self.close().await;
+    }
+    async fn close(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        if !self.peer_closed {
+            // Server-initiated close (kick, conflict, shutdown): the CM closes the client.
+            let iq = super::wire::session_iq(
+                "set",
+                &format!("close-{}", self.streamid),
+                &self.streamid,
+                Some(Element::new("close", ns::CM)),
+            );
+            iq.write_to(&mut self.out, ns::CM_LINK);
+        }
+        let _ = self.write_out().await;
+    }
+}

@@ -1,0 +1,139 @@
+"""Connection managers for the interop tests: `rookery cm` processes pointed at a test server's
+`cm` listener, optionally through `LinkProxy`, a loopback TCP relay the test can cut one
+connection of (a link dying mid-conversation, as a network failure would: the relay closes
+both sides at once, whatever is in flight is gone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rookery_harness import HOST, READY_DEADLINE_S, STOP_DEADLINE_S, ServerError, rookery_bin
+
+CM_SECRET = "cm-shared-secret-for-tests"
+
+
+class LinkProxy:
+    """Relays every accepted connection to `target`. `cut(i)` aborts the i-th live one."""
+
+    def __init__(self, target: tuple[str, int]):
+        self.target = target
+        self.pairs: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = []
+        self.server: asyncio.AbstractServer | None = None
+        self.accepted = 0
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._handle, HOST, 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _handle(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        try:
+            ur, uw = await asyncio.open_connection(*self.target)
+        except OSError:
+            w.close()
+            return
+        pair = (w, uw)
+        self.pairs.append(pair)
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pump(r, uw), pump(ur, w), return_exceptions=True)
+        if pair in self.pairs:
+            self.pairs.remove(pair)
+
+    def live(self) -> int:
+        return len(self.pairs)
+
+    def cut(self, i: int = 0) -> None:
+        """Drops one relayed connection abruptly (RST on both sides)."""
+        w, uw = self.pairs.pop(i)
+        for x in (w, uw):
+            x.transport.abort()
+
+    async def close(self) -> None:
+        for w, uw in self.pairs:
+            w.transport.abort()
+            uw.transport.abort()
+        self.pairs.clear()
+        if self.server:
+            self.server.close()
+
+
+@dataclass
+class ConnectionManager:
+    """One `rookery cm` process."""
+
+    workdir: Path
+    name: str
+    server_port: int
+    links: int = 5
+    grace_secs: int = 30
+    binary: Path = field(default_factory=rookery_bin)
+    proc: subprocess.Popen | None = None
+    ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.workdir / "cm.stderr"
+
+    def stderr_tail(self, n: int = 60) -> str:
+        try:
+            return "\n".join(self.stderr_path.read_text(errors="replace").splitlines()[-n:])
+        except FileNotFoundError:
+            return ""
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        ready = self.workdir / "ready"
+        env = dict(os.environ, ROOKERY_CM_SECRET=CM_SECRET, NO_COLOR="1")
+        with open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                [str(self.binary), "cm", "--name", self.name,
+                 "--server", f"{HOST}:{self.server_port}",
+                 "--links", str(self.links), "--grace-secs", str(self.grace_secs),
+                 "--listen", f"{HOST}:0", "--listen-tls", f"{HOST}:0",
+                 "--domain", "localhost", "--data-dir", str(self.workdir / "data"),
+                 "--ready-file", str(ready)],
+                stdin=subprocess.DEVNULL, stdout=err, stderr=err, cwd=self.workdir, env=env)
+        deadline = time.monotonic() + READY_DEADLINE_S
+        while not ready.exists():
+            if self.proc.poll() is not None:
+                raise ServerError(f"rookery cm exited with {self.proc.returncode}:\n" + self.stderr_tail())
+            if time.monotonic() > deadline:
+                self.kill()
+                raise ServerError("rookery cm wrote no ready file:\n" + self.stderr_tail())
+            time.sleep(0.02)
+        for line in ready.read_text().splitlines():
+            kind, addr = line.split()
+            self.ports[kind] = int(addr.rsplit(":", 1)[1])
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_DEADLINE_S)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise ServerError("rookery cm did not exit after SIGTERM:\n" + self.stderr_tail())
+        return self.proc.returncode
