@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod client;
+mod federation;
 #[path = "../support/mod.rs"]
 mod support;
 
