@@ -10,11 +10,14 @@
 //! bounded mailbox, never waiting: a full mailbox bounces the route to its sender.
 
 mod auth;
+mod link;
 mod route;
+mod sasl;
 mod table;
 mod wire;
 
-pub use table::{Acl, BindRequest, Refusal, RouterHub, multi_index, parse_name};
+pub use link::multi_index;
+pub use table::{Acl, BindRequest, Refusal, RouterHub, parse_name};
 
 use crate::limits::UnauthGuard;
 use crate::stream::{ReadError, XmppStream, framer_stream_error};

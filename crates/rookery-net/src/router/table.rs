@@ -5,18 +5,18 @@
 //! Where it sits: every router connection (`router/mod.rs`) registers its mailbox here after
 //! authenticating and calls `bind`/`unbind`/`disconnect`; `route.rs` asks `lookup` where a
 //! `<route/>` goes. A name bound here is also bound in the core's `Components` table through a
-//! [`NameLink`], so stanzas from Rookery's own users to that domain come here, wrapped in a
+//! `NameLink` (`link.rs`), so stanzas from Rookery's own users to that domain come here, wrapped in a
 //! `<route/>`. One plain mutex guards the table; it is never held across an `.await`, and no
 //! per-stanza path scans all connections (broadcasts aside, which are by definition to all).
 
 use super::NS_COMPONENT;
+use super::link::{NameLink, multi_index, random_index};
 use rookery_core::Server;
-use rookery_core::components::{ComponentLink, ComponentRoute, next_link_id};
-use rookery_proto::stanza::{Jid, Stanza};
+use rookery_core::components::{ComponentRoute, next_link_id};
+use rookery_proto::stanza::Jid;
 use rookery_xml::Element;
-use sha1::{Digest, Sha1};
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 /// Elements waiting to be written to one router connection.
@@ -30,7 +30,7 @@ pub struct RouterHub {
 }
 
 #[derive(Default)]
-struct Table {
+pub(super) struct Table {
     conns: HashMap<u64, Conn>,
     names: HashMap<String, Name>,
     /// The default route: (name, holder).
@@ -107,24 +107,6 @@ pub fn parse_name(raw: &str) -> Option<String> {
     Some(jid.domain().as_str().to_ascii_lowercase())
 }
 
-/// jabberd2's choice among the holders of a multi-bound name: SHA-1 of the bare JID, its five
-/// 32-bit words XOR-folded (read little-endian, as jabberd2 does on the x86/ARM machines it
-/// runs on), shifted right by 2, modulo the number of holders. `None` for a node-less JID,
-/// which jabberd2 spreads at random.
-pub fn multi_index(jid: &Jid, holders: usize) -> Option<usize> {
-    let node = jid.node()?;
-    if holders == 0 {
-        return None;
-    }
-    let bare = format!("{}@{}", node.as_str(), jid.domain().as_str());
-    let digest = Sha1::digest(bare.as_bytes());
-    let mut folded = 0u32;
-    for word in digest.chunks_exact(4) {
-        folded ^= u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
-    }
-    Some(((folded >> 2) as usize) % holders)
-}
-
 impl RouterHub {
     pub fn new(server: &Server) -> Self {
         RouterHub {
@@ -179,7 +161,7 @@ impl RouterHub {
                 // subdomains belongs to that component. Names on this router are independent of
                 // each other (jabberd2 routes by exact name), so a subdomain of a router name is
                 // free.
-                let ours = |link_id: u64| t.names.values().any(|n| n.link.id == link_id);
+                let ours = |link_id: u64| t.names.values().any(|n| n.link.id() == link_id);
                 match self.server.components().lookup(&name) {
                     ComponentRoute::Bound(link) if !ours(link.link_id()) => {
                         return Err(Refusal::Conflict);
@@ -203,11 +185,11 @@ impl RouterHub {
         }
         let fresh = !t.names.contains_key(&name);
         if fresh {
-            let link = Arc::new(NameLink {
-                id: next_link_id(),
-                name: name.clone(),
-                hub: Arc::downgrade(&self.inner),
-            });
+            let link = Arc::new(NameLink::new(
+                next_link_id(),
+                name.clone(),
+                Arc::downgrade(&self.inner),
+            ));
             if self.server.components().bind(&name, link.clone()).is_err() {
                 return Err(Refusal::Conflict);
             }
@@ -308,7 +290,7 @@ impl RouterHub {
             None => false,
         };
         if gone && let Some(n) = t.names.remove(name) {
-            self.server.components().unbind(name, n.link.id);
+            self.server.components().unbind(name, n.link.id());
             t.announce(name, id, true);
         }
     }
@@ -323,7 +305,7 @@ impl RouterHub {
         match self.server.components().lookup(name) {
             ComponentRoute::Bound(link) => {
                 let id = link.link_id();
-                !self.table().names.values().any(|n| n.link.id == id)
+                !self.table().names.values().any(|n| n.link.id() == id)
             }
             ComponentRoute::Down => true,
             ComponentRoute::None => false,
@@ -375,7 +357,8 @@ impl RouterHub {
 }
 
 impl Table {
-    fn pick(&self, name: &str, inner_to: Option<&Jid>) -> Target {
+    /// The holder of `name` a route goes to (jabberd2's choice for multi-bound names).
+    pub(super) fn pick(&self, name: &str, inner_to: Option<&Jid>) -> Target {
         let Some(n) = self.names.get(name) else {
             return Target::Unbound;
         };
@@ -416,83 +399,9 @@ fn presence(name: &str, unavailable: bool) -> Element {
     p
 }
 
-fn random_index(n: usize) -> usize {
-    let mut b = [0u8; 8];
-    // A failed RNG only makes the spread uneven; index 0 is still a valid holder.
-    let _ = getrandom::fill(&mut b);
-    (u64::from_le_bytes(b) % n as u64) as usize
-}
-
-/// The core's sink for one router name: wraps stanzas from Rookery into
-/// `<route from='<sender domain>' to='<name>'>` and puts them into the holder's mailbox.
-pub(crate) struct NameLink {
-    id: u64,
-    name: String,
-    hub: Weak<Mutex<Table>>,
-}
-
-impl ComponentLink for NameLink {
-    fn link_id(&self) -> u64 {
-        self.id
-    }
-
-    fn send(&self, st: Stanza) -> Result<(), Stanza> {
-        // The core's table also hands us subdomains of this name; jabberd2 routes by exact
-        // name, so those are not ours to deliver (the core then bounces them).
-        let exact = st
-            .to()
-            .is_some_and(|t| t.domain().as_str().eq_ignore_ascii_case(&self.name));
-        if !exact {
-            return Err(st);
-        }
-        let Some(table) = self.hub.upgrade() else {
-            return Err(st);
-        };
-        let target = table
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pick(&self.name, st.to());
-        let Target::Link(_, tx) = target else {
-            return Err(st);
-        };
-        // Reserve first so a full mailbox hands the stanza back untouched, without a copy.
-        let Ok(permit) = tx.try_reserve() else {
-            return Err(st);
-        };
-        let from = st
-            .from()
-            .map(|f| f.domain().as_str().to_owned())
-            .unwrap_or_default();
-        let route = Element::new("route", NS_COMPONENT)
-            .with_attr("from", from)
-            .with_attr("to", self.name.clone())
-            .child(st.into_element());
-        permit.send(route);
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn multi_index_is_stable_per_bare_jid_and_none_without_node() {
-        let a: Jid = "alice@jd2.test/one".parse().unwrap();
-        let a2: Jid = "alice@jd2.test/two".parse().unwrap();
-        assert_eq!(multi_index(&a, 3), multi_index(&a2, 3));
-        assert!(multi_index(&a, 3).unwrap() < 3);
-        let d: Jid = "jd2.test".parse().unwrap();
-        assert_eq!(multi_index(&d, 3), None);
-        // SHA-1("alice@jd2.test") folded as jabberd2 folds it, computed independently.
-        let digest = Sha1::digest(b"alice@jd2.test");
-        let w: Vec<u32> = digest
-            .chunks(4)
-            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
-            .collect();
-        let expect = ((w[0] ^ w[1] ^ w[2] ^ w[3] ^ w[4]) >> 2) as usize % 7;
-        assert_eq!(multi_index(&a, 7), Some(expect));
-    }
 
     #[test]
     fn names_parse_like_jabberd2() {
