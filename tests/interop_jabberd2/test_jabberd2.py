@@ -88,6 +88,11 @@ async def test_messages_flow_both_ways(world):
     assert got["from"].bare == f"bob@{JD2_DOMAIN}"
     assert got["from"].resource, "the full JID of bob's jabberd2 session"
 
+    # Neither jabberd2 process saw a route error or a stream error from its router.
+    for proc in world.jd2.procs:
+        log = proc.text()
+        assert "error from router" not in log and "router refused" not in log, log[-3000:]
+
 
 def is_presence(frm: str, ptype: str):
     bare = frm
