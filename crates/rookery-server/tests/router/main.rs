@@ -114,6 +114,32 @@ async fn unauthenticated_links_are_capped_per_address_until_they_log_in() {
 }
 
 #[tokio::test]
+async fn legacy_xep0114_headers_are_sent_to_a_component_listener() {
+    let r = client::start().await;
+    let tcp = tokio::net::TcpStream::connect(r.addr).await.unwrap();
+    let mut s = rookery_net::stream::XmppStream::new(tcp, rookery_xml::Limits::default(), NS);
+    s.queue_raw(
+        b"<stream:stream xmlns='jabber:component:accept' \
+          xmlns:stream='http://etherx.jabber.org/streams' to='legacy.test'>",
+    );
+    s.flush().await.unwrap();
+    let mut cond = None;
+    loop {
+        let ev = tokio::time::timeout(std::time::Duration::from_secs(5), s.next_event())
+            .await
+            .expect("an answer within 5 s");
+        match ev {
+            Ok(rookery_xml::StreamEvent::Stanza(e)) if e.name() == "error" => {
+                cond = e.children().next().map(|c| c.name().to_owned());
+            }
+            Ok(rookery_xml::StreamEvent::Open(_)) | Ok(rookery_xml::StreamEvent::Stanza(_)) => {}
+            Ok(rookery_xml::StreamEvent::Close) | Err(_) => break,
+        }
+    }
+    assert_eq!(cond.as_deref(), Some("invalid-namespace"));
+}
+
+#[tokio::test]
 async fn three_failed_logins_close_the_connection() {
     let r = client::start().await;
     let mut c = Comp::connect(r.addr).await;
