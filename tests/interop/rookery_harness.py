@@ -159,6 +159,9 @@ class Rookery:
                 " or point ROOKERY_BIN at it"
             )
         self.workdir.mkdir(parents=True, exist_ok=True)
+        # A restart in the same workdir must not mistake the last run's ready file for this one.
+        self.ready_path.unlink(missing_ok=True)
+        self.ports.clear()
         self.config_path.write_text(render_toml(self.config))
         env = dict(os.environ)
         env.setdefault("NO_COLOR", "1")  # plain log lines in the kept stderr

@@ -119,6 +119,10 @@ string_enum! {
         /// loopback or a private network. Port 5275 by Openfire's convention; 5347 (Prosody,
         /// ejabberd examples) is common too.
         Component => "component",
+        /// The jabberd2 router component protocol: jabberd2's `sm`, `c2s` and other
+        /// components connect here (jabberd2's default port 5347) and authenticate with a
+        /// `[[router.user]]`. Bind it to loopback or a private network.
+        Router => "router",
     }
 }
 
@@ -210,7 +214,7 @@ mod tests {
         assert_eq!(
             "c2s-tsl".parse::<ListenerKind>(),
             Err(
-                r#"unknown value "c2s-tsl", expected one of "c2s", "c2s-tls", "s2s", "s2s-tls", "cm", "component""#
+                r#"unknown value "c2s-tsl", expected one of "c2s", "c2s-tls", "s2s", "s2s-tls", "cm", "component", "router""#
                     .to_owned()
             )
         );

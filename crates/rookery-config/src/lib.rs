@@ -17,6 +17,7 @@ mod enums;
 mod error;
 mod locate;
 mod resolve;
+pub mod router;
 pub mod s2s;
 pub mod sections;
 
@@ -24,6 +25,7 @@ pub use cm::CmConfig;
 pub use component::ComponentConfig;
 pub use enums::{ListenerKind, LogLevel, ResourceConflict, StorageBackend};
 pub use error::ConfigError;
+pub use router::{RouterConfig, RouterUser};
 pub use s2s::{S2sConfig, S2sDomain, S2sPolicy, StaticRoute};
 pub use sections::{
     C2sConfig, HostConfig, Limits, ListenerConfig, RegistrationConfig, ServerConfig, StorageConfig,
@@ -67,6 +69,8 @@ pub struct Config {
     pub cm: CmConfig,
     /// The `[[component]]` entries in file order (XEP-0114 external components); may be empty.
     pub components: Vec<ComponentConfig>,
+    /// `[router]`.
+    pub router: RouterConfig,
     /// The configuration file this was loaded from (absolute), `None` for zero-config.
     pub source: Option<PathBuf>,
 }
@@ -143,6 +147,7 @@ impl Config {
             s2s: S2sConfig::default(),
             cm: CmConfig::default(),
             components: Vec::new(),
+            router: RouterConfig::default(),
             source: None,
         }
     }

@@ -19,6 +19,7 @@ use toml::Spanned;
 use toml::de::{DeTable, Deserializer};
 
 mod component;
+mod router;
 mod s2s;
 
 #[derive(Deserialize, Default)]
@@ -34,6 +35,7 @@ struct RawConfig {
     s2s: s2s::RawS2s,
     cm: crate::cm::CmConfig,
     component: Vec<component::RawComponent>,
+    router: router::RawRouter,
 }
 
 #[derive(Deserialize, Default)]
@@ -204,6 +206,17 @@ impl Cx<'_> {
         let s2s = self.s2s(raw.s2s, base)?;
         self.check_cm(&raw.cm, raw.listen.as_deref().unwrap_or_default())?;
         let components = self.components(&raw.component, &hosts)?;
+        let router = self.router(raw.router)?;
+        if router.users.is_empty()
+            && let Some(i) = listeners
+                .iter()
+                .position(|l| l.kind == ListenerKind::Router)
+        {
+            return Err(self.at(
+                &root.key("listen").index(i).key("kind"),
+                "a router listener needs at least one [[router.user]] (name and secret) to authenticate components",
+            ));
+        }
 
         Ok(Config {
             server: ServerConfig {
@@ -220,6 +233,7 @@ impl Cx<'_> {
             s2s,
             cm: raw.cm,
             components,
+            router,
             source: None,
         })
     }

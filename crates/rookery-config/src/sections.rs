@@ -244,9 +244,10 @@ pub struct ListenerConfig {
     pub address: IpAddr,
     /// `port` (integer 0–65535, required): TCP port; `0` lets the OS choose (used by tests).
     pub port: u16,
-    /// `kind` (`"c2s"` | `"c2s-tls"` | `"s2s"` | `"s2s-tls"` | `"component"`, required): the
-    /// protocol spoken. `"component"` accepts XEP-0114 external components (plain TCP; usually
-    /// port 5275, Openfire's convention, or 5347).
+    /// `kind` (`"c2s"` | `"c2s-tls"` | `"s2s"` | `"s2s-tls"` | `"cm"` | `"component"` |
+    /// `"router"`, required): the protocol spoken. `"component"` accepts XEP-0114 external
+    /// components (plain TCP; usually port 5275, Openfire's convention, or 5347); `"router"`
+    /// jabberd2 components (conventionally port 5347).
     pub kind: ListenerKind,
 }
 

@@ -49,7 +49,7 @@ port = 5223
     let e = Config::parse(text, Path::new("rookery.toml")).unwrap_err();
     assert_eq!(
         e.to_string(),
-        r#"rookery.toml:12:8: listen[1].kind: unknown value "c2s-tsl", expected one of "c2s", "c2s-tls", "s2s", "s2s-tls", "cm", "component""#
+        r#"rookery.toml:12:8: listen[1].kind: unknown value "c2s-tsl", expected one of "c2s", "c2s-tls", "s2s", "s2s-tls", "cm", "component", "router""#
     );
     assert_eq!((e.line, e.column), (Some(12), Some(8)));
 }

@@ -8,6 +8,7 @@ pub mod cm;
 pub mod component;
 pub mod limits;
 pub mod listener;
+pub mod router;
 pub mod s2s;
 pub mod stream;
 pub mod tls;

@@ -10,6 +10,15 @@ use rookery_config::ListenerKind;
 use rookery_core::Server;
 use tokio::net::TcpListener;
 
+/// What connections of the server-side kinds attach to, shared by every listener: federation
+/// (s2s), connection-manager links (cm) and the jabberd2 router's bind table (router).
+#[derive(Clone)]
+pub struct Shared {
+    pub s2s: Option<crate::s2s::S2s>,
+    pub cms: crate::cm::CmRegistry,
+    pub router: Option<crate::router::RouterHub>,
+}
+
 /// Runs one listener until shutdown.
 pub async fn serve(
     server: Server,
@@ -17,9 +26,9 @@ pub async fn serve(
     kind: ListenerKind,
     tls: TlsContext,
     limiter: UnauthLimiter,
-    s2s: Option<crate::s2s::S2s>,
-    cms: crate::cm::CmRegistry,
+    shared: Shared,
 ) {
+    let Shared { s2s, cms, router } = shared;
     let shutdown = server.shutdown_token().clone();
     let local = listener.local_addr().ok();
     loop {
@@ -46,6 +55,27 @@ pub async fn serve(
             ));
             continue;
         }
+        if kind == ListenerKind::Router {
+            // Router components are few, but the port is as exposed as its address: the same
+            // per-IP caps as for clients apply until a component has authenticated (a
+            // jabberd2 machine opens a handful of links at start, far below them).
+            let Some(hub) = &router else {
+                tracing::debug!(?local, %peer, what = "router-disabled", "closing router connection");
+                continue;
+            };
+            let Some(guard) = admit(&server, &limiter, peer) else {
+                continue;
+            };
+            server.tasks().spawn(crate::router::serve_connection(
+                server.clone(),
+                hub.clone(),
+                tls.clone(),
+                tcp,
+                peer,
+                guard,
+            ));
+            continue;
+        }
         if !kind.is_c2s() && kind != ListenerKind::Component {
             match &s2s {
                 // Peer servers legitimately hold several connections; the per-IP cap on
@@ -66,16 +96,7 @@ pub async fn serve(
             }
             continue;
         }
-        let per_minute = server.config().limits.connects_per_minute_per_ip;
-        if !limiter.attempt(peer.ip(), per_minute, std::time::Instant::now()) {
-            tracing::info!(%peer, what = "connect-rate", "too many connection attempts from this address");
-            drop(tcp);
-            continue;
-        }
-        let max = server.config().limits.unauth_per_ip as usize;
-        let Some(guard) = limiter.try_acquire(peer.ip(), max) else {
-            tracing::info!(%peer, what = "unauth-limit", "too many unauthenticated connections from this address");
-            drop(tcp);
+        let Some(guard) = admit(&server, &limiter, peer) else {
             continue;
         };
         if kind == ListenerKind::Component {
@@ -91,4 +112,24 @@ pub async fn serve(
             srv, tls, tcp, peer, direct, guard,
         ));
     }
+}
+
+/// The per-IP connection-attempt budget and unauthenticated-connection cap; `None` (and a log
+/// line) when this connection is over either. The guard frees the slot when dropped.
+fn admit(
+    server: &Server,
+    limiter: &UnauthLimiter,
+    peer: std::net::SocketAddr,
+) -> Option<crate::limits::UnauthGuard> {
+    let per_minute = server.config().limits.connects_per_minute_per_ip;
+    if !limiter.attempt(peer.ip(), per_minute, std::time::Instant::now()) {
+        tracing::info!(%peer, what = "connect-rate", "too many connection attempts from this address");
+        return None;
+    }
+    let max = server.config().limits.unauth_per_ip as usize;
+    let guard = limiter.try_acquire(peer.ip(), max);
+    if guard.is_none() {
+        tracing::info!(%peer, what = "unauth-limit", "too many unauthenticated connections from this address");
+    }
+    guard
 }

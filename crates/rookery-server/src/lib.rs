@@ -107,6 +107,13 @@ pub async fn start_with(cfg: Config, modules: Vec<Arc<dyn Module>>) -> Result<Ru
         None
     };
 
+    // One bind table for every router listener (they are one router with several doors).
+    let router = cfg
+        .listeners
+        .iter()
+        .any(|l| l.kind == ListenerKind::Router)
+        .then(|| rookery_net::router::RouterHub::new(&server));
+
     let mut bound = Vec::new();
     for l in &cfg.listeners {
         let addr = l.socket_addr();
@@ -143,8 +150,11 @@ pub async fn start_with(cfg: Config, modules: Vec<Arc<dyn Module>>) -> Result<Ru
             kind,
             tls,
             limiter.clone(),
-            s2s.clone(),
-            cms.clone(),
+            rookery_net::listener::Shared {
+                s2s: s2s.clone(),
+                cms: cms.clone(),
+                router: router.clone(),
+            },
         ));
     }
     Ok(Running {

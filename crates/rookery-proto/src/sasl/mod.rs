@@ -11,9 +11,14 @@
 //! SCRAM server-first-messages carry the XEP-0474 downgrade-protection attribute `h`
 //! ([`downgrade_protection_hash`]), which signs the advertised mechanism and channel-binding
 //! lists into the exchange.
+//!
+//! [`digest_md5`] is the exception: DIGEST-MD5 (RFC 2831, historic) exists only for jabberd2
+//! components on the router listener, which need the shared secret in plain text and speak
+//! nothing else; client streams never offer it.
 
 pub mod creds;
 mod crypto;
+pub mod digest_md5;
 mod failure;
 mod mechanism;
 mod plain;

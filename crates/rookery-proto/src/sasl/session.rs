@@ -118,6 +118,19 @@ impl SaslSession {
         Self::start_inner(mech, initial_response, cfg, None, true)
     }
 
+    /// Like [`start`](Self::start), but the SCRAM server-first-message carries no XEP-0474
+    /// attribute. For streams whose `<mechanisms/>` also lists a mechanism outside
+    /// [`Mechanism`] (the jabberd2 router listener offers DIGEST-MD5): the hash would be computed
+    /// over `cfg.advertised` alone, a client that checks it would compute it over everything it
+    /// was shown, and it would take the difference for a downgrade attack.
+    pub fn start_without_ssdp(
+        mech: Mechanism,
+        initial_response: Option<&[u8]>,
+        cfg: &SaslConfig<'_>,
+    ) -> (Self, Step) {
+        Self::start_inner(mech, initial_response, cfg, None, false)
+    }
+
     /// Test hook: fixes the server nonce and optionally leaves out the XEP-0474 attribute so
     /// the RFC 5802 / RFC 7677 examples can be replayed byte for byte.
     #[cfg(test)]

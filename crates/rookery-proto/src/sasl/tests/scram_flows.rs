@@ -316,6 +316,29 @@ fn xep0474_attribute_signs_the_advertised_lists() {
     );
 }
 
+/// Without XEP-0474 (the router listener's entry point) the exchange still completes, and the
+/// server-first-message has no `h` attribute a client could mistake for a downgrade.
+#[test]
+fn start_without_ssdp_leaves_out_the_attribute() {
+    let env = Env::plaintext();
+    let cfg = env.cfg();
+    for (mech, alg) in SCRAM {
+        let mut c = juliet(alg);
+        let (mut session, step) =
+            SaslSession::start_without_ssdp(mech, Some(&c.first_message()), &cfg);
+        assert!(matches!(step, Step::NeedCredentials { .. }), "{step:?}");
+        let server_first = match session.provide_credentials(Some(&JULIET), &cfg) {
+            Step::Challenge(data) => data,
+            other => panic!("expected a challenge, got {other:?}"),
+        };
+        let text = String::from_utf8(server_first.clone()).unwrap();
+        assert!(!text.split(',').any(|p| p.starts_with("h=")), "{text}");
+        let outcome = session.step(&c.final_message(&server_first).unwrap(), &cfg);
+        assert!(matches!(outcome, Step::Success { .. }), "{outcome:?}");
+        assert_eq!(c.ssdp, None);
+    }
+}
+
 #[test]
 fn no_initial_response_gets_an_empty_challenge() {
     let env = Env::tls13();
