@@ -25,6 +25,19 @@ use tokio::time::Instant;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client waits for the first link's settings when the CM has just started.
 const SETTINGS_WAIT: Duration = Duration::from_secs(10);
+/// Routed elements written to a client per flush at most.
+const WRITE_BATCH: usize = 64;
+
+/// The next message for the client actor: one held back from a batch first.
+async fn next_msg(
+    held: &mut Option<ToClient>,
+    rx: &mut mpsc::Receiver<ToClient>,
+) -> Option<ToClient> {
+    if let Some(m) = held.take() {
+        return Some(m);
+    }
+    rx.recv().await
+}
 
 struct Ctx {
     peer: SocketAddr,
@@ -42,6 +55,8 @@ struct Ctx {
     deadline: Instant,
     /// Held until SASL succeeds (per-IP cap on unauthenticated connections).
     unauth: Option<UnauthGuard>,
+    /// A message taken out of `rx` while batching that is not part of the batch.
+    held: Option<ToClient>,
 }
 
 enum Next {
@@ -78,6 +93,7 @@ pub async fn serve(
         tx,
         deadline: Instant::now() + Duration::from_secs(auth_secs),
         unauth: Some(guard),
+        held: None,
     };
     if direct {
         if let Ok(Ok(s)) = tokio::time::timeout(HEADER_TIMEOUT, tls.accept(tcp)).await {
@@ -285,12 +301,29 @@ where
                 stream.fail(&StreamError::new(StreamCondition::SystemShutdown)).await;
                 return Step::Done;
             }
-            msg = ctx.rx.recv() => {
+            msg = next_msg(&mut ctx.held, &mut ctx.rx) => {
                 let Some(msg) = msg else { return Step::Done };
                 match msg {
                     ToClient::Element(el) => {
                         let success = el.is("success", ns::SASL);
-                        if stream.send(&el).await.is_err() {
+                        stream.queue(&el);
+                        // Whatever else is already waiting goes out in the same write (never
+                        // past a SASL success: the stream restarts there).
+                        let mut more = 0;
+                        while !success && more < WRITE_BATCH {
+                            match ctx.rx.try_recv() {
+                                Ok(ToClient::Element(next)) if !next.is("success", ns::SASL) => {
+                                    stream.queue(&next);
+                                    more += 1;
+                                }
+                                Ok(other) => {
+                                    ctx.held = Some(other);
+                                    break;
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        if stream.flush().await.is_err() {
                             return Step::Done;
                         }
                         if success {

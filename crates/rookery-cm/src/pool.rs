@@ -280,12 +280,12 @@ async fn on_route(cm: &Cm, link: &Arc<Link>, mut el: Element) {
     };
     match cm.hub.session(&streamid) {
         Some(tx) => {
-            if let Err(e) = tx.send(ToClient::Element(payload)).await {
+            if let Err(e) = tx.send(ToClient::Element(Box::new(payload))).await {
                 undeliverable(cm, link, &streamid, e.0);
             }
         }
         None => {
-            undeliverable(cm, link, &streamid, ToClient::Element(payload));
+            undeliverable(cm, link, &streamid, ToClient::Element(Box::new(payload)));
         }
     }
 }
@@ -297,10 +297,10 @@ fn undeliverable(cm: &Cm, link: &Arc<Link>, streamid: &str, what: ToClient) {
     let ToClient::Element(el) = what else {
         return;
     };
-    if let Ok(st) = Stanza::new(el.clone())
+    if let Ok(st) = Stanza::new((*el).clone())
         && st.kind() == Kind::Message
     {
-        let failed = Element::new("failed", ns::CM).child(el);
+        let failed = Element::new("failed", ns::CM).child(*el);
         let iq = wire::session_iq("set", &cm.next_id("failed"), streamid, Some(failed));
         link.push(Bytes::from(wire::to_link_bytes(&iq)));
     }

@@ -16,8 +16,8 @@ use tokio_util::task::TaskTracker;
 /// What the link side tells a client actor.
 #[derive(Debug)]
 pub enum ToClient {
-    /// A payload the server routed to this client.
-    Element(Element),
+    /// A payload the server routed to this client (boxed: inbox slots are allocated up front).
+    Element(Box<Element>),
     /// The server answered the session `create` (true: created).
     Created(bool),
     /// The server closed the session.

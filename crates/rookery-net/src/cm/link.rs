@@ -21,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 /// Queued-but-unwritten bytes above which senders wait (a CM that stops reading pushes back on
 /// the sessions writing to it instead of growing memory without bound).
 const MAX_UNWRITTEN: usize = 4 * 1024 * 1024;
+/// Write buffer capacity a link keeps between batches.
+const KEEP_OUT: usize = 64 * 1024;
 /// Received elements after which an acknowledgement is sent without waiting for the timer.
 const ACK_EVERY: u64 = 16;
 /// How long a received element may stay unacknowledged.
@@ -252,6 +254,7 @@ impl<R: tokio::io::AsyncRead + Unpin> LinkReader<R> {
 /// Returns when done (the caller kills the link).
 pub async fn run_writer<W: AsyncWrite + Unpin>(link: Arc<Link>, mut w: W, heartbeat: Duration) {
     let mut batch: Vec<Bytes> = Vec::new();
+    let mut out: Vec<u8> = Vec::new();
     let mut last_write = tokio::time::Instant::now();
     loop {
         let received = link.received();
@@ -278,14 +281,20 @@ pub async fn run_writer<W: AsyncWrite + Unpin>(link: Arc<Link>, mut w: W, heartb
         if batch.is_empty() {
             continue;
         }
+        // One write for the whole batch: a busy link carries many small elements, and a
+        // syscall each would cost more than copying them together.
+        out.clear();
+        for b in batch.drain(..) {
+            out.extend_from_slice(&b);
+        }
         let res = tokio::time::timeout(crate::stream::WRITE_TIMEOUT, async {
-            for b in batch.drain(..) {
-                w.write_all(&b).await?;
-            }
+            w.write_all(&out).await?;
             w.flush().await
         })
         .await;
-        batch.clear();
+        if out.capacity() > KEEP_OUT {
+            out = Vec::new();
+        }
         link.drained.notify_waiters();
         if !matches!(res, Ok(Ok(()))) {
             return;

@@ -397,7 +397,7 @@ async fn on_route(hub: &Arc<Hub<CmTx>>, link: &Arc<Link>, mut el: Element) {
         return;
     };
     // Waiting here pushes back on the link (and so the CM) when a session falls behind.
-    let _ = tx.send(CmIn::Element(child)).await;
+    let _ = tx.send(CmIn::Element(Box::new(child))).await;
 }
 
 async fn on_iq(server: &Server, hub: &Arc<Hub<CmTx>>, link: &Arc<Link>, el: Element) {

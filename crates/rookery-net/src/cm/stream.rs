@@ -22,8 +22,9 @@ use tokio::sync::mpsc;
 /// What the link reader hands a CM session.
 #[derive(Debug)]
 pub enum CmIn {
-    /// A routed element from the client.
-    Element(Element),
+    /// A routed element from the client. Boxed: the inbox's slots are allocated up front, and
+    /// an idle session should hold pointers, not element-sized slots.
+    Element(Box<Element>),
     /// The CM closed the client (it disconnected, or the CM is gone).
     Close,
 }
@@ -83,7 +84,7 @@ impl CmStream {
 
     fn take(&mut self, m: CmIn) -> StreamEvent {
         match m {
-            CmIn::Element(el) => StreamEvent::Stanza(el),
+            CmIn::Element(el) => StreamEvent::Stanza(*el),
             CmIn::Close => {
                 self.peer_closed = true;
                 StreamEvent::Close
