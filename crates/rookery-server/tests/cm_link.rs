@@ -705,6 +705,22 @@ async fn idle_link_gets_heartbeats() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_link_is_closed_after_the_idle_timeout() {
+    // The resume grace (default 60 s) is far longer than the idle timeout: the CM must see
+    // the link end when it times out, not when the grace does.
+    let s = start("idle_timeout_secs = 1", "").await;
+    let (mut l, _) = CmLink::connect(cm_addr(&s), "cm1/w1").await;
+    let started = Instant::now();
+    let end = l.p.next(5).await;
+    assert!(matches!(end, Ev::End), "{end:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "closed before the idle timeout: {:?}",
+        started.elapsed()
+    );
+}
+
 // §3.8 item 12 ----------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -70,6 +70,9 @@ pub async fn serve_link(server: Server, cms: CmRegistry, tcp: TcpStream, peer: S
     }
     link.kill();
     let _ = writer.await;
+    // Close the socket now (the writer dropped its half): the CM must see the link end
+    // (idle timeout, protocol error) at once, not when the resume grace below runs out.
+    drop(reader);
     tracing::info!(cm = %hub.name, link = %address, what = "cm-link-down", "connection manager link down");
     if !shutdown {
         link_lost(server, cms, hub, link).await;
