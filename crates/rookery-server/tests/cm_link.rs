@@ -721,6 +721,22 @@ async fn silent_link_is_closed_after_the_idle_timeout() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whitespace_heartbeats_keep_a_link_open() {
+    let s = start("idle_timeout_secs = 1", "").await;
+    let (mut l, _) = CmLink::connect(cm_addr(&s), "cm1/w1").await;
+    // Only whitespace, as an idle CM sends (Openfire's and ours), for twice the timeout.
+    for _ in 0..8 {
+        assert!(
+            l.p.next_within(Duration::from_millis(250)).await.is_none(),
+            "the link ended or the server sent something"
+        );
+        l.p.raw(" ").await;
+    }
+    assert_eq!(cm_state(&s, "cm1").0, 1);
+    l.create("s1").await;
+}
+
 // §3.8 item 12 ----------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

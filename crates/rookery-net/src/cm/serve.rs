@@ -315,9 +315,11 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
         let ev = tokio::select! {
             _ = server.shutdown_token().cancelled() => return true,
             _ = link.closed.cancelled() => return false,
-            ev = tokio::time::timeout(idle, stream.next_event()) => ev,
+            ev = tokio::time::timeout_at(stream.last_read() + idle, stream.next_event()) => ev,
         };
         let el = match ev {
+            // Whitespace heartbeats arrived meanwhile (they yield no event): not idle.
+            Err(_) if stream.last_read().elapsed() < idle => continue,
             Err(_) => {
                 tracing::info!(link = %link.address, what = "cm-link-idle", "connection manager link idle, closing");
                 return false;
