@@ -568,6 +568,24 @@ async fn routes_for_unknown_sessions_and_before_the_handshake() {
     );
     assert_eq!(r.children().count(), 1, "no payload: {}", r.to_xml());
 
+    // Two payloads in one route: refused, nothing reaches the session.
+    l.create("s1").await;
+    l.route(
+        "s1",
+        "<message xmlns='jabber:client'/><message xmlns='jabber:client'/>",
+    )
+    .await;
+    let r = l.next(5).await;
+    assert!(r.is("route", ns::CM_LINK), "{}", r.to_xml());
+    assert_eq!(
+        link_error(&r),
+        (
+            "bad-request".into(),
+            "modify".into(),
+            Some("invalid-payload".into())
+        )
+    );
+
     // No stream id at all.
     l.send("<route to='localhost' from='cm1/w1'><message xmlns='jabber:client'/></route>")
         .await;
@@ -580,6 +598,41 @@ async fn routes_for_unknown_sessions_and_before_the_handshake() {
             Some("id-required".into())
         )
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_kick_sends_a_close_iq_to_the_cm() {
+    let s = start("", "").await;
+    let (mut l, _) = CmLink::connect(cm_addr(&s), "cm1/w1").await;
+    // romeo@localhost/r through the CM, then the same full JID directly: the default
+    // `kick_old` policy ends the routed session.
+    support::account(s.server(), "romeo@localhost").await;
+    l.login("cm1-r", "romeo", "r").await;
+    let c2s = s.addr(ListenerKind::C2s);
+    let _direct = support::local::c2s_login(c2s, "localhost", "romeo", "pw", "r").await;
+    let err = l.next(10).await;
+    assert!(err.is("route", ns::CM_LINK), "{}", err.to_xml());
+    assert_eq!(err.attr("streamid"), Some("cm1-r"));
+    assert!(
+        err.get_child("error", ns::STREAM)
+            .is_some_and(|e| e.get_child("conflict", ns::STREAMS).is_some()),
+        "the client's stream error, routed: {}",
+        err.to_xml()
+    );
+    let close = l.next(10).await;
+    assert!(close.is("iq", ns::CM_LINK), "{}", close.to_xml());
+    assert_eq!(close.attr("type"), Some("set"));
+    let session = close.get_child("session", ns::CM).unwrap();
+    assert_eq!(session.attr("id"), Some("cm1-r"));
+    assert!(
+        session.get_child("close", ns::CM).is_some(),
+        "{}",
+        close.to_xml()
+    );
+    wait_until(5, "the session to be gone", || cm_state(&s, "cm1").1 == 0).await;
+    // The CM's echoed close: harmless, answered item-not-found.
+    let r = l.session_iq("echo", " id='cm1-r'", "<close/>").await;
+    assert_eq!(link_error(&r).0, "item-not-found", "{}", r.to_xml());
 }
 
 // §3.8 item 7 -----------------------------------------------------------------------------
@@ -830,6 +883,20 @@ async fn resume_resends_exactly_the_unacknowledged_tail_in_order() {
     .await;
     let got = next_non_presence(&mut romeo, 10).await;
     assert_eq!(got.attr("id"), Some("back"), "{}", got.to_xml());
+
+    // The `<resumed/>` got lost with another link: asking again is answered again, and
+    // nothing is resent twice.
+    l2.p.raw(&format!(
+        "<resume xmlns='{}' previd='{old_id}' h='{h_after_m1}'/>",
+        ns::ROOKERY_CM
+    ))
+    .await;
+    let r = l2.next(5).await;
+    assert!(r.is("resumed", ns::ROOKERY_CM), "{}", r.to_xml());
+    assert_eq!(r.attr("previd"), Some(old_id.as_str()));
+    romeo.raw(&send(7)).await;
+    let m = l2.routed("cm1-j").await;
+    assert_eq!(m.attr("id"), Some("m7"), "{}", m.to_xml());
 
     // An unknown previd.
     l2.p.raw(&format!(
