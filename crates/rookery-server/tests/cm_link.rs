@@ -601,6 +601,20 @@ async fn routes_for_unknown_sessions_and_before_the_handshake() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_level_stanza_on_a_link_is_a_stream_error() {
+    let s = start("", "").await;
+    let (mut l, _) = CmLink::connect(cm_addr(&s), "cm1/w1").await;
+    l.send("<message xmlns='jabber:client' to='juliet@localhost'><body>x</body></message>")
+        .await;
+    assert_eq!(l.p.expect_stream_error(5).await, "unsupported-stanza-type");
+
+    // Malformed XML on a link: the framer's stream error reaches the CM too.
+    let (mut l, _) = CmLink::connect(cm_addr(&s), "cm1/w1").await;
+    l.send("<route streamid='s1'><message></route>").await;
+    assert_eq!(l.p.expect_stream_error(5).await, "not-well-formed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_side_kick_sends_a_close_iq_to_the_cm() {
     let s = start("", "").await;
     let (mut l, _) = CmLink::connect(cm_addr(&s), "cm1/w1").await;

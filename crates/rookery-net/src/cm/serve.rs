@@ -328,8 +328,7 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
             Ok(Ok(StreamEvent::Close)) | Ok(Err(ReadError::Closed)) => return false,
             Ok(Ok(StreamEvent::Open(_))) => return false,
             Ok(Err(ReadError::Xml(e))) => {
-                let err = stream_error_xml(&framer_stream_error(&e));
-                link.push_control(err.as_bytes());
+                fail_link(link, &framer_stream_error(&e)).await;
                 return false;
             }
         };
@@ -371,10 +370,18 @@ async fn on_element(server: &Server, hub: &Arc<Hub<CmTx>>, link: &Arc<Link>, el:
             // Top-level stanzas on a link are a protocol violation (Openfire: internal error).
             let err = StreamError::new(StreamCondition::UnsupportedStanzaType)
                 .with_text("only route, iq and link control elements are allowed on a link");
-            link.push_control(stream_error_xml(&err).as_bytes());
+            fail_link(link, &err).await;
             false
         }
     }
+}
+
+/// Ends the link with a stream error. Waits (bounded) for the writer to put it on the wire:
+/// the caller kills the link next, and the writer stops at once when it is killed.
+async fn fail_link(link: &Link, err: &StreamError) {
+    let err = stream_error_xml(err);
+    link.push_control(format!("{err}{}", rookery_xml::STREAM_CLOSE).as_bytes());
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), link.wait_written()).await;
 }
 
 async fn on_route(hub: &Arc<Hub<CmTx>>, link: &Arc<Link>, mut el: Element) {
