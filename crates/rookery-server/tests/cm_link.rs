@@ -446,6 +446,16 @@ async fn session_create_and_close() {
     let r = l.session_iq("x3", " id='never'", "<close/>").await;
     assert_eq!(link_error(&r).0, "item-not-found", "{}", r.to_xml());
 
+    // Session control is `set` only.
+    l.send(&format!(
+        "<iq type='get' id='g1'><session xmlns='{}' id='cm1-s1'><close/></session></iq>",
+        ns::CM
+    ))
+    .await;
+    let r = l.next(5).await;
+    assert_eq!(r.attr("id"), Some("g1"));
+    assert_eq!(link_error(&r).0, "bad-request", "{}", r.to_xml());
+
     let r = l.session_iq("x4", "", "<close/>").await;
     assert_eq!(
         link_error(&r),
@@ -699,6 +709,43 @@ async fn client_logs_in_and_chats_through_routes() {
         (Some("ro"), Some("result")),
         "{}",
         got.to_xml()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_follow_the_link_the_session_is_pinned_to() {
+    let s = start("", "").await;
+    support::account(s.server(), "juliet@localhost").await;
+    let (mut w1, _) = CmLink::connect(cm_addr(&s), "cm1/w1").await;
+    let (mut w2, _) = CmLink::connect(cm_addr(&s), "cm1/w2").await;
+    w1.create("cm1-j").await;
+    // The CM may send a session's elements on any of its links (Openfire's worker pool)...
+    let creds = base64::engine::general_purpose::STANDARD.encode("\0juliet\0pw");
+    w2.route(
+        "cm1-j",
+        &format!(
+            "<auth xmlns='{}' mechanism='PLAIN'>{creds}</auth>",
+            ns::SASL
+        ),
+    )
+    .await;
+    // ...the server answers on the link the session was created on.
+    let r = w1.routed("cm1-j").await;
+    assert!(r.is("success", ns::SASL), "{}", r.to_xml());
+    w2.route(
+        "cm1-j",
+        &format!(
+            "<iq xmlns='jabber:client' type='set' id='bind'><bind xmlns='{}'/></iq>",
+            ns::BIND
+        ),
+    )
+    .await;
+    let r = w1.routed("cm1-j").await;
+    assert_eq!(
+        (r.attr("id"), r.attr("type")),
+        (Some("bind"), Some("result")),
+        "{}",
+        r.to_xml()
     );
 }
 
