@@ -713,6 +713,38 @@ async fn client_logs_in_and_chats_through_routes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_behind_a_cm_log_in_when_the_server_requires_encryption() {
+    // The CM terminates the clients' TLS: the server's `require_encryption` (the default)
+    // must not refuse what arrives over a link, and PLAIN is fine there.
+    let s = Local::start_with(LocalOpts {
+        c2s: "require_encryption = true\n".to_owned(),
+        listeners: vec!["cm"],
+        extra: format!("[cm]\nsecret = \"{SECRET}\"\n"),
+    })
+    .await;
+    support::account(s.server(), "juliet@localhost").await;
+    support::account(s.server(), "romeo@localhost").await;
+    let (mut w1, cfg) = CmLink::connect(cm_addr(&s), "cm1/w1").await;
+    assert!(
+        mechanisms(&cfg).iter().any(|m| m == "PLAIN"),
+        "{}",
+        cfg.to_xml()
+    );
+    let (mut w2, _) = CmLink::connect(cm_addr(&s), "cm1/w2").await;
+    w1.login("cm1-j", "juliet", "balcony").await;
+    w2.login("cm1-r", "romeo", "r").await;
+    w2.route(
+        "cm1-r",
+        "<message xmlns='jabber:client' to='juliet@localhost/balcony' id='r1'>\
+         <body>over two links</body></message>",
+    )
+    .await;
+    let got = w1.routed("cm1-j").await;
+    assert_eq!(got.attr("id"), Some("r1"), "{}", got.to_xml());
+    assert_eq!(got.attr("from"), Some("romeo@localhost/r"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replies_follow_the_link_the_session_is_pinned_to() {
     let s = start("", "").await;
     support::account(s.server(), "juliet@localhost").await;
@@ -958,6 +990,20 @@ async fn resume_resends_exactly_the_unacknowledged_tail_in_order() {
     romeo.raw(&send(7)).await;
     let m = l2.routed("cm1-j").await;
     assert_eq!(m.attr("id"), Some("m7"), "{}", m.to_xml());
+
+    // Another CM cannot take this CM's link over, even knowing its id.
+    let (mut other, _) = CmLink::connect(cm_addr(&s), "cm2/w1").await;
+    other
+        .p
+        .raw(&format!(
+            "<resume xmlns='{}' previd='{}' h='0'/>",
+            ns::ROOKERY_CM,
+            l2.id
+        ))
+        .await;
+    let r = other.next(5).await;
+    assert!(r.is("failed", ns::ROOKERY_CM), "{}", r.to_xml());
+    assert_eq!(cm_state(&s, "cm1"), (1, 1));
 
     // An unknown previd.
     l2.p.raw(&format!(
