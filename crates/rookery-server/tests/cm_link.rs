@@ -781,6 +781,36 @@ async fn replies_follow_the_link_the_session_is_pinned_to() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_acks_a_lost_links_sessions_move_to_a_live_link_at_once() {
+    // Openfire's CM answers the configuration without <acks/> and never resumes: when one of
+    // its links drops, the sessions on it carry on over another link (§3.7, item 9).
+    let s = start("", "").await;
+    support::account(s.server(), "juliet@localhost").await;
+    let mut romeo = s.client("romeo", "r").await;
+    let (mut w1, cfg1) = CmLink::connect(cm_addr(&s), "cm1/w1").await;
+    let (mut w2, cfg2) = CmLink::connect(cm_addr(&s), "cm1/w2").await;
+    for (l, cfg) in [(&mut w1, &cfg1), (&mut w2, &cfg2)] {
+        let id = cfg.attr("id").unwrap();
+        l.send(&format!("<iq type='result' id='{id}'/>")).await;
+    }
+    w1.login("cm1-j", "juliet", "balcony").await;
+    drop(w1);
+    wait_until(5, "w1 to be seen dead", || cm_state(&s, "cm1") == (1, 1)).await;
+    romeo
+        .raw("<message to='juliet@localhost/balcony' id='moved'><body>still here?</body></message>")
+        .await;
+    let m = w2.routed("cm1-j").await;
+    assert_eq!(m.attr("id"), Some("moved"), "{}", m.to_xml());
+    w2.route(
+        "cm1-j",
+        "<message xmlns='jabber:client' to='romeo@localhost/r' id='yes'><body>yes</body></message>",
+    )
+    .await;
+    let got = next_non_presence(&mut romeo, 10).await;
+    assert_eq!(got.attr("id"), Some("yes"), "{}", got.to_xml());
+}
+
 // §3.8 item 10 ----------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
