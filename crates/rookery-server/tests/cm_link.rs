@@ -811,6 +811,43 @@ async fn without_acks_a_lost_links_sessions_move_to_a_live_link_at_once() {
     assert_eq!(got.attr("id"), Some("yes"), "{}", got.to_xml());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resuming_a_link_the_server_still_holds_takes_it_over() {
+    // The CM gave up on a link the server still thinks alive (half-open TCP, the CM's own
+    // idle timeout): the resume moves its traffic and the server drops the old link.
+    let s = start("", "").await;
+    support::account(s.server(), "juliet@localhost").await;
+    let mut romeo = s.client("romeo", "r").await;
+    let (mut w1, _) = CmLink::connect(cm_addr(&s), "cm1/w1").await;
+    w1.login("cm1-j", "juliet", "balcony").await;
+    romeo
+        .raw("<message to='juliet@localhost/balcony' id='m1'><body>1</body></message>")
+        .await;
+    assert_eq!(w1.routed("cm1-j").await.attr("id"), Some("m1"));
+    w1.until_acked().await;
+
+    let (mut w2, _) = CmLink::connect(cm_addr(&s), "cm1/w2").await;
+    w2.p.raw(&format!(
+        "<resume xmlns='{}' previd='{}' h='{}'/>",
+        ns::ROOKERY_CM,
+        w1.id,
+        w1.got
+    ))
+    .await;
+    let r = w2.next(5).await;
+    assert!(r.is("resumed", ns::ROOKERY_CM), "{}", r.to_xml());
+    assert_eq!(r.attr("h"), Some(w1.sent.to_string().as_str()));
+    assert!(
+        matches!(w1.p.next(5).await, Ev::End),
+        "the old link is closed"
+    );
+    romeo
+        .raw("<message to='juliet@localhost/balcony' id='m2'><body>2</body></message>")
+        .await;
+    assert_eq!(w2.routed("cm1-j").await.attr("id"), Some("m2"));
+    assert_eq!(cm_state(&s, "cm1"), (1, 1));
+}
+
 // §3.8 item 10 ----------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
