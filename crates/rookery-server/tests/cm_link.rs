@@ -456,6 +456,10 @@ async fn session_create_and_close() {
     assert_eq!(r.attr("id"), Some("g1"));
     assert_eq!(link_error(&r).0, "bad-request", "{}", r.to_xml());
 
+    // An unknown action.
+    let r = l.session_iq("x5", " id='cm1-s1'", "<frob/>").await;
+    assert_eq!(link_error(&r).0, "bad-request", "{}", r.to_xml());
+
     let r = l.session_iq("x4", "", "<close/>").await;
     assert_eq!(
         link_error(&r),
@@ -556,12 +560,30 @@ async fn routes_for_unknown_sessions_and_before_the_handshake() {
     assert_eq!(r.attr("streamid"), Some("s1"));
     assert_eq!(link_error(&r).0, "not-authorized", "{}", r.to_xml());
     assert_eq!(cm_state(&s, "cm1"), (0, 0), "no session was created");
+    // A top-level stanza before the handshake ends the link.
+    let mut early = CmLink::open(cm_addr(&s), "cm1/w9").await;
+    early
+        .p
+        .raw("<message xmlns='jabber:client' to='juliet@localhost'/>")
+        .await;
+    assert_eq!(early.p.expect_stream_error(5).await, "not-authorized");
     let d = l.digest();
     l.send_handshake(&d).await;
     let e = l.p.element(5).await;
     assert!(e.is("handshake", ns::CM_LINK), "{}", e.to_xml());
     let cfg = l.next(5).await;
     assert!(cfg.get_child("configuration", ns::CM).is_some());
+
+    // A stream error from the CM ends the link.
+    let (mut other, _) = CmLink::connect(cm_addr(&s), "cm1/w2").await;
+    other
+        .p
+        .raw(&format!(
+            "<stream:error><internal-server-error xmlns='{}'/></stream:error>",
+            ns::STREAMS
+        ))
+        .await;
+    assert!(matches!(other.p.next(5).await, Ev::End));
 
     // An unknown stream id: a route error without the payload.
     l.route(
