@@ -215,6 +215,8 @@ pub struct LinkReader<R> {
     framer: rookery_xml::Framer,
     io: R,
     buf: Box<[u8]>,
+    /// When bytes last arrived: whitespace keepalives yield no event but show the peer alive.
+    last_read: tokio::time::Instant,
 }
 
 impl<R: tokio::io::AsyncRead + Unpin> LinkReader<R> {
@@ -223,7 +225,13 @@ impl<R: tokio::io::AsyncRead + Unpin> LinkReader<R> {
             framer,
             io,
             buf: vec![0u8; 16 * 1024].into_boxed_slice(),
+            last_read: tokio::time::Instant::now(),
         }
+    }
+
+    /// When bytes (elements or whitespace) last arrived.
+    pub fn last_read(&self) -> tokio::time::Instant {
+        self.last_read
     }
 
     /// The next event. Cancel-safe: bytes reach the framer only after a read completed.
@@ -244,6 +252,7 @@ impl<R: tokio::io::AsyncRead + Unpin> LinkReader<R> {
             if n == 0 {
                 return Err(ReadError::Closed);
             }
+            self.last_read = tokio::time::Instant::now();
             self.framer.feed(&self.buf[..n]);
         }
     }

@@ -70,6 +70,9 @@ pub async fn serve_link(server: Server, cms: CmRegistry, tcp: TcpStream, peer: S
     }
     link.kill();
     let _ = writer.await;
+    // Close the socket now (the writer dropped its half): the CM must see the link end
+    // (idle timeout, protocol error) at once, not when the resume grace below runs out.
+    drop(reader);
     tracing::info!(cm = %hub.name, link = %address, what = "cm-link-down", "connection manager link down");
     if !shutdown {
         link_lost(server, cms, hub, link).await;
@@ -312,9 +315,11 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
         let ev = tokio::select! {
             _ = server.shutdown_token().cancelled() => return true,
             _ = link.closed.cancelled() => return false,
-            ev = tokio::time::timeout(idle, stream.next_event()) => ev,
+            ev = tokio::time::timeout_at(stream.last_read() + idle, stream.next_event()) => ev,
         };
         let el = match ev {
+            // Whitespace heartbeats arrived meanwhile (they yield no event): not idle.
+            Err(_) if stream.last_read().elapsed() < idle => continue,
             Err(_) => {
                 tracing::info!(link = %link.address, what = "cm-link-idle", "connection manager link idle, closing");
                 return false;
@@ -323,8 +328,7 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
             Ok(Ok(StreamEvent::Close)) | Ok(Err(ReadError::Closed)) => return false,
             Ok(Ok(StreamEvent::Open(_))) => return false,
             Ok(Err(ReadError::Xml(e))) => {
-                let err = stream_error_xml(&framer_stream_error(&e));
-                link.push_control(err.as_bytes());
+                fail_link(link, &framer_stream_error(&e)).await;
                 return false;
             }
         };
@@ -366,10 +370,18 @@ async fn on_element(server: &Server, hub: &Arc<Hub<CmTx>>, link: &Arc<Link>, el:
             // Top-level stanzas on a link are a protocol violation (Openfire: internal error).
             let err = StreamError::new(StreamCondition::UnsupportedStanzaType)
                 .with_text("only route, iq and link control elements are allowed on a link");
-            link.push_control(stream_error_xml(&err).as_bytes());
+            fail_link(link, &err).await;
             false
         }
     }
+}
+
+/// Ends the link with a stream error. Waits (bounded) for the writer to put it on the wire:
+/// the caller kills the link next, and the writer stops at once when it is killed.
+async fn fail_link(link: &Link, err: &StreamError) {
+    let err = stream_error_xml(err);
+    link.push_control(format!("{err}{}", rookery_xml::STREAM_CLOSE).as_bytes());
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), link.wait_written()).await;
 }
 
 async fn on_route(hub: &Arc<Hub<CmTx>>, link: &Arc<Link>, mut el: Element) {

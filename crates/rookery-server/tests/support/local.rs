@@ -1,6 +1,7 @@
 //! One server on 127.0.0.1 without federation, reached over real TCP by hand-written peers: a
 //! c2s client (plaintext, SASL PLAIN, resource bound) and an XEP-0114 component. Used by the
-//! component tests; generic enough for any test that needs a real client or component.
+//! component and connection-manager tests; generic enough for any test that needs a real
+//! client, component or raw stream on one of the server's listeners.
 
 use super::{Ev, Io, RawPeer};
 use base64::Engine;
@@ -15,24 +16,65 @@ pub struct Local {
     pub dir: tempfile::TempDir,
 }
 
+/// How a `Local` server is configured.
+pub struct LocalOpts {
+    /// The keys of the `[c2s]` section.
+    pub c2s: String,
+    /// Listener kinds, each bound on 127.0.0.1 port 0.
+    pub listeners: Vec<&'static str>,
+    /// Appended to the config (further sections).
+    pub extra: String,
+}
+
+impl Default for LocalOpts {
+    /// A c2s and a component listener; the c2s listener allows PLAIN without TLS, so test
+    /// clients stay short.
+    fn default() -> Self {
+        LocalOpts {
+            c2s: "require_encryption = false\nallow_plain_unencrypted = true\n".to_owned(),
+            listeners: vec!["c2s", "component"],
+            extra: String::new(),
+        }
+    }
+}
+
 impl Local {
-    /// Starts a server for `localhost` with a c2s and a component listener on port 0 and
-    /// `extra` appended to the config (e.g. `[[component]]` entries). The c2s listener allows
-    /// PLAIN without TLS, so test clients stay short.
+    /// Starts a server for `localhost` with the default options and `extra` appended to the
+    /// config (e.g. `[[component]]` entries).
     pub async fn start(extra: &str) -> Local {
+        Self::start_with(LocalOpts {
+            extra: extra.to_owned(),
+            ..LocalOpts::default()
+        })
+        .await
+    }
+
+    /// Starts a server for `localhost` configured by `opts`.
+    pub async fn start_with(opts: LocalOpts) -> Local {
         let dir = tempfile::tempdir().unwrap();
-        let toml = format!(
-            "[server]\ndata_dir = \"data\"\n[s2s]\nenabled = false\n\
-             [c2s]\nrequire_encryption = false\nallow_plain_unencrypted = true\n\
-             [[host]]\ndomain = \"localhost\"\n\
-             [[listen]]\naddress = \"127.0.0.1\"\nport = 0\nkind = \"c2s\"\n\
-             [[listen]]\naddress = \"127.0.0.1\"\nport = 0\nkind = \"component\"\n{extra}"
+        let mut toml = format!(
+            "[server]\ndata_dir = \"data\"\n[s2s]\nenabled = false\n[c2s]\n{}\n\
+             [[host]]\ndomain = \"localhost\"\n",
+            opts.c2s
         );
+        for kind in &opts.listeners {
+            toml.push_str(&format!(
+                "[[listen]]\naddress = \"127.0.0.1\"\nport = 0\nkind = \"{kind}\"\n"
+            ));
+        }
+        toml.push_str(&opts.extra);
         let path = dir.path().join("rookery.toml");
         std::fs::write(&path, &toml).unwrap();
         let cfg = Config::load(&path).unwrap_or_else(|e| panic!("{e}\n{toml}"));
         let running = rookery_server::start(cfg).await.unwrap();
         Local { running, dir }
+    }
+
+    /// The bound address of the first listener of `kind`.
+    pub fn addr(&self, kind: ListenerKind) -> SocketAddr {
+        self.running
+            .addr(kind)
+            .unwrap_or_else(|| panic!("no {} listener", kind.as_str()))
     }
 
     pub fn server(&self) -> &rookery_core::Server {

@@ -495,6 +495,16 @@ impl RawPeer {
         }
     }
 
+    /// The next event if one arrives within `d` (None: nothing did).
+    pub async fn next_within(&mut self, d: Duration) -> Option<Ev> {
+        match tokio::time::timeout(d, self.stream.next_event()).await {
+            Err(_) => None,
+            Ok(Ok(StreamEvent::Open(h))) => Some(Ev::Header(h)),
+            Ok(Ok(StreamEvent::Stanza(e))) => Some(Ev::El(e)),
+            Ok(Ok(StreamEvent::Close)) | Ok(Err(_)) => Some(Ev::End),
+        }
+    }
+
     /// The next element (skipping nothing); panics at the end of the stream.
     pub async fn element(&mut self, secs: u64) -> Element {
         match self.next(secs).await {
