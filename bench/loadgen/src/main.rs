@@ -29,6 +29,10 @@ struct Opts {
     addr: String,
     domain: String,
     pid: u32,
+    /// Index of this process's first idle connection (several processes share accounts).
+    first: usize,
+    /// Allow more idle connections than accounts (distinct resources).
+    idle_multi: bool,
     /// Connection-manager processes in front of the server (their CPU and memory are reported
     /// next to the server's).
     cm_pids: Vec<u32>,
@@ -48,6 +52,11 @@ struct Opts {
     pairs: usize,
     window: usize,
     duration: u64,
+}
+
+/// Time allowed for the idle connect phase: 120 s, more for very large runs.
+fn n_connect_limit(k: usize) -> u64 {
+    120.max(k as u64 / 100)
 }
 
 fn parse_args() -> (Opts, usize) {
@@ -79,6 +88,8 @@ fn parse_args() -> (Opts, usize) {
         addr,
         domain: s("domain", "localhost"),
         pid: n("pid", 0) as u32,
+        first: n("first", 0),
+        idle_multi: s("idle-multi", "no") == "yes",
         cm_pids: s("cm-pids", "")
             .split(',')
             .filter(|x| !x.is_empty())
@@ -386,7 +397,8 @@ async fn run_logins(
 
 async fn idle(ctx: &Arc<Ctx>) {
     let o = &ctx.o;
-    let k = o.idle.min(o.accounts);
+    // With several resources per account (--first, scale runs) K may exceed the accounts.
+    let k = if o.first > 0 || o.idle_multi { o.idle } else { o.idle.min(o.accounts) };
     // A few logins first, so one-time lazy initialisation is not charged to the connections.
     run_logins(ctx, 1, 20, 0, Duration::from_secs(30), 20).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -394,13 +406,14 @@ async fn idle(ctx: &Arc<Ctx>) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let errs = Arc::new(Errors::default());
     let sem = Arc::new(Semaphore::new(o.idle_conc.max(1)));
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(n_connect_limit(o.idle));
     let mut tasks = Vec::new();
     let connected = Arc::new(AtomicU64::new(0));
+    let o_first = o.first;
     for i in 0..k {
         let permit = sem.clone().acquire_owned().await.expect("semaphore");
         if Instant::now() >= deadline {
-            errs.add("idle: connect phase time limit (120 s) reached");
+            errs.add("idle: connect phase time limit reached");
             break;
         }
         let ctx = ctx.clone();
@@ -408,7 +421,10 @@ async fn idle(ctx: &Arc<Ctx>) {
         let connected = connected.clone();
         let mut stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
-            let res = tokio::time::timeout(Duration::from_secs(30), ctx.login(i, "idle")).await;
+            // A resource per connection: with --first and more connections than accounts,
+            // several processes can hold many sessions of the same accounts without conflicts.
+            let resource = format!("idle{}", o_first + i);
+            let res = tokio::time::timeout(Duration::from_secs(30), ctx.login(o_first + i, &resource)).await;
             let mut s = match res {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => return errs.add(e),
@@ -441,6 +457,8 @@ async fn idle(ctx: &Arc<Ctx>) {
     // Wait for the last logins to finish.
     let _ = sem.acquire_many(o.idle_conc.max(1) as u32).await;
     let connect_s = span.t0.elapsed().as_secs_f64();
+    // For scripts that run several load generators and sample the server while all hold.
+    eprintln!("idle: connected {}", connected.load(Ordering::Relaxed));
     tokio::time::sleep(Duration::from_secs(o.idle_settle)).await;
     let during = sample(o.pid);
     let cm_during = cm_sample(cm_pids());

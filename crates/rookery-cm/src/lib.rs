@@ -51,6 +51,12 @@ impl RunningCm {
     pub fn live_links(&self) -> usize {
         self.state.hub.live_links().len()
     }
+    /// Links opened since start, reconnects included.
+    pub fn links_opened(&self) -> u64 {
+        self.state
+            .links_opened
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
     /// Clients currently connected.
     pub fn clients(&self) -> usize {
         self.state.hub.session_count()

@@ -61,6 +61,8 @@ async fn slot(cm: Arc<Cm>, i: usize, resumes: Resumes) {
                 backoff = Duration::from_secs(1);
                 set_slot(&cm, i, Some(link.clone()));
                 cm.hub.add_link(link.clone());
+                cm.links_opened
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::info!(link = %link.address, what = "cm-link-up", "link to server up");
                 cm.links_changed.notify_waiters();
                 resume_orphans(&cm, &link, &resumes);
@@ -206,10 +208,13 @@ async fn read_loop(
         let ev = tokio::select! {
             _ = cm.shutdown.cancelled() => return End::Local,
             _ = link.closed.cancelled() => return End::Broken,
-            ev = tokio::time::timeout(cm.opts.idle_timeout, reader.next_event()) => ev,
+            // Idle counts from the last bytes, not the last element: the server's whitespace
+            // heartbeats are what keeps an idle link open.
+            ev = tokio::time::timeout_at(reader.last_read() + cm.opts.idle_timeout, reader.next_event()) => ev,
         };
         let el = match ev {
             Ok(Ok(StreamEvent::Stanza(el))) => el,
+            Err(_) if reader.last_read().elapsed() < cm.opts.idle_timeout => continue,
             Err(_) => {
                 tracing::info!(link = %link.address, what = "cm-link-idle", "link silent too long");
                 return End::Broken;

@@ -111,6 +111,8 @@ pub struct Cm {
     pub tasks: TaskTracker,
     /// The link currently held by each pool slot (for `break_link`).
     pub slots: Mutex<Vec<Option<Arc<Link>>>>,
+    /// Links opened since start (reconnects included).
+    pub links_opened: AtomicU64,
     seq: AtomicU64,
 }
 
@@ -126,6 +128,7 @@ impl Cm {
             shutdown,
             tasks,
             slots: Mutex::new(slots),
+            links_opened: AtomicU64::new(0),
             seq: AtomicU64::new(1),
         })
     }
