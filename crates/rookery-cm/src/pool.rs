@@ -360,14 +360,9 @@ fn resume_orphans(cm: &Cm, via: &Arc<Link>, resumes: &Resumes) {
         if underway {
             continue;
         }
-        let msg = format!(
-            "<resume xmlns='{}' previd='{}' h='{}'/>",
-            ns::ROOKERY_CM,
-            dead.id,
-            dead.received()
-        );
+        let msg = wire::link_ext("resume", &dead.id, Some(dead.received()));
         tracing::debug!(dead = %dead.id, via = %via.id, h = dead.received(), what = "cm-resume-ask", "asking to resume");
-        via.push_control(msg.as_bytes());
+        via.push_control(&msg);
         pending.insert(dead.id.clone(), via.id.clone());
     }
 }

@@ -503,7 +503,11 @@ async fn on_iq(server: &Server, hub: &Arc<Hub<CmTx>>, link: &Arc<Link>, el: Elem
                 ));
                 return;
             }
-            let Ok(st) = Stanza::new(children[0].clone()) else {
+            let st = Stanza::new(children[0].clone())
+                .ok()
+                .filter(|st| st.kind() == rookery_proto::stanza::Kind::Message);
+            let Some(st) = st else {
+                // Only messages are stored; anything else is not a stanza the CM may hand back.
                 reply(wire::iq_error(
                     &el,
                     "modify",
@@ -513,16 +517,6 @@ async fn on_iq(server: &Server, hub: &Arc<Hub<CmTx>>, link: &Arc<Link>, el: Elem
                 ));
                 return;
             };
-            if st.kind() != rookery_proto::stanza::Kind::Message {
-                reply(wire::iq_error(
-                    &el,
-                    "modify",
-                    "bad-request",
-                    Some("unknown-stanza"),
-                    None,
-                ));
-                return;
-            }
             reply(result());
             rookery_core::deliver::store_undeliverable(server, st).await;
         }
@@ -541,47 +535,17 @@ fn on_resume(hub: &Arc<Hub<CmTx>>, link: &Arc<Link>, el: &Element) {
     if let Some(our_h) = hub.already_resumed(previd) {
         // The link that carried our `<resumed/>` died before the CM read it: answer again;
         // the traffic moved on with that link and follows its own resume.
-        let a = format!(
-            "<resumed xmlns='{}' previd='{}' h='{our_h}'/>",
-            ns::ROOKERY_CM,
-            escape_attr(previd)
-        );
-        link.push_control(a.as_bytes());
+        link.push_control(&wire::link_ext("resumed", previd, Some(our_h)));
         return;
     }
-    let our_h = hub.link(previd).map(|l| l.received());
-    let answer = our_h.map(|our_h| {
-        format!(
-            "<resumed xmlns='{}' previd='{}' h='{our_h}'/>",
-            ns::ROOKERY_CM,
-            escape_attr(previd)
-        )
-    });
-    match answer {
-        Some(a) => {
-            if let Some(r) = hub.resume(previd, link, h, Some(a.as_bytes())) {
-                tracing::info!(cm = %hub.name, from = %previd, onto = %link.address, sessions = r.moved, what = "cm-link-resumed", "link traffic resumed on another link");
-            }
-        }
-        None => {
-            let f = format!(
-                "<failed xmlns='{}' previd='{}'/>",
-                ns::ROOKERY_CM,
-                escape_attr(previd)
-            );
-            link.push_control(f.as_bytes());
-        }
+    let Some(our_h) = hub.link(previd).map(|l| l.received()) else {
+        link.push_control(&wire::link_ext("failed", previd, None));
+        return;
+    };
+    let answer = wire::link_ext("resumed", previd, Some(our_h));
+    if let Some(r) = hub.resume(previd, link, h, Some(&answer)) {
+        tracing::info!(cm = %hub.name, from = %previd, onto = %link.address, sessions = r.moved, what = "cm-link-resumed", "link traffic resumed on another link");
     }
-}
-
-fn escape_attr(s: &str) -> String {
-    let mut out = Vec::new();
-    rookery_xml::open_tag(&mut out, "x", &[("v", s)]);
-    // `<x v='…'>`: the escaped value sits between the quotes.
-    let s = String::from_utf8_lossy(&out).into_owned();
-    s.get(6..s.len().saturating_sub(2))
-        .unwrap_or_default()
-        .to_owned()
 }
 
 /// After a link dropped: if the CM doesn't speak the resume extension, move its sessions to a
@@ -679,6 +643,5 @@ mod tests {
             Some("cm01")
         );
         assert_eq!(link_name("/x"), None);
-        assert_eq!(escape_attr("a'b<c"), "a&apos;b&lt;c");
     }
 }

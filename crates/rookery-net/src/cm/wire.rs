@@ -106,6 +106,16 @@ pub fn ack_bytes(h: u64) -> Vec<u8> {
     format!("<a xmlns='{}' h='{h}'/>", ns::ROOKERY_CM).into_bytes()
 }
 
+/// A link-extension element naming another link: `<resume previd h/>` (CM → server),
+/// `<resumed previd h/>` and `<failed previd/>` (server → CM).
+pub fn link_ext(name: &str, previd: &str, h: Option<u64>) -> Vec<u8> {
+    let mut el = Element::new(name, ns::ROOKERY_CM).with_attr("previd", previd);
+    if let Some(h) = h {
+        el.set_attr("h", h.to_string());
+    }
+    to_link_bytes(&el)
+}
+
 /// A counter attribute (`h`) of an extension element.
 pub fn h_attr(el: &Element) -> Option<u64> {
     el.attr("h")?.parse().ok()
@@ -155,6 +165,17 @@ mod tests {
             "<route from='example.com' to='cm&apos;1' streamid='s&lt;1'>\
              <message xmlns='jabber:client' to='a@b'/></route>"
         );
+    }
+
+    #[test]
+    fn link_extension_elements_are_escaped_and_namespaced() {
+        let b = String::from_utf8(link_ext("resumed", "a'b", Some(7))).unwrap();
+        assert_eq!(
+            b,
+            "<resumed xmlns='urn:rookery:cm:0' previd='a&apos;b' h='7'/>"
+        );
+        let b = String::from_utf8(link_ext("failed", "x", None)).unwrap();
+        assert_eq!(b, "<failed xmlns='urn:rookery:cm:0' previd='x'/>");
     }
 
     #[test]
