@@ -271,3 +271,30 @@ async def test_cm_limits_unauthenticated_connections_per_ip(start_server, cms):
         raise AssertionError("a freed slot was never reused")
     for _, w in held:
         w.close()
+
+
+async def test_a_stopped_cm_tells_its_clients_and_the_server(start_server, cms):
+    # The resume grace is long: the sessions must end because the CM said so, not by timeout.
+    server = start_server({**CM_CONFIG, "cm": {"secret": CM_SECRET, "resume_grace_secs": 60}})
+    cm1, _ = await cms(server, "cm1")
+    alice = via(cm1, "alice", server)
+    carol = server.client("carol")
+    for c in (alice, carol):
+        await c.login(roster=True)
+    alice.send_presence(pto="carol@localhost", ptype="subscribe")
+    await carol.wait_presence(is_presence("alice@localhost", "subscribe"), "request")
+    carol.send_presence(pto="alice@localhost", ptype="subscribed")
+    await alice.wait_presence(is_presence("carol@localhost", "subscribed"), "approval")
+    carol.send_presence(pto="alice@localhost", ptype="subscribe")
+    await alice.wait_presence(is_presence("carol@localhost", "subscribe"), "request")
+    alice.send_presence(pto="carol@localhost", ptype="subscribed")
+    await carol.wait_presence(is_presence("alice@localhost", "available"), "alice online")
+    seen = len(carol.presences.items)
+
+    assert cm1.stop() == 0  # SIGTERM: a clean stop
+    err = await alice.stream_errors.wait(lambda e: True, "a stream error")
+    assert err.get_condition() == "system-shutdown", err
+    went = is_presence("alice@localhost", "unavailable")
+    await carol.wait_presence(
+        lambda p: went(p) and any(p is x for x in carol.presences.items[seen:]),
+        "alice offline well before the 60 s resume grace", timeout=10)

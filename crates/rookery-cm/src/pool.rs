@@ -69,7 +69,13 @@ async fn slot(cm: Arc<Cm>, i: usize, resumes: Resumes) {
                 let writer = tokio::spawn(link::run_writer(link.clone(), wr, cm.opts.heartbeat));
                 let end = read_loop(&cm, &link, reader, &resumes).await;
                 if matches!(end, End::Local) {
-                    // Closing: tell the server, then stop.
+                    // Closing: the clients go first (each tells the server its session is
+                    // over, on its link), then the link. Otherwise the server would keep their
+                    // sessions for the resume grace, as if the link had failed.
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+                    while cm.hub.session_count() > 0 && tokio::time::Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
                     link.push_control(rookery_xml::STREAM_CLOSE.as_bytes());
                     let _ = tokio::time::timeout(Duration::from_secs(2), link.wait_written()).await;
                 }
