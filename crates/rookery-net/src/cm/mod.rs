@@ -4,6 +4,8 @@
 //! ordinary c2s session; `link` and `hub` (one CM's links and sessions, pinned) and `wire` are
 //! shared with the `rookery cm` process (crate rookery-cm), which is the other end.
 
+mod dispatch;
+mod expire;
 pub mod hub;
 pub mod link;
 pub mod serve;
