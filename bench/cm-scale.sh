@@ -169,7 +169,7 @@ p("Produced by \`bench/cm-scale.sh\`: one Rookery server (release build, commit 
   "$CMS \`rookery cm\` processes with $LINKS links each, $CMS load generators (one per CM), all on this "
   f"machine ({open('/proc/cpuinfo').read().split('model name')[1].split(':')[1].splitlines()[0].strip()}, "
   f"$(nproc) cores). Every client: TCP, STARTTLS, SCRAM-SHA-1, bind, initial presence, then idle. "
-  f"Load average at the end: $(cut -d. . -f1-3 /proc/loadavg).\n")
+  f"Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg).\n")
 p("| figure | value |\n|---|---:|")
 p(f"| clients connected / target | {n:,} / $N |")
 p(f"| errors (all load generators) | {errors}{' (first: ' + first + ')' if first else ''} |")
