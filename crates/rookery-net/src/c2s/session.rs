@@ -23,9 +23,13 @@ enum End {
     Dropped,
 }
 
+/// Memory: this future lives as long as the session, mostly idle, and stores inline whatever
+/// any of its states holds across an `.await`. The stream is boxed, and the rare or large
+/// awaits (handling a client stanza, re-routing at the end) are boxed futures, so the idle
+/// state stays small.
 pub(crate) async fn run<S: ClientIo>(
     server: Server,
-    mut stream: S,
+    mut stream: Box<S>,
     handle: SessionHandle,
     mut rx: SessionReceiver,
 ) {
@@ -45,8 +49,14 @@ pub(crate) async fn run<S: ClientIo>(
         loop {
             match stream.poll_event() {
                 Ok(Some(StreamEvent::Stanza(el))) => {
-                    if let Err(err) =
-                        on_element(&server, &mut stream, &handle, el, &mut ping_pending).await
+                    if let Err(err) = Box::pin(on_element(
+                        &server,
+                        &mut *stream,
+                        &handle,
+                        el,
+                        &mut ping_pending,
+                    ))
+                    .await
                     {
                         stream.fail(&err).await;
                         break 'outer End::Dropped;
@@ -126,7 +136,8 @@ pub(crate) async fn run<S: ClientIo>(
                     tracing::info!(jid = %handle.jid(), what = "slow-reader", "client not reading, dropped");
                     break End::Dropped;
                 }
-                unflushed.clear();
+                // Not `clear`: an idle session should not keep the last batch's room.
+                unflushed = Vec::new();
             }
             r = stream.read_more() => {
                 match r {
@@ -183,12 +194,18 @@ pub(crate) async fn run<S: ClientIo>(
             unflushed.push(st);
         }
     }
+    let clean = matches!(end, End::Clean);
+    Box::pin(finish(server, handle, unflushed, clean)).await;
+}
+
+/// After the session: route what it did not write, tell the modules. Its own future so the
+/// session's (idle) future does not carry room for it.
+async fn finish(server: Server, handle: SessionHandle, unflushed: Vec<Stanza>, clean: bool) {
     for st in unflushed {
         if st.kind() == rookery_proto::stanza::Kind::Message {
             server.route(st).await;
         }
     }
-    let clean = matches!(end, End::Clean);
     tracing::info!(jid = %handle.jid(), clean, what = "closed", "session ended");
     server.fire_session_closed(&handle, clean).await;
 }
