@@ -113,7 +113,7 @@ pub(crate) async fn run<S: ClientIo>(
                     match m {
                         SessionMsg::Stanza(st) => {
                             stream.queue(st.element());
-                            unflushed.push(st);
+                            unflushed.push(*st);
                         }
                         SessionMsg::Close(err) => {
                             stream.fail(&err).await;
@@ -191,7 +191,7 @@ pub(crate) async fn run<S: ClientIo>(
     rx.rx.close();
     while let Ok(msg) = rx.rx.try_recv() {
         if let SessionMsg::Stanza(st) = msg {
-            unflushed.push(st);
+            unflushed.push(*st);
         }
     }
     let clean = matches!(end, End::Clean);
