@@ -79,7 +79,7 @@ pub async fn serve_connection(
             crate::limits::framer_limits(&server, false),
             ns::CLIENT,
         ));
-        match negotiate_and_run(&server, stream, conn).await {
+        match Box::pin(negotiate_and_run(&server, stream, conn)).await {
             // STARTTLS: the plaintext stream asked to upgrade. The framer was checked empty, so
             // no plaintext bytes can leak into the encrypted stream (STARTTLS injection).
             Some((stream, c)) => {
@@ -97,7 +97,7 @@ pub async fn serve_connection(
     conn.secure = true;
     conn.bindings = bindings;
     // STARTTLS never comes back from a secure stream: `<starttls/>` on it fails.
-    let _ = negotiate_and_run(&server, stream, conn).await;
+    let _ = Box::pin(negotiate_and_run(&server, stream, conn)).await;
 }
 
 /// The TLS handshake (bounded by the header timeout), as its own future so that its state

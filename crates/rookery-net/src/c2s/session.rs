@@ -58,26 +58,27 @@ pub(crate) async fn run<S: ClientIo>(
                     ))
                     .await
                     {
-                        stream.fail(&err).await;
+                        Box::pin(stream.fail(&err)).await;
                         break 'outer End::Dropped;
                     }
                 }
                 Ok(Some(StreamEvent::Close)) => {
-                    stream.close().await;
+                    Box::pin(stream.close()).await;
                     break 'outer End::Clean;
                 }
                 Ok(Some(StreamEvent::Open(_))) => {
-                    stream
-                        .fail(
+                    Box::pin(
+                        stream.fail(
                             &StreamError::new(StreamCondition::NotWellFormed)
                                 .with_text("unexpected stream header"),
-                        )
-                        .await;
+                        ),
+                    )
+                    .await;
                     break 'outer End::Dropped;
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    stream.fail(&framer_stream_error(&e)).await;
+                    Box::pin(stream.fail(&framer_stream_error(&e))).await;
                     break 'outer End::Dropped;
                 }
             }
@@ -96,12 +97,11 @@ pub(crate) async fn run<S: ClientIo>(
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => {
-                stream.fail(&StreamError::new(StreamCondition::SystemShutdown)).await;
+                Box::pin(stream.fail(&StreamError::new(StreamCondition::SystemShutdown))).await;
                 break End::Clean;
             }
             _ = rx.overflow.cancelled() => {
-                stream
-                    .fail(&StreamError::new(StreamCondition::PolicyViolation).with_text("too many stanzas queued for a slow reader"))
+                Box::pin(stream.fail(&StreamError::new(StreamCondition::PolicyViolation).with_text("too many stanzas queued for a slow reader")))
                     .await;
                 break End::Dropped;
             }
@@ -116,7 +116,7 @@ pub(crate) async fn run<S: ClientIo>(
                             unflushed.push(*st);
                         }
                         SessionMsg::Close(err) => {
-                            stream.fail(&err).await;
+                            Box::pin(stream.fail(&err)).await;
                             break 'outer End::Dropped;
                         }
                     }
@@ -129,7 +129,7 @@ pub(crate) async fn run<S: ClientIo>(
                 // overflows, it is a slow reader: drop it now instead of after the write
                 // timeout (there is no way to write a stream error to a full socket).
                 let flushed = tokio::select! {
-                    r = stream.flush() => r.is_ok(),
+                    r = Box::pin(stream.flush()) => r.is_ok(),
                     _ = rx.overflow.cancelled() => false,
                 };
                 if !flushed {
@@ -148,7 +148,7 @@ pub(crate) async fn run<S: ClientIo>(
                     }
                     Err(ReadError::Closed) => break End::Dropped,
                     Err(ReadError::Xml(e)) => {
-                        stream.fail(&framer_stream_error(&e)).await;
+                        Box::pin(stream.fail(&framer_stream_error(&e))).await;
                         break End::Dropped;
                     }
                 }
@@ -156,14 +156,13 @@ pub(crate) async fn run<S: ClientIo>(
             _ = tokio::time::sleep_until(next_tick) => {
                 let now = Instant::now();
                 if stream.in_stanza() && now >= last_read + idle_limit {
-                    stream
-                        .fail(&StreamError::new(StreamCondition::ConnectionTimeout).with_text("stanza not completed in time"))
+                    Box::pin(stream.fail(&StreamError::new(StreamCondition::ConnectionTimeout).with_text("stanza not completed in time")))
                         .await;
                     break End::Dropped;
                 }
                 if let Some((_, deadline)) = &ping_pending {
                     if now >= *deadline {
-                        stream.fail(&StreamError::new(StreamCondition::ConnectionTimeout)).await;
+                        Box::pin(stream.fail(&StreamError::new(StreamCondition::ConnectionTimeout))).await;
                         break End::Dropped;
                     }
                 } else if ping_every.is_some_and(|every| now >= last_read + every) {
@@ -175,7 +174,7 @@ pub(crate) async fn run<S: ClientIo>(
                         .with_attr("to", handle.jid().as_str())
                         .with_attr("from", handle.jid().domain().as_str())
                         .child(Element::new("ping", ns::PING));
-                    if stream.send(&ping).await.is_err() {
+                    if Box::pin(stream.send(&ping)).await.is_err() {
                         break End::Dropped;
                     }
                     ping_pending = Some((id, now + ping_timeout));
