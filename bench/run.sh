@@ -26,9 +26,11 @@ THREADS="${THREADS:-2}"             # load generator worker threads
 SCENARIOS="${SCENARIOS:-idle,login,messages,latency}"
 PASSWORD="bench-pass-1"
 DOMAIN="localhost"
-PORT_rookery=25222
-PORT_prosody=25322
-PORT_ejabberd=25422
+# Ports: overridable because other runs on a shared machine may hold the defaults (a server
+# that cannot bind exits, and the load generator then measures whatever holds the port).
+PORT_rookery="${PORT_ROOKERY:-25222}"
+PORT_prosody="${PORT_PROSODY:-25322}"
+PORT_ejabberd="${PORT_EJABBERD:-25422}"
 
 DATE="$(date -u +%F)"
 OUT="${OUT:-$BENCH/results/$DATE}"   # results path without extension

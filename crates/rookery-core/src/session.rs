@@ -10,12 +10,16 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// A message for a session actor.
+///
+/// Both payloads are boxed: the mailbox (a tokio channel) allocates its first block of 32
+/// slots when the session binds, and every idle session keeps it. With the stanza inline a
+/// slot would be as large as a `Stanza` (≈ 5 KiB per session); boxed, it is a pointer.
 #[derive(Debug)]
 pub enum SessionMsg {
     /// Write this stanza to the client (after the session's own outbound filters).
-    Stanza(Stanza),
+    Stanza(Box<Stanza>),
     /// Send this stream error and close (e.g. resource conflict, account deleted).
-    Close(StreamError),
+    Close(Box<StreamError>),
 }
 
 static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
@@ -88,7 +92,7 @@ impl SessionHandle {
     pub fn send(&self, st: Stanza) -> Result<(), Undelivered> {
         self.inner
             .tx
-            .try_send(SessionMsg::Stanza(st))
+            .try_send(SessionMsg::Stanza(Box::new(st)))
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(m) => self.refused(SendError::Overflow, m),
                 mpsc::error::TrySendError::Closed(m) => self.refused(SendError::Closed, m),
@@ -107,7 +111,7 @@ impl SessionHandle {
         use tokio::sync::mpsc::error::SendTimeoutError;
         self.inner
             .tx
-            .send_timeout(SessionMsg::Stanza(st), patience)
+            .send_timeout(SessionMsg::Stanza(Box::new(st)), patience)
             .await
             .map_err(|e| match e {
                 SendTimeoutError::Timeout(m) => self.refused(SendError::Overflow, m),
@@ -117,7 +121,7 @@ impl SessionHandle {
 
     /// Asks the session to close with a stream error.
     pub fn close(&self, err: StreamError) {
-        if let Err(e) = self.inner.tx.try_send(SessionMsg::Close(err)) {
+        if let Err(e) = self.inner.tx.try_send(SessionMsg::Close(Box::new(err))) {
             if matches!(e, mpsc::error::TrySendError::Full(_)) {
                 tracing::warn!(jid = %self.inner.jid, what = "mailbox-full", "slow reader, closing");
             }
@@ -136,7 +140,7 @@ impl SessionHandle {
         Undelivered {
             reason,
             stanza: match msg {
-                SessionMsg::Stanza(stanza) => stanza,
+                SessionMsg::Stanza(stanza) => *stanza,
                 // `send` and `send_wait` only ever hand it the stanza they tried to queue.
                 SessionMsg::Close(_) => unreachable_stanza(),
             },

@@ -287,7 +287,7 @@ pub(crate) mod testkit {
 
         pub fn try_recv(&mut self) -> Option<Stanza> {
             match self.rx.rx.try_recv() {
-                Ok(SessionMsg::Stanza(s)) => Some(s),
+                Ok(SessionMsg::Stanza(s)) => Some(*s),
                 Ok(SessionMsg::Close(e)) => panic!("{}: unexpected close {e}", self.jid()),
                 Err(_) => None,
             }

@@ -5,8 +5,11 @@
 use rookery_proto::error::StreamError;
 use rookery_proto::ns;
 use rookery_xml::{Element, Framer, FramerError, Limits, StreamEvent};
+use std::cell::RefCell;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 /// Why reading stopped.
 #[derive(Debug)]
@@ -17,10 +20,16 @@ pub enum ReadError {
     Xml(FramerError),
 }
 
-/// Bytes read per call. Small on purpose: most connections sit idle, and memory per idle
-/// connection is what limits how many one server holds (bench/results/); a busy stream just
-/// makes more read calls.
-const READ_BUF: usize = 4 * 1024;
+/// Bytes read per call, into a buffer shared by all streams on a thread (one TLS record's
+/// worth of plaintext). Streams own no read buffer: most connections sit idle, and memory per
+/// idle connection is what limits how many one server holds (bench/results/).
+const READ_BUF: usize = 16 * 1024;
+
+thread_local! {
+    /// The per-thread read buffer. Borrowed only inside one synchronous `poll_read`, never
+    /// across an `.await`, so tasks on the same worker thread cannot contend for it.
+    static READ_SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; READ_BUF].into_boxed_slice());
+}
 /// Write buffer capacity kept between flushes; it grows on demand.
 const KEEP_WRITE_BUF: usize = 16 * 1024;
 
@@ -30,7 +39,7 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct XmppStream<IO> {
     io: IO,
     framer: Framer,
-    buf: Box<[u8]>,
+    /// Serialized output not yet written; emptied (and freed) while the stream is idle.
     out: Vec<u8>,
     /// The content namespace written as the default (`jabber:client` for c2s).
     content_ns: &'static str,
@@ -41,7 +50,6 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> XmppStream<IO> {
         XmppStream {
             io,
             framer: Framer::new(limits),
-            buf: vec![0u8; READ_BUF].into_boxed_slice(),
             out: Vec::new(),
             content_ns,
         }
@@ -65,16 +73,33 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> XmppStream<IO> {
 
     /// One read from the transport into the framer. Cancel-safe (see `next_event`).
     pub async fn read_more(&mut self) -> Result<(), ReadError> {
-        let n = self
-            .io
-            .read(&mut self.buf)
-            .await
-            .map_err(|_| ReadError::Closed)?;
-        if n == 0 {
-            return Err(ReadError::Closed);
-        }
-        self.framer.feed(&self.buf[..n]);
-        Ok(())
+        std::future::poll_fn(|cx| self.poll_read_more(cx)).await
+    }
+
+    fn poll_read_more(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ReadError>> {
+        READ_SCRATCH.with_borrow_mut(|scratch| {
+            let mut rb = ReadBuf::new(&mut scratch[..]);
+            match Pin::new(&mut self.io).poll_read(cx, &mut rb) {
+                Poll::Pending => {
+                    // Nothing to read: the stream is idle until the transport wakes us, so the
+                    // parse and write buffers go back to the allocator meanwhile. A busy
+                    // stream rarely gets here, so it keeps its buffers warm.
+                    self.framer.release_idle_memory();
+                    if self.out.is_empty() {
+                        self.out = Vec::new();
+                    }
+                    Poll::Pending
+                }
+                Poll::Ready(Err(_)) => Poll::Ready(Err(ReadError::Closed)),
+                Poll::Ready(Ok(())) if rb.filled().is_empty() => {
+                    Poll::Ready(Err(ReadError::Closed))
+                }
+                Poll::Ready(Ok(())) => {
+                    self.framer.feed(rb.filled());
+                    Poll::Ready(Ok(()))
+                }
+            }
+        })
     }
 
     pub fn framer(&self) -> &Framer {

@@ -199,6 +199,22 @@ impl Framer {
         self.buf.len() - self.pos + self.counted
     }
 
+    /// Frees the buffers that only matter while bytes are being parsed: the
+    /// emptied input buffer and rxml's token scratch (8 KiB reserved on the
+    /// first token; twice that once a reference was seen). Call it when the
+    /// transport has nothing more to read: most connections sit idle for
+    /// hours and should not pin parse buffers meanwhile, and the next read
+    /// reallocates them in one step. A partial token or unparsed input is
+    /// kept (shrunk to what it holds), so nothing is lost.
+    pub fn release_idle_memory(&mut self) {
+        if self.pos == self.buf.len() {
+            self.buf = Vec::new();
+            self.pos = 0;
+        }
+        self.parser.release_temporaries();
+        self.asm.release_idle_memory();
+    }
+
     /// Whether a top-level element has been partially received (drives the
     /// "unfinished stanza" idle timeout).
     pub fn in_stanza(&self) -> bool {
@@ -352,6 +368,36 @@ mod tests {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<Framer>();
         assert_send_sync::<StreamEvent>();
+    }
+
+    #[test]
+    fn idle_release_keeps_partial_input() {
+        let mut f = Framer::new(Limits::default());
+        f.feed(b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>");
+        assert!(matches!(f.next_event(), Ok(Some(StreamEvent::Open(_)))));
+        // Idle between stanzas: everything goes.
+        assert!(matches!(f.next_event(), Ok(None)));
+        f.release_idle_memory();
+        assert_eq!(f.buf.capacity(), 0);
+        // Idle in the middle of a name, of an attribute value and of text.
+        f.feed(b"<mess");
+        assert!(matches!(f.next_event(), Ok(None)));
+        f.release_idle_memory();
+        f.feed(b"age to='a@b' id='x&amp;");
+        assert!(matches!(f.next_event(), Ok(None)));
+        f.release_idle_memory();
+        f.feed(b"y'><body>hel");
+        assert!(matches!(f.next_event(), Ok(None)));
+        f.release_idle_memory();
+        f.feed(b"lo &lt;3</body></message>");
+        let Ok(Some(StreamEvent::Stanza(el))) = f.next_event() else {
+            panic!("expected the message");
+        };
+        assert_eq!(el.attr("id"), Some("x&y"));
+        assert_eq!(
+            el.get_child("body", "jabber:client").map(|b| b.text()),
+            Some("hello <3".into())
+        );
     }
 
     #[test]

@@ -79,6 +79,14 @@ impl Assembler {
         self.limits = limits;
     }
 
+    /// Between top-level elements the open-element stack is empty: give back
+    /// the room the last deep stanza left in it.
+    pub(crate) fn release_idle_memory(&mut self) {
+        if self.stack.is_empty() {
+            self.stack = Vec::new();
+        }
+    }
+
     /// Forget everything (stream restart); limits stay.
     pub(crate) fn reset(&mut self) {
         self.ns.clear();

@@ -105,7 +105,7 @@ impl Client {
         let mut out = Vec::new();
         while let Ok(msg) = self.rx.rx.try_recv() {
             match msg {
-                SessionMsg::Stanza(st) => out.push(st),
+                SessionMsg::Stanza(st) => out.push(*st),
                 SessionMsg::Close(e) => panic!("session closed: {e:?}"),
             }
         }
@@ -120,7 +120,7 @@ impl Client {
                 Ok(Some(SessionMsg::Stanza(st)))
                     if st.kind() == rookery_proto::stanza::Kind::Message =>
                 {
-                    return st;
+                    return *st;
                 }
                 Ok(Some(SessionMsg::Stanza(_))) => {}
                 Ok(Some(SessionMsg::Close(e))) => panic!("session closed: {e:?}"),

@@ -46,6 +46,12 @@ impl Conn {
 }
 
 /// Entry point for an accepted TCP connection.
+///
+/// Memory per idle connection is what limits how many one server holds, and a future stores
+/// everything any of its states holds across an `.await` inline. So this task's own future is
+/// kept small: the stream lives in a `Box` from the start, and each phase (TLS handshake,
+/// negotiation, the session) is a boxed future that is freed when the phase ends. An idle
+/// session then holds only its own state, not the largest state of every earlier phase.
 pub async fn serve_connection(
     server: Server,
     tls: TlsContext,
@@ -55,7 +61,7 @@ pub async fn serve_connection(
     guard: UnauthGuard,
 ) {
     let _ = tcp.set_nodelay(true);
-    let conn = Conn {
+    let mut conn = Conn {
         peer,
         secure: false,
         domain: None,
@@ -65,44 +71,63 @@ pub async fn serve_connection(
         connected: Instant::now(),
         unauth_guard: Some(guard),
     };
-    let limits = crate::limits::framer_limits(&server, false);
-    if direct_tls {
-        let deadline = server.config().limits.header_timeout();
-        match tokio::time::timeout(deadline, tls.accept(tcp)).await {
-            Ok(Ok(tls_stream)) => {
-                let mut conn = conn;
-                conn.secure = true;
-                conn.bindings = crate::tls::bindings(&tls, &tls_stream);
-                let stream = XmppStream::new(tls_stream, limits, ns::CLIENT);
-                // Boxed: the connection task then holds only the phase it is in, not the
-                // largest state of every nested future (memory per idle connection).
-                let _ = Box::pin(negotiate(&server, stream, conn)).await;
+    let tcp = if direct_tls {
+        tcp
+    } else {
+        let stream = Box::new(XmppStream::new(
+            tcp,
+            crate::limits::framer_limits(&server, false),
+            ns::CLIENT,
+        ));
+        match Box::pin(negotiate_and_run(&server, stream, conn)).await {
+            // STARTTLS: the plaintext stream asked to upgrade. The framer was checked empty, so
+            // no plaintext bytes can leak into the encrypted stream (STARTTLS injection).
+            Some((stream, c)) => {
+                conn = c;
+                stream.into_inner()
             }
-            Ok(Err(e)) => tracing::debug!(%peer, error = %e, what = "tls-accept", "failed"),
-            Err(_) => tracing::debug!(%peer, what = "tls-accept", "timed out"),
+            None => return,
         }
+    };
+    let what = if direct_tls { "tls-accept" } else { "starttls" };
+    let Some((stream, bindings)) = Box::pin(accept_tls(&server, &tls, tcp, peer, what)).await
+    else {
         return;
-    }
-    let stream = XmppStream::new(tcp, limits, ns::CLIENT);
-    if let Some((stream, mut conn)) = Box::pin(negotiate(&server, stream, conn)).await {
-        // STARTTLS: the plaintext stream asked to upgrade. The framer was checked empty, so no
-        // plaintext bytes can leak into the encrypted stream (STARTTLS injection).
-        let tcp = stream.into_inner();
-        match tokio::time::timeout(server.config().limits.header_timeout(), tls.accept(tcp)).await {
-            Ok(Ok(tls_stream)) => {
-                conn.secure = true;
-                conn.bindings = crate::tls::bindings(&tls, &tls_stream);
-                let stream = XmppStream::new(
-                    tls_stream,
-                    crate::limits::framer_limits(&server, false),
-                    ns::CLIENT,
-                );
-                // Boxed: the connection task then holds only the phase it is in, not the
-                // largest state of every nested future (memory per idle connection).
-                let _ = Box::pin(negotiate(&server, stream, conn)).await;
-            }
-            Ok(Err(e)) => tracing::debug!(%peer, error = %e, what = "starttls", "handshake failed"),
-            Err(_) => tracing::debug!(%peer, what = "starttls", "handshake timed out"),
+    };
+    conn.secure = true;
+    conn.bindings = bindings;
+    // STARTTLS never comes back from a secure stream: `<starttls/>` on it fails.
+    let _ = Box::pin(negotiate_and_run(&server, stream, conn)).await;
+}
+
+/// The TLS handshake (bounded by the header timeout), as its own future so that its state
+/// (rustls' handshake, the transport) is freed once it ends. The stream comes back boxed.
+async fn accept_tls(
+    server: &Server,
+    tls: &TlsContext,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    what: &'static str,
+) -> Option<(
+    Box<XmppStream<tokio_rustls::server::TlsStream<TcpStream>>>,
+    ChannelBindings,
+)> {
+    match tokio::time::timeout(server.config().limits.header_timeout(), tls.accept(tcp)).await {
+        Ok(Ok(tls_stream)) => {
+            let bindings = crate::tls::bindings(tls, &tls_stream);
+            let limits = crate::limits::framer_limits(server, false);
+            Some((
+                Box::new(XmppStream::new(tls_stream, limits, ns::CLIENT)),
+                bindings,
+            ))
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, what, "handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, what, "handshake timed out");
+            None
         }
     }
 }
@@ -128,36 +153,63 @@ pub async fn serve_routed(
         unauth_guard: None,
     };
     // STARTTLS never comes back from a routed stream: `<starttls/>` on a secure stream fails.
-    let _ = Box::pin(negotiate(&server, stream, conn)).await;
+    let _ = negotiate_and_run(&server, Box::new(stream), conn).await;
 }
 
-/// Runs negotiation until the session is bound (then runs the session) or fails. Returns the
+/// Negotiation, then the bound session, each a boxed future: the negotiation state (SASL,
+/// bind, `Conn` with its channel bindings) is freed before the session starts. Returns the
 /// stream when the client asked for STARTTLS, so the caller can wrap the transport.
+async fn negotiate_and_run<S: ClientIo>(
+    server: &Server,
+    stream: Box<S>,
+    conn: Conn,
+) -> Option<(Box<S>, Conn)> {
+    match Box::pin(negotiate(server, stream, conn)).await {
+        Negotiated::StartTls(stream, conn) => Some((stream, conn)),
+        Negotiated::Bound(stream, handle, rx) => {
+            Box::pin(session::run(server.clone(), stream, handle, rx)).await;
+            None
+        }
+        Negotiated::Closed => None,
+    }
+}
+
+/// How negotiation ended.
+enum Negotiated<S> {
+    /// The client asked for STARTTLS (the caller wraps the transport and starts over).
+    StartTls(Box<S>, Conn),
+    /// A resource is bound: the session takes over.
+    Bound(
+        Box<S>,
+        rookery_core::SessionHandle,
+        rookery_core::session::SessionReceiver,
+    ),
+    Closed,
+}
+
+/// Runs negotiation until the session is bound, the client asks for STARTTLS, or it fails.
 async fn negotiate<S: ClientIo>(
     server: &Server,
-    mut stream: S,
+    mut stream: Box<S>,
     mut conn: Conn,
-) -> Option<(S, Conn)> {
+) -> Negotiated<S> {
     loop {
         // (Re)start: read the client's header, answer with ours and the features.
-        if header::open(server, &mut stream, &mut conn).await.is_err() {
-            return None;
+        if header::open(server, &mut *stream, &mut conn).await.is_err() {
+            return Negotiated::Closed;
         }
-        features::send(server, &mut stream, &conn).await.ok()?;
+        if features::send(server, &mut *stream, &conn).await.is_err() {
+            return Negotiated::Closed;
+        }
         // Read negotiation elements until something restarts the stream.
-        match step_until_restart(server, &mut stream, &mut conn).await {
-            Restart::StartTls => return Some((stream, conn)),
+        match step_until_restart(server, &mut *stream, &mut conn).await {
+            Restart::StartTls => return Negotiated::StartTls(stream, conn),
             Restart::Sasl => {
                 stream.restart();
                 continue;
             }
-            Restart::Bound(handle, rx) => {
-                // Boxed: once bound, the negotiation state is gone and only the session's
-                // own state stays allocated.
-                Box::pin(session::run(server.clone(), stream, handle, rx)).await;
-                return None;
-            }
-            Restart::Closed => return None,
+            Restart::Bound(handle, rx) => return Negotiated::Bound(stream, handle, rx),
+            Restart::Closed => return Negotiated::Closed,
         }
     }
 }

@@ -23,9 +23,13 @@ enum End {
     Dropped,
 }
 
+/// Memory: this future lives as long as the session, mostly idle, and stores inline whatever
+/// any of its states holds across an `.await`. The stream is boxed, and the rare or large
+/// awaits (handling a client stanza, re-routing at the end) are boxed futures, so the idle
+/// state stays small.
 pub(crate) async fn run<S: ClientIo>(
     server: Server,
-    mut stream: S,
+    mut stream: Box<S>,
     handle: SessionHandle,
     mut rx: SessionReceiver,
 ) {
@@ -45,29 +49,36 @@ pub(crate) async fn run<S: ClientIo>(
         loop {
             match stream.poll_event() {
                 Ok(Some(StreamEvent::Stanza(el))) => {
-                    if let Err(err) =
-                        on_element(&server, &mut stream, &handle, el, &mut ping_pending).await
+                    if let Err(err) = Box::pin(on_element(
+                        &server,
+                        &mut *stream,
+                        &handle,
+                        el,
+                        &mut ping_pending,
+                    ))
+                    .await
                     {
-                        stream.fail(&err).await;
+                        Box::pin(stream.fail(&err)).await;
                         break 'outer End::Dropped;
                     }
                 }
                 Ok(Some(StreamEvent::Close)) => {
-                    stream.close().await;
+                    Box::pin(stream.close()).await;
                     break 'outer End::Clean;
                 }
                 Ok(Some(StreamEvent::Open(_))) => {
-                    stream
-                        .fail(
+                    Box::pin(
+                        stream.fail(
                             &StreamError::new(StreamCondition::NotWellFormed)
                                 .with_text("unexpected stream header"),
-                        )
-                        .await;
+                        ),
+                    )
+                    .await;
                     break 'outer End::Dropped;
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    stream.fail(&framer_stream_error(&e)).await;
+                    Box::pin(stream.fail(&framer_stream_error(&e))).await;
                     break 'outer End::Dropped;
                 }
             }
@@ -86,12 +97,11 @@ pub(crate) async fn run<S: ClientIo>(
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => {
-                stream.fail(&StreamError::new(StreamCondition::SystemShutdown)).await;
+                Box::pin(stream.fail(&StreamError::new(StreamCondition::SystemShutdown))).await;
                 break End::Clean;
             }
             _ = rx.overflow.cancelled() => {
-                stream
-                    .fail(&StreamError::new(StreamCondition::PolicyViolation).with_text("too many stanzas queued for a slow reader"))
+                Box::pin(stream.fail(&StreamError::new(StreamCondition::PolicyViolation).with_text("too many stanzas queued for a slow reader")))
                     .await;
                 break End::Dropped;
             }
@@ -103,10 +113,10 @@ pub(crate) async fn run<S: ClientIo>(
                     match m {
                         SessionMsg::Stanza(st) => {
                             stream.queue(st.element());
-                            unflushed.push(st);
+                            unflushed.push(*st);
                         }
                         SessionMsg::Close(err) => {
-                            stream.fail(&err).await;
+                            Box::pin(stream.fail(&err)).await;
                             break 'outer End::Dropped;
                         }
                     }
@@ -119,14 +129,15 @@ pub(crate) async fn run<S: ClientIo>(
                 // overflows, it is a slow reader: drop it now instead of after the write
                 // timeout (there is no way to write a stream error to a full socket).
                 let flushed = tokio::select! {
-                    r = stream.flush() => r.is_ok(),
+                    r = Box::pin(stream.flush()) => r.is_ok(),
                     _ = rx.overflow.cancelled() => false,
                 };
                 if !flushed {
                     tracing::info!(jid = %handle.jid(), what = "slow-reader", "client not reading, dropped");
                     break End::Dropped;
                 }
-                unflushed.clear();
+                // Not `clear`: an idle session should not keep the last batch's room.
+                unflushed = Vec::new();
             }
             r = stream.read_more() => {
                 match r {
@@ -137,7 +148,7 @@ pub(crate) async fn run<S: ClientIo>(
                     }
                     Err(ReadError::Closed) => break End::Dropped,
                     Err(ReadError::Xml(e)) => {
-                        stream.fail(&framer_stream_error(&e)).await;
+                        Box::pin(stream.fail(&framer_stream_error(&e))).await;
                         break End::Dropped;
                     }
                 }
@@ -145,14 +156,13 @@ pub(crate) async fn run<S: ClientIo>(
             _ = tokio::time::sleep_until(next_tick) => {
                 let now = Instant::now();
                 if stream.in_stanza() && now >= last_read + idle_limit {
-                    stream
-                        .fail(&StreamError::new(StreamCondition::ConnectionTimeout).with_text("stanza not completed in time"))
+                    Box::pin(stream.fail(&StreamError::new(StreamCondition::ConnectionTimeout).with_text("stanza not completed in time")))
                         .await;
                     break End::Dropped;
                 }
                 if let Some((_, deadline)) = &ping_pending {
                     if now >= *deadline {
-                        stream.fail(&StreamError::new(StreamCondition::ConnectionTimeout)).await;
+                        Box::pin(stream.fail(&StreamError::new(StreamCondition::ConnectionTimeout))).await;
                         break End::Dropped;
                     }
                 } else if ping_every.is_some_and(|every| now >= last_read + every) {
@@ -164,7 +174,7 @@ pub(crate) async fn run<S: ClientIo>(
                         .with_attr("to", handle.jid().as_str())
                         .with_attr("from", handle.jid().domain().as_str())
                         .child(Element::new("ping", ns::PING));
-                    if stream.send(&ping).await.is_err() {
+                    if Box::pin(stream.send(&ping)).await.is_err() {
                         break End::Dropped;
                     }
                     ping_pending = Some((id, now + ping_timeout));
@@ -180,15 +190,21 @@ pub(crate) async fn run<S: ClientIo>(
     rx.rx.close();
     while let Ok(msg) = rx.rx.try_recv() {
         if let SessionMsg::Stanza(st) = msg {
-            unflushed.push(st);
+            unflushed.push(*st);
         }
     }
+    let clean = matches!(end, End::Clean);
+    Box::pin(finish(server, handle, unflushed, clean)).await;
+}
+
+/// After the session: route what it did not write, tell the modules. Its own future so the
+/// session's (idle) future does not carry room for it.
+async fn finish(server: Server, handle: SessionHandle, unflushed: Vec<Stanza>, clean: bool) {
     for st in unflushed {
         if st.kind() == rookery_proto::stanza::Kind::Message {
             server.route(st).await;
         }
     }
-    let clean = matches!(end, End::Clean);
     tracing::info!(jid = %handle.jid(), clean, what = "closed", "session ended");
     server.fire_session_closed(&handle, clean).await;
 }

@@ -244,7 +244,7 @@ pub async fn send(server: &Server, h: &SessionHandle, xml: &str) {
 /// The next stanza in the mailbox, failing the test after `secs`.
 pub async fn recv(rx: &mut SessionReceiver, secs: u64) -> Stanza {
     match tokio::time::timeout(Duration::from_secs(secs), rx.rx.recv()).await {
-        Ok(Some(SessionMsg::Stanza(st))) => st,
+        Ok(Some(SessionMsg::Stanza(st))) => *st,
         Ok(Some(SessionMsg::Close(e))) => panic!("session closed: {e}"),
         Ok(None) => panic!("mailbox closed"),
         Err(_) => panic!("no stanza within {secs} s"),
@@ -744,7 +744,7 @@ impl RawPeer {
 /// The stanza already waiting in the mailbox (fails if there is none yet).
 pub fn take_now(rx: &mut SessionReceiver) -> Stanza {
     match rx.rx.try_recv() {
-        Ok(SessionMsg::Stanza(st)) => st,
+        Ok(SessionMsg::Stanza(st)) => *st,
         Ok(SessionMsg::Close(e)) => panic!("unexpected close: {e}"),
         Err(e) => panic!("nothing in the mailbox: {e}"),
     }
