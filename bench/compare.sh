@@ -27,7 +27,7 @@ WINDOW="${WINDOW:-10}"              # ... with W messages in flight per sender (
 DURATION="${DURATION:-10}"          # ... for T seconds; also openloop, presence, scale, latency
 RATE="${RATE:-}"                    # openloop msgs/s; empty: half of Rookery's closed-loop
                                     # msgs/s in round 1 (the first server's if Rookery is absent)
-OPEN_CAP="${OPEN_CAP:-1000}"        # openloop: at most this many in flight per sender
+OPEN_CAP="${OPEN_CAP:-100}"         # openloop: at most this many in flight per sender
 PRES_USERS="${PRES_USERS:-500}"     # presence: users ...
 ROSTER="${ROSTER:-20}"              # ... each with this many mutual contacts
 SCALE_LO="${SCALE_LO:-1000}"        # scale: idle users in the background, first run ...
@@ -122,9 +122,14 @@ ACCOUNTS=$((base_accounts + PRES_USERS))
 log "installing peers (bench/setup.sh)"
 bash "$BENCH/setup.sh" >"$WORK/setup.log" 2>&1 || log "setup.sh failed (see peers' status in the results)"
 
-log "building rookery (release)"
-(cd "$ROOT" && cargo build --release -p rookery) || { log "rookery build failed"; exit 1; }
-ROOKERY="$ROOT/target/release/rookery"
+if [ -n "${ROOKERY_BIN:-}" ]; then
+    # For work on the harness itself: a binary built elsewhere (the results say which).
+    ROOKERY="$ROOKERY_BIN"
+else
+    log "building rookery (release)"
+    (cd "$ROOT" && cargo build --release -p rookery) || { log "rookery build failed"; exit 1; }
+    ROOKERY="$ROOT/target/release/rookery"
+fi
 log "building the load generator (release)"
 (cd "$BENCH/loadgen" && cargo build --release) || { log "loadgen build failed"; exit 1; }
 LOADGEN="$BENCH/loadgen/target/release/rookery-loadgen"
@@ -141,6 +146,7 @@ git_rev="$(git -C "$ROOT" rev-parse --short HEAD)"
 if [ -n "$(git -C "$ROOT" status --porcelain -- crates bins Cargo.toml Cargo.lock)" ]; then
     git_rev="$git_rev (with uncommitted changes in crates/bins)"
 fi
+[ -n "${ROOKERY_BIN:-}" ] && git_rev="$git_rev (but the binary measured is ROOKERY_BIN=$ROOKERY_BIN)"
 meta "$(printf '{"meta":"machine","date":%s,"nproc":%s,"cpu":%s,"mem":%s,"kernel":%s,"os":%s,"rustc":%s,"openssl":%s,"rookery_rev":%s,"loadavg":%s,"top":%s,"params":%s,"rounds":%s}' \
     "$(jq_str "$(date -u '+%F %T UTC')")" "$(nproc)" \
     "$(jq_str "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')")" \

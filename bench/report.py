@@ -355,6 +355,7 @@ def main():
                  lambda r: per(r["server_cpu_s"], r["delivered"], 1e6)),
                 ("rosters complete after set-up", lambda r: f"{r['rosters_complete']} / {r['users']}"),
                 ("set-up: logins + subscriptions (s)", get("setup_s")),
+                ("subscription requests repeated in set-up", get("resubscribes")),
                 ("errors", get("errors")),
             ] + cpu))
     for mode, what in [("lo", "fewer"), ("hi", "more")]:

@@ -14,7 +14,7 @@
 //!       [--idle 2000] [--idle-conc 50] [--idle-settle 3] [--idle-time 120] \
 //!       [--login-seq 500] [--login-conc 50] [--login-total 3000] [--login-pool 200] \
 //!       [--login-time 30] [--pairs 50] [--window 10] [--duration 20] \
-//!       [--rate R] [--open-cap 1000] \
+//!       [--rate R] [--open-cap 100] \
 //!       [--pres-users 500] [--roster 20] [--pres-setup-time 120] \
 //!       [--scale-lo 1000] [--scale-hi 15000] [--scale-time 300]
 //!
@@ -136,7 +136,7 @@ fn parse_args() -> (Opts, usize) {
         src_addrs: n("src-addrs", 8).clamp(1, 254),
         idle_time: n("idle-time", 120) as u64,
         rate: s("rate", "0").parse().unwrap_or_else(|_| panic!("--rate: not a number")),
-        open_cap: n("open-cap", 1000),
+        open_cap: n("open-cap", 100),
         pres_users: n("pres-users", 500),
         roster: n("roster", 20),
         pres_setup_time: n("pres-setup-time", 120) as u64,
@@ -964,8 +964,8 @@ async fn scale(ctx: &Arc<Ctx>) {
 
 // ---------------------------------------------------------------------------------------------
 // presence: N users on a ring, each with the R nearest others (R/2 on each side) as mutual
-// contacts. Set-up (not measured): all log in, each sends `subscribe` to its R contacts and
-// approves every `subscribe` it receives, until every roster shows R items with
+// contacts. Set-up (not measured): all log in and make the subscriptions with the ordinary
+// subscribe / subscribed handshake (see below) until every roster shows R items with
 // subscription='both' (on a second run against the same data they already do). Measured: for T
 // seconds the even-numbered users ("togglers") go offline and online again (unavailable
 // presence, then available presence, which servers treat as a new initial presence: broadcast
@@ -1026,26 +1026,35 @@ async fn presence(ctx: &Arc<Ctx>) {
         return;
     }
 
-    // Set-up: subscriptions both ways with every contact.
+    // Set-up: subscriptions both ways with every contact, as two people would do it: for each
+    // pair the user who has the other as a forward neighbour asks (`subscribe`); the other
+    // approves (`subscribed`) and asks back, which the first approves. Requests never cross,
+    // so no server has to resolve two simultaneous requests. Every 500 ms each user reads its
+    // roster; a contact still without a subscription from us after 2 s (a request lost to a
+    // race) is asked again, and those repeats are counted.
     let complete = Arc::new(AtomicUsize::new(0));
+    let resubscribes = Arc::new(AtomicU64::new(0));
     let (over_tx, over_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     for (i, mut s) in sessions.into_iter().enumerate() {
-        let subs: Vec<String> = contacts(i)
-            .into_iter()
-            .map(|j| format!("<presence to='{}' type='subscribe'/>", bare(j)))
-            .collect();
+        let mine: Vec<String> = contacts(i).into_iter().map(|j| bare(j)).collect();
+        let forward: Vec<String> = (1..=r / 2).map(|d| bare((i + d) % n)).collect();
         let complete = complete.clone();
+        let resubscribes = resubscribes.clone();
         let errs = errs.clone();
         let mut over = over_rx.clone();
         tasks.push(tokio::spawn(async move {
-            for m in &subs {
+            let mut asked: std::collections::HashSet<String> = std::collections::HashSet::new();
+            for c in &forward {
+                let m = format!("<presence to='{c}' type='subscribe'/>");
                 if let Err(e) = send(&mut s.stream, m.as_bytes()).await {
                     errs.add(e);
                     return s;
                 }
+                asked.insert(c.clone());
             }
             let mut done = false;
+            let mut polls = 0u32;
             let mut tick = tokio::time::interval(Duration::from_millis(500));
             loop {
                 tokio::select! {
@@ -1062,14 +1071,39 @@ async fn presence(ctx: &Arc<Ctx>) {
                         let name = tag_name(&el);
                         if name == b"presence" && attr(&el, "type") == Some(b"subscribe") {
                             let from = String::from_utf8_lossy(attr(&el, "from").unwrap_or(b""));
-                            let from = from.split('/').next().unwrap_or("");
-                            let m = format!("<presence to='{from}' type='subscribed'/>");
+                            let from = from.split('/').next().unwrap_or("").to_string();
+                            let mut m = format!("<presence to='{from}' type='subscribed'/>");
+                            if mine.contains(&from) && asked.insert(from.clone()) {
+                                m.push_str(&format!("<presence to='{from}' type='subscribe'/>"));
+                            }
                             let _ = send(&mut s.stream, m.as_bytes()).await;
                         } else if name == b"iq" && attr(&el, "id") == Some(b"rg") {
-                            let both = count(&el, b"subscription='both'") + count(&el, b"subscription=\"both\"");
-                            if !done && both >= r {
+                            polls += 1;
+                            let mut both = 0;
+                            let mut retry = Vec::new();
+                            let text = String::from_utf8_lossy(&el).into_owned();
+                            let mut seen = std::collections::HashSet::new();
+                            for chunk in text.split("<item ").skip(1) {
+                                let item = format!("<item {chunk}");
+                                let jid = String::from_utf8_lossy(attr(item.as_bytes(), "jid").unwrap_or(b"")).into_owned();
+                                let sub = attr(item.as_bytes(), "subscription").unwrap_or(b"none");
+                                if sub == b"both" {
+                                    both += 1;
+                                } else if sub != b"to" && mine.contains(&jid) {
+                                    retry.push(jid.clone());
+                                }
+                                seen.insert(jid);
+                            }
+                            retry.extend(mine.iter().filter(|c| !seen.contains(*c) && asked.contains(*c)).cloned());
+                            if both >= r {
                                 done = true;
                                 complete.fetch_add(1, Ordering::Relaxed);
+                            } else if polls % 4 == 0 {
+                                for c in retry {
+                                    let m = format!("<presence to='{c}' type='subscribe'/>");
+                                    let _ = send(&mut s.stream, m.as_bytes()).await;
+                                    resubscribes.fetch_add(1, Ordering::Relaxed);
+                                }
                             }
                         } else if let Some(reply) = xmpp::iq_reply(&el) {
                             let _ = send(&mut s.stream, reply.as_bytes()).await;
@@ -1270,12 +1304,13 @@ async fn presence(ctx: &Arc<Ctx>) {
     let secs = dur.as_secs_f64();
     println!(
         "{{\"scenario\":\"presence\",\"server\":{},\"users\":{n},\"roster\":{r},\"togglers\":{},\
-         \"setup_s\":{},\"rosters_complete\":{rosters_complete},\"duration_s\":{},\"toggles\":{toggles},\
+         \"setup_s\":{},\"rosters_complete\":{rosters_complete},\"resubscribes\":{},\"duration_s\":{},\"toggles\":{toggles},\
          \"toggles_per_s\":{},\"delivered\":{fresh},\"delivered_per_s\":{},\"all_presence\":{all},\
          \"all_presence_per_s\":{},\"p50_ms\":{},\"p99_ms\":{},\"max_ms\":{},{},{}}}",
         jstr(&o.server),
         n / 2,
         num(setup_s),
+        resubscribes.load(Ordering::Relaxed),
         o.duration,
         num(toggles as f64 / secs),
         num(fresh as f64 / secs),
@@ -1286,15 +1321,4 @@ async fn presence(ctx: &Arc<Ctx>) {
         errs.fields(),
         fields
     );
-}
-
-/// Non-overlapping occurrences of `needle` in `hay`.
-fn count(hay: &[u8], needle: &[u8]) -> usize {
-    let mut n = 0;
-    let mut from = 0;
-    while let Some(p) = xmpp::find(&hay[from..], needle) {
-        n += 1;
-        from += p + needle.len();
-    }
-    n
 }
