@@ -125,7 +125,7 @@ def cpu_per_msg_us(r):
     return per(r["server_cpu_s"], r["received"], 1e6)
 
 
-def headline_items(rate):
+def headline_items(rate, lo, hi):
     """(label, key, function, higher is better)."""
     return [
         ("1:1 messages/s, closed loop", "messages", get("delivered_per_s"), True),
@@ -146,16 +146,20 @@ def headline_items(rate):
         ("presence broadcasts delivered/s", "presence", get("delivered_per_s"), True),
         ("server CPU per presence delivered (µs)", "presence",
          lambda r: per(r["server_cpu_s"], r["delivered"], 1e6), False),
-        ("messages/s with 1k idle users connected", "scale/lo", get("delivered_per_s"), True),
-        ("messages/s with 15k idle users connected", "scale/hi", get("delivered_per_s"), True),
-        ("server CPU per message with 1k idle users (µs)", "scale/lo", cpu_per_msg_us, False),
-        ("server CPU per message with 15k idle users (µs)", "scale/hi", cpu_per_msg_us, False),
+        (f"messages/s with {fmt(lo)} idle users connected", "scale/lo", get("delivered_per_s"), True),
+        (f"messages/s with {fmt(hi)} idle users connected", "scale/hi", get("delivered_per_s"), True),
+        (f"server CPU per message with {fmt(lo)} idle users (µs)", "scale/lo", cpu_per_msg_us, False),
+        (f"server CPU per message with {fmt(hi)} idle users (µs)", "scale/hi", cpu_per_msg_us, False),
         ("p50 one-way latency, one pair, one in flight (ms)", "latency", get("p50_ms"), False),
     ]
 
 
 def headline(rows, order, rate):
-    items = headline_items(rate)
+    def target(k):
+        ts = [r.get("background_target") for rs in rows.get(k, {}).values() for r in rs]
+        return max((t for t in ts if t is not None), default=None)
+    lo, hi = target("scale/lo"), target("scale/hi")
+    items = headline_items(rate, lo, hi)
     present = [s for s in order if any(s in rows.get(k, {}) for _, k, _, _ in items)]
     if not present:
         return ""
@@ -181,17 +185,18 @@ def headline(rows, order, rate):
     # The scale criterion: cost must not grow with the number of connected users.
     lines = []
     for s in present:
-        lo, hi = rows.get("scale/lo", {}).get(s), rows.get("scale/hi", {}).get(s)
-        if lo and hi:
-            t = per(median(get("delivered_per_s"), hi), median(get("delivered_per_s"), lo))
-            c = per(median(cpu_per_msg_us, hi), median(cpu_per_msg_us, lo))
-            bg = median(get("background"), hi)
+        rlo, rhi = rows.get("scale/lo", {}).get(s), rows.get("scale/hi", {}).get(s)
+        if rlo and rhi:
+            t = per(median(get("delivered_per_s"), rhi), median(get("delivered_per_s"), rlo))
+            c = per(median(cpu_per_msg_us, rhi), median(cpu_per_msg_us, rlo))
+            bg = median(get("background"), rhi)
             lines.append(f"- {s}: with {fmt(bg)} idle users instead of "
-                         f"{fmt(median(get('background'), lo))}, messages/s × {fmt(t)}, "
+                         f"{fmt(median(get('background'), rlo))}, messages/s × {fmt(t)}, "
                          f"server CPU per message × {fmt(c)}")
     text = "\n".join(out) + "\n"
     if lines:
-        text += "\nScale (15k against 1k connected users; 1.00 = no change):\n\n" + "\n".join(lines) + "\n"
+        text += (f"\nScale ({fmt(hi)} against {fmt(lo)} connected users; 1.00 = no change):\n\n"
+                 + "\n".join(lines) + "\n")
     return text
 
 
@@ -224,7 +229,8 @@ def main():
         d = servers[s]
         if d.get("status") == "ok":
             p.append(
-                f"| {s} | {d.get('version')}; first start with account creation {d.get('setup_s')} s; "
+                f"| {s} | {d.get('version')}; accounts created in {d.get('provision_s')} s (the three "
+                f"servers side by side, before measuring); start {d.get('setup_s')} s; "
                 f"open-file limit {d.get('nofile')} |"
             )
         else:
@@ -241,15 +247,15 @@ def main():
              "same cores):\n")
     p.append("```\n" + machine.get("top", "") + "\n```\n")
     if slots:
-        p.append("Load average (1, 5, 15 min) as each server started, and the busiest other "
-                 "process then:\n")
-        p.append("| round | server | phase | at (UTC) | load average | busiest process (%CPU, command) |")
+        p.append("Load average (1, 5, 15 min) as each server started, and the two busiest other "
+                 "processes over the half second before (not the load generator):\n")
+        p.append("| round | server | phase | at (UTC) | load average | busiest others (%CPU command) |")
         p.append("|---:|---|---|---|---|---|")
         for sl in slots:
             busy = [ln.split() for ln in sl.get("busy", "").splitlines()[1:] if ln.strip()]
             other = [b for b in busy if len(b) >= 12 and b[0] != str(sl.get("pid"))
-                     and b[-1] not in ("top",)]
-            top = f"{other[0][8]} {other[0][-1]}" if other else "–"
+                     and b[-1] not in ("top", "rookery-loadgen")]
+            top = ", ".join(f"{b[8]} {b[-1]}" for b in other[:2]) or "–"
             p.append(f"| {sl['round']} | {sl['server']} | {sl['phase']} | {sl.get('at')} | "
                      f"{sl.get('loadavg')} | {top} |")
         p.append("")
