@@ -37,9 +37,11 @@ THREADS="${THREADS:-2}"             # load generator worker threads
 SCENARIOS="${SCENARIOS:-idle,login,messages,latency,openloop,presence,scale}"
 PASSWORD="bench-pass-1"
 DOMAIN="localhost"
-PORT_rookery=25222
-PORT_prosody=25322
-PORT_ejabberd=25422
+# Below the ephemeral range (32768+), so no client socket can hold them; not 252xx, which the
+# project's tests and cm.sh use on the same machine.
+PORT_rookery="${PORT_ROOKERY:-26222}"
+PORT_prosody="${PORT_PROSODY:-26322}"
+PORT_ejabberd="${PORT_EJABBERD:-26422}"
 
 has() { [[ ",$SCENARIOS," == *",$1,"* ]]; }
 
@@ -72,6 +74,17 @@ wait_port() {
     local i
     for ((i = 0; i < $2 * 10; i++)); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# Wait until nothing accepts on 127.0.0.1:$1 any more (at most $2 seconds): a server still
+# shutting down must not answer for the next one.
+wait_port_free() {
+    local i
+    for ((i = 0; i < $2 * 10; i++)); do
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
         sleep 0.1
     done
     return 1
@@ -264,11 +277,19 @@ stop_ejabberd() {
 
 # Start server $1 (phase $2, round $3) and record the start; returns non-zero if it failed.
 start() {
-    local s=$1 t0 version setup_s nofile first=0
+    local s=$1 t0 version setup_s nofile first=0 port_var="PORT_$1"
     [ -f "$WORK/$s/recorded" ] || first=1
+    if ! wait_port_free "${!port_var}" 30; then
+        log "$s: port ${!port_var} still in use before the start"
+        return 1
+    fi
     t0=$(date +%s.%N)
     SERVER_PID=""
-    if ! "start_$s"; then
+    # The listener must be this server's: on a shared machine another process could hold the
+    # port, and the load would then go to it.
+    if ! "start_$s" || ! kill -0 "$SERVER_PID" 2>/dev/null ||
+        ! ss -ltnpH "sport = :${!port_var}" | grep -q "pid=$SERVER_PID,"; then
+        log "$s: did not start, or port ${!port_var} is not its own"
         [ -n "$SERVER_PID" ] && "stop_$s"
         if [ ${#EJ_CTL[@]} -gt 0 ]; then "${EJ_CTL[@]}" stop >/dev/null 2>&1; EJ_CTL=(); fi
         SERVER_PID=""
@@ -336,6 +357,8 @@ provision() {
     EJ_CTL=()
     if "start_$s" >"$WORK/provision-$s.log" 2>&1; then
         "stop_$s"
+        local port_var="PORT_$s"
+        wait_port_free "${!port_var}" 30
         python3 -c "print(round($(date +%s.%N) - $t0, 1))" >"$WORK/$s/provision_s"
     else
         [ -n "$SERVER_PID" ] && "stop_$s"
