@@ -34,6 +34,7 @@ SCALE_LO="${SCALE_LO:-1000}"        # scale: idle users in the background, first
 SCALE_HI="${SCALE_HI:-15000}"       # ... and second run
 SRC_ADDRS="${SRC_ADDRS:-8}"         # client source addresses 127.0.0.1 .. 127.0.0.N
 THREADS="${THREADS:-2}"             # load generator worker threads
+MEASURE_AT="${MEASURE_AT:-}"        # HH:MM (UTC): after the set-up, wait until then to measure
 SCENARIOS="${SCENARIOS:-idle,login,messages,latency,openloop,presence,scale}"
 PASSWORD="bench-pass-1"
 DOMAIN="localhost"
@@ -168,7 +169,7 @@ meta "$(printf '{"meta":"machine","date":%s,"nproc":%s,"cpu":%s,"mem":%s,"kernel
     "$(jq_str "$(rustc -V)")" "$(jq_str "$(openssl version)")" "$(jq_str "$git_rev")" \
     "$(jq_str "$(cut -d' ' -f1-3 /proc/loadavg)")" \
     "$(jq_str "$(busy)")" \
-    "$(jq_str "SERVERS=\"$SERVERS\" ROUNDS=$ROUNDS ACCOUNTS=$ACCOUNTS IDLE=$IDLE LOGIN_SEQ=$LOGIN_SEQ LOGIN_CONC=$LOGIN_CONC LOGIN_TOTAL=$LOGIN_TOTAL LOGIN_POOL=$LOGIN_POOL LOGIN_TIME=$LOGIN_TIME PAIRS=$PAIRS WINDOW=$WINDOW DURATION=$DURATION RATE=${RATE:-auto} OPEN_CAP=$OPEN_CAP PRES_USERS=$PRES_USERS ROSTER=$ROSTER SCALE_LO=$SCALE_LO SCALE_HI=$SCALE_HI SRC_ADDRS=$SRC_ADDRS THREADS=$THREADS SCENARIOS=$SCENARIOS")" \
+    "$(jq_str "SERVERS=\"$SERVERS\" ROUNDS=$ROUNDS ACCOUNTS=$ACCOUNTS IDLE=$IDLE LOGIN_SEQ=$LOGIN_SEQ LOGIN_CONC=$LOGIN_CONC LOGIN_TOTAL=$LOGIN_TOTAL LOGIN_POOL=$LOGIN_POOL LOGIN_TIME=$LOGIN_TIME PAIRS=$PAIRS WINDOW=$WINDOW DURATION=$DURATION RATE=${RATE:-auto} OPEN_CAP=$OPEN_CAP PRES_USERS=$PRES_USERS ROSTER=$ROSTER SCALE_LO=$SCALE_LO SCALE_HI=$SCALE_HI SRC_ADDRS=$SRC_ADDRS THREADS=$THREADS SCENARIOS=$SCENARIOS MEASURE_AT=${MEASURE_AT:-now}")" \
     "$ROUNDS")"
 
 # --- per-server start/stop ----------------------------------------------------------------------
@@ -380,6 +381,18 @@ for s in $SERVERS; do
         log "$s: accounts created in $(cat "$WORK/$s/provision_s") s"
     fi
 done
+
+# On a shared machine the quiet hours are known: the set-up (builds, accounts) may run before
+# them, the measurements wait.
+if [ -n "$MEASURE_AT" ]; then
+    until_s=$(($(date -u -d "$MEASURE_AT" +%s) - $(date +%s)))
+    if [ "$until_s" -gt 0 ]; then
+        log "waiting ${until_s}s until $MEASURE_AT UTC to measure"
+        sleep "$until_s"
+    fi
+fi
+meta "$(printf '{"meta":"measure","at":%s,"loadavg":%s,"top":%s}' "$(jq_str "$(date -u '+%F %T UTC')")" \
+    "$(jq_str "$(cut -d' ' -f1-3 /proc/loadavg)")" "$(jq_str "$(busy)")")"
 
 for ((round = 1; round <= ROUNDS; round++)); do
     for s in $SERVERS; do

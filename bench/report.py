@@ -44,7 +44,7 @@ def load(path):
                 logs[d["server"]] = d
             elif m == "slot":
                 slots.append(d)
-            elif m in ("rate", "end"):
+            elif m in ("rate", "end", "measure"):
                 extra[m] = d
             elif "scenario" in d:
                 rows.setdefault(key_of(d), {}).setdefault(d["server"], []).append(d)
@@ -235,7 +235,10 @@ def main():
             )
         else:
             p.append(f"| {s} | **not measured**: {d.get('status')} |")
-    p.append(f"| load average before the run | {machine.get('loadavg')} |")
+    p.append(f"| load average before the run (builds, accounts) | {machine.get('loadavg')} |")
+    if "measure" in extra:
+        p.append(f"| measuring started | {extra['measure'].get('at')}, load average "
+                 f"{extra['measure'].get('loadavg')} |")
     if "end" in extra:
         p.append(f"| load average after the run | {extra['end'].get('loadavg')} "
                  f"(run took {extra['end'].get('wall_s')} s) |")
@@ -246,6 +249,9 @@ def main():
     p.append("Busiest processes when the run started (other work on the machine competes for the "
              "same cores):\n")
     p.append("```\n" + machine.get("top", "") + "\n```\n")
+    if extra.get("measure", {}).get("top"):
+        p.append("Busiest processes when measuring started:\n")
+        p.append("```\n" + extra["measure"]["top"] + "\n```\n")
     if slots:
         p.append("Load average (1, 5, 15 min) as each server started, and the two busiest other "
                  "processes over the half second before (not the load generator):\n")
