@@ -215,6 +215,8 @@ start_prosody() {
     if [ ! -f "$d/accounts" ]; then
         # Accounts through the admin shell of the running server: one prosodyctl process instead
         # of ACCOUNTS `prosodyctl register` runs (~40-80 ms each); same usermanager.create_user.
+        # The shell's socket can appear after the c2s port does (seen on a busy machine).
+        for ((i = 0; i < 300; i++)); do [ -S "$d/data/prosody.sock" ] && break; sleep 0.1; done
         for ((i = 0; i < ACCOUNTS; i++)); do echo "user:create(\"u$i@$DOMAIN\", \"$PASSWORD\")"; done |
             prosodyctl --config "$d/prosody.cfg.lua" shell >"$d/shell.log" 2>&1
         [ -f "$d/data/$DOMAIN/accounts/u$((ACCOUNTS - 1)).dat" ] || return 1
