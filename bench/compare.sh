@@ -39,10 +39,11 @@ SCENARIOS="${SCENARIOS:-idle,login,messages,latency,openloop,presence,scale}"
 PASSWORD="bench-pass-1"
 DOMAIN="localhost"
 # Below the ephemeral range (32768+), so no client socket can hold them; not 252xx, which the
-# project's tests and cm.sh use on the same machine.
-PORT_rookery="${PORT_ROOKERY:-26222}"
-PORT_prosody="${PORT_PROSODY:-26322}"
-PORT_ejabberd="${PORT_EJABBERD:-26422}"
+# project's tests and cm.sh use on the same machine. A port another process holds is skipped
+# (move_port).
+PORT_rookery="${PORT_ROOKERY:-27222}"
+PORT_prosody="${PORT_PROSODY:-27322}"
+PORT_ejabberd="${PORT_EJABBERD:-27422}"
 
 has() { [[ ",$SCENARIOS," == *",$1,"* ]]; }
 
@@ -89,6 +90,19 @@ wait_port_free() {
         sleep 0.1
     done
     return 1
+}
+
+# Server $1's port is taken by another process: move it to the next free one below the
+# ephemeral range (the config is rendered with it at every start).
+move_port() {
+    local port_var="PORT_$1" p
+    p=$((${!port_var} + 1))
+    while [ $p -lt 32768 ] && { [ -n "$(ss -ltnH "sport = :$p")" ] ||
+        [[ " $PORT_rookery $PORT_prosody $PORT_ejabberd " == *" $p "* ]]; }; do
+        p=$((p + 1))
+    done
+    log "$1: port ${!port_var} is taken by another process; using $p"
+    printf -v "$port_var" '%s' "$p"
 }
 
 # Wait (at most $2 seconds) for process $1 to exit.
@@ -282,10 +296,9 @@ stop_ejabberd() {
 start() {
     local s=$1 t0 version setup_s nofile first=0 port_var="PORT_$1"
     [ -f "$WORK/$s/recorded" ] || first=1
-    if ! wait_port_free "${!port_var}" 30; then
-        log "$s: port ${!port_var} still in use before the start"
-        return 1
-    fi
+    # Ours are stopped and waited for, so a listener still there after 10 s is another
+    # process on this shared machine.
+    wait_port_free "${!port_var}" 10 || move_port "$s"
     t0=$(date +%s.%N)
     SERVER_PID=""
     # The listener must be this server's: on a shared machine another process could hold the
@@ -369,6 +382,10 @@ provision() {
         touch "$WORK/provision-$s.failed"
     fi
 }
+for s in $SERVERS; do
+    port_var="PORT_$s"
+    [ -z "$(ss -ltnH "sport = :${!port_var}")" ] || move_port "$s"
+done
 log "creating $ACCOUNTS accounts on each of: $SERVERS (in parallel)"
 for s in $SERVERS; do
     mkdir -p "$WORK/$s"
