@@ -70,6 +70,8 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+# A signal ends the run through the EXIT trap too (servers stopped, temporary directory removed).
+trap 'exit 143' TERM INT
 
 # Wait until something accepts on 127.0.0.1:$1 (at most $2 seconds).
 wait_port() {
@@ -276,7 +278,9 @@ start_ejabberd() {
         echo "</host></server-data>"
     } >"$d/users.xml"
     chown ejabberd: "$d/users.xml"
-    "${EJ_CTL[@]}" import_piefxis "$d/users.xml" >/dev/null || return 1
+    # --no-timeout: ejabberdctl gives up on a command after 60 s, and importing ~15k accounts
+    # (each hashed for SCRAM) takes longer on a busy machine.
+    "${EJ_CTL[@]}" --no-timeout import_piefxis "$d/users.xml" >/dev/null || return 1
     [ "$("${EJ_CTL[@]}" registered_users $DOMAIN | wc -l)" -ge "$ACCOUNTS" ] || return 1
     touch "$d/accounts"
     wait_port $port 30 || return 1
@@ -396,6 +400,7 @@ failed=""
 for s in $SERVERS; do
     if [ -f "$WORK/provision-$s.failed" ]; then
         failed="$failed $s"
+        log "$s: creating the accounts failed (see the end of the run)"
     else
         log "$s: accounts created in $(cat "$WORK/$s/provision_s") s"
     fi
