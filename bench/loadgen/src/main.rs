@@ -1030,8 +1030,9 @@ async fn presence(ctx: &Arc<Ctx>) {
     // pair the user who has the other as a forward neighbour asks (`subscribe`); the other
     // approves (`subscribed`) and asks back, which the first approves. Requests never cross,
     // so no server has to resolve two simultaneous requests. Every 500 ms each user reads its
-    // roster; a contact still without a subscription from us after 2 s (a request lost to a
-    // race) is asked again, and those repeats are counted.
+    // roster; a contact still without a subscription from us after 10 s (a lost request; a
+    // busy server is still working through its queue long before that) is asked again, and
+    // those repeats are counted.
     let complete = Arc::new(AtomicUsize::new(0));
     let resubscribes = Arc::new(AtomicU64::new(0));
     let (over_tx, over_rx) = watch::channel(false);
@@ -1095,10 +1096,11 @@ async fn presence(ctx: &Arc<Ctx>) {
                                 seen.insert(jid);
                             }
                             retry.extend(mine.iter().filter(|c| !seen.contains(*c) && asked.contains(*c)).cloned());
-                            if both >= r {
+                            // Several polls can be in flight: count a roster once.
+                            if !done && both >= r {
                                 done = true;
                                 complete.fetch_add(1, Ordering::Relaxed);
-                            } else if polls % 4 == 0 {
+                            } else if !done && polls % 20 == 0 {
                                 for c in retry {
                                     let m = format!("<presence to='{c}' type='subscribe'/>");
                                     let _ = send(&mut s.stream, m.as_bytes()).await;
