@@ -67,7 +67,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
     -subj "/CN=$DOMAIN" -addext "subjectAltName=DNS:$DOMAIN" \
     -keyout "$WORK/key.pem" -out "$WORK/cert.pem" >/dev/null 2>&1
 
-# The benchmark config of bench/run.sh, plus the CM listener.
+# The benchmark config of bench/compare.sh, plus the CM listener.
 d="$WORK/rookery"
 mkdir -p "$d"
 cp "$WORK/cert.pem" "$WORK/key.pem" "$d/"

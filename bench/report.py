@@ -1,33 +1,54 @@
 #!/usr/bin/env python3
-"""Turns the JSON lines of one bench/run.sh run into the Markdown results page (stdout)."""
+"""Turns the JSON lines of one bench/compare.sh run into the Markdown results page (stdout).
+
+Every scenario ran once per server per round; a figure is reported as the median over the rounds
+(with two rounds, their mean), and the detail tables show each round's value, so the spread is
+visible next to the difference between servers.
+"""
 
 import json
+import statistics
 import sys
 
 SERVERS = ["rookery", "prosody", "ejabberd"]
 
 
+def key_of(d):
+    """One key per measurement kind: scenario, its mode, and the plain (no TLS) variant."""
+    k = d["scenario"]
+    if d.get("mode"):
+        k += "/" + d["mode"]
+    if d.get("tls") is False:
+        k += "/plain"
+    return k
+
+
 def load(path):
-    machine, servers, logs, rows = {}, {}, {}, {}
+    machine, servers, logs, slots, extra = {}, {}, {}, [], {}
+    rows = {}  # key -> server -> [row per round]
     with open(path) as f:
         for line in f:
             line = line.strip()
-            if not line:
+            if not line.startswith("{"):
                 continue
             try:
                 d = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if d.get("meta") == "machine":
+            m = d.get("meta")
+            if m == "machine":
                 machine = d
-            elif d.get("meta") == "server":
-                servers[d["server"]] = d
-            elif d.get("meta") == "log":
+            elif m == "server":
+                servers.setdefault(d["server"], {}).update(d)
+            elif m == "log":
                 logs[d["server"]] = d
+            elif m == "slot":
+                slots.append(d)
+            elif m in ("rate", "end", "measure"):
+                extra[m] = d
             elif "scenario" in d:
-                key = d["scenario"] + ("/" + d["mode"] if "mode" in d else "")
-                rows.setdefault(key, {})[d["server"]] = d
-    return machine, servers, logs, rows
+                rows.setdefault(key_of(d), {}).setdefault(d["server"], []).append(d)
+    return machine, servers, logs, slots, extra, rows
 
 
 def fmt(v):
@@ -48,20 +69,39 @@ def fmt(v):
     return str(v)
 
 
-def table(title, rows, servers, metrics):
-    """metrics: (label, function(row) -> value)."""
-    present = [s for s in servers if s in rows]
+def value(fn, r):
+    try:
+        v = fn(r)
+    except (KeyError, TypeError, ZeroDivisionError):
+        return None
+    if isinstance(v, float) and v != v:
+        return None
+    return v
+
+
+def median(fn, rs):
+    vals = [v for v in (value(fn, r) for r in rs) if isinstance(v, (int, float))]
+    return statistics.median(vals) if vals else None
+
+
+def cell(fn, rs):
+    """`median (round 1 / round 2 / ...)` for numbers, the rounds' values for the rest."""
+    vals = [value(fn, r) for r in rs]
+    nums = [v for v in vals if isinstance(v, (int, float))]
+    if len(vals) == 1 or not nums:
+        return " / ".join(fmt(v) for v in vals) if vals else "–"
+    if len(nums) != len(vals):
+        return " / ".join(fmt(v) for v in vals)
+    return f"**{fmt(statistics.median(nums))}** ({' / '.join(fmt(v) for v in vals)})"
+
+
+def table(title, by_server, servers, metrics):
+    present = [s for s in servers if s in by_server]
     if not present:
         return ""
     out = [f"### {title}", "", "| | " + " | ".join(present) + " |", "|---|" + "---:|" * len(present)]
     for label, fn in metrics:
-        cells = []
-        for s in present:
-            try:
-                cells.append(fmt(fn(rows[s])))
-            except (KeyError, TypeError, ZeroDivisionError):
-                cells.append("–")
-        out.append(f"| {label} | " + " | ".join(cells) + " |")
+        out.append(f"| {label} | " + " | ".join(cell(fn, by_server[s]) for s in present) + " |")
     return "\n".join(out) + "\n"
 
 
@@ -73,54 +113,109 @@ def mb(kb):
     return kb / 1024.0
 
 
-def headline(rows, order):
-    """One row per key figure, servers side by side, and Rookery's ratio to each peer."""
-    items = [
-        ("sequential logins/s", "login/sequential", "logins_per_s", True),
-        ("concurrent logins/s (50 clients)", "login/concurrent", "logins_per_s", True),
-        ("server CPU per login, concurrent (ms)", "login/concurrent",
-         lambda r: per(r["server_cpu_s"], r["ok"], 1000), False),
-        ("delivered msgs/s", "messages", "delivered_per_s", True),
-        ("p99 one-way latency under load (ms)", "messages", "p99_ms", False),
-        ("server CPU per message (µs)", "messages",
-         lambda r: per(r["server_cpu_s"], r["received"], 1e6), False),
-        ("p50 one-way latency, idle pair (ms)", "latency", "p50_ms", False),
-        ("RSS per idle connection (KiB)", "idle", "rss_kb_per_conn", False),
+def get(k):
+    return lambda r: r[k]
+
+
+def cpu_per_login_ms(r):
+    return per(r["server_cpu_s"], r["ok"], 1000)
+
+
+def cpu_per_msg_us(r):
+    return per(r["server_cpu_s"], r["received"], 1e6)
+
+
+def headline_items(rate, lo, hi):
+    """(label, key, function, higher is better)."""
+    return [
+        ("1:1 messages/s, closed loop", "messages", get("delivered_per_s"), True),
+        ("server CPU per message (µs)", "messages", cpu_per_msg_us, False),
+        (f"p99 latency at a fixed {fmt(rate)} msgs/s, open loop (ms)", "openloop",
+         get("p99_ms"), False),
+        (f"p50 latency at a fixed {fmt(rate)} msgs/s, open loop (ms)", "openloop",
+         get("p50_ms"), False),
+        (f"delivered msgs/s at that offered rate", "openloop", get("delivered_per_s"), True),
+        ("RSS per idle connection, STARTTLS (KiB)", "idle", get("rss_kb_per_conn"), False),
+        ("RSS per idle connection, no TLS (KiB)", "idle/plain", get("rss_kb_per_conn"), False),
+        ("server CPU per SCRAM-SHA-1 login, STARTTLS, 50 concurrent (ms)", "login/concurrent",
+         cpu_per_login_ms, False),
+        ("server CPU per SCRAM-SHA-1 login, no TLS, 50 concurrent (ms)",
+         "login/concurrent/plain", cpu_per_login_ms, False),
+        ("logins/s, STARTTLS, 50 concurrent", "login/concurrent", get("logins_per_s"), True),
+        ("logins/s, no TLS, 50 concurrent", "login/concurrent/plain", get("logins_per_s"), True),
+        ("presence broadcasts delivered/s", "presence", get("delivered_per_s"), True),
+        ("server CPU per presence delivered (µs)", "presence",
+         lambda r: per(r["server_cpu_s"], r["delivered"], 1e6), False),
+        (f"messages/s with {fmt(lo)} idle users connected", "scale/lo", get("delivered_per_s"), True),
+        (f"messages/s with {fmt(hi)} idle users connected", "scale/hi", get("delivered_per_s"), True),
+        (f"server CPU per message with {fmt(lo)} idle users (µs)", "scale/lo", cpu_per_msg_us, False),
+        (f"server CPU per message with {fmt(hi)} idle users (µs)", "scale/hi", cpu_per_msg_us, False),
+        ("p50 one-way latency, one pair, one in flight (ms)", "latency", get("p50_ms"), False),
     ]
+
+
+def headline(rows, order, rate):
+    def target(k):
+        ts = [r.get("background_target") for rs in rows.get(k, {}).values() for r in rs]
+        return max((t for t in ts if t is not None), default=None)
+    lo, hi = target("scale/lo"), target("scale/hi")
+    items = headline_items(rate, lo, hi)
     present = [s for s in order if any(s in rows.get(k, {}) for _, k, _, _ in items)]
     if not present:
         return ""
     peers = [s for s in present if s != "rookery"]
-    cols = present + ([f"rookery ÷ {s}" for s in peers] if "rookery" in present else [])
-    out = ["| | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
-    for label, key, f, higher_better in items:
+    cols = present + (["best peer", "Rookery ÷ best peer", "better"] if "rookery" in present and peers else [])
+    out = ["| | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(present)
+           + ("---|---:|---|" if len(cols) > len(present) else "")]
+    for label, key, fn, higher in items:
         by = rows.get(key, {})
-        vals = {}
-        for s in present:
-            try:
-                vals[s] = f(by[s]) if callable(f) else by[s][f]
-            except (KeyError, TypeError, ZeroDivisionError):
-                vals[s] = None
+        vals = {s: median(fn, by[s]) if s in by else None for s in present}
         cells = [fmt(vals[s]) for s in present]
-        if "rookery" in present:
-            for s in peers:
-                a, b = vals.get("rookery"), vals.get(s)
-                cells.append(f"{a / b:.2f}×" if a is not None and b else "–")
-        arrow = "higher is better" if higher_better else "lower is better"
-        out.append(f"| {label} ({arrow}) | " + " | ".join(cells) + " |")
-    return "\n".join(out) + "\n"
+        if len(cols) > len(present):
+            pv = {s: vals[s] for s in peers if vals[s] is not None}
+            a = vals.get("rookery")
+            if pv:
+                best = (max if higher else min)(pv, key=pv.get)
+                b = pv[best]
+                cells += [best, f"{a / b:.2f}×" if a is not None and b else "–",
+                          "higher" if higher else "lower"]
+            else:
+                cells += ["–", "–", "higher" if higher else "lower"]
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    # The scale criterion: cost must not grow with the number of connected users.
+    lines = []
+    for s in present:
+        rlo, rhi = rows.get("scale/lo", {}).get(s), rows.get("scale/hi", {}).get(s)
+        if rlo and rhi:
+            t = per(median(get("delivered_per_s"), rhi), median(get("delivered_per_s"), rlo))
+            c = per(median(cpu_per_msg_us, rhi), median(cpu_per_msg_us, rlo))
+            bg = median(get("background"), rhi)
+            lines.append(f"- {s}: with {fmt(bg)} idle users instead of "
+                         f"{fmt(median(get('background'), rlo))}, messages/s × {fmt(t)}, "
+                         f"server CPU per message × {fmt(c)}")
+    text = "\n".join(out) + "\n"
+    if lines:
+        text += (f"\nScale ({fmt(hi)} against {fmt(lo)} connected users; 1.00 = no change):\n\n"
+                 + "\n".join(lines) + "\n")
+    return text
 
 
 def main():
-    machine, servers, logs, rows = load(sys.argv[1])
+    machine, servers, logs, slots, extra, rows = load(sys.argv[1])
     order = [s for s in SERVERS if s in servers] + [s for s in servers if s not in SERVERS]
     ok = [s for s in order if servers[s].get("status") == "ok"]
+    rate = extra.get("rate", {}).get("rate")
+    if rate is None:
+        rs = [r for by in rows.get("openloop", {}).values() for r in by]
+        rate = rs[0].get("rate") if rs else None
     p = []
     p.append(f"# c2s benchmark, {machine.get('date', '?')}\n")
     p.append(
-        "Produced by `bench/run.sh` (see [../README.md](../README.md) for what each scenario does). "
-        "Raw lines: the `.jsonl` file beside this one. Client and server share the same 2 cores; "
-        "read the figures as a comparison on one machine in one run, not as capacity.\n"
+        "Produced by `bench/compare.sh` (see [../README.md](../README.md) for what each scenario "
+        "does). Raw lines: the `.jsonl` file beside this one. Client and servers share the same "
+        f"{machine.get('nproc', '?')} cores; read the figures as a comparison on one machine in "
+        "one run, not as capacity. The servers ran one at a time, alternating: "
+        f"{machine.get('rounds', '?')} rounds of " + ", ".join(order) + ".\n"
     )
     p.append("## Machine and versions\n")
     p.append("| | |\n|---|---|")
@@ -129,115 +224,203 @@ def main():
     p.append(f"| kernel / OS | {machine.get('kernel')} / {machine.get('os')} |")
     p.append(f"| Rust | {machine.get('rustc')} |")
     p.append(f"| OpenSSL (Prosody, ejabberd) | {machine.get('openssl')} |")
+    p.append(f"| Rookery commit | {machine.get('rookery_rev')} |")
     for s in order:
         d = servers[s]
         if d.get("status") == "ok":
             p.append(
-                f"| {s} | {d.get('version')}; set-up (accounts + start) {d.get('setup_s')} s; "
+                f"| {s} | {d.get('version')}; accounts created in {d.get('provision_s')} s (the three "
+                f"servers side by side, before measuring); start {d.get('setup_s')} s; "
                 f"open-file limit {d.get('nofile')} |"
             )
         else:
             p.append(f"| {s} | **not measured**: {d.get('status')} |")
-    p.append(f"| load average before the run | {machine.get('loadavg')} |")
+    p.append(f"| load average before the run (builds, accounts) | {machine.get('loadavg')} |")
+    if "measure" in extra:
+        p.append(f"| measuring started | {extra['measure'].get('at')}, load average "
+                 f"{extra['measure'].get('loadavg')} |")
+    if "end" in extra:
+        p.append(f"| load average after the run | {extra['end'].get('loadavg')} "
+                 f"(run took {extra['end'].get('wall_s')} s) |")
+    if rate is not None:
+        p.append(f"| open-loop rate | {fmt(rate)} msgs/s ({extra.get('rate', {}).get('from', 'given')}) |")
     p.append(f"| parameters | `{machine.get('params')}` |")
     p.append("")
     p.append("Busiest processes when the run started (other work on the machine competes for the "
-             "same 2 cores):\n")
+             "same cores):\n")
     p.append("```\n" + machine.get("top", "") + "\n```\n")
-    for s in ok:
-        p.append(f"- load average when {s} started: {servers[s].get('loadavg')}")
-    p.append("")
+    if extra.get("measure", {}).get("top"):
+        p.append("Busiest processes when measuring started:\n")
+        p.append("```\n" + extra["measure"]["top"] + "\n```\n")
+    if slots:
+        p.append("Load average (1, 5, 15 min) as each server started, and the two busiest other "
+                 "processes over the half second before (not the load generator):\n")
+        p.append("| round | server | phase | at (UTC) | load average | busiest others (%CPU command) |")
+        p.append("|---:|---|---|---|---|---|")
+        for sl in slots:
+            busy = [ln.split() for ln in sl.get("busy", "").splitlines()[1:] if ln.strip()]
+            other = [b for b in busy if len(b) >= 12 and b[0] != str(sl.get("pid"))
+                     and b[-1] not in ("top", "rookery-loadgen")]
+            top = ", ".join(f"{b[8]} {b[-1]}" for b in other[:2]) or "–"
+            p.append(f"| {sl['round']} | {sl['server']} | {sl['phase']} | {sl.get('at')} | "
+                     f"{sl.get('loadavg')} | {top} |")
+        p.append("")
 
-    head = headline(rows, order)
+    head = headline(rows, order, rate)
     if head:
         p.append("## Headline\n")
+        p.append("Median over the rounds. *best peer* is the better of Prosody and ejabberd for "
+                 "that figure; the ratio is Rookery's figure divided by it, and *better* says "
+                 "which way is better (for a *lower* figure, a ratio below 1 means Rookery is "
+                 "ahead).\n")
         p.append(head)
 
     p.append("## Results\n")
     p.append(
-        "Server CPU is utime+stime of the server process (all threads) from `/proc/PID/stat` "
-        "over the measured phase; client CPU is the load generator's own. Memory is VmRSS from "
-        "`/proc/PID/status`.\n"
+        "Each cell: **median** (round 1 / round 2 / …). Server CPU is utime+stime of the server "
+        "process (all threads) from `/proc/PID/stat` over the measured phase; client CPU is the "
+        "load generator's own. Memory is VmRSS from `/proc/PID/status`.\n"
     )
 
     cpu = [
-        ("server CPU (s)", lambda r: r["server_cpu_s"]),
-        ("client CPU (s)", lambda r: r["client_cpu_s"]),
-        ("wall time (s)", lambda r: r["wall_s"]),
+        ("server CPU (s)", get("server_cpu_s")),
+        ("client CPU (s)", get("client_cpu_s")),
+        ("wall time (s)", get("wall_s")),
     ]
     login_metrics = [
-        ("logins/s", lambda r: r["logins_per_s"]),
-        ("p50 latency (ms)", lambda r: r["p50_ms"]),
-        ("p99 latency (ms)", lambda r: r["p99_ms"]),
-        ("max latency (ms)", lambda r: r["max_ms"]),
+        ("logins/s", get("logins_per_s")),
+        ("p50 latency (ms)", get("p50_ms")),
+        ("p99 latency (ms)", get("p99_ms")),
+        ("max latency (ms)", get("max_ms")),
         ("completed / target", lambda r: f"{r['ok']} / {r['target']}"),
-        ("errors", lambda r: r["errors"]),
-        ("server CPU per login (ms)", lambda r: per(r["server_cpu_s"], r["ok"], 1000)),
+        ("errors", get("errors")),
+        ("server CPU per login (ms)", cpu_per_login_ms),
     ] + cpu + [("server RSS after (MiB)", lambda r: mb(r["server_rss_kb_after"]))]
-    p.append(table("login, sequential (one client; TCP + STARTTLS + SCRAM-SHA-1 + bind, then close)",
-                   rows.get("login/sequential", {}), order, login_metrics))
-    p.append(table("login, concurrent", rows.get("login/concurrent", {}), order,
-                   [("concurrent clients", lambda r: r["concurrency"])] + login_metrics))
+    for variant, suffix, what in [("STARTTLS", "", "TCP + STARTTLS + SCRAM-SHA-1 + bind"),
+                                  ("no TLS", "/plain", "TCP + SCRAM-SHA-1 + bind, no TLS")]:
+        p.append(table(f"login, sequential, {variant} (one client; {what}, then close)",
+                       rows.get("login/sequential" + suffix, {}), order, login_metrics))
+        p.append(table(f"login, concurrent, {variant}", rows.get("login/concurrent" + suffix, {}),
+                       order, [("concurrent clients", get("concurrency"))] + login_metrics))
     msg_metrics = [
-        ("delivered msgs/s", lambda r: r["delivered_per_s"]),
-        ("p50 one-way latency (ms)", lambda r: r["p50_ms"]),
-        ("p99 one-way latency (ms)", lambda r: r["p99_ms"]),
-        ("max one-way latency (ms)", lambda r: r["max_ms"]),
-        ("sent", lambda r: r["sent"]),
-        ("received", lambda r: r["received"]),
-        ("lost", lambda r: r["lost"]),
-        ("out of order", lambda r: r["out_of_order"]),
-        ("errors", lambda r: r["errors"]),
-        ("server CPU per message (µs)", lambda r: per(r["server_cpu_s"], r["received"], 1e6)),
+        ("delivered msgs/s", get("delivered_per_s")),
+        ("p50 one-way latency (ms)", get("p50_ms")),
+        ("p99 one-way latency (ms)", get("p99_ms")),
+        ("max one-way latency (ms)", get("max_ms")),
+        ("sent", get("sent")),
+        ("received", get("received")),
+        ("lost", get("lost")),
+        ("out of order", get("out_of_order")),
+        ("errors", get("errors")),
+        ("server CPU per message (µs)", cpu_per_msg_us),
     ] + cpu + [
         ("server RSS at end (MiB)", lambda r: mb(r["server_rss_kb_after"])),
     ]
+
+    def first(key):
+        by = rows.get(key, {})
+        return next((rs[0] for rs in by.values() if rs), {})
+
     m = rows.get("messages", {})
     if m:
-        any_row = next(iter(m.values()))
+        r0 = first("messages")
         p.append(table(
-            f"messages ({any_row.get('pairs')} pairs, window {any_row.get('window')}, "
-            f"{any_row.get('duration_s')} s)", m, order, msg_metrics))
+            f"messages, closed loop ({r0.get('pairs')} pairs, window {r0.get('window')}, "
+            f"{r0.get('duration_s')} s, STARTTLS)", m, order, msg_metrics))
+    ol = rows.get("openloop", {})
+    if ol:
+        r0 = first("openloop")
+        p.append(table(
+            f"messages, open loop at a fixed {fmt(r0.get('rate'))} msgs/s ({r0.get('pairs')} "
+            f"pairs, {r0.get('duration_s')} s, at most {r0.get('open_cap')} in flight per sender)",
+            ol, order,
+            msg_metrics[:4] + [
+                ("p50 from the scheduled send time (ms)", get("sched_p50_ms")),
+                ("p99 from the scheduled send time (ms)", get("sched_p99_ms")),
+                ("max from the scheduled send time (ms)", get("sched_max_ms")),
+                ("sends that waited for the in-flight cap", get("capped")),
+            ] + msg_metrics[4:]))
+        p.append("Latency in the first rows is from the moment the client wrote the message; "
+                 "*from the scheduled send time* adds any delay on the client's side (tokio's "
+                 "1 ms timer resolution, a busy core, the in-flight cap), so a server that falls "
+                 "behind the offered rate cannot hide it.\n")
     lt = rows.get("latency", {})
     if lt:
-        any_row = next(iter(lt.values()))
-        p.append(table(f"latency (1 pair, 1 message in flight, {any_row.get('duration_s')} s)",
+        r0 = first("latency")
+        p.append(table(f"latency (1 pair, 1 message in flight, {r0.get('duration_s')} s)",
                        lt, order, msg_metrics))
+    pr = rows.get("presence", {})
+    if pr:
+        r0 = first("presence")
+        p.append(table(
+            f"presence ({r0.get('users')} users, {r0.get('roster')} mutual contacts each; "
+            f"{r0.get('togglers')} of them go offline and online, {r0.get('duration_s')} s)",
+            pr, order, [
+                ("broadcasts delivered/s", get("delivered_per_s")),
+                ("all presence stanzas received/s (probe answers too)", get("all_presence_per_s")),
+                ("offline/online toggles/s", get("toggles_per_s")),
+                ("broadcasts per toggle", lambda r: per(r["delivered"], r["toggles"])),
+                ("p50 broadcast latency (ms)", get("p50_ms")),
+                ("p99 broadcast latency (ms)", get("p99_ms")),
+                ("max broadcast latency (ms)", get("max_ms")),
+                ("server CPU per broadcast delivered (µs)",
+                 lambda r: per(r["server_cpu_s"], r["delivered"], 1e6)),
+                ("rosters complete after set-up", lambda r: f"{r['rosters_complete']} / {r['users']}"),
+                ("set-up: logins + subscriptions (s)", get("setup_s")),
+                ("subscription requests repeated in set-up", get("resubscribes")),
+                ("errors", get("errors")),
+            ] + cpu))
+    for mode, what in [("lo", "fewer"), ("hi", "more")]:
+        sc = rows.get("scale/" + mode, {})
+        if sc:
+            r0 = first("scale/" + mode)
+            p.append(table(
+                f"scale: messages with {fmt(r0.get('background_target'))} idle users connected "
+                f"({r0.get('pairs')} pairs, window {r0.get('window')}, {r0.get('duration_s')} s)",
+                sc, order, [
+                    ("idle users connected", get("background")),
+                    ("time to connect them (s)", get("background_connect_s")),
+                    ("server RSS with them (MiB)", lambda r: mb(r["server_rss_kb_background"])),
+                    ("errors connecting them", get("background_errors")),
+                ] + msg_metrics))
     idle_metrics = [
         ("connected / target", lambda r: f"{r['connected']} / {r['target']}"),
-        ("RSS per idle connection (KiB)", lambda r: r["rss_kb_per_conn"]),
+        ("RSS per idle connection (KiB)", get("rss_kb_per_conn")),
         ("server RSS before (MiB)", lambda r: mb(r["server_rss_kb_before"])),
         ("server RSS with all connected (MiB)", lambda r: mb(r["server_rss_kb_idle"])),
         ("server RSS after they closed (MiB)", lambda r: mb(r["server_rss_kb_after_close"])),
         ("server peak RSS so far, VmHWM (MiB)", lambda r: mb(r["server_hwm_kb"])),
-        ("time to connect all (s)", lambda r: r["connect_s"]),
-        ("server CPU while connecting + settling (s)", lambda r: r["server_cpu_s"]),
-        ("errors", lambda r: r["errors"]),
+        ("time to connect all (s)", get("connect_s")),
+        ("server CPU while connecting + settling (s)", get("server_cpu_s")),
+        ("errors", get("errors")),
     ]
-    idle = rows.get("idle", {})
-    if idle:
-        any_row = next(iter(idle.values()))
-        p.append(table(f"idle ({any_row.get('target')} authenticated, available connections)",
-                       idle, order, idle_metrics))
+    for suffix, what in [("", "STARTTLS"), ("/plain", "no TLS")]:
+        idle = rows.get("idle" + suffix, {})
+        if idle:
+            r0 = first("idle" + suffix)
+            p.append(table(f"idle, {what} ({r0.get('target')} authenticated, available "
+                           "connections; a freshly started server)", idle, order, idle_metrics))
 
     errs = []
     for key, by_server in rows.items():
-        for s, r in by_server.items():
-            if r.get("errors") or r.get("skipped"):
-                errs.append(f"- {key} / {s}: {r.get('errors')} errors; first: "
-                            f"`{(r.get('first_error') or r.get('skipped') or '')[:300]}`")
+        for s, rs in by_server.items():
+            for r in rs:
+                first_err = r.get("first_error") or r.get("skipped") or r.get("background_first_error")
+                if r.get("errors") or r.get("skipped") or r.get("background_errors"):
+                    errs.append(f"- {key} / {s} / round {r.get('round')}: {r.get('errors')} errors; "
+                                f"first: `{(first_err or '')[:300]}`")
     if errs:
         p.append("### Errors reported by the load generator\n")
         p.extend(errs)
         p.append("")
     if logs:
-        p.append("### Server logs (warning level and above)\n")
+        p.append("### Server logs (warning level and above, whole run)\n")
         for s in order:
             if s in logs:
-                head = logs[s]["head"].strip()
-                p.append(f"- {s}: {logs[s]['lines']} lines" + (":" if head else ""))
-                if head:
-                    p.append("\n```\n" + head + "\n```\n")
+                head_ = logs[s]["head"].strip()
+                p.append(f"- {s}: {logs[s]['lines']} lines" + (":" if head_ else ""))
+                if head_:
+                    p.append("\n```\n" + head_ + "\n```\n")
         p.append("")
 
     p.append("## Configurations used\n")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the peers measured by bench/run.sh: Prosody and ejabberd from Debian's packages
+# Installs the peers measured by bench/compare.sh: Prosody and ejabberd from Debian's packages
 # (bookworm: Prosody 0.12, ejabberd 23.01). Idempotent. Uses scripts/s2s-peers.sh when the
 # repository has it (it installs the same packages), else apt-get directly.
 #

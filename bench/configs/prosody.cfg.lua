@@ -1,5 +1,5 @@
--- Prosody 0.12 under bench/run.sh. @DIR@ and @PORT@ are filled in by run.sh.
--- Own instance: run.sh starts it in the foreground (prosody -F) as the invoking user, data in
+-- Prosody 0.12 under bench/compare.sh. @DIR@ and @PORT@ are filled in by compare.sh.
+-- Own instance: compare.sh starts it in the foreground (prosody -F) as the invoking user, data in
 -- a temporary directory.
 run_as_root = true
 pidfile = "@DIR@/prosody.pid"
@@ -16,7 +16,9 @@ network_settings = { nagle = false; tcp_backlog = 1024 }
 interfaces = { "127.0.0.1" }
 c2s_ports = { @PORT@ }
 s2s_ports = { }
-c2s_require_encryption = true
+-- Encryption optional (the plain variants of idle and login); TLS clients still use STARTTLS.
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
 
 authentication = "internal_hashed"
 certificates = "@DIR@"
@@ -27,7 +29,7 @@ ssl = { certificate = "@DIR@/cert.pem"; key = "@DIR@/key.pem"; }
 -- mod_iq, mod_c2s and mod_offline are always loaded. Not loaded compared with Debian's
 -- prosody.cfg.lua: mod_limits (c2s rate = "10kb/s" there), smacks, carbons, pep, bookmarks,
 -- vcard4, csi_simple, invites*, register, admin_adhoc, posix, dialback. mod_admin_shell (a
--- Unix socket) is loaded only so that run.sh can create the accounts in one `prosodyctl shell`.
+-- Unix socket) is loaded only so that compare.sh can create the accounts in one `prosodyctl shell`.
 modules_enabled = {
 	"roster"; "saslauth"; "tls"; "disco"; "ping"; "version"; "time"; "uptime";
 	"lastactivity"; "vcard"; "private"; "blocklist";

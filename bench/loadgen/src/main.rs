@@ -1,20 +1,33 @@
-//! rookery-loadgen: c2s load generator for bench/run.sh.
+//! rookery-loadgen: c2s load generator for bench/compare.sh (and bench/cm.sh).
 //!
-//! Connects only to the address given (run.sh passes a loopback address), every scenario is
-//! bounded in count and time, and each scenario prints one JSON line on stdout.
+//! Connects only to the address given (the scripts pass a loopback address), every scenario is
+//! bounded in count and time, and each scenario prints one JSON line on stdout. It raises its own
+//! open-file limit to the hard limit, and binds client sockets to 127.0.0.1..=127.0.0.N
+//! (`--src-addrs N`) in turn, so that the number of connections is not capped by one source
+//! address's ephemeral port range.
 //!
 //!   rookery-loadgen --server NAME --addr 127.0.0.1:PORT --pid SERVER_PID \
 //!       [--domain localhost] [--user-prefix u] [--password P] [--accounts 2000] \
-//!       [--mech scram|plain] [--threads 2] [--scenarios idle,login,messages,latency] \
-//!       [--idle 2000] [--idle-conc 50] [--idle-settle 3] \
+//!       [--tls on|off] [--src-addrs 8] \
+//!       [--mech scram|scram256|plain] [--threads 2] \
+//!       [--scenarios idle,login,messages,latency,openloop,presence,scale] \
+//!       [--idle 2000] [--idle-conc 50] [--idle-settle 3] [--idle-time 120] \
 //!       [--login-seq 500] [--login-conc 50] [--login-total 3000] [--login-pool 200] \
-//!       [--login-time 30] [--pairs 50] [--window 10] [--duration 20]
+//!       [--login-time 30] [--pairs 50] [--window 10] [--duration 20] \
+//!       [--rate R] [--open-cap 100] \
+//!       [--pres-users 500] [--roster 20] [--pres-setup-time 120] \
+//!       [--scale-lo 1000] [--scale-hi 15000] [--scale-time 300]
+//!
+//! Accounts: idle, login, messages and latency use u0.. upwards; scale's background users
+//! follow the message pairs (u(2P)..); presence uses the last `--pres-users` accounts, so the
+//! rosters it sets up never touch the other scenarios' users.
 
 mod stats;
 mod xmpp;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -52,6 +65,17 @@ struct Opts {
     pairs: usize,
     window: usize,
     duration: u64,
+    tls: bool,
+    src_addrs: usize,
+    idle_time: u64,
+    rate: f64,
+    open_cap: usize,
+    pres_users: usize,
+    roster: usize,
+    pres_setup_time: u64,
+    scale_lo: usize,
+    scale_hi: usize,
+    scale_time: u64,
 }
 
 /// Time allowed for the idle connect phase: 120 s, more for very large runs (20 logins/s
@@ -99,10 +123,10 @@ fn parse_args() -> (Opts, usize) {
         prefix: s("user-prefix", "u"),
         password: s("password", "bench-pass-1"),
         accounts: n("accounts", 2000),
-        mech: if s("mech", "scram") == "plain" {
-            Mech::Plain
-        } else {
-            Mech::ScramSha1
+        mech: match s("mech", "scram").as_str() {
+            "plain" => Mech::Plain,
+            "scram256" => Mech::ScramSha256,
+            _ => Mech::ScramSha1,
         },
         scenarios: s("scenarios", "idle,login,messages")
             .split(',')
@@ -119,13 +143,53 @@ fn parse_args() -> (Opts, usize) {
         pairs: n("pairs", 50),
         window: n("window", 10),
         duration: n("duration", 20) as u64,
+        tls: s("tls", "on") != "off",
+        // 254 at most: 127.0.0.1 ..= 127.0.0.254.
+        src_addrs: n("src-addrs", 8).clamp(1, 254),
+        idle_time: n("idle-time", 120) as u64,
+        rate: s("rate", "0").parse().unwrap_or_else(|_| panic!("--rate: not a number")),
+        open_cap: n("open-cap", 100),
+        pres_users: n("pres-users", 500),
+        roster: n("roster", 20),
+        pres_setup_time: n("pres-setup-time", 120) as u64,
+        scale_lo: n("scale-lo", 1000),
+        scale_hi: n("scale-hi", 15000),
+        scale_time: n("scale-time", 300) as u64,
     };
     (opts, n("threads", 2))
 }
 
+/// Raise our open-file soft limit to the hard limit: the idle and scale scenarios hold one
+/// socket per client. Returns the limit in force.
+fn raise_nofile() -> u64 {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut rl = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
+            return 0;
+        }
+        if rl.rlim_cur < rl.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: rl.rlim_max,
+                rlim_max: rl.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                rl.rlim_cur = rl.rlim_max;
+            }
+        }
+        rl.rlim_cur as u64
+    }
+}
+
 fn main() {
     let (opts, threads) = parse_args();
+    let nofile = raise_nofile();
+    eprintln!("loadgen: open-file limit {nofile}");
     let _ = CM_PIDS.set(opts.cm_pids.clone());
+    TLS_ON.store(opts.tls, Ordering::Relaxed);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads.max(1))
         .enable_all()
@@ -138,6 +202,8 @@ struct Ctx {
     o: Arc<Opts>,
     tls: TlsConnector,
     keys: KeyCache,
+    /// Connections opened so far: picks the next source address, round-robin.
+    conns: AtomicUsize,
 }
 
 impl Ctx {
@@ -156,7 +222,13 @@ impl Ctx {
             password: &self.o.password,
             resource,
             mech: self.o.mech,
-            tls: &self.tls,
+            tls: self.o.tls.then_some(&self.tls),
+            src: Some(IpAddr::V4(Ipv4Addr::new(
+                127,
+                0,
+                0,
+                (1 + self.conns.fetch_add(1, Ordering::Relaxed) % self.o.src_addrs) as u8,
+            ))),
             keys: &self.keys,
         };
         xmpp::login(&p).await
@@ -168,14 +240,30 @@ async fn run(o: Arc<Opts>) {
         o: o.clone(),
         tls: xmpp::tls_connector(),
         keys: KeyCache::default(),
+        conns: AtomicUsize::new(0),
     });
     for sc in &o.scenarios {
         match sc.as_str() {
             "idle" => idle(&ctx).await,
             "login" => login(&ctx).await,
-            "messages" => messages(&ctx, "messages", o.pairs, o.window, o.duration).await,
+            "messages" => {
+                let pace = Pace::Closed { window: o.window };
+                messages(&ctx, "messages", "", o.pairs, pace, o.duration, "").await
+            }
             // One pair, one message in flight: latency without load.
-            "latency" => messages(&ctx, "latency", 1, 1, o.duration.min(10)).await,
+            "latency" => {
+                let pace = Pace::Closed { window: 1 };
+                messages(&ctx, "latency", "", 1, pace, o.duration.min(10), "").await
+            }
+            // The same pairs at a fixed offered rate (compare.sh passes half of Rookery's
+            // closed-loop maximum, the same rate for every server).
+            "openloop" if o.rate > 0.0 => {
+                let pace = Pace::Open { rate: o.rate, cap: o.open_cap };
+                messages(&ctx, "openloop", "", o.pairs, pace, o.duration, "").await
+            }
+            "openloop" => eprintln!("openloop needs --rate"),
+            "presence" => presence(&ctx).await,
+            "scale" => scale(&ctx).await,
             other => eprintln!("unknown scenario {other}"),
         }
     }
@@ -198,6 +286,9 @@ fn cm_sample(pids: &[u32]) -> (u64, f64) {
 }
 
 static CM_PIDS: std::sync::OnceLock<Vec<u32>> = std::sync::OnceLock::new();
+/// Whether sessions use STARTTLS: stamped on every line, so the report can tell the variants
+/// apart.
+static TLS_ON: AtomicBool = AtomicBool::new(true);
 fn cm_pids() -> &'static [u32] {
     CM_PIDS.get().map(Vec::as_slice).unwrap_or(&[])
 }
@@ -217,9 +308,10 @@ impl Span {
         let me = sample(0);
         let cm = cm_sample(cm_pids());
         format!(
-            "\"cm_cpu_s\":{},\"cm_rss_kb_before\":{},\"cm_rss_kb_after\":{},\
+            "\"tls\":{},\"cm_cpu_s\":{},\"cm_rss_kb_before\":{},\"cm_rss_kb_after\":{},\
              \"wall_s\":{},\"server_cpu_s\":{},\"client_cpu_s\":{},\"server_rss_kb_before\":{},\
              \"server_rss_kb_after\":{},\"server_hwm_kb\":{}",
+            TLS_ON.load(Ordering::Relaxed),
             num(cm.1 - self.cm0.1),
             self.cm0.0,
             cm.0,
@@ -393,6 +485,95 @@ async fn run_logins(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Holding idle sessions: logged in, initial presence sent, answering pings until told to stop.
+// Used by idle (memory per connection) and scale (background users).
+
+struct Holders {
+    stop_tx: watch::Sender<bool>,
+    stop_rx: watch::Receiver<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    connected: Arc<AtomicU64>,
+    errs: Arc<Errors>,
+}
+
+impl Holders {
+    fn new() -> Holders {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        Holders {
+            stop_tx,
+            stop_rx,
+            tasks: Vec::new(),
+            connected: Arc::new(AtomicU64::new(0)),
+            errs: Arc::new(Errors::default()),
+        }
+    }
+
+    fn connected(&self) -> u64 {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Log in accounts `range` with at most `conc` logins in progress; returns when they are
+    /// all connected or failed, or when `limit` has passed (then the rest is not attempted).
+    async fn add(&mut self, ctx: &Arc<Ctx>, range: std::ops::Range<usize>, conc: usize, limit: Duration) {
+        let sem = Arc::new(Semaphore::new(conc.max(1)));
+        let deadline = Instant::now() + limit;
+        for i in range {
+            let permit = sem.clone().acquire_owned().await.expect("semaphore");
+            if Instant::now() >= deadline {
+                self.errs.add(format!("connect phase time limit ({} s) reached", limit.as_secs()));
+                break;
+            }
+            let ctx = ctx.clone();
+            let errs = self.errs.clone();
+            let connected = self.connected.clone();
+            let mut stop = self.stop_rx.clone();
+            self.tasks.push(tokio::spawn(async move {
+                // A resource per connection: with more connections than accounts (scale runs,
+                // several processes) sessions of one account don't replace each other.
+                let resource = format!("idle{i}");
+                let res = tokio::time::timeout(Duration::from_secs(30), ctx.login(i, &resource)).await;
+                let mut s = match res {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => return errs.add(e),
+                    Err(_) => return errs.add("login timed out"),
+                };
+                if let Err(e) = send(&mut s.stream, b"<presence/>").await {
+                    return errs.add(e);
+                }
+                connected.fetch_add(1, Ordering::Relaxed);
+                drop(permit);
+                loop {
+                    tokio::select! {
+                        _ = stop.changed() => break,
+                        ev = s.framer.next(&mut s.stream) => match ev {
+                            Ok(Event::Element(el)) => {
+                                if let Some(reply) = xmpp::iq_reply(&el)
+                                    && send(&mut s.stream, reply.as_bytes()).await.is_err()
+                                {
+                                    return errs.add("write failed while idle");
+                                }
+                            }
+                            Ok(_) => return errs.add("stream closed while idle"),
+                            Err(e) => return errs.add(format!("while idle: {e}")),
+                        },
+                    }
+                }
+                xmpp::close(&mut s, Duration::from_secs(5)).await;
+            }));
+        }
+        // Wait for the last logins to finish.
+        let _ = sem.acquire_many(conc.max(1) as u32).await;
+    }
+
+    async fn close(self) {
+        let _ = self.stop_tx.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // idle: K authenticated, available (initial presence sent) connections doing nothing; server
 // RSS before and after gives the memory per connection.
 
@@ -404,66 +585,17 @@ async fn idle(ctx: &Arc<Ctx>) {
     run_logins(ctx, 1, 20, 0, Duration::from_secs(30), 20).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let span = Span::start(o.pid);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let errs = Arc::new(Errors::default());
-    let sem = Arc::new(Semaphore::new(o.idle_conc.max(1)));
-    let deadline = Instant::now() + Duration::from_secs(n_connect_limit(o.idle));
-    let mut tasks = Vec::new();
-    let connected = Arc::new(AtomicU64::new(0));
-    let o_first = o.first;
-    for i in 0..k {
-        let permit = sem.clone().acquire_owned().await.expect("semaphore");
-        if Instant::now() >= deadline {
-            errs.add("idle: connect phase time limit reached");
-            break;
-        }
-        let ctx = ctx.clone();
-        let errs = errs.clone();
-        let connected = connected.clone();
-        let mut stop = stop_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            // A resource per connection: with --first and more connections than accounts,
-            // several processes can hold many sessions of the same accounts without conflicts.
-            let resource = format!("idle{}", o_first + i);
-            let res = tokio::time::timeout(Duration::from_secs(30), ctx.login(o_first + i, &resource)).await;
-            let mut s = match res {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => return errs.add(e),
-                Err(_) => return errs.add("login timed out"),
-            };
-            if let Err(e) = send(&mut s.stream, b"<presence/>").await {
-                return errs.add(e);
-            }
-            connected.fetch_add(1, Ordering::Relaxed);
-            drop(permit);
-            loop {
-                tokio::select! {
-                    _ = stop.changed() => break,
-                    ev = s.framer.next(&mut s.stream) => match ev {
-                        Ok(Event::Element(el)) => {
-                            if let Some(reply) = xmpp::iq_reply(&el)
-                                && send(&mut s.stream, reply.as_bytes()).await.is_err()
-                            {
-                                return errs.add("write failed while idle");
-                            }
-                        }
-                        Ok(_) => return errs.add("stream closed while idle"),
-                        Err(e) => return errs.add(format!("while idle: {e}")),
-                    },
-                }
-            }
-            xmpp::close(&mut s, Duration::from_secs(5)).await;
-        }));
-    }
-    // Wait for the last logins to finish.
-    let _ = sem.acquire_many(o.idle_conc.max(1) as u32).await;
+    let mut h = Holders::new();
+    // --first: several processes share the accounts, each its own range of connections.
+    let limit = o.idle_time.max(n_connect_limit(k));
+    h.add(ctx, o.first..o.first + k, o.idle_conc, Duration::from_secs(limit)).await;
     let connect_s = span.t0.elapsed().as_secs_f64();
     // For scripts that run several load generators and sample the server while all hold.
-    eprintln!("idle: connected {}", connected.load(Ordering::Relaxed));
+    eprintln!("idle: connected {}", h.connected());
     tokio::time::sleep(Duration::from_secs(o.idle_settle)).await;
     let during = sample(o.pid);
     let cm_during = cm_sample(cm_pids());
-    let n = connected.load(Ordering::Relaxed);
+    let n = h.connected();
     let per_conn = if n > 0 {
         (during.rss_kb as f64 - span.srv0.rss_kb as f64) / n as f64
     } else {
@@ -475,11 +607,9 @@ async fn idle(ctx: &Arc<Ctx>) {
         f64::NAN
     };
     let fields = span.fields(o.pid);
+    let errs = h.errs.clone();
     // Close them all, then see how much the server gives back.
-    let _ = stop_tx.send(true);
-    for t in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
-    }
+    h.close().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after_close = sample(o.pid);
     println!(
@@ -497,9 +627,20 @@ async fn idle(ctx: &Arc<Ctx>) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// messages: P pairs; each user sends to its partner's full JID with at most W messages in
-// flight, for T seconds; latency from the timestamp in the body; then every message sent must
-// have arrived, in order.
+// messages: P pairs; each user sends to its partner's full JID, for T seconds; latency from the
+// timestamp in the body; then every message sent must have arrived, in order.
+//
+// Closed loop: at most W messages in flight per sender (a message leaves the window when the
+// partner's connection receives it): the maximum rate. Open loop: R messages/s in all, spread
+// evenly over the 2P senders on a fixed schedule that does not wait for the server; the window
+// is then only a safety cap (`--open-cap`) so that a server slower than R cannot make us queue
+// without bound; every send that had to wait for it is counted.
+
+#[derive(Clone, Copy)]
+enum Pace {
+    Closed { window: usize },
+    Open { rate: f64, cap: usize },
+}
 
 struct Direction {
     /// Free slots in the window (the receiver returns one per message that arrives).
@@ -507,12 +648,35 @@ struct Direction {
     sent: AtomicU64,
     received: AtomicU64,
     out_of_order: AtomicU64,
+    /// Open loop: sends that found the cap full and waited.
+    capped: AtomicU64,
 }
 
-async fn messages(ctx: &Arc<Ctx>, label: &str, pairs: usize, window: usize, duration: u64) {
+/// Message latencies: from the moment of sending, and (open loop) from the scheduled moment,
+/// which also counts any delay on our side (timer granularity, a full cap).
+#[derive(Default)]
+struct Lat {
+    sent: Vec<u64>,
+    sched: Vec<u64>,
+}
+
+async fn messages(
+    ctx: &Arc<Ctx>,
+    label: &str,
+    mode: &str,
+    pairs: usize,
+    pace: Pace,
+    duration: u64,
+    extra: &str,
+) {
     let o = &ctx.o;
     let p = pairs.min(o.accounts / 2).max(1);
     let errs = Arc::new(Errors::default());
+    let mode_field = if mode.is_empty() {
+        String::new()
+    } else {
+        format!("\"mode\":{},", jstr(mode))
+    };
     // Log in 2P users (not measured).
     let sem = Arc::new(Semaphore::new(50));
     let mut logins = Vec::new();
@@ -538,13 +702,17 @@ async fn messages(ctx: &Arc<Ctx>, label: &str, pairs: usize, window: usize, dura
     }
     if sessions.len() != 2 * p {
         println!(
-            "{{\"scenario\":\"{label}\",\"server\":{},\"pairs\":{p},\"skipped\":\"not every user logged in\",{}}}",
+            "{{\"scenario\":\"{label}\",{mode_field}\"server\":{},\"pairs\":{p},\"skipped\":\"not every user logged in\",{}}}",
             jstr(&o.server),
             errs.fields()
         );
         return;
     }
     let jids: Vec<String> = sessions.iter().map(|s| s.jid.clone()).collect();
+    let window = match pace {
+        Pace::Closed { window } => window,
+        Pace::Open { cap, .. } => cap,
+    };
     // dirs[i] carries messages from user i to its partner i ^ 1.
     let dirs: Vec<Arc<Direction>> = (0..2 * p)
         .map(|_| {
@@ -553,6 +721,7 @@ async fn messages(ctx: &Arc<Ctx>, label: &str, pairs: usize, window: usize, dura
                 sent: AtomicU64::new(0),
                 received: AtomicU64::new(0),
                 out_of_order: AtomicU64::new(0),
+                capped: AtomicU64::new(0),
             })
         })
         .collect();
@@ -566,6 +735,7 @@ async fn messages(ctx: &Arc<Ctx>, label: &str, pairs: usize, window: usize, dura
     let span = Span::start(o.pid);
     let mut readers = Vec::new();
     let mut senders = Vec::new();
+    let senders_n = 2 * p;
     for (i, s) in sessions.into_iter().enumerate() {
         let Session {
             stream, mut framer, ..
@@ -576,7 +746,10 @@ async fn messages(ctx: &Arc<Ctx>, label: &str, pairs: usize, window: usize, dura
         let errs_r = errs.clone();
         let done_r = done.clone();
         readers.push(tokio::spawn(async move {
-            let mut lat: Vec<u64> = Vec::with_capacity(1 << 16);
+            let mut lat = Lat {
+                sent: Vec::with_capacity(1 << 16),
+                sched: Vec::new(),
+            };
             let mut in_window = 0u64;
             let mut expect = 0u64;
             loop {
@@ -608,10 +781,13 @@ async fn messages(ctx: &Arc<Ctx>, label: &str, pairs: usize, window: usize, dura
                 let now = base.elapsed().as_nanos() as u64;
                 let body = std::str::from_utf8(body).unwrap_or("");
                 let mut t = None;
+                let mut q = None;
                 let mut seq = None;
                 for part in body.split(' ') {
                     if let Some(v) = part.strip_prefix('t') {
                         t = v.parse::<u64>().ok();
+                    } else if let Some(v) = part.strip_prefix('q') {
+                        q = v.parse::<u64>().ok();
                     } else if let Some(v) = part.strip_prefix('s') {
                         seq = v.parse::<u64>().ok();
                     }
@@ -623,7 +799,10 @@ async fn messages(ctx: &Arc<Ctx>, label: &str, pairs: usize, window: usize, dura
                     inbound.out_of_order.fetch_add(1, Ordering::Relaxed);
                 }
                 expect = seq + 1;
-                lat.push(now.saturating_sub(t));
+                lat.sent.push(now.saturating_sub(t));
+                if let Some(q) = q {
+                    lat.sched.push(now.saturating_sub(q));
+                }
                 if now <= dur.as_nanos() as u64 {
                     in_window += 1;
                 }
@@ -638,19 +817,54 @@ async fn messages(ctx: &Arc<Ctx>, label: &str, pairs: usize, window: usize, dura
         let errs_s = errs.clone();
         senders.push(tokio::spawn(async move {
             let mut seq = 0u64;
+            // Open loop: this sender's share of the rate, the senders' schedules staggered
+            // evenly over one interval so that they do not all fire on the same tick.
+            let interval = match pace {
+                Pace::Open { rate, .. } if rate > 0.0 => {
+                    Some(Duration::from_secs_f64(senders_n as f64 / rate))
+                }
+                _ => None,
+            };
+            let mut next = base + interval.map_or(Duration::ZERO, |iv| iv.mul_f64(i as f64 / senders_n as f64));
             loop {
+                let q = if let Some(iv) = interval {
+                    if next >= stop_at {
+                        break;
+                    }
+                    // Late wake-ups (1 ms timer resolution, a busy core) send at once: the
+                    // schedule is kept, not shifted.
+                    tokio::time::sleep_until(next.into()).await;
+                    let q = (next - base).as_nanos() as u64;
+                    next += iv;
+                    Some(q)
+                } else {
+                    None
+                };
                 let left = stop_at.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     break;
                 }
-                match tokio::time::timeout(left, outbound.window.acquire()).await {
-                    Ok(Ok(permit)) => permit.forget(),
-                    _ => break,
+                match outbound.window.try_acquire() {
+                    Ok(permit) => permit.forget(),
+                    Err(_) => {
+                        if interval.is_some() {
+                            outbound.capped.fetch_add(1, Ordering::Relaxed);
+                        }
+                        match tokio::time::timeout(left, outbound.window.acquire()).await {
+                            Ok(Ok(permit)) => permit.forget(),
+                            _ => break,
+                        }
+                    }
                 }
                 let t = base.elapsed().as_nanos() as u64;
-                let msg = format!(
-                    "<message to='{to}' type='chat' id='m{seq}'><body>t{t} s{seq}</body></message>"
-                );
+                let msg = match q {
+                    Some(q) => format!(
+                        "<message to='{to}' type='chat' id='m{seq}'><body>t{t} q{q} s{seq}</body></message>"
+                    ),
+                    None => format!(
+                        "<message to='{to}' type='chat' id='m{seq}'><body>t{t} s{seq}</body></message>"
+                    ),
+                };
                 if let Err(e) = send(&mut wr, msg.as_bytes()).await {
                     errs_s.add(e);
                     break;
@@ -686,44 +900,447 @@ async fn messages(ctx: &Arc<Ctx>, label: &str, pairs: usize, window: usize, dura
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     done.store(true, Ordering::Relaxed);
-    let sent: u64 = dirs.iter().map(|d| d.sent.load(Ordering::Relaxed)).sum();
-    let received: u64 = dirs
-        .iter()
-        .map(|d| d.received.load(Ordering::Relaxed))
-        .sum();
-    let ooo: u64 = dirs
-        .iter()
-        .map(|d| d.out_of_order.load(Ordering::Relaxed))
-        .sum();
+    let sum = |f: fn(&Direction) -> u64| -> u64 { dirs.iter().map(|d| f(d)).sum() };
+    let sent = sum(|d| d.sent.load(Ordering::Relaxed));
+    let received = sum(|d| d.received.load(Ordering::Relaxed));
+    let ooo = sum(|d| d.out_of_order.load(Ordering::Relaxed));
+    let capped = sum(|d| d.capped.load(Ordering::Relaxed));
     for mut w in writers {
         let _ = send(&mut w, b"</stream:stream>").await;
     }
-    let mut lat = Vec::new();
+    let mut lat = Lat::default();
     let mut in_window = 0u64;
     let readers_until = Instant::now() + Duration::from_secs(10);
     for r in readers {
         let left = readers_until.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, r).await {
             Ok(Ok((l, n))) => {
-                lat.extend(l);
+                lat.sent.extend(l.sent);
+                lat.sched.extend(l.sched);
                 in_window += n;
             }
             _ => errs.add("reader did not finish"),
         }
     }
-    lat.sort_unstable();
+    lat.sent.sort_unstable();
+    lat.sched.sort_unstable();
+    let pace_fields = match pace {
+        Pace::Closed { window } => format!("\"window\":{window}"),
+        Pace::Open { rate, cap } => format!(
+            "\"rate\":{},\"open_cap\":{cap},\"capped\":{capped},\"sched_p50_ms\":{},\"sched_p99_ms\":{},\"sched_max_ms\":{}",
+            num(rate),
+            num(pct_ms(&lat.sched, 50.0)),
+            num(pct_ms(&lat.sched, 99.0)),
+            num(pct_ms(&lat.sched, 100.0)),
+        ),
+    };
     println!(
-        "{{\"scenario\":\"{label}\",\"server\":{},\"pairs\":{p},\"window\":{window},\"duration_s\":{duration},\
+        "{{\"scenario\":\"{label}\",{mode_field}\"server\":{},\"pairs\":{p},{pace_fields},\"duration_s\":{duration},{extra}\
          \"sent\":{sent},\"received\":{received},\"lost\":{},\"out_of_order\":{ooo},\
          \"delivered_per_s\":{},\"send_wall_s\":{},\"p50_ms\":{},\"p99_ms\":{},\"max_ms\":{},{},{}}}",
         jstr(&o.server),
         sent.saturating_sub(received),
         num(in_window as f64 / dur.as_secs_f64()),
         num(send_wall),
+        num(pct_ms(&lat.sent, 50.0)),
+        num(pct_ms(&lat.sent, 99.0)),
+        num(pct_ms(&lat.sent, 100.0)),
+        errs.fields(),
+        fields_at_stop
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// scale: the closed-loop message run with `--scale-lo` idle users connected in the background,
+// then again with `--scale-hi`: the cost per message must not grow with the number of users.
+
+async fn scale(ctx: &Arc<Ctx>) {
+    let o = &ctx.o;
+    let p = o.pairs.min(o.accounts / 2).max(1);
+    let first = 2 * p;
+    let hi = o.scale_hi.min(o.accounts.saturating_sub(first));
+    let lo = o.scale_lo.min(hi);
+    let mut h = Holders::new();
+    let limit = Duration::from_secs(o.scale_time);
+    for (mode, upto) in [("lo", lo), ("hi", hi)] {
+        let from = first + h.connected() as usize + h.errs.count.load(Ordering::Relaxed) as usize;
+        let t0 = Instant::now();
+        h.add(ctx, from..first + upto, o.idle_conc, limit).await;
+        let connect_s = t0.elapsed().as_secs_f64();
+        // Let the logins' after-effects (presence, storage writes) settle.
+        tokio::time::sleep(Duration::from_secs(o.idle_settle)).await;
+        let extra = format!(
+            "\"background\":{},\"background_target\":{upto},\"background_connect_s\":{},\"background_errors\":{},\"background_first_error\":{},\"server_rss_kb_background\":{},",
+            h.connected(),
+            num(connect_s),
+            h.errs.count.load(Ordering::Relaxed),
+            jstr(&h.errs.first.lock().expect("errors").clone().unwrap_or_default()),
+            sample(o.pid).rss_kb
+        );
+        messages(ctx, "scale", mode, p, Pace::Closed { window: o.window }, o.duration, &extra).await;
+    }
+    h.close().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// presence: N users on a ring, each with the R nearest others (R/2 on each side) as mutual
+// contacts. Set-up (not measured): all log in and make the subscriptions with the ordinary
+// subscribe / subscribed handshake (see below) until every roster shows R items with
+// subscription='both' (on a second run against the same data they already do). Measured: for T
+// seconds the even-numbered users ("togglers") go offline and online again (unavailable
+// presence, then available presence, which servers treat as a new initial presence: broadcast
+// plus probes), each as fast as the server delivers: the next toggle leaves when its ring
+// neighbour i+1 (odd, always online) has received the previous one. Odd users stay online and
+// receive. Counted: broadcasts received by anyone (a toggler's presence with a sequence number
+// the receiver has not seen before), and every presence stanza received (probe answers too).
+
+struct Toggler {
+    window: Semaphore,
+    sent: AtomicU64,
+}
+
+async fn presence(ctx: &Arc<Ctx>) {
+    let o = &ctx.o;
+    let n = o.pres_users.min(o.accounts);
+    // Even, at least 2, and fewer than N.
+    let r = (o.roster.min(n.saturating_sub(1)) / 2 * 2).max(2);
+    let off = o.accounts - n;
+    let errs = Arc::new(Errors::default());
+    let contacts = move |i: usize| -> Vec<usize> {
+        (1..=r / 2)
+            .flat_map(|d| [(i + d) % n, (i + n - d) % n])
+            .collect()
+    };
+    let bare = |i: usize| format!("{}{}@{}", o.prefix, off + i, o.domain);
+
+    // Log in N users.
+    let t_setup = Instant::now();
+    let sem = Arc::new(Semaphore::new(o.idle_conc.max(1)));
+    let mut logins = Vec::new();
+    for i in 0..n {
+        let ctx = ctx.clone();
+        let sem = sem.clone();
+        logins.push(tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await.expect("semaphore");
+            let mut s = tokio::time::timeout(Duration::from_secs(30), ctx.login(off + i, "pres"))
+                .await
+                .map_err(|_| xmpp::Error("login timed out".into()))??;
+            send(&mut s.stream, b"<presence/>").await?;
+            Ok::<Session, xmpp::Error>(s)
+        }));
+    }
+    let mut sessions = Vec::new();
+    for l in logins {
+        match l.await {
+            Ok(Ok(s)) => sessions.push(s),
+            Ok(Err(e)) => errs.add(e),
+            Err(e) => errs.add(e),
+        }
+    }
+    if sessions.len() != n {
+        println!(
+            "{{\"scenario\":\"presence\",\"server\":{},\"users\":{n},\"skipped\":\"not every user logged in\",{}}}",
+            jstr(&o.server),
+            errs.fields()
+        );
+        return;
+    }
+
+    // Set-up: subscriptions both ways with every contact, as two people would do it: for each
+    // pair the user who has the other as a forward neighbour asks (`subscribe`); the other
+    // approves (`subscribed`) and asks back, which the first approves. Requests never cross,
+    // so no server has to resolve two simultaneous requests. Every 500 ms each user reads its
+    // roster; a contact still without a subscription from us after 10 s (a lost request; a
+    // busy server is still working through its queue long before that) is asked again, and
+    // those repeats are counted.
+    let complete = Arc::new(AtomicUsize::new(0));
+    let resubscribes = Arc::new(AtomicU64::new(0));
+    let (over_tx, over_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for (i, mut s) in sessions.into_iter().enumerate() {
+        let mine: Vec<String> = contacts(i).into_iter().map(|j| bare(j)).collect();
+        let forward: Vec<String> = (1..=r / 2).map(|d| bare((i + d) % n)).collect();
+        let complete = complete.clone();
+        let resubscribes = resubscribes.clone();
+        let errs = errs.clone();
+        let mut over = over_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut asked: std::collections::HashSet<String> = std::collections::HashSet::new();
+            for c in &forward {
+                let m = format!("<presence to='{c}' type='subscribe'/>");
+                if let Err(e) = send(&mut s.stream, m.as_bytes()).await {
+                    errs.add(e);
+                    return s;
+                }
+                asked.insert(c.clone());
+            }
+            let mut done = false;
+            let mut polls = 0u32;
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tokio::select! {
+                    _ = over.changed() => break,
+                    _ = tick.tick(), if !done => {
+                        let _ = send(&mut s.stream, b"<iq type='get' id='rg'><query xmlns='jabber:iq:roster'/></iq>").await;
+                    }
+                    ev = s.framer.next(&mut s.stream) => {
+                        let el = match ev {
+                            Ok(Event::Element(el)) => el,
+                            Ok(_) => { errs.add("stream closed during presence set-up"); break; }
+                            Err(e) => { errs.add(format!("presence set-up: {e}")); break; }
+                        };
+                        let name = tag_name(&el);
+                        if name == b"presence" && attr(&el, "type") == Some(b"subscribe") {
+                            let from = String::from_utf8_lossy(attr(&el, "from").unwrap_or(b""));
+                            let from = from.split('/').next().unwrap_or("").to_string();
+                            let mut m = format!("<presence to='{from}' type='subscribed'/>");
+                            if mine.contains(&from) && asked.insert(from.clone()) {
+                                m.push_str(&format!("<presence to='{from}' type='subscribe'/>"));
+                            }
+                            let _ = send(&mut s.stream, m.as_bytes()).await;
+                        } else if name == b"iq" && attr(&el, "id") == Some(b"rg") {
+                            polls += 1;
+                            let mut both = 0;
+                            let mut retry = Vec::new();
+                            let text = String::from_utf8_lossy(&el).into_owned();
+                            let mut seen = std::collections::HashSet::new();
+                            for chunk in text.split("<item ").skip(1) {
+                                let item = format!("<item {chunk}");
+                                let jid = String::from_utf8_lossy(attr(item.as_bytes(), "jid").unwrap_or(b"")).into_owned();
+                                let sub = attr(item.as_bytes(), "subscription").unwrap_or(b"none");
+                                if sub == b"both" {
+                                    both += 1;
+                                } else if sub != b"to" && mine.contains(&jid) {
+                                    retry.push(jid.clone());
+                                }
+                                seen.insert(jid);
+                            }
+                            retry.extend(mine.iter().filter(|c| !seen.contains(*c) && asked.contains(*c)).cloned());
+                            // Several polls can be in flight: count a roster once.
+                            if !done && both >= r {
+                                done = true;
+                                complete.fetch_add(1, Ordering::Relaxed);
+                            } else if !done && polls % 20 == 0 {
+                                for c in retry {
+                                    let m = format!("<presence to='{c}' type='subscribe'/>");
+                                    let _ = send(&mut s.stream, m.as_bytes()).await;
+                                    resubscribes.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                        } else if let Some(reply) = xmpp::iq_reply(&el) {
+                            let _ = send(&mut s.stream, reply.as_bytes()).await;
+                        }
+                    }
+                }
+            }
+            s
+        }));
+    }
+    let setup_until = Instant::now() + Duration::from_secs(o.pres_setup_time);
+    while complete.load(Ordering::Relaxed) < n && Instant::now() < setup_until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rosters_complete = complete.load(Ordering::Relaxed);
+    if rosters_complete < n {
+        errs.add(format!(
+            "presence set-up: {rosters_complete} of {n} rosters complete after {} s",
+            o.pres_setup_time
+        ));
+    }
+    // Let the last approvals and their presence deliveries settle before stopping the tasks.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _ = over_tx.send(true);
+    let mut sessions = Vec::new();
+    for t in tasks {
+        match t.await {
+            Ok(s) => sessions.push(s),
+            Err(e) => errs.add(e),
+        }
+    }
+    let setup_s = t_setup.elapsed().as_secs_f64();
+    if sessions.len() != n {
+        println!(
+            "{{\"scenario\":\"presence\",\"server\":{},\"users\":{n},\"skipped\":\"a session ended during set-up\",{}}}",
+            jstr(&o.server),
+            errs.fields()
+        );
+        return;
+    }
+
+    // Measured phase.
+    let togglers: Vec<Arc<Toggler>> = (0..n)
+        .map(|_| {
+            Arc::new(Toggler {
+                window: Semaphore::new(1),
+                sent: AtomicU64::new(0),
+            })
+        })
+        .collect();
+    let base = Instant::now();
+    let dur = Duration::from_secs(o.duration);
+    let stop_at = base + dur;
+    let done = Arc::new(AtomicBool::new(false));
+    let span = Span::start(o.pid);
+    let prefix = format!("{}", o.prefix);
+    let mut readers = Vec::new();
+    let mut writers = Vec::new();
+    for (i, s) in sessions.into_iter().enumerate() {
+        let Session {
+            stream, mut framer, ..
+        } = s;
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let tog = togglers.clone();
+        let errs_r = errs.clone();
+        let done_r = done.clone();
+        let prefix = prefix.clone();
+        readers.push(tokio::spawn(async move {
+            let mut last: HashMap<usize, u64> = HashMap::new();
+            let mut lat = Vec::new();
+            let (mut fresh, mut all) = (0u64, 0u64);
+            loop {
+                let el = match framer.next(&mut rd).await {
+                    Ok(Event::Element(el)) => el,
+                    Ok(_) | Err(_) => {
+                        if !done_r.load(Ordering::Relaxed) {
+                            errs_r.add("stream closed during presence");
+                        }
+                        break;
+                    }
+                };
+                if tag_name(&el) != b"presence" {
+                    continue;
+                }
+                let now = base.elapsed().as_nanos() as u64;
+                let in_window = now <= dur.as_nanos() as u64;
+                // The sender's index from its JID (prefix + account number).
+                let from = String::from_utf8_lossy(attr(&el, "from").unwrap_or(b""));
+                let Some(j) = from
+                    .split('@')
+                    .next()
+                    .and_then(|u| u.strip_prefix(prefix.as_str()))
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .and_then(|a| a.checked_sub(off))
+                else {
+                    continue;
+                };
+                if j == i || j >= n {
+                    continue;
+                }
+                if in_window {
+                    all += 1;
+                }
+                let status = child_text(&el, "status").unwrap_or(b"");
+                let status = std::str::from_utf8(status).unwrap_or("");
+                let mut t = None;
+                let mut seq = None;
+                for part in status.split(' ') {
+                    if let Some(v) = part.strip_prefix('t') {
+                        t = v.parse::<u64>().ok();
+                    } else if let Some(v) = part.strip_prefix('s') {
+                        seq = v.parse::<u64>().ok();
+                    }
+                }
+                let (Some(t), Some(seq)) = (t, seq) else {
+                    continue;
+                };
+                let prev = last.entry(j).or_insert(0);
+                if seq <= *prev {
+                    continue;
+                }
+                *prev = seq;
+                if in_window {
+                    fresh += 1;
+                    lat.push(now.saturating_sub(t));
+                }
+                // The watcher releases its toggler's next toggle.
+                if j % 2 == 0 && (j + 1) % n == i {
+                    tog[j].window.add_permits(1);
+                }
+            }
+            (lat, fresh, all)
+        }));
+        if i % 2 == 1 || i + 1 >= n {
+            // Odd users (and an even last user without an odd neighbour) only receive.
+            writers.push(tokio::spawn(async move { wr }));
+            continue;
+        }
+        let me = togglers[i].clone();
+        let errs_s = errs.clone();
+        writers.push(tokio::spawn(async move {
+            let mut seq = 0u64;
+            loop {
+                let left = stop_at.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match tokio::time::timeout(left, me.window.acquire()).await {
+                    Ok(Ok(p)) => p.forget(),
+                    _ => break,
+                }
+                seq += 1;
+                let t = base.elapsed().as_nanos() as u64;
+                let m = if seq % 2 == 1 {
+                    format!("<presence type='unavailable'><status>t{t} s{seq}</status></presence>")
+                } else {
+                    format!("<presence><status>t{t} s{seq}</status></presence>")
+                };
+                if let Err(e) = send(&mut wr, m.as_bytes()).await {
+                    errs_s.add(e);
+                    break;
+                }
+                me.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            wr
+        }));
+    }
+    let mut wrs = Vec::new();
+    for w in writers {
+        if let Ok(w) = w.await {
+            wrs.push(w);
+        }
+    }
+    let fields = span.fields(o.pid);
+    // Deliveries in flight at the stop are not counted (only those received within T), but
+    // give them a moment so that the streams close cleanly.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    done.store(true, Ordering::Relaxed);
+    for mut w in wrs {
+        let _ = send(&mut w, b"</stream:stream>").await;
+    }
+    let mut lat = Vec::new();
+    let (mut fresh, mut all) = (0u64, 0u64);
+    let until = Instant::now() + Duration::from_secs(10);
+    for r in readers {
+        let left = until.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, r).await {
+            Ok(Ok((l, f, a))) => {
+                lat.extend(l);
+                fresh += f;
+                all += a;
+            }
+            _ => errs.add("reader did not finish"),
+        }
+    }
+    lat.sort_unstable();
+    let toggles: u64 = togglers.iter().map(|t| t.sent.load(Ordering::Relaxed)).sum();
+    let secs = dur.as_secs_f64();
+    println!(
+        "{{\"scenario\":\"presence\",\"server\":{},\"users\":{n},\"roster\":{r},\"togglers\":{},\
+         \"setup_s\":{},\"rosters_complete\":{rosters_complete},\"resubscribes\":{},\"duration_s\":{},\"toggles\":{toggles},\
+         \"toggles_per_s\":{},\"delivered\":{fresh},\"delivered_per_s\":{},\"all_presence\":{all},\
+         \"all_presence_per_s\":{},\"p50_ms\":{},\"p99_ms\":{},\"max_ms\":{},{},{}}}",
+        jstr(&o.server),
+        n / 2,
+        num(setup_s),
+        resubscribes.load(Ordering::Relaxed),
+        o.duration,
+        num(toggles as f64 / secs),
+        num(fresh as f64 / secs),
+        num(all as f64 / secs),
         num(pct_ms(&lat, 50.0)),
         num(pct_ms(&lat, 99.0)),
         num(pct_ms(&lat, 100.0)),
         errs.fields(),
-        fields_at_stop
+        fields
     );
 }

@@ -1,9 +1,11 @@
-//! A minimal XMPP client: just enough for the benchmark (STARTTLS, SASL SCRAM-SHA-1 or PLAIN,
-//! resource binding, presence, messages, answering pings). Not a general-purpose client: it
-//! trusts any certificate and reads stanzas with a small top-level-element splitter.
+//! A minimal XMPP client: just enough for the benchmark (STARTTLS or none, SASL SCRAM-SHA-1,
+//! SCRAM-SHA-256 or PLAIN, resource binding, presence, messages, answering pings and roster
+//! pushes). Not a general-purpose client: it trusts any certificate and reads stanzas with a
+//! small top-level-element splitter.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,11 +14,14 @@ use base64::engine::general_purpose::STANDARD as B64;
 use ring::{digest, hmac, pbkdf2};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
 
-pub type Tls = TlsStream<TcpStream>;
+/// Anything a session can run over: TLS or plain TCP. Boxed so that every scenario handles
+/// both with one code path (one virtual call per read or write is noise next to the syscall).
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+pub type Stream = Box<dyn Io>;
 
 #[derive(Debug)]
 pub struct Error(pub String);
@@ -359,6 +364,7 @@ pub fn tls_connector() -> TlsConnector {
 
 #[derive(Clone)]
 struct Keys {
+    mech: Mech,
     salt: Vec<u8>,
     iterations: u32,
     client_key: Vec<u8>,
@@ -369,23 +375,26 @@ struct Keys {
 pub struct KeyCache(Mutex<HashMap<String, Keys>>);
 
 impl KeyCache {
-    fn get(&self, user: &str, password: &str, salt: &[u8], iterations: u32) -> Keys {
+    fn get(&self, mech: Mech, user: &str, password: &str, salt: &[u8], iterations: u32) -> Keys {
         if let Some(k) = self.0.lock().expect("key cache").get(user)
+            && k.mech == mech
             && k.salt == salt
             && k.iterations == iterations
         {
             return k.clone();
         }
-        let mut salted = [0u8; 20];
+        let (alg, mac, len) = scram_algs(mech);
+        let mut salted = vec![0u8; len];
         pbkdf2::derive(
-            pbkdf2::PBKDF2_HMAC_SHA1,
+            alg,
             std::num::NonZeroU32::new(iterations.max(1)).expect("nonzero"),
             salt,
             password.as_bytes(),
             &mut salted,
         );
-        let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &salted);
+        let key = hmac::Key::new(mac, &salted);
         let keys = Keys {
+            mech,
             salt: salt.to_vec(),
             iterations,
             client_key: hmac::sign(&key, b"Client Key").as_ref().to_vec(),
@@ -414,7 +423,20 @@ fn nonce() -> String {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Mech {
     ScramSha1,
+    ScramSha256,
     Plain,
+}
+
+/// PBKDF2, HMAC and digest for a SCRAM variant, and the hash length.
+fn scram_algs(mech: Mech) -> (pbkdf2::Algorithm, hmac::Algorithm, usize) {
+    match mech {
+        Mech::ScramSha256 => (pbkdf2::PBKDF2_HMAC_SHA256, hmac::HMAC_SHA256, 32),
+        _ => (
+            pbkdf2::PBKDF2_HMAC_SHA1,
+            hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+            20,
+        ),
+    }
 }
 
 pub struct LoginParams<'a> {
@@ -424,13 +446,18 @@ pub struct LoginParams<'a> {
     pub password: &'a str,
     pub resource: &'a str,
     pub mech: Mech,
-    pub tls: &'a TlsConnector,
+    /// `None`: no STARTTLS, the whole session in clear text (the server must allow it).
+    pub tls: Option<&'a TlsConnector>,
+    /// Local address to bind before connecting: spreading clients over 127.0.0.x gives each
+    /// source address its own ephemeral port range, so more than ~28k (one range) connections
+    /// to one server port are possible.
+    pub src: Option<IpAddr>,
     pub keys: &'a KeyCache,
 }
 
 /// A bound session.
 pub struct Session {
-    pub stream: Tls,
+    pub stream: Stream,
     pub framer: Framer,
     pub jid: String,
 }
@@ -476,38 +503,68 @@ pub async fn next_element<R: AsyncRead + Unpin>(fr: &mut Framer, rd: &mut R) -> 
     }
 }
 
-/// TCP + STARTTLS + SASL + bind. Does not send presence.
-pub async fn login(p: &LoginParams<'_>) -> Result<Session> {
-    let mut tcp = TcpStream::connect(p.addr).await?;
+async fn connect(addr: &str, src: Option<IpAddr>) -> Result<TcpStream> {
+    let dest: SocketAddr = match addr.parse() {
+        Ok(a) => a,
+        Err(_) => tokio::net::lookup_host(addr)
+            .await?
+            .next()
+            .ok_or_else(|| Error(format!("cannot resolve {addr}")))?,
+    };
+    let sock = if dest.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(ip) = src {
+        sock.bind(SocketAddr::new(ip, 0))?;
+    }
+    let tcp = sock.connect(dest).await?;
     tcp.set_nodelay(true)?;
+    Ok(tcp)
+}
+
+/// TCP (+ STARTTLS when `p.tls` is set) + SASL + bind. Does not send presence.
+pub async fn login(p: &LoginParams<'_>) -> Result<Session> {
+    let mut tcp = connect(p.addr, p.src).await?;
     let mut fr = Framer::new();
 
     send(&mut tcp, header(p.domain).as_bytes()).await?;
     let feats = read_features(&mut fr, &mut tcp).await?;
-    if find(&feats, b"urn:ietf:params:xml:ns:xmpp-tls").is_none() {
-        return err("server does not offer STARTTLS");
-    }
-    send(
-        &mut tcp,
-        b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>",
-    )
-    .await?;
-    let proceed = next_element(&mut fr, &mut tcp).await?;
-    if tag_name(&proceed) != b"proceed" {
-        return err(format!(
-            "STARTTLS refused: {}",
-            String::from_utf8_lossy(&proceed)
-        ));
-    }
-    let name =
-        ServerName::try_from(p.domain.to_string()).map_err(|e| Error(format!("sni: {e}")))?;
-    let mut s = p.tls.connect(name, tcp).await?;
-    fr.reset();
+    let mut s: Stream = if let Some(tls) = p.tls {
+        if find(&feats, b"urn:ietf:params:xml:ns:xmpp-tls").is_none() {
+            return err("server does not offer STARTTLS");
+        }
+        send(
+            &mut tcp,
+            b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>",
+        )
+        .await?;
+        let proceed = next_element(&mut fr, &mut tcp).await?;
+        if tag_name(&proceed) != b"proceed" {
+            return err(format!(
+                "STARTTLS refused: {}",
+                String::from_utf8_lossy(&proceed)
+            ));
+        }
+        let name =
+            ServerName::try_from(p.domain.to_string()).map_err(|e| Error(format!("sni: {e}")))?;
+        let s = tls.connect(name, tcp).await?;
+        fr.reset();
+        Box::new(s)
+    } else {
+        // Clear text: the features already read are the ones SASL is chosen from.
+        Box::new(tcp)
+    };
 
-    send(&mut s, header(p.domain).as_bytes()).await?;
-    let feats = read_features(&mut fr, &mut s).await?;
+    let feats = if p.tls.is_some() {
+        send(&mut s, header(p.domain).as_bytes()).await?;
+        read_features(&mut fr, &mut s).await?
+    } else {
+        feats
+    };
     match p.mech {
-        Mech::ScramSha1 => scram_sha1(p, &feats, &mut fr, &mut s).await?,
+        Mech::ScramSha1 | Mech::ScramSha256 => scram(p, &feats, &mut fr, &mut s).await?,
         Mech::Plain => plain(p, &feats, &mut fr, &mut s).await?,
     }
     fr.reset();
@@ -554,19 +611,30 @@ pub async fn login(p: &LoginParams<'_>) -> Result<Session> {
     })
 }
 
-async fn scram_sha1<S: AsyncRead + AsyncWrite + Unpin>(
+async fn scram<S: AsyncRead + AsyncWrite + Unpin>(
     p: &LoginParams<'_>,
     feats: &[u8],
     fr: &mut Framer,
     s: &mut S,
 ) -> Result<()> {
-    if find(feats, b">SCRAM-SHA-1<").is_none() {
-        return err("server does not offer SCRAM-SHA-1");
+    let name = if p.mech == Mech::ScramSha256 {
+        "SCRAM-SHA-256"
+    } else {
+        "SCRAM-SHA-1"
+    };
+    if find(feats, format!(">{name}<").as_bytes()).is_none() {
+        return err(format!("server does not offer {name}"));
     }
+    let (_, mac, _) = scram_algs(p.mech);
+    let dig = if p.mech == Mech::ScramSha256 {
+        &digest::SHA256
+    } else {
+        &digest::SHA1_FOR_LEGACY_USE_ONLY
+    };
     let cnonce = nonce();
     let first_bare = format!("n={},r={}", p.user, cnonce);
     let msg = format!(
-        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>{}</auth>",
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='{name}'>{}</auth>",
         B64.encode(format!("n,,{first_bare}"))
     );
     send(s, msg.as_bytes()).await?;
@@ -597,12 +665,12 @@ async fn scram_sha1<S: AsyncRead + AsyncWrite + Unpin>(
     if !rnonce.starts_with(&cnonce) || iters == 0 {
         return err(format!("bad server-first-message: {server_first}"));
     }
-    let keys = p.keys.get(p.user, p.password, &salt, iters);
+    let keys = p.keys.get(p.mech, p.user, p.password, &salt, iters);
     let without_proof = format!("c=biws,r={rnonce}");
     let auth_msg = format!("{first_bare},{server_first},{without_proof}");
-    let stored_key = digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, &keys.client_key);
+    let stored_key = digest::digest(dig, &keys.client_key);
     let sig = hmac::sign(
-        &hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, stored_key.as_ref()),
+        &hmac::Key::new(mac, stored_key.as_ref()),
         auth_msg.as_bytes(),
     );
     let proof: Vec<u8> = keys
@@ -621,7 +689,7 @@ async fn scram_sha1<S: AsyncRead + AsyncWrite + Unpin>(
         return err(format!("SASL failed: {}", String::from_utf8_lossy(&ok)));
     }
     let server_sig = hmac::sign(
-        &hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &keys.server_key),
+        &hmac::Key::new(mac, &keys.server_key),
         auth_msg.as_bytes(),
     );
     let expect = format!("v={}", B64.encode(server_sig.as_ref()));
@@ -704,7 +772,9 @@ pub fn iq_reply(el: &[u8]) -> Option<String> {
     let to = attr(el, "from")
         .map(|f| format!(" to='{}'", String::from_utf8_lossy(f)))
         .unwrap_or_default();
-    if find(el, b"urn:xmpp:ping").is_some() {
+    // Pings and roster pushes (RFC 6121 §2.1.6: a client acknowledges a push with a result)
+    // get a result; anything else is refused as a client without that feature would.
+    if find(el, b"urn:xmpp:ping").is_some() || (ty == b"set" && find(el, b"jabber:iq:roster").is_some()) {
         Some(format!("<iq type='result' id='{id}'{to}/>"))
     } else {
         Some(format!(
