@@ -245,3 +245,67 @@ async fn pending_requests_are_capped_per_account() {
         super::subscription::MAX_PENDING_IN
     );
 }
+
+/// Two users asking each other at the same moment: each one's row for the other is written by
+/// two tasks (the user's own outbound `subscribe` and the contact's inbound one). The presence
+/// benchmark saw such rosters not completing; this checks the server side completes them (it
+/// does: the benchmark's stall was not reproduced here, see the session notes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_mutual_requests_both_complete() {
+    let h = Harness::new().await;
+    let mut pairs = Vec::new();
+    for i in 0..12 {
+        h.account(&format!("a{i}")).await;
+        h.account(&format!("b{i}")).await;
+        let a = h.connect(&format!("a{i}@localhost/r")).await;
+        let b = h.connect(&format!("b{i}@localhost/r")).await;
+        a.send("<presence/>").await;
+        b.send("<presence/>").await;
+        pairs.push((i, a, b));
+    }
+    // Every pair asks each other at once, from two tasks.
+    let mut tasks = Vec::new();
+    for (i, a, b) in pairs.drain(..) {
+        tasks.push(tokio::spawn(async move {
+            let (ra, rb) = (format!("b{i}@localhost"), format!("a{i}@localhost"));
+            let sa = format!("<presence to='{ra}' type='subscribe'/>");
+            let sb = format!("<presence to='{rb}' type='subscribe'/>");
+            tokio::join!(a.send(&sa), b.send(&sb));
+            (i, a, b)
+        }));
+    }
+    for t in tasks {
+        pairs.push(t.await.unwrap());
+    }
+    // Both approve; both rosters must end in 'both'.
+    for (i, a, b) in &pairs {
+        a.send(&format!(
+            "<presence to='b{i}@localhost' type='subscribed'/>"
+        ))
+        .await;
+        b.send(&format!(
+            "<presence to='a{i}@localhost' type='subscribed'/>"
+        ))
+        .await;
+    }
+    for (i, a, b) in &mut pairs {
+        for (c, other) in [
+            (&mut *a, format!("b{i}@localhost")),
+            (&mut *b, format!("a{i}@localhost")),
+        ] {
+            let r = c.roster().await;
+            let q = r.iq_payload().unwrap();
+            let item = q
+                .children()
+                .find(|it| it.attr("jid") == Some(other.as_str()))
+                .unwrap_or_else(|| panic!("{} has no item for {other}", c.jid()));
+            assert_eq!(
+                item.attr("subscription"),
+                Some("both"),
+                "{} -> {other}: {}",
+                c.jid(),
+                item.to_xml()
+            );
+        }
+    }
+}
