@@ -250,9 +250,13 @@ async def test_cm_limits_unauthenticated_connections_per_ip(start_server, cms):
     cm, _ = await cms(server, "cml", links=1)
     port = cm.ports["c2s"]
     held = [await asyncio.open_connection(HOST, port) for _ in range(16)]
-    # The 17th connection from the same address is closed at once, before any byte is read.
+    # The 17th connection from the same address is closed at once, before any byte is read
+    # (EOF, or a reset if the close raced with anything in flight).
     r, w = await asyncio.open_connection(HOST, port)
-    assert await asyncio.wait_for(r.read(100), 5) == b""
+    try:
+        assert await asyncio.wait_for(r.read(100), 5) == b""
+    except ConnectionResetError:
+        pass
     w.close()
     # Closing one frees its slot.
     held.pop()[1].close()
@@ -260,7 +264,11 @@ async def test_cm_limits_unauthenticated_connections_per_ip(start_server, cms):
         r, w = await asyncio.open_connection(HOST, port)
         w.write(b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
                 b"xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>")
-        data = await asyncio.wait_for(r.read(200), 5)
+        try:
+            data = await asyncio.wait_for(r.read(200), 5)
+        except ConnectionResetError:
+            # Refused while the slot was not free yet: closed with our header unread.
+            data = b""
         w.close()
         return b"stream:stream" in data
     for _ in range(50):
