@@ -451,10 +451,10 @@ async fn route(cm: &Cm, ctx: &Ctx, el: &Element) {
     let domain = ctx.domain.as_deref().unwrap_or_default();
     let mut out = Vec::with_capacity(256);
     wire::write_route(&mut out, &cm.opts.name, domain, &ctx.stream_id, el);
-    if let Some(link) = cm.hub.link_of(&ctx.stream_id) {
-        // Backpressure: a link the server doesn't drain slows its clients down.
-        link.wait_room(rookery_net::stream::WRITE_TIMEOUT).await;
-    }
+    // Backpressure: a link the server doesn't drain slows its clients down.
+    cm.hub
+        .wait_room(&ctx.stream_id, rookery_net::stream::WRITE_TIMEOUT)
+        .await;
     if !cm.hub.send(&ctx.stream_id, Bytes::from(out)) {
         tracing::warn!(stream = %ctx.stream_id, what = "cm-route-lost", "client not in hub; element dropped");
     }

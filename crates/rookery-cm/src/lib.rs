@@ -73,10 +73,6 @@ impl RunningCm {
             changed.await;
         }
     }
-    /// Drops link `i` (its socket) as a network failure would: tests of failover.
-    pub fn break_link(&self, i: usize) -> bool {
-        self.state.break_link(i)
-    }
     /// Stops: clients get `system-shutdown`, links close.
     pub async fn shutdown(&self) {
         self.state.shutdown.cancel();

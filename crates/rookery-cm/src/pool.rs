@@ -59,7 +59,6 @@ async fn slot(cm: Arc<Cm>, i: usize, resumes: Resumes) {
         match connect(&cm, i).await {
             Ok((link, reader, wr)) => {
                 backoff = Duration::from_secs(1);
-                set_slot(&cm, i, Some(link.clone()));
                 cm.hub.add_link(link.clone());
                 cm.links_opened
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -81,7 +80,6 @@ async fn slot(cm: Arc<Cm>, i: usize, resumes: Resumes) {
                 }
                 link.kill();
                 let _ = writer.await;
-                set_slot(&cm, i, None);
                 tracing::info!(link = %link.address, what = "cm-link-down", "link to server down");
                 cm.links_changed.notify_waiters();
                 match end {
@@ -99,13 +97,6 @@ async fn slot(cm: Arc<Cm>, i: usize, resumes: Resumes) {
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
-    }
-}
-
-fn set_slot(cm: &Cm, i: usize, link: Option<Arc<Link>>) {
-    let mut slots = cm.slots.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(s) = slots.get_mut(i) {
-        *s = link;
     }
 }
 

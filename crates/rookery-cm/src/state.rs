@@ -3,12 +3,11 @@
 
 use crate::options::CmOptions;
 use rookery_net::cm::hub::Hub;
-use rookery_net::cm::link::Link;
 use rookery_proto::error::StreamError;
 use rookery_proto::ns;
 use rookery_xml::Element;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -109,8 +108,6 @@ pub struct Cm {
     pub links_changed: Notify,
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
-    /// The link currently held by each pool slot (for `break_link`).
-    pub slots: Mutex<Vec<Option<Arc<Link>>>>,
     /// Links opened since start (reconnects included).
     pub links_opened: AtomicU64,
     seq: AtomicU64,
@@ -118,7 +115,6 @@ pub struct Cm {
 
 impl Cm {
     pub fn new(opts: CmOptions, shutdown: CancellationToken, tasks: TaskTracker) -> Arc<Cm> {
-        let slots = vec![None; opts.links];
         Arc::new(Cm {
             hub: Hub::new(opts.name.clone()),
             opts,
@@ -127,7 +123,6 @@ impl Cm {
             links_changed: Notify::new(),
             shutdown,
             tasks,
-            slots: Mutex::new(slots),
             links_opened: AtomicU64::new(0),
             seq: AtomicU64::new(1),
         })
@@ -172,16 +167,5 @@ impl Cm {
     /// A fresh client stream id: the CM's name and 128 random bits (SEED-PROTOCOLS §3.9).
     pub fn new_stream_id(&self) -> String {
         format!("{}-{}", self.opts.name, rookery_net::c2s::new_stream_id())
-    }
-
-    pub fn break_link(&self, i: usize) -> bool {
-        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        match slots.get(i).and_then(|s| s.clone()) {
-            Some(link) if link.is_alive() => {
-                link.closed.cancel();
-                true
-            }
-            _ => false,
-        }
     }
 }

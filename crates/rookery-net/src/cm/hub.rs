@@ -136,16 +136,6 @@ impl<T: Clone> Hub<T> {
         self.state().sessions.len()
     }
 
-    /// Every session pinned to the link `id`.
-    pub fn sessions_on(&self, link_id: &str) -> Vec<(String, T)> {
-        self.state()
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.link.id == link_id)
-            .map(|(k, s)| (k.clone(), s.to.clone()))
-            .collect()
-    }
-
     pub fn all_sessions(&self) -> Vec<(String, T)> {
         self.state()
             .sessions
@@ -162,13 +152,15 @@ impl<T: Clone> Hub<T> {
     /// Queues a session's reliable element on its pinned link (dead or alive: a dead link
     /// keeps it in order for the resume). False: no such session.
     pub fn send(&self, id: &str, bytes: Bytes) -> bool {
-        let st = self.state();
-        match st.sessions.get(id) {
-            Some(s) => {
-                s.link.push(bytes);
-                true
-            }
-            None => false,
+        self.send_all(id, std::iter::once(bytes))
+    }
+
+    /// Waits while the session's link has too much unwritten data, at most `patience`
+    /// (backpressure from a peer that does not read). False: still full after that.
+    pub async fn wait_room(&self, id: &str, patience: std::time::Duration) -> bool {
+        match self.link_of(id) {
+            Some(link) => link.wait_room(patience).await,
+            None => true,
         }
     }
 

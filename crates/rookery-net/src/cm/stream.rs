@@ -96,8 +96,10 @@ impl CmStream {
         if self.out.is_empty() {
             return Ok(());
         }
-        if let Some(link) = self.hub.link_of(&self.streamid)
-            && !link.wait_room(crate::stream::WRITE_TIMEOUT).await
+        if !self
+            .hub
+            .wait_room(&self.streamid, crate::stream::WRITE_TIMEOUT)
+            .await
         {
             self.out.clear();
             return Err(std::io::Error::new(
