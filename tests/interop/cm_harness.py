@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rookery_harness import HOST, READY_DEADLINE_S, STOP_DEADLINE_S, ServerError, rookery_bin
+from rookery_harness import HOST, kill_process, rookery_bin, stop_process, wait_ready
 
 CM_SECRET = "cm-shared-secret-for-tests"
 
@@ -110,30 +108,11 @@ class ConnectionManager:
                  "--domain", "localhost", "--data-dir", str(self.workdir / "data"),
                  "--ready-file", str(ready)],
                 stdin=subprocess.DEVNULL, stdout=err, stderr=err, cwd=self.workdir, env=env)
-        deadline = time.monotonic() + READY_DEADLINE_S
-        while not ready.exists():
-            if self.proc.poll() is not None:
-                raise ServerError(f"rookery cm exited with {self.proc.returncode}:\n" + self.stderr_tail())
-            if time.monotonic() > deadline:
-                self.kill()
-                raise ServerError("rookery cm wrote no ready file:\n" + self.stderr_tail())
-            time.sleep(0.02)
-        for line in ready.read_text().splitlines():
-            kind, addr = line.split()
-            self.ports[kind] = int(addr.rsplit(":", 1)[1])
+        self.ports.update(wait_ready(self.proc, ready, "rookery cm", self.stderr_tail))
 
     def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        kill_process(self.proc)
 
     def stop(self) -> int:
         assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_DEADLINE_S)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                raise ServerError("rookery cm did not exit after SIGTERM:\n" + self.stderr_tail())
-        return self.proc.returncode
+        return stop_process(self.proc, "rookery cm", self.stderr_tail)

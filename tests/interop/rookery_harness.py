@@ -106,6 +106,51 @@ class ServerError(AssertionError):
     pass
 
 
+def wait_ready(proc: subprocess.Popen, ready: Path, what: str, tail) -> dict[str, int]:
+    """Waits for a process's ready file (written by rename, so complete once it exists) or its
+    death, and returns the listeners it names (`kind address` lines) as kind -> port. Polling
+    a file is the only signal the binary gives."""
+    deadline = time.monotonic() + READY_DEADLINE_S
+    while not ready.exists():
+        if proc.poll() is not None:
+            raise ServerError(
+                f"{what} exited with {proc.returncode} before it was ready:\n" + tail()
+            )
+        if time.monotonic() > deadline:
+            kill_process(proc)
+            raise ServerError(
+                f"{what} wrote no ready file within {READY_DEADLINE_S:.0f} s:\n" + tail()
+            )
+        time.sleep(0.02)
+    ports: dict[str, int] = {}
+    for line in ready.read_text().splitlines():
+        if not line.strip():
+            continue
+        kind, addr = line.split()
+        ports[kind] = int(addr.rsplit(":", 1)[1])
+    return ports
+
+
+def kill_process(proc: subprocess.Popen | None) -> None:
+    if proc and proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def stop_process(proc: subprocess.Popen, what: str, tail) -> int:
+    """SIGTERM, wait, and return the exit code (kills and raises after the deadline)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=STOP_DEADLINE_S)
+        except subprocess.TimeoutExpired:
+            kill_process(proc)
+            raise ServerError(
+                f"{what} did not exit within {STOP_DEADLINE_S:.0f} s of SIGTERM:\n" + tail()
+            )
+    return proc.returncode
+
+
 @dataclass
 class Rookery:
     """One running server. `ports` maps listener kind ('c2s', 'c2s-tls', 'component') to its
@@ -184,27 +229,7 @@ class Rookery:
             )
         finally:
             stderr.close()
-        # Wait for the ready file (written by rename, so it is complete once it exists), or for
-        # the process to die. Polling a file is the only signal the server gives.
-        deadline = time.monotonic() + READY_DEADLINE_S
-        while not self.ready_path.exists():
-            if self.proc.poll() is not None:
-                raise ServerError(
-                    f"rookery exited with {self.proc.returncode} before it was ready:\n"
-                    + self.stderr_tail()
-                )
-            if time.monotonic() > deadline:
-                self.kill()
-                raise ServerError(
-                    f"rookery wrote no ready file within {READY_DEADLINE_S:.0f} s:\n"
-                    + self.stderr_tail()
-                )
-            time.sleep(0.02)
-        for line in self.ready_path.read_text().splitlines():
-            if not line.strip():
-                continue
-            kind, addr = line.split()
-            self.ports[kind] = int(addr.rsplit(":", 1)[1])
+        self.ports.update(wait_ready(self.proc, self.ready_path, "rookery", self.stderr_tail))
         for kind in ("c2s", "c2s-tls", "component"):
             if kind not in self.ports and any(
                 lst.get("kind") == kind for lst in self.config.get("listen", [])
@@ -235,24 +260,12 @@ class Rookery:
         return jid
 
     def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        kill_process(self.proc)
 
     def stop(self) -> int:
         """SIGTERM, wait, and return the exit code (kills and raises after the deadline)."""
         assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_DEADLINE_S)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                raise ServerError(
-                    f"rookery did not exit within {STOP_DEADLINE_S:.0f} s of SIGTERM:\n"
-                    + self.stderr_tail()
-                )
-        return self.proc.returncode
+        return stop_process(self.proc, "rookery", self.stderr_tail)
 
     def stop_and_check(self) -> None:
         """Teardown check: SIGTERM gives exit code 0 and stderr never mentions a panic."""
