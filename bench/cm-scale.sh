@@ -36,21 +36,14 @@ JSONL="$WORK/results.jsonl"
 : >"$JSONL"
 PIDS=()
 log() { printf '[cm-scale %s] %s\n' "$(date -u +%T)" "$*" >&2; }
-jq_str() { python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$1"; }
+# shellcheck source=bench/cm-common.sh
+. "$BENCH/cm-common.sh"
 cleanup() {
     for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
     sleep 2
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-wait_port() {
-    local i
-    for ((i = 0; i < $2 * 10; i++)); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
 proc() { # pid -> "rss_kb cpu_s threads"
     python3 - "$1" <<'PY'
 import os, sys
@@ -69,49 +62,19 @@ if [ "$PER" -gt $(($(ulimit -n) - 500)) ]; then
     exit 1
 fi
 
-log "building rookery and the load generator (release)"
-(cd "$ROOT" && cargo build --release -p rookery) || exit 1
-(cd "$BENCH/loadgen" && cargo build --release) || exit 1
-ROOKERY="$ROOT/target/release/rookery"
-LOADGEN="$BENCH/loadgen/target/release/rookery-loadgen"
-
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
-    -subj "/CN=$DOMAIN" -addext "subjectAltName=DNS:$DOMAIN" \
-    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" >/dev/null 2>&1
-d="$WORK/rookery"
-mkdir -p "$d"
-cp "$WORK/cert.pem" "$WORK/key.pem" "$d/"
-sed -e "s|@DIR@|$d|g" -e "s|@PORT@|$PORT|g" "$BENCH/configs/rookery.toml" >"$d/rookery.toml"
-cat >>"$d/rookery.toml" <<TOML
-
-[cm]
-secret = "$CM_SECRET"
-
-[[listen]]
-address = "127.0.0.1"
-port = $CM_PORT
-kind = "cm"
-TOML
+cm_build || exit 1
+cm_server_config || exit 1
 
 log "creating $ACCOUNTS accounts (10 sessions each)"
-"$ROOKERY" user add "u0@$DOMAIN" --password "$PASSWORD" --config "$d/rookery.toml" >/dev/null || exit 1
-seq 1 $((ACCOUNTS - 1)) | xargs -P 2 -I{} \
-    "$ROOKERY" user add "u{}@$DOMAIN" --password "$PASSWORD" --config "$d/rookery.toml" >/dev/null || exit 1
+cm_accounts "$ACCOUNTS" || exit 1
 
-"$ROOKERY" serve --config "$d/rookery.toml" >"$d/server.log" 2>&1 &
-SERVER_PID=$!
+cm_start_server || exit 1
 PIDS+=("$SERVER_PID")
-wait_port $PORT 30 || exit 1
 CM_PIDS=()
 for ((k = 0; k < CMS; k++)); do
-    port=$((PORT + 100 + k))
-    ROOKERY_CM_SECRET="$CM_SECRET" "$ROOKERY" cm --name "cm$k" --server "127.0.0.1:$CM_PORT" \
-        --links "$LINKS" --listen "127.0.0.1:$port" --data-dir "$WORK/cm$k" \
-        --domain "$DOMAIN:$WORK/cert.pem:$WORK/key.pem" --log-level warn \
-        --unauth-per-ip 100000 --connects-per-minute-per-ip 10000000 >"$WORK/cm$k.log" 2>&1 &
-    CM_PIDS+=($!)
-    PIDS+=($!)
-    wait_port $port 30 || exit 1
+    cm_start_cm "cm$k" $((PORT + 100 + k)) || exit 1
+    CM_PIDS+=("$CM_PID")
+    PIDS+=("$CM_PID")
 done
 sleep 2
 server0="$(proc "$SERVER_PID")"

@@ -35,21 +35,14 @@ PIDS=()
 
 log() { printf '[cm-bench %s] %s\n' "$(date -u +%T)" "$*" >&2; }
 meta() { printf '%s\n' "$1" >>"$JSONL"; }
-jq_str() { python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$1"; }
+# shellcheck source=bench/cm-common.sh
+. "$BENCH/cm-common.sh"
 cleanup() {
     for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
     sleep 1
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-wait_port() {
-    local i
-    for ((i = 0; i < $2 * 10; i++)); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((N + 500)) ]; then
@@ -57,31 +50,8 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((N + 500)) ]; then
     N=$(($(ulimit -n) - 500))
 fi
 
-log "building rookery and the load generator (release)"
-(cd "$ROOT" && cargo build --release -p rookery) || exit 1
-(cd "$BENCH/loadgen" && cargo build --release) || exit 1
-ROOKERY="$ROOT/target/release/rookery"
-LOADGEN="$BENCH/loadgen/target/release/rookery-loadgen"
-
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
-    -subj "/CN=$DOMAIN" -addext "subjectAltName=DNS:$DOMAIN" \
-    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" >/dev/null 2>&1
-
-# The benchmark config of bench/compare.sh, plus the CM listener.
-d="$WORK/rookery"
-mkdir -p "$d"
-cp "$WORK/cert.pem" "$WORK/key.pem" "$d/"
-sed -e "s|@DIR@|$d|g" -e "s|@PORT@|$PORT|g" "$BENCH/configs/rookery.toml" >"$d/rookery.toml"
-cat >>"$d/rookery.toml" <<TOML
-
-[cm]
-secret = "$CM_SECRET"
-
-[[listen]]
-address = "127.0.0.1"
-port = $CM_PORT
-kind = "cm"
-TOML
+cm_build || exit 1
+cm_server_config || exit 1
 
 git_rev="$(git -C "$ROOT" rev-parse --short HEAD)"
 [ -n "$(git -C "$ROOT" status --porcelain -- crates bins)" ] && git_rev="$git_rev (with uncommitted changes)"
@@ -93,29 +63,20 @@ meta "$(printf '{"meta":"machine","date":%s,"nproc":%s,"cpu":%s,"kernel":%s,"roo
     "$(jq_str "$(sed "s|$WORK|\$WORK|g" "$d/rookery.toml")")")"
 
 log "creating $N accounts"
-"$ROOKERY" user add "u0@$DOMAIN" --password "$PASSWORD" --config "$d/rookery.toml" >/dev/null || exit 1
-seq 1 $((N - 1)) | xargs -P 2 -I{} \
-    "$ROOKERY" user add "u{}@$DOMAIN" --password "$PASSWORD" --config "$d/rookery.toml" >/dev/null || exit 1
+cm_accounts "$N" || exit 1
 
 # A fresh server (and fresh CMs) for every run, so each measures from the same baseline.
 start_all() {
-    "$ROOKERY" serve --config "$d/rookery.toml" >"$d/server.log" 2>&1 &
-    SERVER_PID=$!
+    cm_start_server || return 1
     PIDS=("$SERVER_PID")
-    wait_port $PORT 30 || return 1
     CM_ADDRS=""
     CM_PIDS=""
     for ((k = 1; k <= CMS; k++)); do
         local port=$((PORT + 100 + k))
-        ROOKERY_CM_SECRET="$CM_SECRET" "$ROOKERY" cm --name "cm$k" --server "127.0.0.1:$CM_PORT" \
-            --links "$LINKS" --listen "127.0.0.1:$port" --data-dir "$WORK/cm$k" \
-            --domain "$DOMAIN:$WORK/cert.pem:$WORK/key.pem" --log-level warn \
-            --unauth-per-ip 100000 --connects-per-minute-per-ip 1000000 \
-            >"$WORK/cm$k.log" 2>&1 &
-        PIDS+=($!)
-        CM_PIDS="${CM_PIDS:+$CM_PIDS,}$!"
+        cm_start_cm "cm$k" "$port" || return 1
+        PIDS+=("$CM_PID")
+        CM_PIDS="${CM_PIDS:+$CM_PIDS,}$CM_PID"
         CM_ADDRS="${CM_ADDRS:+$CM_ADDRS,}127.0.0.1:$port"
-        wait_port $port 30 || return 1
     done
     sleep 1 # links up
 }
