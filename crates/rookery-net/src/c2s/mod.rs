@@ -109,12 +109,12 @@ async fn accept_tls(
     peer: SocketAddr,
     what: &'static str,
 ) -> Option<(
-    Box<XmppStream<tokio_rustls::server::TlsStream<TcpStream>>>,
+    Box<XmppStream<crate::tls::ServerTls<TcpStream>>>,
     ChannelBindings,
 )> {
-    match tokio::time::timeout(server.config().limits.header_timeout(), tls.accept(tcp)).await {
-        Ok(Ok(tls_stream)) => {
-            let bindings = crate::tls::bindings(tls, &tls_stream);
+    let handshake = tls.accept_with_bindings(tcp);
+    match tokio::time::timeout(server.config().limits.header_timeout(), handshake).await {
+        Ok(Ok((tls_stream, bindings))) => {
             let limits = crate::limits::framer_limits(server, false);
             Some((
                 Box::new(XmppStream::new(tls_stream, limits, ns::CLIENT)),

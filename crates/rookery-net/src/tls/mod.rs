@@ -1,0 +1,206 @@
+//! TLS for client-facing listeners (c2s, connection managers' clients, the router port): one
+//! rustls configuration built from the `CertStore` (SNI picks the host's certificate), the
+//! channel-binding data SASL -PLUS needs from a finished handshake, and the stream a finished
+//! handshake becomes.
+//!
+//! rustls does every handshake. A TLS 1.3 connection with a 32-byte-key suite then leaves
+//! rustls for [`compact::CompactTls`], which keeps only its keys (decision 0007): that is
+//! most of the memory of an idle client. Anything else (TLS 1.2, AES-128-GCM, a record split
+//! across the hand-over) stays a rustls stream. s2s keeps tokio-rustls throughout.
+
+mod aligned;
+mod compact;
+mod records;
+mod traffic;
+
+#[cfg(test)]
+mod tests;
+
+pub use aligned::Aligned;
+pub use compact::CompactTls;
+
+use rookery_proto::sasl::ChannelBindings;
+use rookery_tls::CertStore;
+use rustls::{ProtocolVersion, ServerConfig, SupportedCipherSuite};
+use std::io::{self, Read};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use traffic::{CaptureTraffic, KEY_LEN, TrafficSecret};
+
+#[derive(Clone)]
+pub struct TlsContext {
+    certs: Arc<CertStore>,
+    /// The shared configuration; each handshake runs on a copy carrying its own key log.
+    config: Arc<ServerConfig>,
+}
+
+impl TlsContext {
+    /// `alpn`: protocols offered on Direct TLS (XEP-0368 uses `xmpp-client`).
+    pub fn new(certs: Arc<CertStore>, alpn: &[&[u8]]) -> Self {
+        let mut config = (*certs.server_config(alpn)).clone();
+        // The hand-over to the compact record layer takes the traffic keys out of rustls.
+        config.enable_secret_extraction = true;
+        TlsContext {
+            certs,
+            config: Arc::new(config),
+        }
+    }
+
+    /// The TLS handshake on `tcp`, and the stream it becomes.
+    pub async fn accept(&self, tcp: TcpStream) -> io::Result<ServerTls<TcpStream>> {
+        Ok(self.accept_with_bindings(tcp).await?.0)
+    }
+
+    /// [`Self::accept`], with the connection's channel bindings for SASL -PLUS.
+    pub async fn accept_with_bindings<IO>(
+        &self,
+        io: IO,
+    ) -> io::Result<(ServerTls<IO>, ChannelBindings)>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        let capture = Arc::new(CaptureTraffic::default());
+        let mut config = (*self.config).clone();
+        config.key_log = capture.clone();
+        let tls = TlsAcceptor::from(Arc::new(config))
+            .accept(Aligned::new(io))
+            .await?;
+        let bindings = bindings(&self.certs, tls.get_ref().1);
+        Ok((ServerTls::establish(tls, &capture)?, bindings))
+    }
+
+    pub fn certs(&self) -> &CertStore {
+        &self.certs
+    }
+}
+
+/// Channel bindings of an established server-side TLS connection (RFC 9266, RFC 5929).
+fn bindings(certs: &CertStore, conn: &rustls::ServerConnection) -> ChannelBindings {
+    let leaf = certs.cert_der_for(conn.server_name());
+    ChannelBindings {
+        exporter: rookery_tls::tls_exporter(conn),
+        server_end_point: leaf.and_then(|c| rookery_tls::tls_server_end_point(c.as_ref())),
+    }
+}
+
+/// A server-side TLS stream after the handshake.
+// The common variant is inline on purpose: the stream is boxed whole inside `XmppStream`'s
+// box, so one allocation holds it; only the rare rustls variant pays a second one.
+#[allow(clippy::large_enum_variant)]
+pub enum ServerTls<IO> {
+    Compact(CompactTls<IO>),
+    Rustls(Box<TlsStream<Aligned<IO>>>),
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> ServerTls<IO> {
+    /// Hands a finished handshake to the compact record layer when it can, else keeps rustls.
+    fn establish(mut tls: TlsStream<Aligned<IO>>, capture: &CaptureTraffic) -> io::Result<Self> {
+        let (aligned, conn) = tls.get_ref();
+        let suite = match conn.negotiated_cipher_suite() {
+            Some(SupportedCipherSuite::Tls13(s)) if s.aead_alg.key_len() == KEY_LEN => Some(s),
+            _ => None,
+        };
+        let secrets = capture.take();
+        let (Some(suite), Some((client, server)), true, Some(ProtocolVersion::TLSv1_3)) = (
+            suite,
+            secrets,
+            aligned.at_boundary(),
+            conn.protocol_version(),
+        ) else {
+            tls.get_mut().0.pass_through();
+            return Ok(ServerTls::Rustls(Box::new(tls)));
+        };
+        let (aligned, mut conn) = tls.into_inner();
+        // What rustls opened but nobody read yet (the client's first bytes may travel with
+        // its Finished), and anything it still has to send (tickets: flushed by the acceptor,
+        // so normally nothing).
+        let mut plain = Vec::new();
+        match conn.reader().read_to_end(&mut plain) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+        let mut pending_tls = Vec::new();
+        while conn.wants_write() {
+            conn.write_tls(&mut pending_tls)?;
+        }
+        let extracted = conn
+            .dangerous_extract_secrets()
+            .map_err(|e| io::Error::other(format!("tls hand-over: {e}")))?;
+        let rx = TrafficSecret::new(suite, client);
+        let tx = TrafficSecret::new(suite, server);
+        if !rx.matches(&extracted.rx.1) || !tx.matches(&extracted.tx.1) {
+            // The key log and rustls disagree: never guess with keys.
+            return Err(io::Error::other(
+                "tls hand-over: traffic secrets do not match",
+            ));
+        }
+        let records = records::RecordLayer::new(
+            (extracted.tx.0, tx),
+            (extracted.rx.0, rx),
+            suite.common.confidentiality_limit,
+        );
+        let (io, unread) = aligned.into_parts();
+        let mut compact = CompactTls::new(io, records, unread, plain);
+        compact.queue_raw(pending_tls);
+        Ok(ServerTls::Compact(compact))
+    }
+
+    /// The TCP socket (or test transport) under the TLS layer.
+    pub fn transport(&self) -> &IO {
+        match self {
+            ServerTls::Compact(c) => c.get_ref(),
+            ServerTls::Rustls(t) => t.get_ref().0.get_ref(),
+        }
+    }
+
+    /// Whether the connection left rustls for the compact record layer.
+    pub fn is_compact(&self) -> bool {
+        matches!(self, ServerTls::Compact(_))
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for ServerTls<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ServerTls::Compact(c) => Pin::new(c).poll_read(cx, buf),
+            ServerTls::Rustls(t) => Pin::new(t.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ServerTls<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ServerTls::Compact(c) => Pin::new(c).poll_write(cx, buf),
+            ServerTls::Rustls(t) => Pin::new(t.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ServerTls::Compact(c) => Pin::new(c).poll_flush(cx),
+            ServerTls::Rustls(t) => Pin::new(t.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ServerTls::Compact(c) => Pin::new(c).poll_shutdown(cx),
+            ServerTls::Rustls(t) => Pin::new(t.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
