@@ -45,6 +45,10 @@ impl TlsContext {
         let mut config = (*certs.server_config(alpn)).clone();
         // The hand-over to the compact record layer takes the traffic keys out of rustls.
         config.enable_secret_extraction = true;
+        // Our suite order (AES-256-GCM, AES-128-GCM, ChaCha20-Poly1305) over the client's: all
+        // three are strong, and the first goes compact while AES-128 cannot (decision 0007), so
+        // clients that prefer AES-128 (BoringSSL's, on Android) still get the small stream.
+        config.ignore_client_order = true;
         TlsContext {
             certs,
             config: Arc::new(config),

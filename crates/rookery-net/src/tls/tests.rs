@@ -219,6 +219,22 @@ async fn aes128_stays_with_rustls_and_works() {
 }
 
 #[tokio::test]
+async fn a_client_preferring_aes128_gets_aes256_and_goes_compact() {
+    let config = client_config_with_suites(vec![
+        rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256,
+        rustls::crypto::ring::cipher_suite::TLS13_AES_256_GCM_SHA384,
+    ]);
+    let (mut server, mut client, _) = pair(config).await;
+    assert_eq!(
+        client.get_ref().1.negotiated_cipher_suite(),
+        Some(rustls::crypto::ring::cipher_suite::TLS13_AES_256_GCM_SHA384)
+    );
+    assert!(server.is_compact());
+    let data = pattern(5_000);
+    assert_eq!(transfer(&mut client, &mut server, &data).await, data);
+}
+
+#[tokio::test]
 async fn chacha20_goes_compact_and_works() {
     let config = client_config_with_suites(vec![
         rustls::crypto::ring::cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
