@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{Ctx, Location, migrate};
 use crate::StoreError;
@@ -24,8 +24,8 @@ const QUEUE_DEPTH: usize = 256;
 /// Upper bound on jobs committed together, so one transaction never grows without limit and
 /// the write lock is released regularly for other processes.
 const MAX_BATCH: usize = 64;
-/// Concurrent reads. WAL readers never block each other or the writer, so this only bounds
-/// how many blocking-pool threads reads may occupy.
+/// Reader threads, each with its own connection. WAL readers never block each other or the
+/// writer; more threads would only compete for the two cores.
 const READERS: usize = 4;
 
 /// A write job as the writer thread sees it: run inside a savepoint, then told whether the
@@ -85,18 +85,18 @@ impl Db {
     pub(crate) async fn open(location: Location) -> Result<Arc<Db>, StoreError> {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let (ready_tx, ready_rx) = oneshot::channel();
-        let idle_readers: IdleReaders = Arc::default();
+        let reader_threads: ReaderThreads = Arc::default();
         let writer_location = location.clone();
-        let writer_idle = Arc::clone(&idle_readers);
+        let writer_readers = Arc::clone(&reader_threads);
         std::thread::Builder::new()
             .name("rookery-sqlite-writer".into())
-            .spawn(move || writer_main(&writer_location, queue, ready_tx, &writer_idle))
+            .spawn(move || writer_main(&writer_location, queue, ready_tx, &writer_readers))
             .map_err(|e| StoreError::backend("spawning the sqlite writer thread", e))?;
         ready_rx
             .await
             .map_err(|_| StoreError::Backend("sqlite writer thread died while opening".into()))??;
         let readers = match location {
-            Location::File(path) => Some(ReaderPool::new(path, idle_readers)),
+            Location::File(path) => Some(ReaderPool::start(path, &reader_threads)?),
             Location::Memory => None,
         };
         Ok(Arc::new(Db { jobs, readers }))
@@ -138,8 +138,8 @@ fn writer_gone() -> StoreError {
     StoreError::Backend("sqlite writer thread is gone".into())
 }
 
-/// Reader connections not currently lent out.
-type IdleReaders = Arc<Mutex<Vec<Connection>>>;
+/// The reader threads, joined by the writer thread before it closes its own connection.
+type ReaderThreads = Arc<Mutex<Vec<std::thread::JoinHandle<()>>>>;
 
 /// The writer thread: open + migrate, report readiness, then serve batches until every
 /// `Db` handle (and so every sender) is dropped.
@@ -147,7 +147,7 @@ fn writer_main(
     location: &Location,
     mut queue: mpsc::Receiver<Box<dyn WriteJob>>,
     ready: oneshot::Sender<Result<(), StoreError>>,
-    idle_readers: &IdleReaders,
+    reader_threads: &ReaderThreads,
 ) {
     let mut conn = match open_writer(location) {
         Ok(conn) => conn,
@@ -178,17 +178,20 @@ fn writer_main(
             job.finish(outcome.clone());
         }
     }
-    // Close the idle readers here, then our own connection. The last connection to close
-    // checkpoints the WAL, which is file I/O that must not happen on whatever async task
-    // happened to drop the final `Stores` handle.
-    drop(std::mem::take(&mut *lock(idle_readers)));
+    // Every `Db` handle is gone, so the readers' queue is closed too: wait for them to close
+    // their connections, then close ours. The last connection to close checkpoints the WAL,
+    // and that file I/O belongs on this thread, not on whatever async task dropped the final
+    // `Stores` handle.
+    for reader in std::mem::take(&mut *lock(reader_threads)) {
+        let _ = reader.join();
+    }
     drop(conn);
 }
 
-/// Poisoning can only come from a panic while pushing/popping, which leaves the Vec
-/// intact, so the inner value is still good.
-fn lock(idle: &Mutex<Vec<Connection>>) -> std::sync::MutexGuard<'_, Vec<Connection>> {
-    idle.lock().unwrap_or_else(|p| p.into_inner())
+/// Poisoning can only come from a panic while the lock is held, and no code here panics
+/// while holding one, so the inner value is still good.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Runs every job in one IMMEDIATE transaction, each in its own savepoint so a failing job
@@ -283,22 +286,33 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// Reader connections used from `spawn_blocking`. Opened lazily and returned after use; a
-/// connection lost to a panicking task is simply reopened next time. The writer thread
-/// shares `idle` only to close these connections on shutdown.
+/// A read as a reader thread sees it: given the thread's connection (or why it could not be
+/// opened), it runs and replies.
+type ReadJob = Box<dyn FnOnce(Result<&mut Connection, StoreError>) + Send>;
+
+/// A fixed set of reader threads, each with its own `query_only` connection, opened on first
+/// use and reopened after a job panicked. Fixed threads rather than `spawn_blocking`: with
+/// the blocking pool, a read finishing on one thread while the next was already being
+/// spawned made tokio start another thread, and logins under load left ~36 idle threads
+/// (each with its own malloc arena) behind.
 struct ReaderPool {
-    path: PathBuf,
-    idle: IdleReaders,
-    permits: Arc<Semaphore>,
+    jobs: std::sync::mpsc::Sender<ReadJob>,
 }
 
 impl ReaderPool {
-    fn new(path: PathBuf, idle: IdleReaders) -> Self {
-        ReaderPool {
-            path,
-            idle,
-            permits: Arc::new(Semaphore::new(READERS)),
+    fn start(path: PathBuf, threads: &ReaderThreads) -> Result<Self, StoreError> {
+        let (jobs, queue) = std::sync::mpsc::channel::<ReadJob>();
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..READERS {
+            let queue = Arc::clone(&queue);
+            let path = path.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("rookery-sqlite-r{i}"))
+                .spawn(move || reader_main(&path, &queue))
+                .map_err(|e| StoreError::backend("spawning a sqlite reader thread", e))?;
+            lock(threads).push(handle);
         }
+        Ok(ReaderPool { jobs })
     }
 
     async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
@@ -306,29 +320,45 @@ impl ReaderPool {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        // Waiting for a permit is async, so excess readers queue here rather than
-        // occupying blocking threads.
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
+        let (reply, answer) = oneshot::channel();
+        let job: ReadJob = Box::new(move |conn| {
+            // The caller may have stopped waiting (dropped future); nothing to do then.
+            let _ = reply.send(conn.and_then(|c| read_snapshot(c, work)));
+        });
+        self.jobs.send(job).map_err(|_| readers_gone())?;
+        // A dropped reply means the job panicked (the thread caught it).
+        answer
             .await
-            .map_err(|_| StoreError::Backend("sqlite reader pool closed".into()))?;
-        let idle = Arc::clone(&self.idle);
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let pooled = lock(&idle).pop();
-            let mut conn = match pooled {
-                Some(conn) => conn,
-                None => open_reader(&path)?,
-            };
-            let result = read_snapshot(&mut conn, work);
-            // If the store was dropped meanwhile, this is the last reference and the
-            // connection closes here, on a blocking-pool thread.
-            lock(&idle).push(conn);
-            result
-        })
-        .await
-        .map_err(|e| StoreError::backend("sqlite read task failed", e))?
+            .map_err(|_| StoreError::Backend("sqlite read job panicked".into()))?
+    }
+}
+
+fn readers_gone() -> StoreError {
+    StoreError::Backend("sqlite reader threads are gone".into())
+}
+
+/// One reader thread: takes jobs from the shared queue until every `Db` handle is dropped.
+fn reader_main(path: &Path, queue: &Mutex<std::sync::mpsc::Receiver<ReadJob>>) {
+    let mut conn: Option<Connection> = None;
+    loop {
+        // One thread waits in `recv` while the others wait for the lock; a job releases it.
+        let Ok(job) = lock(queue).recv() else {
+            return;
+        };
+        if conn.is_none() {
+            match open_reader(path) {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    job(Err(e));
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        if catch_unwind(AssertUnwindSafe(|| job(Ok(c)))).is_err() {
+            // The connection may be mid-transaction: drop it, open a fresh one next time.
+            conn = None;
+        }
     }
 }
 

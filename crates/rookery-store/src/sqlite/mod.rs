@@ -9,7 +9,7 @@
 //!   `BEGIN IMMEDIATE` transaction, each job in its own savepoint, and replies only after
 //!   the commit: group commit without one job's failure undoing another's. A single writer
 //!   per process means writers in this process never contend for SQLite's lock at all.
-//! - Reads run on a pool of up to 4 `query_only` connections via `spawn_blocking`, each in
+//! - Reads run on 4 reader threads, each with its own `query_only` connection, each read in
 //!   a deferred transaction so multi-statement reads see one snapshot. WAL lets these run
 //!   concurrently with the writer (and with other processes).
 //! - Other processes (the admin CLI while the server runs) have their own writer thread;

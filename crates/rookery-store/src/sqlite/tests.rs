@@ -395,6 +395,56 @@ async fn reader_connections_refuse_writes() {
     );
 }
 
+/// Regression: reads ran through `spawn_blocking`, and a burst of them (logins under load)
+/// left dozens of idle blocking threads, each with its own malloc arena. Reads now run on the
+/// four named reader threads whatever the load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_run_on_the_fixed_reader_threads() {
+    let opener = FileOpener::new();
+    let db = std::sync::Arc::new(Db::open(Location::File(opener.path.clone())).await.unwrap());
+    let mut tasks = Vec::new();
+    for _ in 0..400 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            db.read(|c| {
+                c.query_row("SELECT count(*) FROM accounts", [], |r| r.get::<_, i64>(0))
+                    .map_err(|e| StoreError::Backend(e.to_string()))?;
+                Ok(std::thread::current().name().unwrap_or("").to_string())
+            })
+            .await
+            .unwrap()
+        }));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for t in tasks {
+        names.insert(t.await.unwrap());
+    }
+    assert!(!names.is_empty() && names.len() <= 4, "{names:?}");
+    assert!(
+        names.iter().all(|n| n.starts_with("rookery-sqlite-r")),
+        "{names:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_panicking_read_fails_alone_and_reads_go_on() {
+    let opener = FileOpener::new();
+    let db = Db::open(Location::File(opener.path.clone())).await.unwrap();
+    // More panics than threads: each thread must survive its own.
+    for _ in 0..6 {
+        let r: Result<(), StoreError> = db.read(|_| panic!("a bug in a read")).await;
+        assert!(r.is_err());
+    }
+    let n = db
+        .read(|c| {
+            c.query_row("SELECT count(*) FROM accounts", [], |r| r.get::<_, i64>(0))
+                .map_err(|e| StoreError::Backend(e.to_string()))
+        })
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
 /// Set (to a database path) when this test binary is re-run as the second process of
 /// `two_processes_share_one_file`.
 const CHILD_DB_ENV: &str = "ROOKERY_STORE_TEST_CHILD_DB";
