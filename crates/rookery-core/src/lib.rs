@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod components;
 pub mod deliver;
 pub mod hooks;
+mod mailbox;
 pub mod registry;
 pub mod server;
 pub mod session;

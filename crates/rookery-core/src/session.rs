@@ -2,18 +2,17 @@
 //! bounded mailbox. The actor (rookery-net: TCP, TLS, later a connection-manager link, WebSocket,
 //! BOSH or another cluster node) owns its transport; everyone else only sends it messages.
 
+use crate::mailbox::{Mailbox, Refused};
 use rookery_proto::error::StreamError;
 use rookery_proto::stanza::{FullJid, Stanza};
+use std::future::poll_fn;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 /// A message for a session actor.
 ///
-/// Both payloads are boxed: the mailbox (a tokio channel) allocates its first block of 32
-/// slots when the session binds, and every idle session keeps it. With the stanza inline a
-/// slot would be as large as a `Stanza` (≈ 5 KiB per session); boxed, it is a pointer.
+/// Both payloads are boxed so that a queued message is a pointer: a mailbox that took a
+/// burst keeps no `Stanza`-sized slots (≈ 5 KiB for 32 of them) around.
 #[derive(Debug)]
 pub enum SessionMsg {
     /// Write this stanza to the client (after the session's own outbound filters).
@@ -49,9 +48,14 @@ pub struct SessionHandle {
 struct HandleInner {
     id: u64,
     jid: FullJid,
-    tx: mpsc::Sender<SessionMsg>,
-    /// Cancelled when the mailbox overflowed; the actor then closes with policy-violation.
-    overflow: CancellationToken,
+    /// The queue, and the overflow signal on which the actor closes with policy-violation.
+    mailbox: Mailbox,
+}
+
+impl std::fmt::Debug for Mailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Mailbox")
+    }
 }
 
 /// Why a send did not reach the mailbox.
@@ -66,17 +70,16 @@ pub enum SendError {
 impl SessionHandle {
     /// Creates a handle and the receiving end for the actor.
     pub fn new(jid: FullJid, capacity: usize) -> (SessionHandle, SessionReceiver) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
-        let overflow = CancellationToken::new();
-        let handle = SessionHandle {
-            inner: Arc::new(HandleInner {
-                id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
-                jid,
-                tx,
-                overflow: overflow.clone(),
-            }),
+        let inner = Arc::new(HandleInner {
+            id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
+            jid,
+            mailbox: Mailbox::new(capacity),
+        });
+        let rx = SessionReceiver {
+            rx: MailboxReceiver(inner.clone()),
+            overflow: OverflowSignal(inner.clone()),
         };
-        (handle, SessionReceiver { rx, overflow })
+        (SessionHandle { inner }, rx)
     }
 
     pub fn id(&self) -> u64 {
@@ -91,12 +94,9 @@ impl SessionHandle {
     #[allow(clippy::result_large_err)] // the stanza itself is handed back, not an error value
     pub fn send(&self, st: Stanza) -> Result<(), Undelivered> {
         self.inner
-            .tx
-            .try_send(SessionMsg::Stanza(Box::new(st)))
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(m) => self.refused(SendError::Overflow, m),
-                mpsc::error::TrySendError::Closed(m) => self.refused(SendError::Closed, m),
-            })
+            .mailbox
+            .push(SessionMsg::Stanza(Box::new(st)))
+            .map_err(|e| self.refused(e))
     }
 
     /// Queues a stanza, waiting up to `patience` for room: for bulk pushes the server itself
@@ -108,34 +108,34 @@ impl SessionHandle {
         st: Stanza,
         patience: std::time::Duration,
     ) -> Result<(), Undelivered> {
-        use tokio::sync::mpsc::error::SendTimeoutError;
         self.inner
-            .tx
-            .send_timeout(SessionMsg::Stanza(Box::new(st)), patience)
+            .mailbox
+            .push_wait(SessionMsg::Stanza(Box::new(st)), patience)
             .await
-            .map_err(|e| match e {
-                SendTimeoutError::Timeout(m) => self.refused(SendError::Overflow, m),
-                SendTimeoutError::Closed(m) => self.refused(SendError::Closed, m),
-            })
+            .map_err(|e| self.refused(e))
     }
 
     /// Asks the session to close with a stream error.
     pub fn close(&self, err: StreamError) {
-        if let Err(e) = self.inner.tx.try_send(SessionMsg::Close(Box::new(err))) {
-            if matches!(e, mpsc::error::TrySendError::Full(_)) {
+        if let Err(e) = self.inner.mailbox.push(SessionMsg::Close(Box::new(err))) {
+            if matches!(e, Refused::Full(_)) {
                 tracing::warn!(jid = %self.inner.jid, what = "mailbox-full", "slow reader, closing");
             }
-            // Full or gone: the overflow token makes the actor close anyway.
-            self.inner.overflow.cancel();
+            // Full or gone: the overflow signal makes the actor close anyway.
+            self.inner.mailbox.set_overflow();
         }
     }
 
     /// A message the mailbox refused. A full mailbox means a slow reader: the session is told
     /// to close (ARCHITECTURE §6). A refused stanza is handed back for another route.
-    fn refused(&self, reason: SendError, msg: SessionMsg) -> Undelivered {
+    fn refused(&self, refused: Refused) -> Undelivered {
+        let (reason, msg) = match refused {
+            Refused::Full(m) => (SendError::Overflow, m),
+            Refused::Closed(m) => (SendError::Closed, m),
+        };
         if reason == SendError::Overflow {
             tracing::warn!(jid = %self.inner.jid, what = "mailbox-full", "slow reader, closing");
-            self.inner.overflow.cancel();
+            self.inner.mailbox.set_overflow();
         }
         Undelivered {
             reason,
@@ -158,8 +158,63 @@ impl Eq for SessionHandle {}
 /// The actor's end of the mailbox.
 #[derive(Debug)]
 pub struct SessionReceiver {
-    pub rx: mpsc::Receiver<SessionMsg>,
-    pub overflow: CancellationToken,
+    pub rx: MailboxReceiver,
+    pub overflow: OverflowSignal,
+}
+
+/// Takes messages out of a session's mailbox (the actor's side).
+#[derive(Debug)]
+pub struct MailboxReceiver(Arc<HandleInner>);
+
+/// The mailbox is empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Empty;
+
+impl std::fmt::Display for Empty {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the mailbox is empty")
+    }
+}
+
+impl MailboxReceiver {
+    /// The next message. The actor holds a handle of its own, so the mailbox never runs out
+    /// of senders: this waits until a message comes (cancel-safe, for `select!`). Always
+    /// `Some`; the `Option` keeps the shape of a channel receiver.
+    pub async fn recv(&mut self) -> Option<SessionMsg> {
+        Some(poll_fn(|cx| self.0.mailbox.poll_recv(cx)).await)
+    }
+
+    pub fn try_recv(&mut self) -> Result<SessionMsg, Empty> {
+        self.0.mailbox.try_recv().ok_or(Empty)
+    }
+
+    /// Refuses further messages (they fail as closed); queued ones can still be taken.
+    pub fn close(&mut self) {
+        self.0.mailbox.close();
+    }
+}
+
+impl Drop for MailboxReceiver {
+    fn drop(&mut self) {
+        // The actor is gone: senders must learn it now, not fill a queue nobody reads.
+        self.0.mailbox.close();
+    }
+}
+
+/// Raised when a send found the mailbox full (or a close could not be queued): the actor must
+/// close the session as a slow reader.
+#[derive(Debug)]
+pub struct OverflowSignal(Arc<HandleInner>);
+
+impl OverflowSignal {
+    /// Resolves once the signal is raised (cancel-safe).
+    pub async fn cancelled(&self) {
+        poll_fn(|cx| self.0.mailbox.poll_overflow(cx)).await
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.mailbox.is_overflowed()
+    }
 }
 
 #[cfg(test)]
