@@ -179,6 +179,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> XmppStream<IO> {
         self.send_header_ns(attrs, &[]).await
     }
 
+    /// Queues our stream header (written by the next flush).
+    pub fn queue_header(&mut self, attrs: &[(&str, &str)]) {
+        rookery_xml::stream_open(&mut self.out, self.content_ns, attrs, &[]);
+    }
+
     /// Our stream header with extra prefix declarations (s2s declares `xmlns:db`).
     pub async fn send_header_ns(
         &mut self,

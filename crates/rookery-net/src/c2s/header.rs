@@ -40,7 +40,7 @@ pub(crate) async fn open<S: ClientIo>(
         Ok(Err(ReadError::Xml(e))) => {
             let err = framer_stream_error(&e);
             let fallback = conn.domain.clone();
-            send_our_header(server, stream, conn, fallback.as_deref()).await;
+            queue_our_header(server, stream, conn, fallback.as_deref());
             stream.fail(&err).await;
             return Err(());
         }
@@ -64,7 +64,7 @@ pub(crate) async fn open<S: ClientIo>(
     // `check` guarantees a valid local host here.
     let domain = normalize_domain(to.as_deref().unwrap_or_default()).unwrap_or_default();
     conn.domain = Some(domain.clone());
-    send_our_header(server, stream, conn, Some(&domain)).await;
+    queue_our_header(server, stream, conn, Some(&domain));
     Ok(())
 }
 
@@ -126,7 +126,7 @@ fn check(
     Ok(())
 }
 
-async fn send_our_header<S: ClientIo>(
+fn queue_our_header<S: ClientIo>(
     server: &Server,
     stream: &mut S,
     conn: &mut Conn,
@@ -138,14 +138,12 @@ async fn send_our_header<S: ClientIo>(
         .or_else(|| server.config().hosts.first().map(|h| h.domain.clone()))
         .unwrap_or_default();
     let id = conn.stream_id.clone();
-    let _ = stream
-        .send_header(&[
-            ("from", from.as_str()),
-            ("id", id.as_str()),
-            ("version", "1.0"),
-            ("xml:lang", "en"),
-        ])
-        .await;
+    stream.queue_header(&[
+        ("from", from.as_str()),
+        ("id", id.as_str()),
+        ("version", "1.0"),
+        ("xml:lang", "en"),
+    ]);
 }
 
 async fn fail<S: ClientIo>(
@@ -160,7 +158,7 @@ async fn fail<S: ClientIo>(
     let own = to
         .and_then(normalize_domain)
         .filter(|d| server.is_local_host(d));
-    send_our_header(server, stream, conn, own.as_deref()).await;
+    queue_our_header(server, stream, conn, own.as_deref());
     let mut err = StreamError::new(cond);
     if let Some(t) = text {
         err = err.with_text(t);

@@ -29,11 +29,9 @@ pub(crate) trait ClientIo: Send {
     fn queue(&mut self, el: &Element);
     /// Writes what is queued.
     fn flush(&mut self) -> impl Future<Output = std::io::Result<()>> + Send;
-    /// Our stream header.
-    fn send_header(
-        &mut self,
-        attrs: &[(&str, &str)],
-    ) -> impl Future<Output = std::io::Result<()>> + Send;
+    /// Queues our stream header: it goes out with the features (or the stream error) that
+    /// always follow it, in one write.
+    fn queue_header(&mut self, attrs: &[(&str, &str)]);
     /// A stream error, then close.
     fn fail(&mut self, err: &StreamError) -> impl Future<Output = ()> + Send;
     /// Closes the stream.
@@ -73,8 +71,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + Send> ClientIo for XmppStream<IO> {
     async fn flush(&mut self) -> std::io::Result<()> {
         XmppStream::flush(self).await
     }
-    async fn send_header(&mut self, attrs: &[(&str, &str)]) -> std::io::Result<()> {
-        XmppStream::send_header(self, attrs).await
+    fn queue_header(&mut self, attrs: &[(&str, &str)]) {
+        XmppStream::queue_header(self, attrs)
     }
     async fn fail(&mut self, err: &StreamError) {
         XmppStream::fail(self, err).await

@@ -178,9 +178,7 @@ impl ClientIo for CmStream {
     async fn flush(&mut self) -> std::io::Result<()> {
         self.write_out().await
     }
-    async fn send_header(&mut self, _attrs: &[(&str, &str)]) -> std::io::Result<()> {
-        Ok(())
-    }
+    fn queue_header(&mut self, _attrs: &[(&str, &str)]) {}
     async fn fail(&mut self, err: &StreamError) {
         if !self.peer_closed {
             let raw = stream_error_xml(err);

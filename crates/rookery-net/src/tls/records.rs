@@ -49,10 +49,12 @@ pub(crate) struct RecordLayer {
     empty_run: u8,
 }
 
-struct Direction<C: ?Sized> {
-    cipher: Box<C>,
-    seq: u64,
-    secret: TrafficSecret,
+/// One direction's protection: the cipher for the current key, the next sequence number, and
+/// the traffic secret the next key derives from.
+pub(crate) struct Direction<C: ?Sized> {
+    pub(crate) cipher: Box<C>,
+    pub(crate) seq: u64,
+    pub(crate) secret: TrafficSecret,
 }
 
 /// Consecutive empty records accepted before the peer is considered abusive.
@@ -63,19 +65,15 @@ fn invalid(why: &str) -> io::Error {
 }
 
 impl RecordLayer {
-    /// `tx`/`rx`: the next sequence number and current traffic secret of each direction.
-    pub(crate) fn new(tx: (u64, TrafficSecret), rx: (u64, TrafficSecret), limit: u64) -> Self {
+    /// `tx`/`rx`: each direction's cipher, next sequence number and traffic secret.
+    pub(crate) fn new(
+        tx: Direction<dyn MessageEncrypter>,
+        rx: Direction<dyn MessageDecrypter>,
+        limit: u64,
+    ) -> Self {
         RecordLayer {
-            tx: Direction {
-                cipher: tx.1.encrypter(),
-                seq: tx.0,
-                secret: tx.1,
-            },
-            rx: Direction {
-                cipher: rx.1.decrypter(),
-                seq: rx.0,
-                secret: rx.1,
-            },
+            tx,
+            rx,
             limit,
             update_pending: false,
             empty_run: 0,

@@ -264,3 +264,50 @@ async fn an_idle_compact_connection_holds_no_buffers() {
     );
     assert_eq!(compact(&mut server).buffer_capacity_for_tests(), 0);
 }
+
+/// Counts the TLS 1.3 tickets a client is given.
+#[derive(Debug, Default)]
+struct TicketCounter(std::sync::atomic::AtomicUsize);
+
+impl rustls::client::ClientSessionStore for TicketCounter {
+    fn set_kx_hint(&self, _: ServerName<'static>, _: rustls::NamedGroup) {}
+    fn kx_hint(&self, _: &ServerName<'_>) -> Option<rustls::NamedGroup> {
+        None
+    }
+    fn set_tls12_session(
+        &self,
+        _: ServerName<'static>,
+        _: rustls::client::Tls12ClientSessionValue,
+    ) {
+    }
+    fn tls12_session(&self, _: &ServerName<'_>) -> Option<rustls::client::Tls12ClientSessionValue> {
+        None
+    }
+    fn remove_tls12_session(&self, _: &ServerName<'static>) {}
+    fn insert_tls13_ticket(
+        &self,
+        _: ServerName<'static>,
+        _: rustls::client::Tls13ClientSessionValue,
+    ) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn take_tls13_ticket(
+        &self,
+        _: &ServerName<'static>,
+    ) -> Option<rustls::client::Tls13ClientSessionValue> {
+        None
+    }
+}
+
+#[tokio::test]
+async fn no_session_tickets_are_sent() {
+    let counter = Arc::new(TicketCounter::default());
+    let mut config = client_config_insecure_for_tests();
+    config.resumption = rustls::client::Resumption::store(counter.clone());
+    let (mut server, mut client, _) = pair(config).await;
+    // A round trip after the handshake: tickets, had there been any, arrived before it.
+    let data = pattern(10);
+    assert_eq!(transfer(&mut server, &mut client, &data).await, data);
+    assert_eq!(transfer(&mut client, &mut server, &data).await, data);
+    assert_eq!(counter.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+}

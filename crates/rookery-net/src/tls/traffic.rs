@@ -65,15 +65,17 @@ impl TrafficSecret {
         self.suite.aead_alg.decrypter(key, iv)
     }
 
-    /// Whether this secret yields the key and IV rustls extracted for the same direction.
-    pub(crate) fn matches(&self, extracted: &ConnectionTrafficSecrets) -> bool {
+    /// The key and IV rustls extracted for this direction, if this secret yields the same.
+    pub(crate) fn confirm(&self, extracted: ConnectionTrafficSecrets) -> Option<(AeadKey, Iv)> {
         let (key, iv) = self.key_iv();
         match extracted {
             ConnectionTrafficSecrets::Aes256Gcm { key: k, iv: i }
-            | ConnectionTrafficSecrets::Chacha20Poly1305 { key: k, iv: i } => {
-                k.as_ref() == key.as_ref() && i.as_ref() == iv.as_ref()
+            | ConnectionTrafficSecrets::Chacha20Poly1305 { key: k, iv: i }
+                if k.as_ref() == key.as_ref() && i.as_ref() == iv.as_ref() =>
+            {
+                Some((k, i))
             }
-            _ => false,
+            _ => None,
         }
     }
 }
