@@ -8,7 +8,8 @@
 //! session above (`XmppStream`) writes then flushes, so nothing stays buffered here for
 //! long.
 
-use super::records::{Opened, RecordLayer};
+use super::records::{HEADER_LEN, MAX_CIPHERTEXT, Opened, RecordLayer};
+use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -16,6 +17,13 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Bytes read from the socket at a time (records may span reads).
 const READ_SIZE: usize = 16 * 1024;
+
+thread_local! {
+    /// The per-thread ciphertext buffer: one maximal record plus a read's worth. Borrowed only
+    /// inside one synchronous `poll_read`, never across an `.await`.
+    static CIPHERTEXT: RefCell<Box<[u8]>> =
+        RefCell::new(vec![0u8; HEADER_LEN + MAX_CIPHERTEXT + READ_SIZE].into_boxed_slice());
+}
 /// Sealed bytes held before a writer is told to wait for the socket.
 const WRITE_HIGH_WATER: usize = 64 * 1024;
 
@@ -176,35 +184,85 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for CompactTls<IO> {
                 return Poll::Ready(Ok(()));
             }
             // Need more ciphertext.
-            if this.in_pos > 0 {
-                this.inbuf.drain(..this.in_pos);
-                this.in_pos = 0;
-            }
-            if this.inbuf.capacity() - this.inbuf.len() < READ_SIZE / 2 {
-                this.inbuf.reserve(READ_SIZE);
-            }
-            let n = match tokio_util::io::poll_read_buf(Pin::new(&mut this.io), cx, &mut this.inbuf)
-            {
-                Poll::Ready(r) => r?,
-                Poll::Pending => {
-                    if this.inbuf.is_empty() {
-                        // Idle: hold no read buffer while waiting.
-                        this.inbuf = Vec::new();
-                    }
-                    return Poll::Pending;
+            if this.in_pos < this.inbuf.len() {
+                // A record is partly here: read the rest into its own buffer.
+                if this.in_pos > 0 {
+                    this.inbuf.drain(..this.in_pos);
+                    this.in_pos = 0;
                 }
-            };
-            if n == 0 {
-                this.read_closed = true;
-                if !this.inbuf.is_empty() {
+                if this.inbuf.capacity() - this.inbuf.len() < READ_SIZE / 2 {
+                    this.inbuf.reserve(READ_SIZE);
+                }
+                let n = ready!(tokio_util::io::poll_read_buf(
+                    Pin::new(&mut this.io),
+                    cx,
+                    &mut this.inbuf
+                ))?;
+                if n == 0 {
+                    this.read_closed = true;
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "tls: connection ended inside a record",
                     )));
                 }
+                continue;
+            }
+            // The common case: nothing pending. Read into the thread's buffer and open the
+            // records there, so a connection allocates nothing per read.
+            this.inbuf = Vec::new();
+            this.in_pos = 0;
+            let n = ready!(this.read_via_scratch(cx, out))?;
+            if n == 0 {
+                this.read_closed = true;
+                return Poll::Ready(Ok(()));
+            }
+            if this.records.wants_write() {
+                let _ = this.poll_write_out(cx)?;
+            }
+            if out.filled().len() > before || this.read_closed {
                 return Poll::Ready(Ok(()));
             }
         }
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> CompactTls<IO> {
+    /// One socket read into the thread's ciphertext buffer; opens every whole record in it
+    /// (data to `out`, the rest to `plain`) and keeps a trailing partial record in `inbuf`.
+    /// Returns the bytes read (0: end of stream).
+    fn read_via_scratch(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<usize>> {
+        CIPHERTEXT.with_borrow_mut(|scratch| {
+            let mut rb = ReadBuf::new(&mut scratch[..]);
+            ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb))?;
+            let n = rb.filled().len();
+            let mut pos = 0;
+            while pos < n && !self.read_closed {
+                let Some(len) = RecordLayer::record_len(&scratch[pos..n])? else {
+                    break;
+                };
+                if pos + len > n {
+                    break;
+                }
+                match self.records.open(&mut scratch[pos..pos + len])? {
+                    Opened::Data(data) => {
+                        let k = out.remaining().min(data.len());
+                        out.put_slice(&data[..k]);
+                        self.plain.extend_from_slice(&data[k..]);
+                    }
+                    Opened::CloseNotify => self.read_closed = true,
+                    Opened::Nothing => {}
+                }
+                pos += len;
+            }
+            if pos < n && !self.read_closed {
+                self.inbuf.extend_from_slice(&scratch[pos..n]);
+            }
+            Poll::Ready(Ok(n))
+        })
     }
 }
 

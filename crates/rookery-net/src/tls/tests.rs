@@ -41,9 +41,22 @@ async fn pair_with(
     ClientTls<DuplexStream>,
     ChannelBindings,
 ) {
+    pair_over(config, early, 64 * 1024).await
+}
+
+/// [`pair_with`] over a pipe that carries at most `pipe` bytes at a time.
+async fn pair_over(
+    config: ClientConfig,
+    early: &[u8],
+    pipe: usize,
+) -> (
+    ServerTls<DuplexStream>,
+    ClientTls<DuplexStream>,
+    ChannelBindings,
+) {
     let dir = tempfile::tempdir().unwrap();
     let ctx = context(&dir);
-    let (a, b) = duplex(64 * 1024);
+    let (a, b) = duplex(pipe);
     let connector = TlsConnector::from(Arc::new(config));
     let name = ServerName::try_from("localhost").unwrap();
     let client = async {
@@ -111,6 +124,18 @@ async fn tls13_goes_compact_and_carries_data_both_ways() {
         .unwrap();
     assert_eq!(bindings.exporter.as_deref(), Some(&expected[..]));
     for len in [1, 100, 16 * 1024, 16 * 1024 + 1, 200_000] {
+        let data = pattern(len);
+        assert_eq!(transfer(&mut client, &mut server, &data).await, data);
+        assert_eq!(transfer(&mut server, &mut client, &data).await, data);
+    }
+}
+
+#[tokio::test]
+async fn records_split_across_many_reads_are_reassembled() {
+    // A 7-byte pipe: every record, header included, arrives in pieces.
+    let (mut server, mut client, _) = pair_over(client_config_insecure_for_tests(), b"", 7).await;
+    assert!(server.is_compact());
+    for len in [1, 5, 300, 20_000] {
         let data = pattern(len);
         assert_eq!(transfer(&mut client, &mut server, &data).await, data);
         assert_eq!(transfer(&mut server, &mut client, &data).await, data);
