@@ -45,6 +45,20 @@ pub struct CompactTls<IO> {
     close_sealed: bool,
 }
 
+/// What an opened record gives the reader: data into `out` (the rest into `plain`), or the
+/// end of the peer's data.
+fn deliver(opened: Opened<'_>, out: &mut ReadBuf<'_>, plain: &mut Vec<u8>, read_closed: &mut bool) {
+    match opened {
+        Opened::Data(data) => {
+            let n = out.remaining().min(data.len());
+            out.put_slice(&data[..n]);
+            plain.extend_from_slice(&data[n..]);
+        }
+        Opened::CloseNotify => *read_closed = true,
+        Opened::Nothing => {}
+    }
+}
+
 impl<IO> CompactTls<IO> {
     /// `unread`: ciphertext read during the handshake that rustls did not see; `plain`:
     /// plaintext rustls opened but nobody read yet.
@@ -102,15 +116,8 @@ impl<IO> CompactTls<IO> {
         }
         let start = self.in_pos;
         self.in_pos += len;
-        match self.records.open(&mut self.inbuf[start..start + len])? {
-            Opened::Data(data) => {
-                let n = out.remaining().min(data.len());
-                out.put_slice(&data[..n]);
-                self.plain.extend_from_slice(&data[n..]);
-            }
-            Opened::CloseNotify => self.read_closed = true,
-            Opened::Nothing => {}
-        }
+        let opened = self.records.open(&mut self.inbuf[start..start + len])?;
+        deliver(opened, out, &mut self.plain, &mut self.read_closed);
         if self.in_pos == self.inbuf.len() {
             self.inbuf = Vec::new();
             self.in_pos = 0;
@@ -247,15 +254,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> CompactTls<IO> {
                 if pos + len > n {
                     break;
                 }
-                match self.records.open(&mut scratch[pos..pos + len])? {
-                    Opened::Data(data) => {
-                        let k = out.remaining().min(data.len());
-                        out.put_slice(&data[..k]);
-                        self.plain.extend_from_slice(&data[k..]);
-                    }
-                    Opened::CloseNotify => self.read_closed = true,
-                    Opened::Nothing => {}
-                }
+                let opened = self.records.open(&mut scratch[pos..pos + len])?;
+                deliver(opened, out, &mut self.plain, &mut self.read_closed);
                 pos += len;
             }
             if pos < n && !self.read_closed {
