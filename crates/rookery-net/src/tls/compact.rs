@@ -8,7 +8,7 @@
 //! session above (`XmppStream`) writes then flushes, so nothing stays buffered here for
 //! long.
 
-use super::records::{HEADER_LEN, MAX_CIPHERTEXT, Opened, RecordLayer};
+use super::records::{HEADER_LEN, MAX_CIPHERTEXT, Opened, RecordLayer, alert_for};
 use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
@@ -172,6 +172,32 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for CompactTls<IO> {
         out: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let r = this.poll_read_records(cx, out);
+        if let Poll::Ready(Err(e)) = &r {
+            // Tell the peer why before the connection is dropped (RFC 8446 §6.2), as far as
+            // the socket takes it now; nothing is written after a fatal alert.
+            if let (Some(desc), false) = (alert_for(e), this.close_sealed) {
+                if this
+                    .records
+                    .seal_fatal_alert(desc, &mut this.outbuf)
+                    .is_ok()
+                {
+                    let _ = this.poll_write_out(cx);
+                }
+                this.close_sealed = true;
+            }
+        }
+        r
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> CompactTls<IO> {
+    fn poll_read_records(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self;
         if out.remaining() == 0 || this.take_plain(out) {
             return Poll::Ready(Ok(()));
         }

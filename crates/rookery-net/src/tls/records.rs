@@ -60,8 +60,63 @@ pub(crate) struct Direction<C: ?Sized> {
 /// Consecutive empty records accepted before the peer is considered abusive.
 const MAX_EMPTY_RUN: u8 = 32;
 
-fn invalid(why: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("tls: {why}"))
+/// Alert descriptions we send (RFC 8446 §6.2).
+const UNEXPECTED_MESSAGE: u8 = 10;
+const BAD_RECORD_MAC: u8 = 20;
+const RECORD_OVERFLOW: u8 = 22;
+const DECODE_ERROR: u8 = 50;
+const INTERNAL_ERROR: u8 = 80;
+
+/// Why the connection failed, and the alert to send the peer before closing (none when the
+/// peer's own alert ended it).
+#[derive(Debug)]
+pub(crate) struct Fatal {
+    alert: Option<u8>,
+    why: String,
+}
+
+impl std::fmt::Display for Fatal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "tls: {}", self.why)
+    }
+}
+
+impl std::error::Error for Fatal {}
+
+fn fatal(alert: u8, why: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        Fatal {
+            alert: Some(alert),
+            why: why.to_owned(),
+        },
+    )
+}
+
+fn peer_alerted(desc: u8) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        Fatal {
+            alert: None,
+            why: format!("peer sent alert {desc}"),
+        },
+    )
+}
+
+/// The alert to send for a failure of `open` or `record_len`, if any.
+pub(crate) fn alert_for(e: &io::Error) -> Option<u8> {
+    e.get_ref()?.downcast_ref::<Fatal>()?.alert
+}
+
+/// rustls' verdict on a record, as the alert RFC 8446 asks for.
+fn decrypt_failure(e: &rustls::Error) -> io::Error {
+    let alert = match e {
+        rustls::Error::DecryptError => BAD_RECORD_MAC,
+        rustls::Error::PeerSentOversizedRecord => RECORD_OVERFLOW,
+        rustls::Error::PeerMisbehaved(_) => UNEXPECTED_MESSAGE,
+        _ => DECODE_ERROR,
+    };
+    fatal(alert, &e.to_string())
 }
 
 impl RecordLayer {
@@ -88,11 +143,14 @@ impl RecordLayer {
             return Ok(None);
         }
         if buf[0] != u8::from(ContentType::ApplicationData) {
-            return Err(invalid("unprotected record after the handshake"));
+            return Err(fatal(
+                UNEXPECTED_MESSAGE,
+                "unprotected record after the handshake",
+            ));
         }
         let len = usize::from(u16::from_be_bytes([buf[3], buf[4]]));
         if len > MAX_CIPHERTEXT {
-            return Err(invalid("record overflow"));
+            return Err(fatal(RECORD_OVERFLOW, "record overflow"));
         }
         Ok(Some(HEADER_LEN + len))
     }
@@ -100,7 +158,7 @@ impl RecordLayer {
     /// Opens one complete record (header included) in place.
     pub(crate) fn open<'a>(&mut self, record: &'a mut [u8]) -> io::Result<Opened<'a>> {
         if self.rx.seq == u64::MAX {
-            return Err(invalid("receive sequence exhausted"));
+            return Err(fatal(INTERNAL_ERROR, "receive sequence exhausted"));
         }
         let body = &mut record[HEADER_LEN..];
         let msg =
@@ -109,14 +167,14 @@ impl RecordLayer {
             .rx
             .cipher
             .decrypt(msg, self.rx.seq)
-            .map_err(|e| invalid(&e.to_string()))?;
+            .map_err(|e| decrypt_failure(&e))?;
         self.rx.seq += 1;
         match plain.typ {
             ContentType::ApplicationData => {
                 if plain.payload.is_empty() {
                     self.empty_run += 1;
                     if self.empty_run > MAX_EMPTY_RUN {
-                        return Err(invalid("too many empty records"));
+                        return Err(fatal(UNEXPECTED_MESSAGE, "too many empty records"));
                     }
                 } else {
                     self.empty_run = 0;
@@ -128,11 +186,14 @@ impl RecordLayer {
                 [_, 0] => Ok(Opened::CloseNotify),
                 // user_canceled(90): a close_notify follows (RFC 8446 §6.1).
                 [_, 90] => Ok(Opened::Nothing),
-                [_, d] => Err(invalid(&format!("peer sent alert {d}"))),
-                _ => Err(invalid("malformed alert")),
+                [_, d] => Err(peer_alerted(*d)),
+                _ => Err(fatal(DECODE_ERROR, "malformed alert")),
             },
             ContentType::Handshake => self.post_handshake(plain.payload),
-            _ => Err(invalid("unexpected content type after the handshake")),
+            _ => Err(fatal(
+                UNEXPECTED_MESSAGE,
+                "unexpected content type after the handshake",
+            )),
         }
     }
 
@@ -152,7 +213,10 @@ impl RecordLayer {
                 }
                 Ok(Opened::Nothing)
             }
-            _ => Err(invalid("unexpected handshake message after the handshake")),
+            _ => Err(fatal(
+                UNEXPECTED_MESSAGE,
+                "unexpected handshake message after the handshake",
+            )),
         }
     }
 
@@ -179,6 +243,11 @@ impl RecordLayer {
             self.send_key_update(out)?;
         }
         Ok(())
+    }
+
+    /// Seals a fatal alert into `out`.
+    pub(crate) fn seal_fatal_alert(&mut self, desc: u8, out: &mut Vec<u8>) -> io::Result<()> {
+        self.seal_one(ContentType::Alert, &[2, desc], out)
     }
 
     /// Seals a close_notify alert into `out`.
@@ -209,7 +278,7 @@ impl RecordLayer {
 
     fn seal_one(&mut self, typ: ContentType, payload: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
         if self.tx.seq == u64::MAX {
-            return Err(invalid("send sequence exhausted"));
+            return Err(fatal(INTERNAL_ERROR, "send sequence exhausted"));
         }
         let msg = OutboundPlainMessage {
             typ,
@@ -220,7 +289,7 @@ impl RecordLayer {
             .tx
             .cipher
             .encrypt(msg, self.tx.seq)
-            .map_err(|e| invalid(&e.to_string()))?;
+            .map_err(|e| fatal(INTERNAL_ERROR, &e.to_string()))?;
         self.tx.seq += 1;
         let bytes = sealed.encode();
         if out.is_empty() {

@@ -218,6 +218,22 @@ async fn a_tampered_record_is_refused() {
     let mut buf = [0u8; 16];
     let err = server.read(&mut buf).await.unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    // The client is told why: a bad_record_mac alert, sealed under our key.
+    let mut wire = vec![0u8; 256];
+    let n = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        client_io.read(&mut wire),
+    )
+    .await
+    .expect("an alert, not silence")
+    .unwrap();
+    conn.read_tls(&mut &wire[..n]).unwrap();
+    match conn.process_new_packets() {
+        Err(rustls::Error::AlertReceived(a)) => {
+            assert_eq!(a, rustls::AlertDescription::BadRecordMac)
+        }
+        other => panic!("expected the bad_record_mac alert, got {other:?}"),
+    }
 }
 
 #[tokio::test]
