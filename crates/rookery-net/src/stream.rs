@@ -102,6 +102,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> XmppStream<IO> {
         })
     }
 
+    /// The transport (e.g. to ask a TLS stream about its session).
+    pub fn get_ref(&self) -> &IO {
+        &self.io
+    }
+
     pub fn framer(&self) -> &Framer {
         &self.framer
     }

@@ -6,13 +6,11 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use hmac::{Hmac, KeyInit, Mac};
 use md5::{Digest, Md5};
 use rookery_config::{Config, ListenerKind};
 use rookery_net::stream::XmppStream;
 use rookery_server::Running;
 use rookery_xml::{Element, StreamEvent};
-use sha1::Sha1;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -200,28 +198,7 @@ impl Comp {
             return false;
         }
         let first = String::from_utf8(STANDARD.decode(ch.text().trim()).unwrap()).unwrap();
-        let attr = |k: &str| {
-            first
-                .split(',')
-                .find_map(|p| p.strip_prefix(&format!("{k}=")))
-                .unwrap()
-                .to_owned()
-        };
-        let (nonce, salt, iters) = (attr("r"), STANDARD.decode(attr("s")).unwrap(), attr("i"));
-        let mut salted = [0u8; 20];
-        pbkdf2::pbkdf2_hmac::<Sha1>(pass.as_bytes(), &salt, iters.parse().unwrap(), &mut salted);
-        let hmac = |k: &[u8], d: &[u8]| {
-            let mut m = <Hmac<Sha1> as KeyInit>::new_from_slice(k).unwrap();
-            m.update(d);
-            m.finalize().into_bytes().to_vec()
-        };
-        let client_key = hmac(&salted, b"Client Key");
-        let stored = <Sha1 as sha1::Digest>::digest(&client_key);
-        let without_proof = format!("c=biws,r={nonce}");
-        let auth_msg = format!("{bare},{first},{without_proof}");
-        let sig = hmac(&stored, auth_msg.as_bytes());
-        let proof: Vec<u8> = client_key.iter().zip(&sig).map(|(a, b)| a ^ b).collect();
-        let final_msg = format!("{without_proof},p={}", STANDARD.encode(proof));
+        let (final_msg, server_sig) = super::support::scram_sha1_final(pass, &bare, &first, b"n,,");
         self.raw(&format!(
             "<response xmlns='{SASL}'>{}</response>",
             STANDARD.encode(final_msg)
@@ -231,7 +208,6 @@ impl Comp {
         if r.name() != "success" {
             return false;
         }
-        let server_sig = hmac(&hmac(&salted, b"Server Key"), auth_msg.as_bytes());
         let v = String::from_utf8(STANDARD.decode(r.text().trim()).unwrap()).unwrap();
         assert_eq!(v, format!("v={}", STANDARD.encode(server_sig)));
         self.open().await;
