@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs what the Python integration tests (tests/interop) need into a virtualenv at .venv
-# (repository root), from PyPI only, with the exact versions pinned in
-# tests/interop/requirements.txt. Idempotent: a venv that already has every pinned version is
-# left alone. Needs CPython >= 3.11 with the venv module, and pip.
+# Installs what the integration tests (tests/interop) need: a virtualenv at .venv (repository
+# root) with the exact PyPI versions pinned in tests/interop/requirements.txt, and the npm
+# packages pinned in tests/interop_js/package-lock.json (xmpp.js). Idempotent: what is already
+# installed at the pinned versions is left alone. Needs CPython >= 3.11 with the venv module,
+# pip, Node.js and npm.
 #
 #   scripts/test-deps.sh                        # create/update .venv
 #   PYTHON=python3.12 scripts/test-deps.sh      # another interpreter
@@ -46,3 +47,21 @@ for name in ("slixmpp", "pytest", "pytest-asyncio", "pytest-timeout"):
     print(f"test-deps: {name} {md.version(name)}")
 import slixmpp  # noqa: F401  (fails loudly if the installed wheel does not import)
 PY
+
+# xmpp.js for tests/interop/test_xmppjs.py: the npm packages pinned in
+# tests/interop_js/package-lock.json, with the machine's Node.js. `npm ci` installs exactly the
+# lock file; skipped when node_modules already matches it.
+js="$root/tests/interop_js"
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  say "need Node.js and npm for tests/interop_js (xmpp.js)"
+  exit 1
+fi
+if [ -f "$js/node_modules/.package-lock.json" ] &&
+   cmp -s <(grep -v '"name": "rookery-interop-js"' "$js/package-lock.json" | grep '"resolved"' | sort) \
+          <(grep '"resolved"' "$js/node_modules/.package-lock.json" | sort); then
+  say "xmpp.js packages already installed ($(node --version))"
+else
+  say "installing xmpp.js packages from ${js#"$root"/}/package-lock.json"
+  (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+say "@xmpp/client $(node -p "require('$js/node_modules/@xmpp/client/package.json').version")"
