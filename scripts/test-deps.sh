@@ -43,9 +43,10 @@ fi
 
 "$venv/bin/python" - <<'PY'
 import importlib.metadata as md
-for name in ("slixmpp", "pytest", "pytest-asyncio", "pytest-timeout"):
+for name in ("slixmpp", "aioxmpp", "pytest", "pytest-asyncio", "pytest-timeout"):
     print(f"test-deps: {name} {md.version(name)}")
 import slixmpp  # noqa: F401  (fails loudly if the installed wheel does not import)
+import aioxmpp  # noqa: F401
 PY
 
 # xmpp.js for tests/interop/test_xmppjs.py: the npm packages pinned in
