@@ -236,13 +236,24 @@ pub(crate) async fn read_element<S: ClientIo>(
         // Bind must follow soon after auth too.
         Instant::now() + server.config().limits.auth_timeout()
     };
+    read_element_until(server, stream, deadline.into()).await
+}
+
+/// Reads one element of a stream that is still negotiating, by `deadline`. Shutdown, the
+/// deadline, bad XML, a close and a second header each end the stream with the matching stream
+/// error. Also the jabberd2 router listener's negotiation read (`router/auth.rs`).
+pub(crate) async fn read_element_until<S: ClientIo>(
+    server: &Server,
+    stream: &mut S,
+    deadline: tokio::time::Instant,
+) -> Result<Element, ()> {
     let ev = tokio::select! {
         // A shutdown reaches connections still negotiating too (clients get system-shutdown).
         _ = server.shutdown_token().cancelled() => {
             stream.fail(&StreamError::new(StreamCondition::SystemShutdown)).await;
             return Err(());
         }
-        ev = tokio::time::timeout_at(deadline.into(), stream.next_event()) => ev,
+        ev = tokio::time::timeout_at(deadline, stream.next_event()) => ev,
     };
     match ev {
         Err(_) => {

@@ -40,7 +40,7 @@ pub(crate) async fn negotiate<IO>(
     unauth: &mut Option<UnauthGuard>,
 ) -> Outcome<IO>
 where
-    IO: AsyncRead + AsyncWrite + Unpin,
+    IO: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let mut failures = 0;
     // With `[router] require_tls`, SASL is neither offered nor accepted before STARTTLS.
@@ -149,7 +149,7 @@ async fn open_stream<IO>(
     deadline: Instant,
 ) -> Result<(), ()>
 where
-    IO: AsyncRead + AsyncWrite + Unpin,
+    IO: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let header_deadline = deadline.min(Instant::now() + server.config().limits.header_timeout());
     let ev = tokio::select! {
@@ -190,7 +190,7 @@ where
 
 async fn send_header<IO>(stream: &mut XmppStream<IO>)
 where
-    IO: AsyncRead + AsyncWrite + Unpin,
+    IO: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let id = crate::c2s::new_stream_id();
     let _ = stream
@@ -198,44 +198,15 @@ where
         .await;
 }
 
-/// Reads one element before the link is open, within the negotiation deadline.
+/// Reads one element before the link is open, within the negotiation deadline: the same read
+/// as a negotiating client stream.
 pub(super) async fn read_element<IO>(
     server: &Server,
     stream: &mut XmppStream<IO>,
     deadline: Instant,
 ) -> Result<Element, ()>
 where
-    IO: AsyncRead + AsyncWrite + Unpin,
+    IO: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let ev = tokio::select! {
-        _ = server.shutdown_token().cancelled() => {
-            stream.fail(&StreamError::new(StreamCondition::SystemShutdown)).await;
-            return Err(());
-        }
-        ev = tokio::time::timeout_at(deadline, stream.next_event()) => ev,
-    };
-    match ev {
-        Ok(Ok(StreamEvent::Stanza(el))) => Ok(el),
-        Err(_) => {
-            stream
-                .fail(&StreamError::new(StreamCondition::ConnectionTimeout))
-                .await;
-            Err(())
-        }
-        Ok(Err(ReadError::Xml(e))) => {
-            stream.fail(&framer_stream_error(&e)).await;
-            Err(())
-        }
-        Ok(Ok(StreamEvent::Close)) => {
-            stream.close().await;
-            Err(())
-        }
-        Ok(Ok(StreamEvent::Open(_))) => {
-            stream
-                .fail(&StreamError::new(StreamCondition::NotWellFormed))
-                .await;
-            Err(())
-        }
-        Ok(Err(ReadError::Closed)) => Err(()),
-    }
+    crate::c2s::read_element_until(server, stream, deadline).await
 }

@@ -106,7 +106,7 @@ async fn run<IO>(
     acl: Acl,
     peer: SocketAddr,
 ) where
-    IO: AsyncRead + AsyncWrite + Unpin,
+    IO: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let (tx, mut rx) = mpsc::channel::<Element>(MAILBOX);
     let id = hub.register(tx);
@@ -265,7 +265,7 @@ async fn handle(
 /// Queues `el` for the component, serialised the way jabberd2 reads it back (`wire.rs`).
 fn put<IO>(stream: &mut XmppStream<IO>, el: &Element)
 where
-    IO: AsyncRead + AsyncWrite + Unpin,
+    IO: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let mut out = Vec::with_capacity(256);
     wire::write(el, &mut out, NS_COMPONENT);

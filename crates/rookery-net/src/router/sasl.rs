@@ -47,7 +47,7 @@ pub(super) async fn authenticate<IO>(
     deadline: Instant,
 ) -> Sasl
 where
-    IO: AsyncRead + AsyncWrite + Unpin,
+    IO: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let now = std::time::Instant::now();
     if server.throttle().is_banned(peer.ip(), now) {
@@ -95,7 +95,7 @@ async fn digest<IO>(
     deadline: Instant,
 ) -> Result<Authed, AuthErr>
 where
-    IO: AsyncRead + AsyncWrite + Unpin,
+    IO: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let ex = DigestMd5::new(ROUTER_REALM, ROUTER_SERVICE).map_err(|f| (None, f))?;
     let Some(resp) = challenge(server, stream, ex.challenge(), deadline).await? else {
@@ -131,7 +131,7 @@ async fn scram<IO>(
     deadline: Instant,
 ) -> Result<Authed, AuthErr>
 where
-    IO: AsyncRead + AsyncWrite + Unpin,
+    IO: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let secret = server.secret().to_vec();
     let bindings = ChannelBindings::default();
@@ -193,7 +193,7 @@ async fn challenge<IO>(
     deadline: Instant,
 ) -> Result<Option<Vec<u8>>, AuthErr>
 where
-    IO: AsyncRead + AsyncWrite + Unpin,
+    IO: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let ch = Element::new("challenge", ns::SASL).with_text(sasl::encode_b64_payload(&data));
     if stream.send(&ch).await.is_err() {
@@ -222,7 +222,7 @@ async fn fail<IO>(
     f: SaslFailure,
 ) -> Sasl
 where
-    IO: AsyncRead + AsyncWrite + Unpin,
+    IO: AsyncRead + AsyncWrite + Unpin + Send,
 {
     if matches!(f, SaslFailure::NotAuthorized | SaslFailure::InvalidAuthzid) {
         let now = std::time::Instant::now();
