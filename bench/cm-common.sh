@@ -3,17 +3,8 @@
 # server and the connection managers. Callers set BENCH, ROOT, WORK, DOMAIN, PASSWORD, PORT,
 # CM_PORT, CM_SECRET and LINKS, and define log().
 
-jq_str() { python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$1"; }
-
-# Waits until something accepts on 127.0.0.1:$1 (at most $2 seconds).
-wait_port() {
-    local i
-    for ((i = 0; i < $2 * 10; i++)); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
+# shellcheck source=common.sh
+. "$BENCH/common.sh"
 
 # Builds rookery and the load generator; sets ROOKERY and LOADGEN.
 cm_build() {

@@ -60,7 +60,9 @@ T_START=$(date +%s)
 
 log() { printf '[bench %s] %s\n' "$(date -u +%T)" "$*" >&2; }
 meta() { printf '%s\n' "$1" >>"$JSONL"; }
-jq_str() { python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$1"; }
+# jq_str, wait_port
+# shellcheck source=common.sh
+. "$BENCH/common.sh"
 
 cleanup() {
     if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -72,16 +74,6 @@ cleanup() {
 trap cleanup EXIT
 # A signal ends the run through the EXIT trap too (servers stopped, temporary directory removed).
 trap 'exit 143' TERM INT
-
-# Wait until something accepts on 127.0.0.1:$1 (at most $2 seconds).
-wait_port() {
-    local i
-    for ((i = 0; i < $2 * 10; i++)); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
 
 # Wait until nothing accepts on 127.0.0.1:$1 any more (at most $2 seconds): a server still
 # shutting down must not answer for the next one.
