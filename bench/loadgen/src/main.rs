@@ -118,7 +118,10 @@ fn parse_args() -> (Opts, usize) {
         cm_pids: s("cm-pids", "")
             .split(',')
             .filter(|x| !x.is_empty())
-            .map(|x| x.parse().unwrap_or_else(|_| panic!("--cm-pids: not a pid list")))
+            .map(|x| {
+                x.parse()
+                    .unwrap_or_else(|_| panic!("--cm-pids: not a pid list"))
+            })
             .collect(),
         prefix: s("user-prefix", "u"),
         password: s("password", "bench-pass-1"),
@@ -147,7 +150,9 @@ fn parse_args() -> (Opts, usize) {
         // 254 at most: 127.0.0.1 ..= 127.0.0.254.
         src_addrs: n("src-addrs", 8).clamp(1, 254),
         idle_time: n("idle-time", 120) as u64,
-        rate: s("rate", "0").parse().unwrap_or_else(|_| panic!("--rate: not a number")),
+        rate: s("rate", "0")
+            .parse()
+            .unwrap_or_else(|_| panic!("--rate: not a number")),
         open_cap: n("open-cap", 100),
         pres_users: n("pres-users", 500),
         roster: n("roster", 20),
@@ -216,7 +221,12 @@ impl Ctx {
         let p = LoginParams {
             // Several addresses (comma-separated): connection i goes to the (i mod n)-th, so
             // clients spread evenly over several connection managers.
-            addr: self.o.addr.split(',').nth(i % self.o.addr.split(',').count()).unwrap_or(&self.o.addr),
+            addr: self
+                .o
+                .addr
+                .split(',')
+                .nth(i % self.o.addr.split(',').count())
+                .unwrap_or(&self.o.addr),
             domain: &self.o.domain,
             user: &user,
             password: &self.o.password,
@@ -258,7 +268,10 @@ async fn run(o: Arc<Opts>) {
             // The same pairs at a fixed offered rate (compare.sh passes half of Rookery's
             // closed-loop maximum, the same rate for every server).
             "openloop" if o.rate > 0.0 => {
-                let pace = Pace::Open { rate: o.rate, cap: o.open_cap };
+                let pace = Pace::Open {
+                    rate: o.rate,
+                    cap: o.open_cap,
+                };
                 messages(&ctx, "openloop", "", o.pairs, pace, o.duration, "").await
             }
             "openloop" => eprintln!("openloop needs --rate"),
@@ -357,6 +370,40 @@ impl Errors {
 
 // ---------------------------------------------------------------------------------------------
 // login: N sequential, then C concurrent clients doing M logins in all (bounded by time).
+
+/// Logs in the given accounts (at most `conc` at a time, 30 s each) and sends initial presence;
+/// returns the sessions that made it, in account order, and counts the failures in `errs`.
+async fn login_available(
+    ctx: &Arc<Ctx>,
+    accounts: std::ops::Range<usize>,
+    resource: &'static str,
+    conc: usize,
+    errs: &Errors,
+) -> Vec<Session> {
+    let sem = Arc::new(Semaphore::new(conc));
+    let mut logins = Vec::new();
+    for i in accounts {
+        let ctx = ctx.clone();
+        let sem = sem.clone();
+        logins.push(tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await.expect("semaphore");
+            let mut s = tokio::time::timeout(Duration::from_secs(30), ctx.login(i, resource))
+                .await
+                .map_err(|_| xmpp::Error("login timed out".into()))??;
+            send(&mut s.stream, b"<presence/>").await?;
+            Ok::<Session, xmpp::Error>(s)
+        }));
+    }
+    let mut sessions = Vec::new();
+    for l in logins {
+        match l.await {
+            Ok(Ok(s)) => sessions.push(s),
+            Ok(Err(e)) => errs.add(e),
+            Err(e) => errs.add(e),
+        }
+    }
+    sessions
+}
 
 async fn login(ctx: &Arc<Ctx>) {
     let o = &ctx.o;
@@ -514,13 +561,22 @@ impl Holders {
 
     /// Log in accounts `range` with at most `conc` logins in progress; returns when they are
     /// all connected or failed, or when `limit` has passed (then the rest is not attempted).
-    async fn add(&mut self, ctx: &Arc<Ctx>, range: std::ops::Range<usize>, conc: usize, limit: Duration) {
+    async fn add(
+        &mut self,
+        ctx: &Arc<Ctx>,
+        range: std::ops::Range<usize>,
+        conc: usize,
+        limit: Duration,
+    ) {
         let sem = Arc::new(Semaphore::new(conc.max(1)));
         let deadline = Instant::now() + limit;
         for i in range {
             let permit = sem.clone().acquire_owned().await.expect("semaphore");
             if Instant::now() >= deadline {
-                self.errs.add(format!("connect phase time limit ({} s) reached", limit.as_secs()));
+                self.errs.add(format!(
+                    "connect phase time limit ({} s) reached",
+                    limit.as_secs()
+                ));
                 break;
             }
             let ctx = ctx.clone();
@@ -531,7 +587,8 @@ impl Holders {
                 // A resource per connection: with more connections than accounts (scale runs,
                 // several processes) sessions of one account don't replace each other.
                 let resource = format!("idle{i}");
-                let res = tokio::time::timeout(Duration::from_secs(30), ctx.login(i, &resource)).await;
+                let res =
+                    tokio::time::timeout(Duration::from_secs(30), ctx.login(i, &resource)).await;
                 let mut s = match res {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => return errs.add(e),
@@ -580,7 +637,11 @@ impl Holders {
 async fn idle(ctx: &Arc<Ctx>) {
     let o = &ctx.o;
     // With several resources per account (--first, scale runs) K may exceed the accounts.
-    let k = if o.first > 0 || o.idle_multi { o.idle } else { o.idle.min(o.accounts) };
+    let k = if o.first > 0 || o.idle_multi {
+        o.idle
+    } else {
+        o.idle.min(o.accounts)
+    };
     // A few logins first, so one-time lazy initialisation is not charged to the connections.
     run_logins(ctx, 1, 20, 0, Duration::from_secs(30), 20).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -588,7 +649,13 @@ async fn idle(ctx: &Arc<Ctx>) {
     let mut h = Holders::new();
     // --first: several processes share the accounts, each its own range of connections.
     let limit = o.idle_time.max(n_connect_limit(k));
-    h.add(ctx, o.first..o.first + k, o.idle_conc, Duration::from_secs(limit)).await;
+    h.add(
+        ctx,
+        o.first..o.first + k,
+        o.idle_conc,
+        Duration::from_secs(limit),
+    )
+    .await;
     let connect_s = span.t0.elapsed().as_secs_f64();
     // For scripts that run several load generators and sample the server while all hold.
     eprintln!("idle: connected {}", h.connected());
@@ -678,28 +745,7 @@ async fn messages(
         format!("\"mode\":{},", jstr(mode))
     };
     // Log in 2P users (not measured).
-    let sem = Arc::new(Semaphore::new(50));
-    let mut logins = Vec::new();
-    for i in 0..2 * p {
-        let ctx = ctx.clone();
-        let sem = sem.clone();
-        logins.push(tokio::spawn(async move {
-            let _permit = sem.acquire_owned().await.expect("semaphore");
-            let mut s = tokio::time::timeout(Duration::from_secs(30), ctx.login(i, "msg"))
-                .await
-                .map_err(|_| xmpp::Error("login timed out".into()))??;
-            send(&mut s.stream, b"<presence/>").await?;
-            Ok::<Session, xmpp::Error>(s)
-        }));
-    }
-    let mut sessions = Vec::new();
-    for l in logins {
-        match l.await {
-            Ok(Ok(s)) => sessions.push(s),
-            Ok(Err(e)) => errs.add(e),
-            Err(e) => errs.add(e),
-        }
-    }
+    let sessions = login_available(ctx, 0..2 * p, "msg", 50, &errs).await;
     if sessions.len() != 2 * p {
         println!(
             "{{\"scenario\":\"{label}\",{mode_field}\"server\":{},\"pairs\":{p},\"skipped\":\"not every user logged in\",{}}}",
@@ -974,10 +1020,26 @@ async fn scale(ctx: &Arc<Ctx>) {
             h.connected(),
             num(connect_s),
             h.errs.count.load(Ordering::Relaxed),
-            jstr(&h.errs.first.lock().expect("errors").clone().unwrap_or_default()),
+            jstr(
+                &h.errs
+                    .first
+                    .lock()
+                    .expect("errors")
+                    .clone()
+                    .unwrap_or_default()
+            ),
             sample(o.pid).rss_kb
         );
-        messages(ctx, "scale", mode, p, Pace::Closed { window: o.window }, o.duration, &extra).await;
+        messages(
+            ctx,
+            "scale",
+            mode,
+            p,
+            Pace::Closed { window: o.window },
+            o.duration,
+            &extra,
+        )
+        .await;
     }
     h.close().await;
 }
@@ -1015,28 +1077,7 @@ async fn presence(ctx: &Arc<Ctx>) {
 
     // Log in N users.
     let t_setup = Instant::now();
-    let sem = Arc::new(Semaphore::new(o.idle_conc.max(1)));
-    let mut logins = Vec::new();
-    for i in 0..n {
-        let ctx = ctx.clone();
-        let sem = sem.clone();
-        logins.push(tokio::spawn(async move {
-            let _permit = sem.acquire_owned().await.expect("semaphore");
-            let mut s = tokio::time::timeout(Duration::from_secs(30), ctx.login(off + i, "pres"))
-                .await
-                .map_err(|_| xmpp::Error("login timed out".into()))??;
-            send(&mut s.stream, b"<presence/>").await?;
-            Ok::<Session, xmpp::Error>(s)
-        }));
-    }
-    let mut sessions = Vec::new();
-    for l in logins {
-        match l.await {
-            Ok(Ok(s)) => sessions.push(s),
-            Ok(Err(e)) => errs.add(e),
-            Err(e) => errs.add(e),
-        }
-    }
+    let sessions = login_available(ctx, off..off + n, "pres", o.idle_conc.max(1), &errs).await;
     if sessions.len() != n {
         println!(
             "{{\"scenario\":\"presence\",\"server\":{},\"users\":{n},\"skipped\":\"not every user logged in\",{}}}",
@@ -1322,7 +1363,10 @@ async fn presence(ctx: &Arc<Ctx>) {
         }
     }
     lat.sort_unstable();
-    let toggles: u64 = togglers.iter().map(|t| t.sent.load(Ordering::Relaxed)).sum();
+    let toggles: u64 = togglers
+        .iter()
+        .map(|t| t.sent.load(Ordering::Relaxed))
+        .sum();
     let secs = dur.as_secs_f64();
     println!(
         "{{\"scenario\":\"presence\",\"server\":{},\"users\":{n},\"roster\":{r},\"togglers\":{},\

@@ -688,10 +688,7 @@ async fn scram<S: AsyncRead + AsyncWrite + Unpin>(
     if tag_name(&ok) != b"success" {
         return err(format!("SASL failed: {}", String::from_utf8_lossy(&ok)));
     }
-    let server_sig = hmac::sign(
-        &hmac::Key::new(mac, &keys.server_key),
-        auth_msg.as_bytes(),
-    );
+    let server_sig = hmac::sign(&hmac::Key::new(mac, &keys.server_key), auth_msg.as_bytes());
     let expect = format!("v={}", B64.encode(server_sig.as_ref()));
     let got = B64
         .decode(child_text_self(&ok).trim_ascii())
@@ -774,7 +771,9 @@ pub fn iq_reply(el: &[u8]) -> Option<String> {
         .unwrap_or_default();
     // Pings and roster pushes (RFC 6121 §2.1.6: a client acknowledges a push with a result)
     // get a result; anything else is refused as a client without that feature would.
-    if find(el, b"urn:xmpp:ping").is_some() || (ty == b"set" && find(el, b"jabber:iq:roster").is_some()) {
+    if find(el, b"urn:xmpp:ping").is_some()
+        || (ty == b"set" && find(el, b"jabber:iq:roster").is_some())
+    {
         Some(format!("<iq type='result' id='{id}'{to}/>"))
     } else {
         Some(format!(
