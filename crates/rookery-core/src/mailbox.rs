@@ -36,6 +36,12 @@ struct State {
     waker: Option<Waker>,
 }
 
+impl std::fmt::Debug for Mailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Mailbox")
+    }
+}
+
 /// Why `push` refused a message (it comes back with the error).
 pub(crate) enum Refused {
     Full(SessionMsg),

@@ -52,12 +52,6 @@ struct HandleInner {
     mailbox: Mailbox,
 }
 
-impl std::fmt::Debug for Mailbox {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Mailbox")
-    }
-}
-
 /// Why a send did not reach the mailbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendError {

@@ -43,10 +43,6 @@ impl<IO> Aligned<IO> {
         }
     }
 
-    pub fn get_ref(&self) -> &IO {
-        &self.io
-    }
-
     /// Whether all bytes handed to rustls so far form whole records.
     pub fn at_boundary(&self) -> bool {
         self.record_left == 0 && !self.passthrough

@@ -85,10 +85,6 @@ impl<IO> CompactTls<IO> {
         }
     }
 
-    pub fn get_ref(&self) -> &IO {
-        &self.io
-    }
-
     /// Copies buffered plaintext into `out`; frees the buffer once it is read.
     fn take_plain(&mut self, out: &mut ReadBuf<'_>) -> bool {
         if self.plain_pos >= self.plain.len() {

@@ -169,14 +169,6 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ServerTls<IO> {
         Ok(ServerTls::Compact(compact))
     }
 
-    /// The TCP socket (or test transport) under the TLS layer.
-    pub fn transport(&self) -> &IO {
-        match self {
-            ServerTls::Compact(c) => c.get_ref(),
-            ServerTls::Rustls(t) => t.get_ref().0.get_ref(),
-        }
-    }
-
     /// Whether the connection left rustls for the compact record layer.
     pub fn is_compact(&self) -> bool {
         matches!(self, ServerTls::Compact(_))
