@@ -28,7 +28,8 @@ pub use error::ConfigError;
 pub use router::{RouterConfig, RouterUser};
 pub use s2s::{S2sConfig, S2sDomain, S2sPolicy, StaticRoute};
 pub use sections::{
-    C2sConfig, HostConfig, Limits, ListenerConfig, RegistrationConfig, ServerConfig, StorageConfig,
+    C2sConfig, HostConfig, Limits, ListenerConfig, PeerKind, RegistrationConfig, ServerConfig,
+    Shaping, StorageConfig,
 };
 
 use jid::BareJid;

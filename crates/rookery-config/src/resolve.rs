@@ -279,9 +279,10 @@ impl Cx<'_> {
 
     fn check_limits(&self, l: &Limits) -> Result<(), ConfigError> {
         let k = KeyPath::root().key("limits");
-        // `offline_max = 0` is meaningful (store nothing); every other limit at zero would
-        // refuse all traffic or disable a protection, which is never what was meant.
-        let must_be_positive: [(&str, u64); 16] = [
+        // `offline_max = 0` is meaningful (store nothing), and a rate of 0 means unlimited; every
+        // other limit at zero would refuse all traffic or disable a protection, which is never
+        // what was meant.
+        let must_be_positive: [(&str, u64); 23] = [
             ("stanza_bytes", l.stanza_bytes as u64),
             ("preauth_stanza_bytes", l.preauth_stanza_bytes as u64),
             ("s2s_stanza_bytes", l.s2s_stanza_bytes as u64),
@@ -293,6 +294,17 @@ impl Cx<'_> {
             ("auth_timeout_secs", l.auth_timeout_secs),
             ("stanza_idle_timeout_secs", l.stanza_idle_timeout_secs),
             ("session_mailbox", l.session_mailbox as u64),
+            ("delivery_wait_secs", l.delivery_wait_secs),
+            // A burst of zero would make every byte wait; the rates have `0` = unlimited.
+            ("c2s_burst_bytes", u64::from(l.c2s_burst_bytes)),
+            ("c2s_burst_stanzas", u64::from(l.c2s_burst_stanzas)),
+            ("s2s_burst_bytes", u64::from(l.s2s_burst_bytes)),
+            ("s2s_burst_stanzas", u64::from(l.s2s_burst_stanzas)),
+            ("component_burst_bytes", u64::from(l.component_burst_bytes)),
+            (
+                "component_burst_stanzas",
+                u64::from(l.component_burst_stanzas),
+            ),
             ("unauth_per_ip", u64::from(l.unauth_per_ip)),
             (
                 "connects_per_minute_per_ip",

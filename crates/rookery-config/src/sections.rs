@@ -145,9 +145,40 @@ pub struct Limits {
     /// `stanza_idle_timeout_secs` (default `60`): a stanza that has started but receives no
     /// bytes for this long closes the stream (defeats slow-loris style partial stanzas).
     pub stanza_idle_timeout_secs: u64,
-    /// `session_mailbox` (default `1024`): stanzas queued for delivery to one session; a
-    /// session whose queue is full is a slow reader and is disconnected.
+    /// `session_mailbox` (default `1024`): stanzas queued for delivery to one session. A sender
+    /// that finds it full waits (its own reads pause) up to `delivery_wait_secs`; the session
+    /// itself stays connected as long as its socket drains.
     pub session_mailbox: usize,
+    /// `delivery_wait_secs` (default `10`): how long a sender waits for room in a full session
+    /// queue before its stanza takes the undeliverable path (another resource, offline storage,
+    /// a bounce).
+    pub delivery_wait_secs: u64,
+    /// `c2s_rate_bytes` (default `32768`; `0` = unlimited): bytes per second one client session
+    /// may send before reading from it pauses (TCP backpressure, as ejabberd's shapers and
+    /// Prosody's mod_limits do).
+    pub c2s_rate_bytes: u32,
+    /// `c2s_burst_bytes` (default `262144`): bytes a client may send at once above the rate.
+    pub c2s_burst_bytes: u32,
+    /// `c2s_rate_stanzas` (default `100`; `0` = unlimited): stanzas per second per client.
+    pub c2s_rate_stanzas: u32,
+    /// `c2s_burst_stanzas` (default `1000`): stanzas a client may send at once above the rate.
+    pub c2s_burst_stanzas: u32,
+    /// `s2s_rate_bytes` (default `262144`; `0` = unlimited): per incoming server stream.
+    pub s2s_rate_bytes: u32,
+    /// `s2s_burst_bytes` (default `1048576`).
+    pub s2s_burst_bytes: u32,
+    /// `s2s_rate_stanzas` (default `1000`; `0` = unlimited).
+    pub s2s_rate_stanzas: u32,
+    /// `s2s_burst_stanzas` (default `5000`).
+    pub s2s_burst_stanzas: u32,
+    /// `component_rate_bytes` (default `1048576`; `0` = unlimited): per component connection.
+    pub component_rate_bytes: u32,
+    /// `component_burst_bytes` (default `4194304`).
+    pub component_burst_bytes: u32,
+    /// `component_rate_stanzas` (default `5000`; `0` = unlimited).
+    pub component_rate_stanzas: u32,
+    /// `component_burst_stanzas` (default `20000`).
+    pub component_burst_stanzas: u32,
     /// `offline_max` (default `1000`; `0` = don't store offline messages): messages stored per
     /// account while it has no session; further ones bounce with `<service-unavailable/>`.
     pub offline_max: u32,
@@ -182,6 +213,19 @@ impl Default for Limits {
             auth_timeout_secs: 30,
             stanza_idle_timeout_secs: 60,
             session_mailbox: 1024,
+            delivery_wait_secs: 10,
+            c2s_rate_bytes: 32_768,
+            c2s_burst_bytes: 262_144,
+            c2s_rate_stanzas: 100,
+            c2s_burst_stanzas: 1_000,
+            s2s_rate_bytes: 262_144,
+            s2s_burst_bytes: 1_048_576,
+            s2s_rate_stanzas: 1_000,
+            s2s_burst_stanzas: 5_000,
+            component_rate_bytes: 1_048_576,
+            component_burst_bytes: 4_194_304,
+            component_rate_stanzas: 5_000,
+            component_burst_stanzas: 20_000,
             offline_max: 1000,
             unauth_per_ip: 16,
             connects_per_minute_per_ip: 120,
@@ -212,6 +256,58 @@ impl Limits {
     pub fn auth_ban(&self) -> Duration {
         Duration::from_secs(self.auth_ban_secs)
     }
+
+    /// `delivery_wait_secs` as a duration.
+    pub fn delivery_wait(&self) -> Duration {
+        Duration::from_secs(self.delivery_wait_secs)
+    }
+
+    /// The rate limits for one kind of incoming stream.
+    pub fn shaping(&self, kind: PeerKind) -> Shaping {
+        let (rate_bytes, burst_bytes, rate_stanzas, burst_stanzas) = match kind {
+            PeerKind::Client => (
+                self.c2s_rate_bytes,
+                self.c2s_burst_bytes,
+                self.c2s_rate_stanzas,
+                self.c2s_burst_stanzas,
+            ),
+            PeerKind::Server => (
+                self.s2s_rate_bytes,
+                self.s2s_burst_bytes,
+                self.s2s_rate_stanzas,
+                self.s2s_burst_stanzas,
+            ),
+            PeerKind::Component => (
+                self.component_rate_bytes,
+                self.component_burst_bytes,
+                self.component_rate_stanzas,
+                self.component_burst_stanzas,
+            ),
+        };
+        Shaping {
+            rate_bytes,
+            burst_bytes,
+            rate_stanzas,
+            burst_stanzas,
+        }
+    }
+}
+
+/// Who is on the other end of an incoming stream, for `Limits::shaping`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerKind {
+    Client,
+    Server,
+    Component,
+}
+
+/// Rate limits for one incoming stream: a rate of `0` means unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shaping {
+    pub rate_bytes: u32,
+    pub burst_bytes: u32,
+    pub rate_stanzas: u32,
+    pub burst_stanzas: u32,
 }
 
 /// One `[[host]]`: a domain this server is authoritative for (a "virtual host").

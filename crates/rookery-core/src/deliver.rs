@@ -6,7 +6,8 @@
 use crate::hooks::{Flow, IqTarget};
 use crate::registry::SessionEntry;
 use crate::server::Server;
-use rookery_proto::error::StanzaError;
+use crate::session::{SessionHandle, Undelivered};
+use rookery_proto::error::{Condition, StanzaError};
 use rookery_proto::stanza::{BareJid, Kind, Stanza};
 use std::sync::Arc;
 
@@ -31,7 +32,12 @@ pub async fn deliver(server: &Server, mut st: Stanza) {
         match to.try_as_full() {
             Ok(full) => match server.registry().get(full) {
                 Some(entry) => {
-                    let _ = entry.handle.send(st);
+                    if let Err(back) = hand_to(server, &entry.handle, st).await {
+                        // The session did not make room in time (or is going): the requester
+                        // hears so instead of waiting for its timeout.
+                        let err = StanzaError::new(Condition::ResourceConstraint);
+                        server.bounce(&back.stanza, err).await;
+                    }
                 }
                 // RFC 6121 §8.5.3.2.1 and §8.5.1 agree: service-unavailable (never for results
                 // or errors: bounce checks that).
@@ -46,6 +52,15 @@ pub async fn deliver(server: &Server, mut st: Stanza) {
         Kind::Presence => deliver_presence(server, st).await,
         Kind::Iq => {}
     }
+}
+
+/// Queues `st` for a session on behalf of whoever sent it: waits (up to `delivery_wait_secs`)
+/// while the session's mailbox is full, which pauses the sender's own reads — backpressure to a
+/// flood instead of closing the recipient (`mailbox.rs`).
+#[allow(clippy::result_large_err)] // the stanza itself is handed back, not an error value
+async fn hand_to(server: &Server, to: &SessionHandle, st: Stanza) -> Result<(), Undelivered> {
+    to.send_wait(st, server.config().limits.delivery_wait())
+        .await
 }
 
 fn is_get_or_set(st: &Stanza) -> bool {
@@ -95,16 +110,16 @@ async fn deliver_message(server: &Server, st: Stanza, bare: BareJid) {
             .and_then(|t| t.try_as_full().ok())
             .and_then(|full| server.registry().get(full))
         {
-            let _ = e.handle.send(st);
+            let _ = hand_to(server, &e.handle, st).await;
         }
         return;
     }
     let mut st = st;
     if let Some(full) = st.to().and_then(|t| t.try_as_full().ok()).cloned() {
         if let Some(entry) = server.registry().get(&full) {
-            match entry.handle.send(st) {
+            match hand_to(server, &entry.handle, st).await {
                 Ok(()) => return,
-                // The session is closing (slow reader or gone): deliver as if the resource
+                // The session is gone or did not make room in time: deliver as if the resource
                 // were not there, so the message reaches another resource or offline storage.
                 Err(back) => st = back.stanza,
             }
@@ -135,14 +150,14 @@ async fn deliver_message(server: &Server, st: Stanza, bare: BareJid) {
             // §8.5.2.1.3: every available resource with non-negative priority, else drop.
             for e in server.registry().available(&bare) {
                 if e.with_state(|s| s.priority >= 0) {
-                    let _ = e.handle.send(st.clone());
+                    let _ = hand_to(server, &e.handle, st.clone()).await;
                 }
             }
         }
         _ => {
             // chat / normal: the highest-priority non-negative resources, else offline.
             let best = server.registry().best_resources(&bare);
-            let Some(st) = send_all(&best, st) else {
+            let Some(st) = send_all(server, &best, st).await else {
                 return;
             };
             for m in server.modules() {
@@ -171,16 +186,16 @@ pub async fn store_undeliverable(server: &Server, st: Stanza) {
 }
 
 /// Gives `st` to every session in `entries`; returns it if none took it (no sessions, or all
-/// of them closing), so the caller can store or bounce it instead of losing it.
-fn send_all(entries: &[Arc<SessionEntry>], st: Stanza) -> Option<Stanza> {
+/// of them closing or full), so the caller can store or bounce it instead of losing it.
+async fn send_all(server: &Server, entries: &[Arc<SessionEntry>], st: Stanza) -> Option<Stanza> {
     let Some((last, rest)) = entries.split_last() else {
         return Some(st);
     };
     let mut delivered = false;
     for e in rest {
-        delivered |= e.handle.send(st.clone()).is_ok();
+        delivered |= hand_to(server, &e.handle, st.clone()).await.is_ok();
     }
-    match last.handle.send(st) {
+    match hand_to(server, &last.handle, st).await {
         Ok(()) => None,
         Err(_) if delivered => None,
         Err(back) => Some(back.stanza),
@@ -196,12 +211,12 @@ async fn deliver_presence(server: &Server, st: Stanza) {
     match to.try_as_full() {
         Ok(full) => {
             if let Some(e) = server.registry().get(full) {
-                let _ = e.handle.send(st);
+                let _ = hand_to(server, &e.handle, st).await;
             }
         }
         Err(bare) => {
             for e in server.registry().available(bare) {
-                let _ = e.handle.send(st.clone());
+                let _ = hand_to(server, &e.handle, st.clone()).await;
             }
         }
     }
@@ -248,8 +263,9 @@ mod tests {
     }
 
     /// Regression: a message for a session whose mailbox was full was dropped; it must take the
-    /// undeliverable path (offline storage) like a message for an absent resource.
-    #[tokio::test]
+    /// undeliverable path (offline storage) like a message for an absent resource — after the
+    /// sender waited `delivery_wait_secs` for room — and the session stays connected.
+    #[tokio::test(start_paused = true)]
     async fn message_for_a_full_mailbox_is_not_lost() {
         let dir = tempfile::tempdir().unwrap();
         let stores = rookery_store::open_sqlite(&dir.path().join("db"))
@@ -262,7 +278,7 @@ mod tests {
             vec![sink.clone()],
         )
         .unwrap();
-        let (h, _rx) = SessionHandle::new(FullJid::new("juliet@localhost/j").unwrap(), 1);
+        let (h, rx) = SessionHandle::new(FullJid::new("juliet@localhost/j").unwrap(), 1);
         match server.registry().bind(h, false, 10) {
             BindOutcome::Bound(e) => e.with_state(|s| s.available = true),
             other => panic!("{other:?}"),
@@ -271,7 +287,14 @@ mod tests {
         server.route(message("m1", "juliet@localhost/j")).await;
         // Full JID and bare JID, both to the full mailbox: neither may vanish.
         server.route(message("m2", "juliet@localhost/j")).await;
+        let t0 = tokio::time::Instant::now();
         server.route(message("m3", "juliet@localhost")).await;
         assert_eq!(*sink.0.lock().unwrap(), vec!["m2", "m3"]);
+        assert_eq!(
+            t0.elapsed(),
+            std::time::Duration::ZERO,
+            "after one sender waited in vain, the next fails over at once"
+        );
+        assert!(!rx.close_now.is_raised(), "the recipient is not closed");
     }
 }

@@ -3,16 +3,21 @@
 //!
 //! Why not tokio's mpsc: every bound session owns one, and most sit idle. tokio's bounded
 //! channel costs about 1.1 KiB per idle session (its cache-padded channel state, a first block
-//! of 32 slots allocated up front, and a separate cancellation token for the overflow signal),
+//! of 32 slots allocated up front, and a separate cancellation token for the close signal),
 //! the largest single item in an idle plain connection after the socket itself. This one is a
 //! `Mutex<VecDeque>` inside the handle's own allocation, whose queue is only allocated while
-//! it holds messages, plus the overflow flag and the actor's waker: about 100 bytes.
+//! it holds messages, plus the close flag and the actor's waker: about 100 bytes.
 //!
-//! Semantics kept from before: sends never wait (a full mailbox is a slow reader: the sender
-//! gets its stanza back and the actor is told by the overflow signal), except `send_wait`,
-//! which waits for room up to a deadline; after the actor closes the mailbox every send fails
-//! as closed and what was queued can still be taken out.
-
+//! A full mailbox never says anything about the session: a burst from someone else can fill
+//! it faster than one turn of the actor's write loop, and that must not cost the recipient its
+//! connection (a slow reader is one whose own socket stops draining: the actor's write
+//! timeout). So there are two bounds. `capacity` is where a sender that can wait (a stanza
+//! routed on behalf of another session or stream: `push_wait`) waits for room, which pauses
+//! that sender's own reads — backpressure to whoever is flooding. `limit` (a multiple of it)
+//! bounds what the server itself queues without waiting (presence broadcasts, roster pushes);
+//! past it a send is refused and the caller takes its fallback. When a waiting sender gives up,
+//! the mailbox is marked stalled until the actor takes something out, so further senders fail
+//! over at once instead of each waiting out its patience.
 use crate::session::SessionMsg;
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
@@ -25,14 +30,23 @@ pub(crate) struct Mailbox {
     room: Notify,
 }
 
+/// How many times `capacity` non-waiting sends may fill the queue to.
+const LIMIT_FACTOR: usize = 4;
+
 struct State {
     queue: VecDeque<SessionMsg>,
+    /// Where waiting senders wait.
     capacity: usize,
+    /// Where non-waiting sends are refused.
+    limit: usize,
     /// The actor closed the mailbox (or dropped its end): sends fail as closed.
     closed: bool,
-    /// A send found the mailbox full: the actor must close the session.
-    overflow: bool,
-    /// The actor's task, waiting for a message or for the overflow signal.
+    /// A waiting sender gave up and the actor has taken nothing out since: don't wait again.
+    stalled: bool,
+    /// A close was requested that must not wait behind queued messages (or could not be
+    /// queued): the actor closes the session now.
+    close_now: bool,
+    /// The actor's task, waiting for a message or for the close signal.
     waker: Option<Waker>,
 }
 
@@ -54,8 +68,10 @@ impl Mailbox {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
                 capacity: capacity.max(1),
+                limit: capacity.max(1).saturating_mul(LIMIT_FACTOR),
                 closed: false,
-                overflow: false,
+                stalled: false,
+                close_now: false,
                 waker: None,
             }),
             room: Notify::new(),
@@ -68,15 +84,26 @@ impl Mailbox {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues `msg` if there is room; never waits.
+    /// Queues `msg` below the hard limit; never waits.
     pub(crate) fn push(&self, msg: SessionMsg) -> Result<(), Refused> {
+        self.push_below(msg, |s| s.limit).map_err(|(r, _)| r)
+    }
+
+    /// Queues `msg` if the queue is below `bound(state)`; a refusal says whether the sender
+    /// may wait (not stalled).
+    fn push_below(
+        &self,
+        msg: SessionMsg,
+        bound: impl FnOnce(&State) -> usize,
+    ) -> Result<(), (Refused, bool)> {
         let waker = {
             let mut s = self.lock();
             if s.closed {
-                return Err(Refused::Closed(msg));
+                return Err((Refused::Closed(msg), false));
             }
-            if s.queue.len() >= s.capacity {
-                return Err(Refused::Full(msg));
+            if s.queue.len() >= bound(&s) {
+                let may_wait = !s.stalled;
+                return Err((Refused::Full(msg), may_wait));
             }
             s.queue.push_back(msg);
             s.waker.take()
@@ -87,12 +114,19 @@ impl Mailbox {
         Ok(())
     }
 
-    /// Queues `msg`, waiting up to `patience` for room.
+    /// Queues `msg`, waiting up to `patience` while the queue is at `capacity`. Gives up at
+    /// once while the mailbox is stalled (an earlier sender waited in vain).
     pub(crate) async fn push_wait(
         &self,
         mut msg: SessionMsg,
         patience: std::time::Duration,
     ) -> Result<(), Refused> {
+        // The common case, room now, costs one lock and no waiter registration.
+        match self.push_below(msg, |s| s.capacity) {
+            Ok(()) => return Ok(()),
+            Err((Refused::Full(m), true)) => msg = m,
+            Err((r, _)) => return Err(r),
+        }
         let deadline = tokio::time::Instant::now() + patience;
         loop {
             // Registered before the check, so a pop between the check and the wait still
@@ -100,21 +134,23 @@ impl Mailbox {
             let notified = self.room.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            match self.push(msg) {
-                Err(Refused::Full(m)) => msg = m,
-                other => return other,
+            match self.push_below(msg, |s| s.capacity) {
+                Ok(()) => return Ok(()),
+                Err((Refused::Full(m), true)) => msg = m,
+                Err((r, _)) => return Err(r),
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                self.lock().stalled = true;
                 return Err(Refused::Full(msg));
             }
         }
     }
 
-    /// Raises the overflow signal (the actor closes the session).
-    pub(crate) fn set_overflow(&self) {
+    /// Asks the actor to close now, ahead of what is queued.
+    pub(crate) fn set_close_now(&self) {
         let waker = {
             let mut s = self.lock();
-            s.overflow = true;
+            s.close_now = true;
             s.waker.take()
         };
         if let Some(w) = waker {
@@ -122,48 +158,46 @@ impl Mailbox {
         }
     }
 
-    pub(crate) fn is_overflowed(&self) -> bool {
-        self.lock().overflow
+    pub(crate) fn is_close_now(&self) -> bool {
+        self.lock().close_now
     }
 
     /// The actor's side: the next message, or pending (with the waker kept).
     pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<SessionMsg> {
-        let (msg, had_waiters) = {
+        let popped = {
             let mut s = self.lock();
-            let full = s.queue.len() >= s.capacity;
-            match s.queue.pop_front() {
-                Some(m) => (m, full),
-                None => {
-                    // Idle: hold no queue memory while waiting.
-                    s.queue = VecDeque::new();
-                    remember(&mut s.waker, cx);
-                    return Poll::Pending;
-                }
+            let popped = s.pop();
+            if popped.is_none() {
+                // Idle: hold no queue memory while waiting.
+                s.queue = VecDeque::new();
+                remember(&mut s.waker, cx);
             }
+            popped
         };
-        if had_waiters {
-            self.room.notify_waiters();
+        match popped {
+            Some(msg) => Poll::Ready(self.made_room(msg)),
+            None => Poll::Pending,
         }
-        Poll::Ready(msg)
     }
 
     /// The actor's side: a message if one is queued.
     pub(crate) fn try_recv(&self) -> Option<SessionMsg> {
-        let (msg, full) = {
-            let mut s = self.lock();
-            let full = s.queue.len() >= s.capacity;
-            (s.queue.pop_front(), full)
-        };
-        if full && msg.is_some() {
+        let popped = self.lock().pop();
+        popped.map(|m| self.made_room(m))
+    }
+
+    /// Wakes waiting senders if the pop made room for them (outside the lock).
+    fn made_room(&self, (msg, room): (SessionMsg, bool)) -> SessionMsg {
+        if room {
             self.room.notify_waiters();
         }
         msg
     }
 
-    /// The actor's side: ready once the overflow signal is raised.
-    pub(crate) fn poll_overflow(&self, cx: &mut Context<'_>) -> Poll<()> {
+    /// The actor's side: ready once an immediate close was asked for.
+    pub(crate) fn poll_close_now(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut s = self.lock();
-        if s.overflow {
+        if s.close_now {
             return Poll::Ready(());
         }
         remember(&mut s.waker, cx);
@@ -175,6 +209,18 @@ impl Mailbox {
         self.lock().closed = true;
         // Senders waiting for room would otherwise wait out their patience.
         self.room.notify_waiters();
+    }
+}
+
+impl State {
+    /// Takes the oldest message, and whether waiting senders now have room: the pop took the
+    /// queue below capacity (non-waiting sends may have taken it above; it comes down one pop
+    /// at a time).
+    fn pop(&mut self) -> Option<(SessionMsg, bool)> {
+        let room = self.queue.len() == self.capacity;
+        let msg = self.queue.pop_front()?;
+        self.stalled = false;
+        Some((msg, room))
     }
 }
 

@@ -37,8 +37,9 @@ fn unreachable_stanza() -> Stanza {
     panic!("the mailbox returned a message that was not sent")
 }
 
-/// Handle to a bound session. Sending never waits: a full mailbox means a slow reader, and the
-/// session is told to close instead of letting its queue grow (ARCHITECTURE §6).
+/// Handle to a bound session. `send` never waits; `send_wait` waits for room (backpressure on
+/// the sender). A full mailbox never closes the session: only its own socket failing to drain
+/// does (the actor's write timeout). See `mailbox.rs`.
 #[derive(Clone, Debug)]
 pub struct SessionHandle {
     inner: Arc<HandleInner>,
@@ -48,15 +49,16 @@ pub struct SessionHandle {
 struct HandleInner {
     id: u64,
     jid: FullJid,
-    /// The queue, and the overflow signal on which the actor closes with policy-violation.
+    /// The queue, and the signal on which the actor closes at once.
     mailbox: Mailbox,
 }
 
 /// Why a send did not reach the mailbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendError {
-    /// The mailbox was full: the session has been told to close.
-    Overflow,
+    /// The mailbox stayed full (for `send_wait`, past the patience): the caller takes its
+    /// fallback (another resource, offline storage, a bounce). The session stays connected.
+    Full,
     /// The session is gone.
     Closed,
 }
@@ -71,7 +73,7 @@ impl SessionHandle {
         });
         let rx = SessionReceiver {
             rx: MailboxReceiver(inner.clone()),
-            overflow: OverflowSignal(inner.clone()),
+            close_now: CloseSignal(inner.clone()),
         };
         (SessionHandle { inner }, rx)
     }
@@ -83,8 +85,10 @@ impl SessionHandle {
         &self.inner.jid
     }
 
-    /// Queues a stanza for the client; never blocks. On failure the stanza comes back, so the
-    /// caller can deliver it another way (offline storage, another resource, a bounce).
+    /// Queues a stanza for the client; never blocks. For what the server itself sends (presence
+    /// broadcasts, roster pushes): it is refused only past the mailbox's hard limit. On failure
+    /// the stanza comes back, so the caller can deliver it another way (offline storage,
+    /// another resource, a bounce).
     #[allow(clippy::result_large_err)] // the stanza itself is handed back, not an error value
     pub fn send(&self, st: Stanza) -> Result<(), Undelivered> {
         self.inner
@@ -93,10 +97,12 @@ impl SessionHandle {
             .map_err(|e| self.refused(e))
     }
 
-    /// Queues a stanza, waiting up to `patience` for room: for bulk pushes the server itself
-    /// starts (offline messages at login), which must not count as the client being slow the
-    /// moment they outrun the mailbox. Never call it from the session's own task (it drains the
-    /// mailbox). A client that doesn't make room within `patience` is a slow reader.
+    /// Queues a stanza, waiting up to `patience` while the mailbox is at capacity: for stanzas
+    /// routed on behalf of a sender (whose reads pause meanwhile: backpressure) and for bulk
+    /// pushes the server starts (offline messages at login). The session's own task may call
+    /// it only while it keeps draining its mailbox (the c2s actor does). Past `patience` (or at
+    /// once, if an earlier sender already waited in vain and nothing was taken out since) the
+    /// stanza comes back as `Full`.
     pub async fn send_wait(
         &self,
         st: Stanza,
@@ -111,26 +117,23 @@ impl SessionHandle {
 
     /// Asks the session to close with a stream error.
     pub fn close(&self, err: StreamError) {
-        if let Err(e) = self.inner.mailbox.push(SessionMsg::Close(Box::new(err))) {
-            if matches!(e, Refused::Full(_)) {
-                tracing::warn!(jid = %self.inner.jid, what = "mailbox-full", "slow reader, closing");
-            }
-            // Full or gone: the overflow signal makes the actor close anyway.
-            self.inner.mailbox.set_overflow();
+        if self
+            .inner
+            .mailbox
+            .push(SessionMsg::Close(Box::new(err)))
+            .is_err()
+        {
+            // Full or gone: the close signal makes the actor close anyway.
+            self.inner.mailbox.set_close_now();
         }
     }
 
-    /// A message the mailbox refused. A full mailbox means a slow reader: the session is told
-    /// to close (ARCHITECTURE §6). A refused stanza is handed back for another route.
+    /// A message the mailbox refused: the stanza is handed back for another route.
     fn refused(&self, refused: Refused) -> Undelivered {
         let (reason, msg) = match refused {
-            Refused::Full(m) => (SendError::Overflow, m),
+            Refused::Full(m) => (SendError::Full, m),
             Refused::Closed(m) => (SendError::Closed, m),
         };
-        if reason == SendError::Overflow {
-            tracing::warn!(jid = %self.inner.jid, what = "mailbox-full", "slow reader, closing");
-            self.inner.mailbox.set_overflow();
-        }
         Undelivered {
             reason,
             stanza: match msg {
@@ -153,7 +156,7 @@ impl Eq for SessionHandle {}
 #[derive(Debug)]
 pub struct SessionReceiver {
     pub rx: MailboxReceiver,
-    pub overflow: OverflowSignal,
+    pub close_now: CloseSignal,
 }
 
 /// Takes messages out of a session's mailbox (the actor's side).
@@ -195,19 +198,19 @@ impl Drop for MailboxReceiver {
     }
 }
 
-/// Raised when a send found the mailbox full (or a close could not be queued): the actor must
-/// close the session as a slow reader.
+/// Raised when the session must close without waiting for its queue to drain (a close that
+/// could not be queued).
 #[derive(Debug)]
-pub struct OverflowSignal(Arc<HandleInner>);
+pub struct CloseSignal(Arc<HandleInner>);
 
-impl OverflowSignal {
+impl CloseSignal {
     /// Resolves once the signal is raised (cancel-safe).
-    pub async fn cancelled(&self) {
-        poll_fn(|cx| self.0.mailbox.poll_overflow(cx)).await
+    pub async fn raised(&self) {
+        poll_fn(|cx| self.0.mailbox.poll_close_now(cx)).await
     }
 
-    pub fn is_cancelled(&self) -> bool {
-        self.0.mailbox.is_overflowed()
+    pub fn is_raised(&self) -> bool {
+        self.0.mailbox.is_close_now()
     }
 }
 
@@ -216,37 +219,62 @@ mod tests {
     use super::*;
     use rookery_proto::error::StreamCondition;
     use rookery_xml::Element;
+    use std::time::Duration;
 
     fn stanza() -> Stanza {
         Stanza::new(Element::parse("<message xmlns='jabber:client' to='a@b'/>").unwrap()).unwrap()
     }
 
+    /// Regression (issue: a burst of ~1,100 messages closed the *recipient* with
+    /// policy-violation): a full mailbox refuses the stanza but never closes the session.
     #[tokio::test]
-    async fn full_mailbox_marks_the_session_as_slow_reader() {
+    async fn a_full_mailbox_refuses_but_does_not_close_the_session() {
         let (h, mut rx) = SessionHandle::new(FullJid::new("a@b/r").unwrap(), 2);
-        assert!(h.send(stanza()).is_ok());
-        assert!(h.send(stanza()).is_ok());
-        assert!(!rx.overflow.is_cancelled());
+        // Non-waiting sends go up to the hard limit (4 × capacity).
+        for _ in 0..8 {
+            assert!(h.send(stanza()).is_ok());
+        }
         let back = h.send(stanza()).unwrap_err();
-        assert_eq!(back.reason, SendError::Overflow);
+        assert_eq!(back.reason, SendError::Full);
         assert_eq!(
             back.stanza,
             stanza(),
             "the stanza comes back for another route"
         );
-        assert!(rx.overflow.is_cancelled());
-        // What was queued before the overflow is still there, nothing more.
-        assert!(rx.rx.try_recv().is_ok());
-        assert!(rx.rx.try_recv().is_ok());
+        assert!(!rx.close_now.is_raised(), "the recipient stays connected");
+        for _ in 0..8 {
+            assert!(rx.rx.try_recv().is_ok());
+        }
         assert!(rx.rx.try_recv().is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_sender_gives_up_then_later_senders_fail_over_at_once() {
+        let (h, mut rx) = SessionHandle::new(FullJid::new("a@b/r").unwrap(), 1);
+        h.send(stanza()).unwrap();
+        let patience = Duration::from_secs(10);
+        let t0 = tokio::time::Instant::now();
+        let back = h.send_wait(stanza(), patience).await.unwrap_err();
+        assert_eq!(back.reason, SendError::Full);
+        assert_eq!(t0.elapsed(), patience, "the first waits out its patience");
+        // Stalled: the next sender does not wait again...
+        let t1 = tokio::time::Instant::now();
+        assert!(h.send_wait(stanza(), patience).await.is_err());
+        assert_eq!(t1.elapsed(), Duration::ZERO);
+        // ...until the actor takes something out: then there is room and waiting again.
+        assert!(rx.rx.try_recv().is_ok());
+        assert!(h.send_wait(stanza(), patience).await.is_ok());
+        assert!(!rx.close_now.is_raised());
     }
 
     #[tokio::test]
     async fn close_on_a_full_mailbox_still_closes() {
         let (h, rx) = SessionHandle::new(FullJid::new("a@b/r").unwrap(), 1);
-        h.send(stanza()).unwrap();
+        for _ in 0..4 {
+            h.send(stanza()).unwrap();
+        }
         h.close(StreamError::new(StreamCondition::Conflict));
-        assert!(rx.overflow.is_cancelled());
+        assert!(rx.close_now.is_raised());
     }
 
     #[tokio::test]

@@ -173,8 +173,8 @@ impl Module for Offline {
             return;
         }
         // This hook runs on the session's own task, which is what drains its mailbox: feed the
-        // messages from another task, waiting for room, so a long backlog is not mistaken for a
-        // slow reader. Whatever the session can't take goes back through the router (another
+        // messages from another task, waiting for room, so a long backlog never overruns the
+        // mailbox. Whatever the session can't take goes back through the router (another
         // resource, or offline storage again): taken from the store means not lost.
         let (server, session) = (server.clone(), session.clone());
         server.clone().tasks().spawn(async move {
@@ -192,8 +192,8 @@ impl Module for Offline {
     }
 }
 
-/// How long a client may take to make room for the next offline message before it counts as a
-/// slow reader.
+/// How long a client may take to make room for the next offline message before the rest goes
+/// back through the router.
 const FEED_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[cfg(test)]

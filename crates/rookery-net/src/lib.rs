@@ -10,5 +10,6 @@ pub mod limits;
 pub mod listener;
 pub mod router;
 pub mod s2s;
+pub mod shaper;
 pub mod stream;
 pub mod tls;

@@ -102,3 +102,65 @@ async fn pending_dialback_checks_are_capped() {
     );
     assert!(v.to_xml().contains("resource-constraint"), "{}", v.to_xml());
 }
+
+/// Regression (a burst closed the recipient as a slow reader): a peer server flooding one
+/// local user with 10,000 messages. The user's mailbox is small and fills at once; the peer's
+/// stream is paused (backpressure and the s2s rate limit, at its defaults) instead of the user
+/// being dropped, and every message arrives live and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_flooding_one_user_is_slowed_and_the_user_gets_everything() {
+    const N: usize = 10_000;
+    let dns = dns().await;
+    let _a = node(
+        &["a.test"],
+        &dns,
+        Certs::SelfSigned,
+        &format!("dialback_secret = \"{A_SECRET}\"\n"),
+    )
+    .await;
+    let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
+    let (juliet, mut rx) = rookery_core::SessionHandle::new(
+        rookery_proto::stanza::FullJid::new("juliet@b.test/j").unwrap(),
+        64,
+    );
+    match b.server().registry().bind(juliet.clone(), false, 10) {
+        rookery_core::registry::BindOutcome::Bound(e) => e.with_state(|s| s.available = true),
+        other => panic!("{other:?}"),
+    }
+    let mut peer = RawPeer::connect(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, b.s2s_port())),
+        Some("a.test"),
+        "b.test",
+    )
+    .await;
+    dialback_as_a(&mut peer).await;
+    let flood = tokio::spawn(async move {
+        for start in (0..N).step_by(500) {
+            let chunk: String = (start..(start + 500).min(N))
+                .map(|i| {
+                    format!(
+                        "<message from='romeo@a.test/r' to='juliet@b.test/j' type='chat' id='f{i}'><body>flood {i}</body></message>"
+                    )
+                })
+                .collect();
+            peer.raw(&chunk).await;
+        }
+        peer
+    });
+    for i in 0..N {
+        let st = recv_non_presence(&mut rx, 60).await;
+        assert_eq!(st.id(), Some(format!("f{i}").as_str()));
+    }
+    let mut peer = flood.await.unwrap();
+    assert!(!rx.close_now.is_raised(), "the recipient was not closed");
+    // The peer's stream is still open and served.
+    peer.raw("<message from='romeo@a.test/r' to='juliet@b.test/j' type='chat' id='after'/>")
+        .await;
+    assert_eq!(recv_non_presence(&mut rx, 10).await.id(), Some("after"));
+    assert!(
+        peer.next_within(std::time::Duration::from_millis(1))
+            .await
+            .is_none(),
+        "no stream error for the peer"
+    );
+}

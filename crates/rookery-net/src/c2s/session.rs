@@ -1,11 +1,18 @@
 //! The bound c2s session actor: one task owning the socket, reading stanzas from the client and
 //! the mailbox fed by the rest of the server, writing both ways. It stamps `from` on everything
 //! the client sends (RFC 6120 §8.1.2.1), answers the legacy session iq, pings idle clients
-//! (XEP-0199), enforces the unfinished-stanza timeout, and closes on shutdown, on a full mailbox
-//! (slow reader) or on bad input with the right stream error.
+//! (XEP-0199), enforces the unfinished-stanza timeout and the sender's rate limits (`shaper.rs`:
+//! reads pause), and closes on shutdown, on a socket that stops draining (slow reader: the
+//! write timeout) or on bad input with the right stream error.
+//!
+//! While a stanza from the client is being routed, the actor keeps writing its own mailbox out:
+//! routing may wait for room in a recipient's full mailbox (backpressure, `mailbox.rs`), and two
+//! sessions flooding each other must not wait on each other.
 
 use super::io::ClientIo;
+use crate::shaper::Shaper;
 use crate::stream::{ReadError, framer_stream_error};
+use rookery_config::PeerKind;
 use rookery_core::session::SessionReceiver;
 use rookery_core::{Server, SessionHandle, SessionMsg};
 use rookery_proto::error::{StreamCondition, StreamError};
@@ -25,8 +32,8 @@ enum End {
 
 /// Memory: this future lives as long as the session, mostly idle, and stores inline whatever
 /// any of its states holds across an `.await`. The stream is boxed, and the rare or large
-/// awaits (handling a client stanza, re-routing at the end) are boxed futures, so the idle
-/// state stays small.
+/// awaits (handling a client stanza, writing a batch, re-routing at the end) are boxed futures,
+/// so the idle state stays small.
 pub(crate) async fn run<S: ClientIo>(
     server: Server,
     mut stream: Box<S>,
@@ -37,6 +44,11 @@ pub(crate) async fn run<S: ClientIo>(
     let ping_every = server.config().c2s.ping_interval();
     let ping_timeout = server.config().c2s.ping_timeout();
     let idle_limit = server.config().limits.stanza_idle_timeout();
+    let mut shaper = Box::new(Shaper::new(
+        server.config().limits.shaping(PeerKind::Client),
+    ));
+    // Reading is paused until then (the sender overspent its rate).
+    let mut paused_until: Option<Instant> = None;
     let mut last_read = Instant::now();
     let mut ping_pending: Option<(String, Instant)> = None;
     let mut ping_seq: u64 = 0;
@@ -45,21 +57,38 @@ pub(crate) async fn run<S: ClientIo>(
     let mut unflushed: Vec<Stanza> = Vec::new();
 
     let end = 'outer: loop {
-        // Process everything already buffered before waiting for more bytes.
-        loop {
+        // Process everything already buffered before waiting for more bytes, unless the
+        // client has used up its rate.
+        while paused_until.is_none() {
+            if let Some(at) = shaper.pause(handle.jid()) {
+                paused_until = Some(at);
+                break;
+            }
             match stream.poll_event() {
                 Ok(Some(StreamEvent::Stanza(el))) => {
-                    if let Err(err) = Box::pin(on_element(
-                        &server,
-                        &mut *stream,
-                        &handle,
-                        el,
-                        &mut ping_pending,
-                    ))
-                    .await
+                    shaper.charge_stanza();
+                    let routed =
+                        match Box::pin(on_element(&mut *stream, &handle, el, &mut ping_pending))
+                            .await
+                        {
+                            Ok(routed) => routed,
+                            Err(err) => {
+                                Box::pin(stream.fail(&err)).await;
+                                break 'outer End::Dropped;
+                            }
+                        };
+                    if let Some(st) = routed
+                        && let Err(end) = Box::pin(route_draining(
+                            &server,
+                            &mut *stream,
+                            &handle,
+                            &mut rx,
+                            &mut unflushed,
+                            st,
+                        ))
+                        .await
                     {
-                        Box::pin(stream.fail(&err)).await;
-                        break 'outer End::Dropped;
+                        break 'outer end;
                     }
                 }
                 Ok(Some(StreamEvent::Close)) => {
@@ -83,7 +112,8 @@ pub(crate) async fn run<S: ClientIo>(
                 }
             }
         }
-        // Next timer: a pending ping's deadline, the idle-ping time, or the unfinished-stanza limit.
+        // Next timer: a pending ping's deadline, the idle-ping time, the unfinished-stanza
+        // limit, or the end of a rate-limit pause.
         let next_tick = match (&ping_pending, ping_every) {
             (Some((_, deadline)), _) => *deadline,
             (None, Some(every)) => last_read + every,
@@ -94,54 +124,32 @@ pub(crate) async fn run<S: ClientIo>(
         } else {
             next_tick
         };
+        let next_tick = paused_until.map_or(next_tick, |p| next_tick.min(p));
+        let buffered_before = stream.buffered_len();
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => {
                 Box::pin(stream.fail(&StreamError::new(StreamCondition::SystemShutdown))).await;
                 break End::Clean;
             }
-            _ = rx.overflow.cancelled() => {
-                Box::pin(stream.fail(&StreamError::new(StreamCondition::PolicyViolation).with_text("too many stanzas queued for a slow reader")))
+            _ = rx.close_now.raised() => {
+                Box::pin(stream.fail(&StreamError::new(StreamCondition::PolicyViolation).with_text("session closed by the server")))
                     .await;
                 break End::Dropped;
             }
             msg = rx.rx.recv() => {
                 let Some(msg) = msg else { break End::Dropped };
-                let mut next = Some(msg);
-                let mut n = 0;
-                while let Some(m) = next.take() {
-                    match m {
-                        SessionMsg::Stanza(st) => {
-                            stream.queue(st.element());
-                            unflushed.push(*st);
-                        }
-                        SessionMsg::Close(err) => {
-                            Box::pin(stream.fail(&err)).await;
-                            break 'outer End::Dropped;
-                        }
-                    }
-                    n += 1;
-                    if n < WRITE_BATCH {
-                        next = rx.rx.try_recv().ok();
-                    }
+                if let Err(end) = Box::pin(write_batch(&mut *stream, &handle, &mut rx, &mut unflushed, msg)).await {
+                    break end;
                 }
-                // A client that stops reading blocks this write; if meanwhile its mailbox
-                // overflows, it is a slow reader: drop it now instead of after the write
-                // timeout (there is no way to write a stream error to a full socket).
-                let flushed = tokio::select! {
-                    r = Box::pin(stream.flush()) => r.is_ok(),
-                    _ = rx.overflow.cancelled() => false,
-                };
-                if !flushed {
-                    tracing::info!(jid = %handle.jid(), what = "slow-reader", "client not reading, dropped");
-                    break End::Dropped;
-                }
-                // Not `clear`: an idle session should not keep the last batch's room.
-                unflushed = Vec::new();
             }
-            r = stream.read_more() => {
+            r = stream.read_more(), if paused_until.is_none() => {
                 match r {
                     Ok(()) => {
+                        // What the read added. Behind a connection manager this counts
+                        // elements, not bytes: there the stanza budget is what shapes, and the
+                        // CM's own framer caps sizes.
+                        shaper.charge_bytes(stream.buffered_len().saturating_sub(buffered_before));
                         last_read = Instant::now();
                         // Any traffic answers our liveness question.
                         ping_pending = None;
@@ -155,6 +163,12 @@ pub(crate) async fn run<S: ClientIo>(
             }
             _ = tokio::time::sleep_until(next_tick) => {
                 let now = Instant::now();
+                if paused_until.is_some_and(|p| now >= p) {
+                    paused_until = None;
+                    // The client was not idle: we were not reading it.
+                    last_read = now;
+                    continue;
+                }
                 if stream.in_stanza() && now >= last_read + idle_limit {
                     Box::pin(stream.fail(&StreamError::new(StreamCondition::ConnectionTimeout).with_text("stanza not completed in time")))
                         .await;
@@ -197,6 +211,87 @@ pub(crate) async fn run<S: ClientIo>(
     Box::pin(finish(server, handle, unflushed, clean)).await;
 }
 
+/// Routes one stanza from the client while writing out what arrives in the session's own
+/// mailbox meanwhile. Routing waits when a recipient's mailbox is full; the sender's reads stay
+/// paused for that long (backpressure), but its own deliveries keep flowing. If the session
+/// ends meanwhile, the routing finishes on its own task: the stanza was accepted, it is not
+/// dropped.
+async fn route_draining<S: ClientIo>(
+    server: &Server,
+    stream: &mut S,
+    handle: &SessionHandle,
+    rx: &mut SessionReceiver,
+    unflushed: &mut Vec<Stanza>,
+    st: Stanza,
+) -> Result<(), End> {
+    let mut route = Box::pin({
+        let (server, handle) = (server.clone(), handle.clone());
+        async move { server.handle_from_client(&handle, st).await }
+    });
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut route => return Ok(()),
+            _ = rx.close_now.raised() => {
+                server.tasks().spawn(route);
+                Box::pin(stream.fail(&StreamError::new(StreamCondition::PolicyViolation).with_text("session closed by the server"))).await;
+                return Err(End::Dropped);
+            }
+            msg = rx.rx.recv() => {
+                let Some(msg) = msg else { return Err(End::Dropped) };
+                if let Err(end) = Box::pin(write_batch(stream, handle, rx, unflushed, msg)).await {
+                    server.tasks().spawn(route);
+                    return Err(end);
+                }
+            }
+        }
+    }
+}
+
+/// Writes `first` and up to a batch of what follows it in the mailbox, then flushes. A socket
+/// that does not take the bytes within the write timeout is a slow reader: the session ends
+/// (and what was not written is routed again).
+async fn write_batch<S: ClientIo>(
+    stream: &mut S,
+    handle: &SessionHandle,
+    rx: &mut SessionReceiver,
+    unflushed: &mut Vec<Stanza>,
+    first: SessionMsg,
+) -> Result<(), End> {
+    let mut next = Some(first);
+    let mut n = 0;
+    while let Some(m) = next.take() {
+        match m {
+            SessionMsg::Stanza(st) => {
+                stream.queue(st.element());
+                unflushed.push(*st);
+            }
+            SessionMsg::Close(err) => {
+                stream.fail(&err).await;
+                return Err(End::Dropped);
+            }
+        }
+        n += 1;
+        if n < WRITE_BATCH {
+            next = rx.rx.try_recv().ok();
+        }
+    }
+    // A client that stops reading blocks this write until the write timeout; a close the
+    // server asks for meanwhile (e.g. a resource conflict) need not wait for it (there is no
+    // way to write a stream error to a full socket anyway).
+    let flushed = tokio::select! {
+        r = stream.flush() => r.is_ok(),
+        _ = rx.close_now.raised() => false,
+    };
+    if !flushed {
+        tracing::info!(jid = %handle.jid(), what = "slow-reader", "client not reading, dropped");
+        return Err(End::Dropped);
+    }
+    // Not `clear`: an idle session should not keep the last batch's room.
+    *unflushed = Vec::new();
+    Ok(())
+}
+
 /// After the session: route what it did not write, tell the modules. Its own future so the
 /// session's (idle) future does not carry room for it.
 async fn finish(server: Server, handle: SessionHandle, unflushed: Vec<Stanza>, clean: bool) {
@@ -209,14 +304,14 @@ async fn finish(server: Server, handle: SessionHandle, unflushed: Vec<Stanza>, c
     server.fire_session_closed(&handle, clean).await;
 }
 
-/// One element from the client. Err = close the stream with this error.
+/// One element from the client: answered here, or returned to be routed. Err = close the
+/// stream with this error.
 async fn on_element<S: ClientIo>(
-    server: &Server,
     stream: &mut S,
     handle: &SessionHandle,
     el: Element,
     ping_pending: &mut Option<(String, Instant)>,
-) -> Result<(), StreamError> {
+) -> Result<Option<Stanza>, StreamError> {
     let mut st = match Stanza::from_element(el, ns::CLIENT) {
         Ok(st) => st,
         Err((StanzaParseError::NotAStanza, original)) => {
@@ -242,7 +337,7 @@ async fn on_element<S: ClientIo>(
                     .await
                     .map_err(|_| StreamError::new(StreamCondition::UndefinedCondition))?;
             }
-            return Ok(());
+            return Ok(None);
         }
     };
     // RFC 6120 §8.1.2.1: the server stamps `from`; a client may only use its own JIDs.
@@ -265,7 +360,7 @@ async fn on_element<S: ClientIo>(
             .is_some_and(|(id, _)| st.id() == Some(id.as_str()));
         if answers_ping && to_server && matches!(st.type_attr(), "result" | "error") {
             *ping_pending = None;
-            return Ok(());
+            return Ok(None);
         }
         // Legacy session establishment: a no-op since RFC 6121, answered for old clients.
         if st.type_attr() == "set"
@@ -279,9 +374,8 @@ async fn on_element<S: ClientIo>(
                 .send(reply.element())
                 .await
                 .map_err(|_| StreamError::new(StreamCondition::UndefinedCondition))?;
-            return Ok(());
+            return Ok(None);
         }
     }
-    server.handle_from_client(handle, st).await;
-    Ok(())
+    Ok(Some(st))
 }

@@ -12,8 +12,10 @@ mod handshake;
 mod link;
 
 use crate::limits::UnauthGuard;
+use crate::shaper::Shaper;
 use crate::stream::{ReadError, XmppStream, framer_stream_error};
 use link::Link;
+use rookery_config::PeerKind;
 use rookery_core::Server;
 use rookery_core::components::{BindError, ComponentLink};
 use rookery_proto::error::{StanzaError, StreamCondition, StreamError};
@@ -128,11 +130,19 @@ where
     let idle_limit = server.config().limits.stanza_idle_timeout();
     let mut last_read = Instant::now();
     let mut last_write = Instant::now();
+    let mut shaper = Shaper::new(server.config().limits.shaping(PeerKind::Component));
+    // Reading is paused until then (the component overspent its rate: `shaper.rs`).
+    let mut paused_until: Option<Instant> = None;
     loop {
         // Everything already buffered first, then wait for more.
-        loop {
+        while paused_until.is_none() {
+            if let Some(at) = shaper.pause(&domain) {
+                paused_until = Some(at);
+                break;
+            }
             match stream.poll_event() {
                 Ok(Some(StreamEvent::Stanza(el))) => {
+                    shaper.charge_stanza();
                     if let Err(err) = on_element(server, stream, domain, el).await {
                         tracing::warn!(%domain, error = %err, what = "component-stream-error", "closing component stream");
                         stream.fail(&err).await;
@@ -160,6 +170,7 @@ where
         if stream.framer().in_stanza() {
             next_tick = next_tick.min(last_read + idle_limit);
         }
+        let buffered_before = stream.framer().buffered_len();
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => {
@@ -183,14 +194,22 @@ where
                 unflushed.clear();
                 last_write = Instant::now();
             }
-            r = stream.read_more() => match r {
-                Ok(()) => last_read = Instant::now(),
+            r = stream.read_more(), if paused_until.is_none() => match r {
+                Ok(()) => {
+                    shaper.charge_bytes(stream.framer().buffered_len().saturating_sub(buffered_before));
+                    last_read = Instant::now();
+                }
                 Err(ReadError::Closed) => return false,
                 Err(ReadError::Xml(e)) => {
                     stream.fail(&framer_stream_error(&e)).await;
                     return false;
                 }
             },
+            _ = tokio::time::sleep_until(paused_until.unwrap_or(next_tick)), if paused_until.is_some() => {
+                paused_until = None;
+                // Not idle: we were not reading it.
+                last_read = Instant::now();
+            }
             _ = tokio::time::sleep_until(next_tick) => {
                 let now = Instant::now();
                 if stream.framer().in_stanza() && now >= last_read + idle_limit {

@@ -8,8 +8,10 @@
 mod auth;
 
 use super::S2s;
+use crate::shaper::Shaper;
 use crate::stream::{ReadError, XmppStream, framer_stream_error};
 use auth::{Checked, cert_valid, external, on_dialback, verdict};
+use rookery_config::PeerKind;
 use rookery_core::Server;
 use rookery_proto::dialback::{DbParseError, Dialback};
 use rookery_proto::error::{StreamCondition, StreamError};
@@ -135,8 +137,15 @@ where
     let mut full_limits = false;
     let stanza_idle = server.config().limits.stanza_idle_timeout();
     let mut last_read = Instant::now();
+    let mut shaper = Shaper::new(server.config().limits.shaping(PeerKind::Server));
+    // Reading is paused until then (the peer overspent its rate: `shaper.rs`).
+    let mut paused_until: Option<Instant> = None;
     loop {
-        loop {
+        while paused_until.is_none() {
+            if let Some(at) = shaper.pause(&st.peer) {
+                paused_until = Some(at);
+                break;
+            }
             if !full_limits && !st.pairs.is_empty() {
                 // Authenticated: stanzas may now be as large as for any authenticated stream,
                 // not just the pre-authentication size.
@@ -145,6 +154,7 @@ where
             }
             match stream.poll_event() {
                 Ok(Some(StreamEvent::Stanza(el))) => {
+                    shaper.charge_stanza();
                     match on_element(server, s2s, &mut stream, st, el, &tx).await {
                         Next::Continue => {}
                         Next::StartTls => return Some(stream),
@@ -174,6 +184,7 @@ where
                 }
             }
         }
+        let buffered_before = stream.framer().buffered_len();
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => {
@@ -204,8 +215,16 @@ where
                     .await;
                 return None;
             }
-            r = tokio::time::timeout(idle, stream.read_more()) => match r {
-                Ok(Ok(())) => last_read = Instant::now(),
+            _ = tokio::time::sleep_until(paused_until.unwrap_or(last_read)), if paused_until.is_some() => {
+                paused_until = None;
+                // Not idle: we were not reading it.
+                last_read = Instant::now();
+            }
+            r = tokio::time::timeout(idle, stream.read_more()), if paused_until.is_none() => match r {
+                Ok(Ok(())) => {
+                    shaper.charge_bytes(stream.framer().buffered_len().saturating_sub(buffered_before));
+                    last_read = Instant::now();
+                }
                 Ok(Err(ReadError::Closed)) => return None,
                 Ok(Err(ReadError::Xml(e))) => {
                     stream.fail(&framer_stream_error(&e)).await;
