@@ -9,7 +9,9 @@ listener). Teardown sends SIGTERM and checks the exit code and stderr.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import signal
 import subprocess
 import time
@@ -196,6 +198,18 @@ class Rookery:
 
     def stderr_tail(self, n: int = 60) -> str:
         return "\n".join(self.stderr_text().splitlines()[-n:])
+
+    async def wait_log(self, pattern: str, timeout: float) -> re.Match:
+        """Waits until the server's log matches `pattern`. The log file is the only signal of
+        some server decisions (a slow reader dropped), so it is polled, with a failure deadline."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (m := re.search(pattern, self.stderr_text())) is None:
+            if loop.time() > deadline:
+                raise AssertionError(f"no log line matching {pattern!r} within {timeout} s:\n"
+                                     + self.stderr_tail(20))
+            await asyncio.sleep(0.05)
+        return m
 
     def start(self) -> None:
         if not self.binary.is_file():

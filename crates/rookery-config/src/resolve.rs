@@ -282,7 +282,7 @@ impl Cx<'_> {
         // `offline_max = 0` is meaningful (store nothing), and a rate of 0 means unlimited; every
         // other limit at zero would refuse all traffic or disable a protection, which is never
         // what was meant.
-        let must_be_positive: [(&str, u64); 23] = [
+        let must_be_positive: [(&str, u64); 24] = [
             ("stanza_bytes", l.stanza_bytes as u64),
             ("preauth_stanza_bytes", l.preauth_stanza_bytes as u64),
             ("s2s_stanza_bytes", l.s2s_stanza_bytes as u64),
@@ -294,6 +294,7 @@ impl Cx<'_> {
             ("auth_timeout_secs", l.auth_timeout_secs),
             ("stanza_idle_timeout_secs", l.stanza_idle_timeout_secs),
             ("session_mailbox", l.session_mailbox as u64),
+            ("write_timeout_secs", l.write_timeout_secs),
             ("delivery_wait_secs", l.delivery_wait_secs),
             // A burst of zero would make every byte wait; the rates have `0` = unlimited.
             ("c2s_burst_bytes", u64::from(l.c2s_burst_bytes)),

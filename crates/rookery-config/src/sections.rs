@@ -149,6 +149,10 @@ pub struct Limits {
     /// that finds it full waits (its own reads pause) up to `delivery_wait_secs`; the session
     /// itself stays connected as long as its socket drains.
     pub session_mailbox: usize,
+    /// `write_timeout_secs` (default `30`): a client whose socket does not take what the server
+    /// writes for this long is a slow reader: its session closes (and what it did not get is
+    /// routed again: another resource or offline storage).
+    pub write_timeout_secs: u64,
     /// `delivery_wait_secs` (default `10`): how long a sender waits for room in a full session
     /// queue before its stanza takes the undeliverable path (another resource, offline storage,
     /// a bounce).
@@ -213,6 +217,7 @@ impl Default for Limits {
             auth_timeout_secs: 30,
             stanza_idle_timeout_secs: 60,
             session_mailbox: 1024,
+            write_timeout_secs: 30,
             delivery_wait_secs: 10,
             c2s_rate_bytes: 32_768,
             c2s_burst_bytes: 262_144,
@@ -255,6 +260,11 @@ impl Limits {
     /// `auth_ban_secs` as a duration.
     pub fn auth_ban(&self) -> Duration {
         Duration::from_secs(self.auth_ban_secs)
+    }
+
+    /// `write_timeout_secs` as a duration.
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.write_timeout_secs)
     }
 
     /// `delivery_wait_secs` as a duration.

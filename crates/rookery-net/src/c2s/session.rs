@@ -21,6 +21,7 @@ use rookery_proto::stanza::{Jid, Stanza, StanzaParseError};
 use rookery_xml::{Element, StreamEvent};
 use std::time::Duration;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// Mailbox messages written per flush, so one busy sender can't starve reads.
 const WRITE_BATCH: usize = 64;
@@ -44,6 +45,7 @@ pub(crate) async fn run<S: ClientIo>(
     let ping_every = server.config().c2s.ping_interval();
     let ping_timeout = server.config().c2s.ping_timeout();
     let idle_limit = server.config().limits.stanza_idle_timeout();
+    let write_timeout = server.config().limits.write_timeout();
     let mut shaper = Box::new(Shaper::new(
         server.config().limits.shaping(PeerKind::Client),
     ));
@@ -139,7 +141,10 @@ pub(crate) async fn run<S: ClientIo>(
             }
             msg = rx.rx.recv() => {
                 let Some(msg) = msg else { break End::Dropped };
-                if let Err(end) = Box::pin(write_batch(&mut *stream, &handle, &mut rx, &mut unflushed, msg)).await {
+                let batch = write_batch(
+                    &mut *stream, &shutdown, write_timeout, &handle, &mut rx, &mut unflushed, msg,
+                );
+                if let Err(end) = Box::pin(batch).await {
                     break end;
                 }
             }
@@ -232,6 +237,11 @@ async fn route_draining<S: ClientIo>(
         tokio::select! {
             biased;
             () = &mut route => return Ok(()),
+            _ = server.shutdown_token().cancelled() => {
+                server.tasks().spawn(route);
+                Box::pin(stream.fail(&StreamError::new(StreamCondition::SystemShutdown))).await;
+                return Err(End::Clean);
+            }
             _ = rx.close_now.raised() => {
                 server.tasks().spawn(route);
                 Box::pin(stream.fail(&StreamError::new(StreamCondition::PolicyViolation).with_text("session closed by the server"))).await;
@@ -239,7 +249,11 @@ async fn route_draining<S: ClientIo>(
             }
             msg = rx.rx.recv() => {
                 let Some(msg) = msg else { return Err(End::Dropped) };
-                if let Err(end) = Box::pin(write_batch(stream, handle, rx, unflushed, msg)).await {
+                let write_timeout = server.config().limits.write_timeout();
+                let batch = write_batch(
+                    stream, server.shutdown_token(), write_timeout, handle, rx, unflushed, msg,
+                );
+                if let Err(end) = Box::pin(batch).await {
                     server.tasks().spawn(route);
                     return Err(end);
                 }
@@ -253,6 +267,8 @@ async fn route_draining<S: ClientIo>(
 /// (and what was not written is routed again).
 async fn write_batch<S: ClientIo>(
     stream: &mut S,
+    shutdown: &CancellationToken,
+    write_timeout: Duration,
     handle: &SessionHandle,
     rx: &mut SessionReceiver,
     unflushed: &mut Vec<Stanza>,
@@ -276,12 +292,16 @@ async fn write_batch<S: ClientIo>(
             next = rx.rx.try_recv().ok();
         }
     }
-    // A client that stops reading blocks this write until the write timeout; a close the
+    // A client that stops reading blocks this write until the write timeout (`[limits]`
+    // `write_timeout_secs`; the stream's own 30 s bound applies too); a close the
     // server asks for meanwhile (e.g. a resource conflict) need not wait for it (there is no
     // way to write a stream error to a full socket anyway).
     let flushed = tokio::select! {
-        r = stream.flush() => r.is_ok(),
+        r = tokio::time::timeout(write_timeout, stream.flush()) => matches!(r, Ok(Ok(()))),
         _ = rx.close_now.raised() => false,
+        // Shutdown does not wait out the write timeout either; what was not written goes
+        // back to the router (offline storage) like any unwritten batch.
+        _ = shutdown.cancelled() => return Err(End::Clean),
     };
     if !flushed {
         tracing::info!(jid = %handle.jid(), what = "slow-reader", "client not reading, dropped");
