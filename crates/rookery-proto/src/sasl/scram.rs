@@ -124,17 +124,16 @@ fn binding_data(mech: Mechanism, flag: CbFlag, cfg: &SaslConfig<'_>) -> Result<V
         // `y` says "I could bind but you did not offer it". If we did offer a -PLUS mechanism,
         // someone removed it from the list on the way: a downgrade attack (RFC 5802 §6). Still
         // refused after a failed -PLUS attempt on the same stream: an attacker in the middle
-        // could send that failing attempt itself (docs/decisions/0008).
+        // could send that failing attempt itself. malformed-request rather than not-authorized:
+        // nothing was wrong with a credential, and a client that reads not-authorized as
+        // "wrong password" would stop instead of trying its next mechanism (docs/decisions/0008).
         (false, CbFlag::ClientOnly) => {
             if cfg.advertised.iter().any(|m| m.is_plus()) {
-                Err(Refusal::with_text(
-                    SaslFailure::NotAuthorized,
-                    format!(
-                        "channel binding is offered on this connection ({}), so the 'y' flag \
+                Err(malformed(&format!(
+                    "channel binding is offered on this connection ({}), so the 'y' flag \
                          is refused as a possible downgrade (RFC 5802 section 6)",
-                        offered_types(cfg)
-                    ),
-                ))
+                    offered_types(cfg)
+                )))
             } else {
                 Ok(Vec::new())
             }

@@ -135,7 +135,7 @@ fn y_flag_when_plus_was_advertised_is_a_downgrade() {
     for (mech, alg) in SCRAM {
         let c = juliet(alg).binding(Binding::ClientOnly);
         let (s, step) = SaslSession::start(mech, Some(&c.first_message()), &env.cfg());
-        assert_eq!(step, Step::Failure(SaslFailure::NotAuthorized));
+        assert_eq!(step, Step::Failure(SaslFailure::MalformedRequest));
         let text = s.failure_text().unwrap();
         assert!(text.contains("downgrade"), "{text}");
         assert!(
@@ -168,8 +168,7 @@ fn tls_unique_client_sequence_is_negotiation_failures_only() {
     for (mech, alg) in SCRAM {
         let c = juliet(alg).binding(Binding::ClientOnly);
         let step = scram_first(&env, mech, &c);
-        assert_ne!(step, Step::CredentialsRejected);
-        assert_eq!(step.failure_condition(), Some(SaslFailure::NotAuthorized));
+        assert_eq!(step, Step::Failure(SaslFailure::MalformedRequest));
     }
     let mut wrong = ScramClient::new(HashAlg::Sha256, USER, "guess");
     let t = scram_login(
