@@ -96,5 +96,5 @@ debian_slixmpp() {
 }
 debian_slixmpp
 if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import slixmpp' 2>/dev/null; then
-  say "Debian slixmpp $(/usr/bin/python3 -c 'import slixmpp; print(slixmpp.__version__)') ($(dpkg-query -W -f='${Version}' python3-slixmpp))"
+  say "Debian slixmpp $(/usr/bin/python3 -c 'import slixmpp; print(slixmpp.__version__)' 2>/dev/null) ($(dpkg-query -W -f='${Version}' python3-slixmpp))"
 fi
