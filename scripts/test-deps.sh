@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the integration tests (tests/interop) need: a virtualenv at .venv (repository
 # root) with the exact PyPI versions pinned in tests/interop/requirements.txt, and the npm
-# packages pinned in tests/interop_js/package-lock.json (xmpp.js). Idempotent: what is already
-# installed at the pinned versions is left alone. Needs CPython >= 3.11 with the venv module,
-# pip, Node.js and npm.
+# packages pinned in tests/interop_js/package-lock.json (xmpp.js), and Debian's own slixmpp
+# (python3-slixmpp, 1.8.3 in bookworm) beside the pinned PyPI one, because that is the client a
+# Debian user has (tests/interop/test_debian_slixmpp.py runs it with /usr/bin/python3).
+# Idempotent: what is already installed at the pinned versions is left alone. Needs CPython
+# >= 3.11 with the venv module, pip, Node.js and npm; the Debian package needs root and apt-get.
 #
 #   scripts/test-deps.sh                        # create/update .venv
 #   PYTHON=python3.12 scripts/test-deps.sh      # another interpreter
@@ -66,3 +68,33 @@ else
   (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 say "@xmpp/client $(node -p "require('$js/node_modules/@xmpp/client/package.json').version")"
+
+# Debian's slixmpp, installed with apt-get into /usr/lib/python3/dist-packages (used with
+# /usr/bin/python3, never from the venv). Not fatal when it cannot be installed (no root, no
+# apt, mirror unreachable): the tests that need it then skip with a loud reason.
+debian_slixmpp() {
+  local pkg=python3-slixmpp
+  if dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+    return 0
+  fi
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    say "!!! cannot apt-get install $pkg (not root or no apt-get): Debian slixmpp NOT TESTED"
+    return 0
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-cache show "$pkg" >/dev/null 2>&1; then
+    say "apt-get update (apt does not know $pkg)"
+    apt-get update -q || say "apt-get update failed"
+  fi
+  say "installing $pkg"
+  if ! apt-get install -y -q --no-install-recommends "$pkg"; then
+    say "install failed; retrying after apt-get update"
+    apt-get update -q || true
+    apt-get install -y -q --no-install-recommends "$pkg" ||
+      say "!!! apt-get install $pkg failed: Debian slixmpp NOT TESTED"
+  fi
+}
+debian_slixmpp
+if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import slixmpp' 2>/dev/null; then
+  say "Debian slixmpp $(/usr/bin/python3 -c 'import slixmpp; print(slixmpp.__version__)' 2>/dev/null) ($(dpkg-query -W -f='${Version}' python3-slixmpp))"
+fi

@@ -2,6 +2,14 @@
 //! per IP and per account; past a threshold each attempt waits exponentially longer, and an IP
 //! with many failures is banned for a while. Accounts are never locked (that would let anyone
 //! lock out a victim), only slowed.
+//!
+//! Callers (c2s SASL, the router's SASL, the component handshake) record only failed
+//! credential checks: a wrong password, secret or proof, or an unknown account. A refused
+//! negotiation step (a channel-binding type or flag the connection cannot honour, a malformed
+//! message, an abort, an unknown mechanism) is not recorded: it says nothing about a password,
+//! and honest clients walk through several such refusals on their way to a mechanism that works
+//! (docs/decisions/0008). Each escalation (delays start for an IP or an account, an IP is
+//! banned) is logged once, when it starts.
 
 use rookery_config::Limits;
 use std::collections::HashMap;
@@ -13,6 +21,17 @@ use std::time::{Duration, Instant};
 struct Record {
     failures: u32,
     last: Instant,
+}
+
+/// What one recorded failure started (each is logged once, when it starts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Escalation {
+    /// Answers to this IP are delayed from now on.
+    pub ip_delayed: bool,
+    /// Answers for this account are delayed from now on (from any IP).
+    pub account_delayed: bool,
+    /// This IP is banned from now on.
+    pub ip_banned: bool,
 }
 
 #[derive(Debug)]
@@ -60,11 +79,61 @@ impl AuthThrottle {
         Duration::from_millis(250u64 << exp).min(MAX_DELAY)
     }
 
-    pub fn record_failure(&self, ip: IpAddr, account: Option<&str>, now: Instant) {
-        Self::bump(&self.by_ip, ip, now);
+    /// Records one failed credential check (never a negotiation failure) and logs what it
+    /// escalated, once: the first delayed answer for the IP or the account, the start of a ban.
+    pub fn record_failure(&self, ip: IpAddr, account: Option<&str>, now: Instant) -> Escalation {
+        let (ip_before, ip_after) = Self::bump(&self.by_ip, ip, now);
+        let was_banned = ip_before.is_some_and(|r| self.bans(&r, now));
+        let mut esc = Escalation {
+            ip_delayed: self.starts_delay(ip_before, ip_after.failures),
+            account_delayed: false,
+            ip_banned: !was_banned && self.bans(&ip_after, now),
+        };
+        let mut account_failures = 0;
         if let Some(a) = account {
-            Self::bump(&self.by_account, a.to_owned(), now);
+            let (before, after) = Self::bump(&self.by_account, a.to_owned(), now);
+            esc.account_delayed = self.starts_delay(before, after.failures);
+            account_failures = after.failures;
         }
+        let acct = account.unwrap_or("-");
+        if esc.ip_banned {
+            tracing::warn!(
+                %ip,
+                account = acct,
+                failures = ip_after.failures,
+                ban_secs = self.ban.as_secs(),
+                reason = "failed credential checks from this address",
+                what = "auth-ban",
+                "address banned from authenticating"
+            );
+        } else if esc.ip_delayed || esc.account_delayed {
+            let delayed = match (esc.ip_delayed, esc.account_delayed) {
+                (true, true) => "address and account",
+                (true, false) => "address",
+                _ => "account",
+            };
+            tracing::warn!(
+                %ip,
+                account = acct,
+                ip_failures = ip_after.failures,
+                account_failures,
+                delayed,
+                reason = "failed credential checks",
+                what = "auth-throttle",
+                "authentication answers are now delayed"
+            );
+        }
+        esc
+    }
+
+    /// Whether a record (still within [`FORGET_AFTER`]) means a ban at `now`.
+    fn bans(&self, r: &Record, now: Instant) -> bool {
+        r.failures >= self.ban_threshold && now.duration_since(r.last) < self.ban
+    }
+
+    /// Whether going from `before` to `after` failures crosses into delayed answers.
+    fn starts_delay(&self, before: Option<Record>, after: u32) -> bool {
+        before.map_or(0, |r| r.failures) <= self.free_failures && after > self.free_failures
     }
 
     /// A success clears the account's counter (the IP's stays: one IP guessing many accounts).
@@ -86,7 +155,13 @@ impl AuthThrottle {
             .map_or(0, |r| r.failures)
     }
 
-    fn bump<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, Record>>, key: K, now: Instant) {
+    /// Counts one failure; returns the record before (`None` if absent or forgotten) and after,
+    /// read under the same lock so concurrent failures each see their own step.
+    fn bump<K: std::hash::Hash + Eq>(
+        map: &Mutex<HashMap<K, Record>>,
+        key: K,
+        now: Instant,
+    ) -> (Option<Record>, Record) {
         let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= PRUNE_AT {
             map.retain(|_, r| now.duration_since(r.last) < FORGET_AFTER);
@@ -95,11 +170,13 @@ impl AuthThrottle {
             failures: 0,
             last: now,
         });
-        if now.duration_since(r.last) >= FORGET_AFTER {
+        let before = (r.failures > 0 && now.duration_since(r.last) < FORGET_AFTER).then_some(*r);
+        if before.is_none() {
             r.failures = 0;
         }
         r.failures += 1;
         r.last = now;
+        (before, *r)
     }
 }
 
@@ -133,6 +210,40 @@ mod tests {
         t.record_failure(ip, None, now);
         assert!(t.is_banned(ip, now));
         assert!(!t.is_banned(ip, now + Duration::from_secs(61)));
+    }
+
+    /// Delays and the ban are reported by the one failure that starts them, not by the ones
+    /// after; a ban that ran out and starts again is reported again.
+    #[test]
+    fn escalations_are_reported_once_when_they_start() {
+        let t = throttle();
+        let ip: IpAddr = "127.0.0.7".parse().unwrap();
+        let now = Instant::now();
+        let events: Vec<Escalation> = (0..7)
+            .map(|_| t.record_failure(ip, Some("a@b"), now))
+            .collect();
+        let none = Escalation::default();
+        assert_eq!(events[..2], [none, none]);
+        assert_eq!(
+            events[2],
+            Escalation {
+                ip_delayed: true,
+                account_delayed: true,
+                ip_banned: false
+            }
+        );
+        assert_eq!(events[3], none);
+        assert_eq!(
+            events[4],
+            Escalation {
+                ip_banned: true,
+                ..none
+            }
+        );
+        assert_eq!(events[5..], [none, none]);
+        let later = now + Duration::from_secs(61);
+        assert!(!t.is_banned(ip, later));
+        assert!(t.record_failure(ip, None, later).ip_banned);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! hands the connection to its compact record layer, decision 0007): SCRAM-SHA-1-PLUS with the
 //! `tls-exporter` binding the client computes itself, then bind and an IQ round trip. Shows that
 //! the channel binding taken before the hand-over is the connection's, that a wrong binding is
-//! refused, and that the session runs on the compact stream.
+//! refused, and that the session runs on the compact stream. Also which SASL failures the
+//! brute-force throttle counts (only wrong credentials, docs/decisions/0008).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use base64::Engine as _;
@@ -23,10 +24,17 @@ const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' 
      xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
 
 async fn start() -> (rookery_server::Running, tempfile::TempDir, SocketAddr) {
+    start_with("").await
+}
+
+/// Like [`start`], with extra config appended (e.g. a `[limits]` table).
+async fn start_with(extra: &str) -> (rookery_server::Running, tempfile::TempDir, SocketAddr) {
     let dir = tempfile::tempdir().unwrap();
-    let toml = "[server]\ndata_dir = \"data\"\n[s2s]\nenabled = false\n\
+    let toml = format!(
+        "[server]\ndata_dir = \"data\"\n[s2s]\nenabled = false\n\
          [[host]]\ndomain = \"localhost\"\n\
-         [[listen]]\naddress = \"127.0.0.1\"\nport = 0\nkind = \"c2s\"\n";
+         [[listen]]\naddress = \"127.0.0.1\"\nport = 0\nkind = \"c2s\"\n{extra}"
+    );
     let path = dir.path().join("rookery.toml");
     std::fs::write(&path, toml).unwrap();
     let running = rookery_server::start(Config::load(&path).unwrap())
@@ -174,4 +182,100 @@ async fn a_binding_from_another_connection_is_refused() {
     let foreign = exporter(&other);
     assert_ne!(foreign, exporter(&s));
     assert!(!scram_plus(&mut s, &foreign).await);
+}
+
+/// Sends `<auth/>` (or any SASL element) and returns the server's answer.
+async fn sasl_answer(s: &mut XmppStream<TlsStream<TcpStream>>, xml: &str) -> Element {
+    s.queue_raw(xml.as_bytes());
+    s.flush().await.unwrap();
+    element(s).await
+}
+
+fn auth(mech: &str, payload: &str) -> String {
+    format!(
+        "<auth xmlns='{SASL}' mechanism='{mech}'>{}</auth>",
+        STANDARD.encode(payload)
+    )
+}
+
+/// The `<failure/>` condition and text.
+fn failure_of(el: &Element) -> (String, String) {
+    assert_eq!(el.name(), "failure", "{}", el.to_xml());
+    let cond = el
+        .children()
+        .find(|c| c.name() != "text")
+        .map(|c| c.name().to_owned())
+        .unwrap_or_default();
+    let text = el
+        .children()
+        .find(|c| c.name() == "text")
+        .map(|c| c.text().to_string())
+        .unwrap_or_default();
+    (cond, text)
+}
+
+/// With the tightest limits (one free failure, ban at the second), a client that walks
+/// through everything an old client tries (-PLUS with `tls-unique`, SCRAM with the `y` flag)
+/// plus other negotiation mistakes, many times over, is neither delayed nor banned and then
+/// logs in; wrong passwords are still counted and lead to the ban.
+#[tokio::test]
+async fn only_wrong_credentials_count_against_the_throttle() {
+    let (running, _dir, addr) =
+        start_with("[limits]\nauth_failures_per_ip = 1\nauth_ban_threshold = 2\n").await;
+    let throttle = running.server.throttle();
+    let ip: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    let (mut s, features) = tls_stream(addr).await;
+    // XEP-0440: the types -PLUS may use here.
+    let cb = features
+        .children()
+        .find(|c| c.name() == "sasl-channel-binding")
+        .expect("XEP-0440 channel-binding types advertised");
+    let types: Vec<&str> = cb.children().filter_map(|c| c.attr("type")).collect();
+    assert_eq!(types, ["tls-exporter", "tls-server-end-point"]);
+    for _ in 0..5 {
+        for mech in ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS"] {
+            let el = sasl_answer(&mut s, &auth(mech, "p=tls-unique,,n=juliet,r=abc")).await;
+            let (cond, text) = failure_of(&el);
+            assert_eq!(cond, "malformed-request");
+            assert!(
+                text.contains("tls-exporter, tls-server-end-point"),
+                "{text}"
+            );
+        }
+        for mech in ["SCRAM-SHA-256", "SCRAM-SHA-1"] {
+            let el = sasl_answer(&mut s, &auth(mech, "y,,n=juliet,r=abc")).await;
+            let (cond, text) = failure_of(&el);
+            assert_eq!(cond, "malformed-request");
+            assert!(text.contains("downgrade"), "{text}");
+        }
+        let el = sasl_answer(&mut s, &auth("DIGEST-MD5", "")).await;
+        assert_eq!(failure_of(&el).0, "invalid-mechanism");
+        let el = sasl_answer(&mut s, &format!("<response xmlns='{SASL}'/>")).await;
+        assert_eq!(failure_of(&el).0, "malformed-request");
+        let el = sasl_answer(&mut s, &format!("<auth xmlns='{SASL}' mechanism='PLAIN'/>")).await;
+        assert_eq!(el.name(), "challenge", "{}", el.to_xml());
+        let el = sasl_answer(&mut s, &format!("<abort xmlns='{SASL}'/>")).await;
+        assert_eq!(failure_of(&el).0, "aborted");
+    }
+    let now = std::time::Instant::now();
+    assert!(!throttle.is_banned(ip, now));
+    assert_eq!(
+        throttle.delay(ip, Some("juliet@localhost"), now),
+        Duration::ZERO
+    );
+    let el = sasl_answer(&mut s, &auth("PLAIN", "\0juliet\0pw")).await;
+    assert_eq!(el.name(), "success", "{}", el.to_xml());
+
+    // Wrong passwords count: the second one bans the address.
+    let (mut s, _) = tls_stream(addr).await;
+    for _ in 0..2 {
+        let el = sasl_answer(&mut s, &auth("PLAIN", "\0juliet\0guess")).await;
+        assert_eq!(
+            failure_of(&el),
+            ("not-authorized".to_owned(), String::new())
+        );
+    }
+    assert!(throttle.is_banned(ip, std::time::Instant::now()));
+    let el = sasl_answer(&mut s, &auth("PLAIN", "\0juliet\0pw")).await;
+    assert_eq!(failure_of(&el).0, "temporary-auth-failure");
 }

@@ -336,6 +336,30 @@ async fn repeated_wrong_secrets_ban_the_address() {
     assert_eq!(c.expect_stream_error(5).await, "not-authorized");
 }
 
+/// Only a handshake checked against the secret counts: a stream that sends something else
+/// first is refused at once and not counted (docs/decisions/0008).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elements_other_than_a_handshake_are_not_counted_as_guesses() {
+    let s = Local::start(&format!(
+        "[[component]]\ndomain = \"echo.localhost\"\nsecret = \"{SECRET}\"\n\
+         [limits]\nauth_failures_per_ip = 1\nauth_ban_threshold = 1\n"
+    ))
+    .await;
+    for _ in 0..3 {
+        let mut c = component_open(s.component_addr(), "echo.localhost").await;
+        c.raw("<message to='x@localhost'><body>hi</body></message>")
+            .await;
+        assert_eq!(c.expect_stream_error(5).await, "not-authorized");
+    }
+    let ip: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    assert!(
+        !s.server()
+            .throttle()
+            .is_banned(ip, std::time::Instant::now())
+    );
+    let _echo = s.component("echo.localhost", SECRET).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_address_is_answered_and_unknown_elements_close_the_stream() {
     let s = server().await;

@@ -1,6 +1,10 @@
 //! SASL on a c2s stream (RFC 6120 §6): drives the sans-IO `SaslSession` from rookery-proto,
 //! looks credentials up in the account store, applies the brute-force throttle, and reports
 //! success so the caller restarts the stream. Also XEP-0077 registration before authentication.
+//!
+//! Only [`Step::CredentialsRejected`] (a checked and wrong password or proof) reaches the
+//! throttle and its delay; every other failure is answered at once and not counted, so a client
+//! that walks through mechanisms it cannot complete (docs/decisions/0008) is never slowed.
 
 use super::io::ClientIo;
 use super::{Conn, features, read_element};
@@ -26,10 +30,10 @@ pub(crate) async fn exchange<S: ClientIo>(
 ) -> Outcome {
     if !first.is("auth", ns::SASL) {
         // <response/> or <abort/> outside an exchange.
-        return fail(server, stream, conn, None, SaslFailure::MalformedRequest).await;
+        return fail(stream, conn, SaslFailure::MalformedRequest, None).await;
     }
     if !features::sasl_allowed(server, conn) {
-        return fail(server, stream, conn, None, SaslFailure::EncryptionRequired).await;
+        return fail(stream, conn, SaslFailure::EncryptionRequired, None).await;
     }
     if server.throttle().is_banned(conn.peer.ip(), Instant::now()) {
         let _ = stream
@@ -49,7 +53,7 @@ pub(crate) async fn exchange<S: ClientIo>(
     let advertised = features::mechanisms(server, conn);
     let mech = match first.attr("mechanism").and_then(Mechanism::from_name) {
         Some(m) if advertised.contains(&m) => m,
-        _ => return fail(server, stream, conn, None, SaslFailure::InvalidMechanism).await,
+        _ => return fail(stream, conn, SaslFailure::InvalidMechanism, None).await,
     };
     let domain = conn.domain.clone().unwrap_or_default();
     let secret = server.secret().to_vec();
@@ -63,7 +67,7 @@ pub(crate) async fn exchange<S: ClientIo>(
     };
     let initial = match sasl::decode_b64_payload(&first.text()) {
         Ok(p) => p,
-        Err(f) => return fail(server, stream, conn, None, f).await,
+        Err(f) => return fail(stream, conn, f, None).await,
     };
     let (mut session, mut step) = SaslSession::start(mech, initial.as_deref(), &cfg);
     let mut account: Option<BareJid> = None;
@@ -81,14 +85,8 @@ pub(crate) async fn exchange<S: ClientIo>(
                         Ok(c) => c,
                         Err(e) => {
                             tracing::error!(error = %e, what = "sasl-credentials", "store error");
-                            return fail(
-                                server,
-                                stream,
-                                conn,
-                                None,
-                                SaslFailure::TemporaryAuthFailure,
-                            )
-                            .await;
+                            return fail(stream, conn, SaslFailure::TemporaryAuthFailure, None)
+                                .await;
                         }
                     },
                     None => None,
@@ -106,17 +104,10 @@ pub(crate) async fn exchange<S: ClientIo>(
                     return Outcome::Closed;
                 };
                 if el.is("abort", ns::SASL) {
-                    return fail(server, stream, conn, None, SaslFailure::Aborted).await;
+                    return fail(stream, conn, SaslFailure::Aborted, None).await;
                 }
                 if !el.is("response", ns::SASL) {
-                    return fail(
-                        server,
-                        stream,
-                        conn,
-                        account.as_ref(),
-                        SaslFailure::MalformedRequest,
-                    )
-                    .await;
+                    return fail(stream, conn, SaslFailure::MalformedRequest, None).await;
                 }
                 step = match sasl::decode_b64_payload(&el.text()) {
                     Ok(p) => session.step(p.as_deref().unwrap_or_default(), &cfg),
@@ -128,7 +119,8 @@ pub(crate) async fn exchange<S: ClientIo>(
                 additional_data,
             } => {
                 let Ok(bare) = BareJid::new(&format!("{username}@{domain}")) else {
-                    return fail(server, stream, conn, None, SaslFailure::NotAuthorized).await;
+                    // Unreachable in practice: the same name passed at NeedCredentials.
+                    return fail(stream, conn, SaslFailure::NotAuthorized, None).await;
                 };
                 server.throttle().record_success(bare.as_str());
                 let mut ok = Element::new("success", ns::SASL);
@@ -144,7 +136,10 @@ pub(crate) async fn exchange<S: ClientIo>(
                 stream.set_limits(crate::limits::framer_limits(server, true));
                 return Outcome::Success;
             }
-            Step::Failure(f) => return fail(server, stream, conn, account.as_ref(), f).await,
+            Step::CredentialsRejected => {
+                return reject(server, stream, conn, account.as_ref()).await;
+            }
+            Step::Failure(f) => return fail(stream, conn, f, session.failure_text()).await,
         }
     }
 }
@@ -157,26 +152,42 @@ fn failure_el(f: SaslFailure, text: Option<&str>) -> Element {
     el
 }
 
-/// Sends `<failure/>` after the throttle's delay. Only credential failures count against the
-/// IP and account; protocol mistakes don't (they reveal nothing about passwords).
-async fn fail<S: ClientIo>(
+/// Wrong credentials: counts against the IP and the account, waits the throttle's delay, then
+/// sends `<failure><not-authorized/></failure>`.
+async fn reject<S: ClientIo>(
     server: &Server,
     stream: &mut S,
     conn: &Conn,
     account: Option<&BareJid>,
-    f: SaslFailure,
 ) -> Outcome {
     let now = Instant::now();
     let acct = account.map(|a| a.as_str());
-    if matches!(f, SaslFailure::NotAuthorized | SaslFailure::InvalidAuthzid) {
-        let delay = server.throttle().delay(conn.peer.ip(), acct, now);
-        server.throttle().record_failure(conn.peer.ip(), acct, now);
-        tracing::info!(peer = %conn.peer, account = acct.unwrap_or("-"), what = "auth-failed", "failed login");
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
+    let delay = server.throttle().delay(conn.peer.ip(), acct, now);
+    server.throttle().record_failure(conn.peer.ip(), acct, now);
+    tracing::info!(peer = %conn.peer, account = acct.unwrap_or("-"), what = "auth-failed", "failed login");
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
-    if stream.send(&failure_el(f, None)).await.is_err() {
+    if stream
+        .send(&failure_el(SaslFailure::NotAuthorized, None))
+        .await
+        .is_err()
+    {
+        return Outcome::Closed;
+    }
+    Outcome::Failed
+}
+
+/// A negotiation failure: answered at once and not counted by the throttle, since no
+/// credential was checked (the client may go on with another mechanism).
+async fn fail<S: ClientIo>(
+    stream: &mut S,
+    conn: &Conn,
+    f: SaslFailure,
+    text: Option<&str>,
+) -> Outcome {
+    tracing::debug!(peer = %conn.peer, condition = f.condition(), reason = text.unwrap_or("-"), what = "sasl-refused", "SASL negotiation refused");
+    if stream.send(&failure_el(f, text)).await.is_err() {
         return Outcome::Closed;
     }
     Outcome::Failed

@@ -121,7 +121,15 @@ where
         stream.fail(&err).await;
         return None;
     }
-    if !is_valid_handshake(&el, &stream_id, &config.secret) {
+    if !is_handshake(&el) {
+        // Nothing was checked against the secret: refused at once and not counted (the
+        // throttle counts failed credential checks only, docs/decisions/0008).
+        let err = StreamError::new(StreamCondition::NotAuthorized)
+            .with_text("expected <handshake/> (XEP-0114) before anything else");
+        stream.fail(&err).await;
+        return None;
+    }
+    if !verify_handshake(&stream_id, &config.secret, &el.text()) {
         tracing::warn!(%peer, %domain, what = "component-auth-failed", "component handshake did not match the secret");
         let delay = throttle.delay(peer.ip(), Some(&domain), now);
         throttle.record_failure(peer.ip(), Some(&domain), now);
@@ -135,12 +143,16 @@ where
     Some(domain)
 }
 
-/// Whether `el` is `<handshake>` carrying the right digest; anything else before the handshake
-/// (a stanza, a handshake with child elements) is not authorised either.
+/// Whether `el` is a bare `<handshake>` (anything else before it, a stanza or a handshake with
+/// child elements, is not authorised and carries no digest to check).
+fn is_handshake(el: &Element) -> bool {
+    el.is("handshake", ns::COMPONENT) && el.children().next().is_none()
+}
+
+/// Whether `el` is a bare `<handshake>` carrying the right digest.
+#[cfg(test)]
 fn is_valid_handshake(el: &Element, stream_id: &str, secret: &str) -> bool {
-    el.is("handshake", ns::COMPONENT)
-        && el.children().next().is_none()
-        && verify_handshake(stream_id, secret, &el.text())
+    is_handshake(el) && verify_handshake(stream_id, secret, &el.text())
 }
 
 /// Our header (a stream error must be inside a stream, RFC 6120 §4.9.1.1; without `from`, as

@@ -1,7 +1,8 @@
 //! SASL on a router link: DIGEST-MD5 for jabberd2 (which speaks nothing else; decision 0005)
 //! and SCRAM-SHA-1/256 derived from the same `[[router.user]]` secret for components that can
 //! choose. `auth.rs` calls [`authenticate`] for each `<auth/>`; wrong secrets count in the same
-//! brute-force throttle as client logins.
+//! brute-force throttle as client logins, negotiation failures (bad messages, an unknown
+//! mechanism, an abort, a stale nonce) do not (docs/decisions/0008).
 
 use super::auth::read_element;
 use super::table::Acl;
@@ -56,7 +57,7 @@ where
             stream,
             peer,
             None,
-            SaslFailure::TemporaryAuthFailure,
+            Refused::Negotiation(SaslFailure::TemporaryAuthFailure),
         )
         .await;
     }
@@ -64,9 +65,9 @@ where
         Some(DIGEST_MD5) => digest(server, stream, deadline).await,
         Some(name) => match Mechanism::from_name(name).filter(|m| SCRAM.contains(m)) {
             Some(mech) => scram(server, stream, &auth, mech, deadline).await,
-            None => Err((None, SaslFailure::InvalidMechanism)),
+            None => Err((None, SaslFailure::InvalidMechanism.into())),
         },
-        None => Err((None, SaslFailure::InvalidMechanism)),
+        None => Err((None, SaslFailure::InvalidMechanism.into())),
     };
     match result {
         Ok(Some((user, additional))) => {
@@ -86,7 +87,23 @@ where
 }
 
 type Authed = Option<(RouterUser, Option<Vec<u8>>)>;
-type AuthErr = (Option<String>, SaslFailure);
+type AuthErr = (Option<String>, Refused);
+
+/// Why an exchange failed. Only a secret that was checked and found wrong counts in the
+/// brute-force throttle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    /// The digest or proof did not match the user's secret, or there is no such user.
+    WrongSecret,
+    /// Refused before any secret was checked.
+    Negotiation(SaslFailure),
+}
+
+impl From<SaslFailure> for Refused {
+    fn from(f: SaslFailure) -> Self {
+        Refused::Negotiation(f)
+    }
+}
 
 /// DIGEST-MD5: challenge, response, `<success>rspauth</success>`. Ok(None): the stream broke.
 async fn digest<IO>(
@@ -97,15 +114,16 @@ async fn digest<IO>(
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let ex = DigestMd5::new(ROUTER_REALM, ROUTER_SERVICE).map_err(|f| (None, f))?;
+    let ex = DigestMd5::new(ROUTER_REALM, ROUTER_SERVICE).map_err(|f| (None, f.into()))?;
     let Some(resp) = challenge(server, stream, ex.challenge(), deadline).await? else {
         return Ok(None);
     };
-    let parsed = ex.parse_response(&resp).map_err(|f| (None, f))?;
+    // A stale nonce or another service's digest-uri is refused here, before the secret is used.
+    let parsed = ex.parse_response(&resp).map_err(|f| (None, f.into()))?;
     let name = parsed.username.clone();
     // jabberd2's rule: no authorization identity other than the user itself.
     if parsed.authzid.as_deref().is_some_and(|z| z != name) {
-        return Err((Some(name), SaslFailure::InvalidAuthzid));
+        return Err((Some(name), SaslFailure::InvalidAuthzid.into()));
     }
     let user = server.config().router.user(&name).cloned();
     // An unknown user is checked against a throw-away secret, so it costs the same and fails
@@ -113,12 +131,13 @@ where
     let secret = user
         .as_ref()
         .map_or_else(crate::c2s::new_stream_id, |u| u.secret.clone());
+    // `verify` fails only when the response does not match the secret.
     let rspauth = ex
         .verify(&parsed, &secret)
-        .map_err(|f| (Some(name.clone()), f))?;
+        .map_err(|_| (Some(name.clone()), Refused::WrongSecret))?;
     match user {
         Some(u) => Ok(Some((u, Some(rspauth)))),
-        None => Err((Some(name), SaslFailure::NotAuthorized)),
+        None => Err((Some(name), Refused::WrongSecret)),
     }
 }
 
@@ -143,7 +162,7 @@ where
         bindings: &bindings,
         server_secret: &secret,
     };
-    let initial = sasl::decode_b64_payload(&auth.text()).map_err(|f| (None, f))?;
+    let initial = sasl::decode_b64_payload(&auth.text()).map_err(|f| (None, f.into()))?;
     // Our <mechanisms/> also lists DIGEST-MD5, which the XEP-0474 hash can't cover.
     let (mut session, mut step) = SaslSession::start_without_ssdp(mech, initial.as_deref(), &cfg);
     let mut user: Option<RouterUser> = None;
@@ -177,10 +196,11 @@ where
             } => {
                 return match user {
                     Some(u) => Ok(Some((u, additional_data))),
-                    None => Err((None, SaslFailure::NotAuthorized)),
+                    None => Err((None, Refused::WrongSecret)),
                 };
             }
-            Step::Failure(f) => return Err((user.map(|u| u.name), f)),
+            Step::CredentialsRejected => return Err((user.map(|u| u.name), Refused::WrongSecret)),
+            Step::Failure(f) => return Err((user.map(|u| u.name), f.into())),
         };
     }
 }
@@ -203,28 +223,32 @@ where
         return Ok(None);
     };
     if el.is("abort", ns::SASL) {
-        return Err((None, SaslFailure::Aborted));
+        return Err((None, SaslFailure::Aborted.into()));
     }
     if !el.is("response", ns::SASL) {
-        return Err((None, SaslFailure::MalformedRequest));
+        return Err((None, SaslFailure::MalformedRequest.into()));
     }
-    let payload = sasl::decode_b64_payload(&el.text()).map_err(|f| (None, f))?;
+    let payload = sasl::decode_b64_payload(&el.text()).map_err(|f| (None, f.into()))?;
     Ok(Some(payload.unwrap_or_default()))
 }
 
-/// Sends `<failure/>`; wrong credentials count against the address (and user) in the same
-/// brute-force throttle client logins use.
+/// Sends `<failure/>`; wrong secrets count against the address (and user) in the same
+/// brute-force throttle client logins use, and wait its delay first.
 async fn fail<IO>(
     server: &Server,
     stream: &mut XmppStream<IO>,
     peer: SocketAddr,
     user: Option<&str>,
-    f: SaslFailure,
+    refused: Refused,
 ) -> Sasl
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    if matches!(f, SaslFailure::NotAuthorized | SaslFailure::InvalidAuthzid) {
+    let f = match refused {
+        Refused::WrongSecret => SaslFailure::NotAuthorized,
+        Refused::Negotiation(f) => f,
+    };
+    if refused == Refused::WrongSecret {
         let now = std::time::Instant::now();
         let delay = server.throttle().delay(peer.ip(), user, now);
         server.throttle().record_failure(peer.ip(), user, now);

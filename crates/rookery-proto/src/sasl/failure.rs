@@ -58,6 +58,50 @@ impl SaslFailure {
     }
 }
 
+/// A negotiation refusal: the condition, and a reason for `<text/>` (RFC 6120 §6.4.5) when one
+/// helps the client move on (e.g. which channel-binding types this connection offers). Never
+/// used for a credential mismatch, which must look like every other wrong password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub(crate) condition: SaslFailure,
+    pub(crate) text: Option<String>,
+}
+
+impl Refusal {
+    pub(crate) fn with_text(condition: SaslFailure, text: impl Into<String>) -> Self {
+        Refusal {
+            condition,
+            text: Some(text.into()),
+        }
+    }
+}
+
+impl From<SaslFailure> for Refusal {
+    fn from(condition: SaslFailure) -> Self {
+        Refusal {
+            condition,
+            text: None,
+        }
+    }
+}
+
+/// How a step that compares credentials failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CheckFailure {
+    /// The password, or the SCRAM proof together with its nonce and channel-binding data, was
+    /// compared with the account's credential (or an unknown account's fake one) and did not
+    /// match: the outcome a brute-force throttle counts.
+    Mismatch,
+    /// Nothing was compared: the message was unusable, or the stored credential is broken.
+    Other(SaslFailure),
+}
+
+impl From<SaslFailure> for CheckFailure {
+    fn from(f: SaslFailure) -> Self {
+        CheckFailure::Other(f)
+    }
+}
+
 /// Decodes the character data of `<auth/>` or `<response/>` (RFC 6120 §6.4.2): no text means
 /// no data (`Ok(None)`, e.g. `<auth/>` without an initial response), a single `=` means an
 /// empty response (`Ok(Some(vec![]))`), anything else must be canonical padded base64.

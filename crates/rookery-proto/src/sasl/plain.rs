@@ -5,7 +5,7 @@
 use zeroize::Zeroizing;
 
 use super::creds::{Credentials, HashAlg, ScramCredential};
-use super::failure::SaslFailure;
+use super::failure::{CheckFailure, SaslFailure};
 use super::session::{self, SaslConfig};
 
 /// A parsed PLAIN message waiting for the account lookup.
@@ -54,11 +54,11 @@ pub(crate) fn verify(
     req: PlainRequest,
     creds: Option<&Credentials>,
     cfg: &SaslConfig<'_>,
-) -> Result<String, SaslFailure> {
+) -> Result<String, CheckFailure> {
     let alg = HashAlg::Sha256;
     let ok = match creds {
         Some(c) if !c.sha256.is_well_formed(alg) => {
-            return Err(SaslFailure::TemporaryAuthFailure);
+            return Err(CheckFailure::Other(SaslFailure::TemporaryAuthFailure));
         }
         Some(c) => c.sha256.verify_password(alg, &req.password),
         None => {
@@ -71,6 +71,6 @@ pub(crate) fn verify(
     if ok {
         Ok(req.username.clone())
     } else {
-        Err(SaslFailure::NotAuthorized)
+        Err(CheckFailure::Mismatch)
     }
 }

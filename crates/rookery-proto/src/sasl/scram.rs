@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 use super::creds::{HashAlg, ScramCredential};
 use super::crypto;
-use super::failure::SaslFailure;
+use super::failure::{CheckFailure, Refusal, SaslFailure};
 use super::mechanism::{self, CbType, Mechanism};
 use super::session::SaslConfig;
 
@@ -77,7 +77,7 @@ pub(crate) fn client_first(
     alg: HashAlg,
     msg: &[u8],
     cfg: &SaslConfig<'_>,
-) -> Result<AwaitingCredentials, SaslFailure> {
+) -> Result<AwaitingCredentials, Refusal> {
     let text = std::str::from_utf8(msg).map_err(|_| SaslFailure::MalformedRequest)?;
     let first = parse_client_first(text)?;
     let username = super::session::prepare_username(&first.username)?;
@@ -96,33 +96,61 @@ pub(crate) fn client_first(
 }
 
 /// RFC 5802 §6 channel-binding negotiation rules; returns the data the client must have bound
-/// to (empty without binding).
-fn binding_data(
-    mech: Mechanism,
-    flag: CbFlag,
-    cfg: &SaslConfig<'_>,
-) -> Result<Vec<u8>, SaslFailure> {
+/// to (empty without binding). Every refusal here happens before any credential is looked at,
+/// and says why in `<text/>` so the client can move on to another mechanism at once.
+fn binding_data(mech: Mechanism, flag: CbFlag, cfg: &SaslConfig<'_>) -> Result<Vec<u8>, Refusal> {
+    let malformed = |why: &str| Refusal::with_text(SaslFailure::MalformedRequest, why);
     match (mech.is_plus(), flag) {
-        // Only a type we both advertised (XEP-0440) and have data for on this connection.
-        (true, CbFlag::Bound(Some(cb))) => cfg
-            .bindings
-            .data(cb)
+        // Only a type we both advertised (XEP-0440) and have data for on this connection. The
+        // client's name is not echoed back: the text lists what we offer instead.
+        (true, CbFlag::Bound(cb)) => cb
+            .and_then(|cb| cfg.bindings.data(cb))
             .map(<[u8]>::to_vec)
-            .ok_or(SaslFailure::MalformedRequest),
-        (true, CbFlag::Bound(None)) => Err(SaslFailure::MalformedRequest),
+            .ok_or_else(|| {
+                malformed(&format!(
+                    "channel-binding type not offered on this connection; offered (XEP-0440): {}",
+                    offered_types(cfg)
+                ))
+            }),
         // A -PLUS mechanism without binding, or binding with a plain SCRAM mechanism, is a
         // contradiction in the client's own message.
-        (true, _) | (false, CbFlag::Bound(_)) => Err(SaslFailure::MalformedRequest),
+        (true, _) => Err(malformed(
+            "a -PLUS mechanism needs the p= channel-binding flag",
+        )),
+        (false, CbFlag::Bound(_)) => Err(malformed(
+            "the p= channel-binding flag needs a -PLUS mechanism",
+        )),
         (false, CbFlag::NotSupported) => Ok(Vec::new()),
         // `y` says "I could bind but you did not offer it". If we did offer a -PLUS mechanism,
-        // someone removed it from the list on the way: a downgrade attack (RFC 5802 §6).
+        // someone removed it from the list on the way: a downgrade attack (RFC 5802 §6). Still
+        // refused after a failed -PLUS attempt on the same stream: an attacker in the middle
+        // could send that failing attempt itself. malformed-request rather than not-authorized:
+        // nothing was wrong with a credential, and a client that reads not-authorized as
+        // "wrong password" would stop instead of trying its next mechanism (docs/decisions/0008).
         (false, CbFlag::ClientOnly) => {
             if cfg.advertised.iter().any(|m| m.is_plus()) {
-                Err(SaslFailure::NotAuthorized)
+                Err(malformed(&format!(
+                    "channel binding is offered on this connection ({}), so the 'y' flag \
+                         is refused as a possible downgrade (RFC 5802 section 6)",
+                    offered_types(cfg)
+                )))
             } else {
                 Ok(Vec::new())
             }
         }
+    }
+}
+
+/// The XEP-0440 types of this connection, for refusal texts.
+fn offered_types(cfg: &SaslConfig<'_>) -> String {
+    let names: Vec<&str> = mechanism::channel_binding_types(cfg.bindings)
+        .into_iter()
+        .map(CbType::name)
+        .collect();
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
     }
 }
 
@@ -167,8 +195,9 @@ impl AwaitingCredentials {
 
 impl AwaitingFinal {
     /// Verifies the client-final-message. On success returns the username and the
-    /// server-final-message (`v=ServerSignature`).
-    pub(crate) fn client_final(self, msg: &[u8]) -> Result<(String, Vec<u8>), SaslFailure> {
+    /// server-final-message (`v=ServerSignature`). A message that parses is always checked in
+    /// full and fails as one [`CheckFailure::Mismatch`], whatever part was wrong.
+    pub(crate) fn client_final(self, msg: &[u8]) -> Result<(String, Vec<u8>), CheckFailure> {
         let text = std::str::from_utf8(msg).map_err(|_| SaslFailure::MalformedRequest)?;
         // The proof is the last attribute and covers everything before it.
         let (without_proof, proof_b64) = text
@@ -178,7 +207,7 @@ impl AwaitingFinal {
             .decode(proof_b64)
             .map_err(|_| SaslFailure::MalformedRequest)?;
         if proof.len() != self.alg.output_len() {
-            return Err(SaslFailure::MalformedRequest);
+            return Err(SaslFailure::MalformedRequest.into());
         }
         let mut attrs = without_proof.split(',');
         let cb_attr = attrs
@@ -219,7 +248,7 @@ impl AwaitingFinal {
             let server_final = format!("v={}", STANDARD.encode(server_signature));
             Ok((self.username, server_final.into_bytes()))
         } else {
-            Err(SaslFailure::NotAuthorized)
+            Err(CheckFailure::Mismatch)
         }
     }
 }

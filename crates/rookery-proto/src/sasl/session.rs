@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use super::creds::{Credentials, ScramCredential};
 use super::crypto;
-use super::failure::{MAX_MESSAGE_LEN, SaslFailure};
+use super::failure::{CheckFailure, MAX_MESSAGE_LEN, Refusal, SaslFailure};
 use super::mechanism::{ChannelBindings, Mechanism};
 use super::{plain, scram};
 
@@ -67,8 +67,30 @@ pub enum Step {
         username: String,
         additional_data: Option<Vec<u8>>,
     },
-    /// Send `<failure/>` with this condition. The session is finished.
+    /// The credentials were checked and are wrong: a wrong password or SCRAM proof, or no such
+    /// account (checked against a fake credential, so it looks the same). Send
+    /// `<failure><not-authorized/></failure>` without text. The session is finished. This is
+    /// the only outcome a brute-force throttle may count: it is the only one that tells a
+    /// guesser anything about a password.
+    CredentialsRejected,
+    /// The exchange failed without any credential being checked: a malformed or out-of-order
+    /// message, a channel-binding type or flag this connection cannot honour, an abort, a
+    /// mechanism not offered, a broken store row. Send `<failure/>` with this condition (and
+    /// [`SaslSession::failure_text`] as `<text/>`, if any). The session is finished. Never
+    /// counted by a brute-force throttle: an honest client whose first choice of mechanism or
+    /// binding was refused retries with another one.
     Failure(SaslFailure),
+}
+
+impl Step {
+    /// The RFC 6120 §6.5 condition to send, for the two failure outcomes.
+    pub fn failure_condition(&self) -> Option<SaslFailure> {
+        match self {
+            Step::CredentialsRejected => Some(SaslFailure::NotAuthorized),
+            Step::Failure(f) => Some(*f),
+            _ => None,
+        }
+    }
 }
 
 /// One SASL exchange in progress.
@@ -80,6 +102,8 @@ pub struct SaslSession {
     forced_nonce: Option<String>,
     /// Whether to include the XEP-0474 attribute; the RFC vectors predate it.
     ssdp: bool,
+    /// Why a negotiation failure happened, for `<text/>`.
+    failure_text: Option<String>,
 }
 
 enum State {
@@ -162,6 +186,7 @@ impl SaslSession {
             state: State::AwaitInitial,
             forced_nonce,
             ssdp,
+            failure_text: None,
         };
         let step = session.begin(initial_response, cfg);
         (session, step)
@@ -175,6 +200,13 @@ impl SaslSession {
     /// Whether the exchange has ended (with success or failure).
     pub fn is_finished(&self) -> bool {
         matches!(self.state, State::Done)
+    }
+
+    /// A human-readable reason for the last [`Step::Failure`], for `<failure><text/>` (RFC 6120
+    /// §6.4.5); `None` when the condition says it all. Never set for
+    /// [`Step::CredentialsRejected`].
+    pub fn failure_text(&self) -> Option<&str> {
+        self.failure_text.as_deref()
     }
 
     /// The client sent `<abort/>`: ends the exchange.
@@ -209,17 +241,19 @@ impl SaslSession {
                 let username = st.username.clone();
                 (State::ScramCredentials(st), username)
             }),
-            None => plain::parse(msg, cfg).map(|req| {
-                let username = req.username.clone();
-                (State::PlainCredentials(req), username)
-            }),
+            None => plain::parse(msg, cfg)
+                .map(|req| {
+                    let username = req.username.clone();
+                    (State::PlainCredentials(req), username)
+                })
+                .map_err(Refusal::from),
         };
         match parsed {
             Ok((state, username)) => {
                 self.state = state;
                 Step::NeedCredentials { username }
             }
-            Err(failure) => self.fail(failure),
+            Err(refusal) => self.refuse(refusal),
         }
     }
 
@@ -266,7 +300,7 @@ impl SaslSession {
                     username,
                     additional_data: None,
                 },
-                Err(failure) => self.fail(failure),
+                Err(failure) => self.check_failed(failure),
             },
             // Credentials were not asked for: a caller bug, but fail closed.
             _ => self.fail(SaslFailure::MalformedRequest),
@@ -286,7 +320,7 @@ impl SaslSession {
                     username,
                     additional_data: Some(server_final),
                 },
-                Err(failure) => self.fail(failure),
+                Err(failure) => self.check_failed(failure),
             },
             // A response while we wait for the account lookup, or after the end, is out of
             // order: the client did not wait for a challenge.
@@ -297,8 +331,23 @@ impl SaslSession {
     }
 
     fn fail(&mut self, failure: SaslFailure) -> Step {
+        self.refuse(failure.into())
+    }
+
+    fn refuse(&mut self, refusal: Refusal) -> Step {
         self.state = State::Done;
-        Step::Failure(failure)
+        self.failure_text = refusal.text;
+        Step::Failure(refusal.condition)
+    }
+
+    fn check_failed(&mut self, failure: CheckFailure) -> Step {
+        match failure {
+            CheckFailure::Mismatch => {
+                self.state = State::Done;
+                Step::CredentialsRejected
+            }
+            CheckFailure::Other(f) => self.fail(f),
+        }
     }
 }
 

@@ -162,6 +162,51 @@ async fn three_failed_logins_close_the_connection() {
     assert!(matches!(c.next(5).await, Ev::End));
 }
 
+/// Only secrets checked and found wrong count in the brute-force throttle: unknown mechanisms,
+/// aborts and unusable responses do not, however many (docs/decisions/0008).
+#[tokio::test]
+async fn only_wrong_secrets_count_against_the_throttle() {
+    let r =
+        client::start_with("[limits]\nauth_failures_per_ip = 1\nauth_ban_threshold = 2\n").await;
+    let ip: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    for _ in 0..3 {
+        let mut c = Comp::connect(r.addr).await;
+        c.raw(&format!("<auth xmlns='{SASL}' mechanism='CRAM-MD5'/>"))
+            .await;
+        let f = c.next_named("failure", 5).await;
+        assert!(
+            f.get_child("invalid-mechanism", SASL).is_some(),
+            "{}",
+            f.to_xml()
+        );
+        c.raw(&format!("<auth xmlns='{SASL}' mechanism='DIGEST-MD5'/>"))
+            .await;
+        let _challenge = c.next_named("challenge", 5).await;
+        c.raw(&format!("<abort xmlns='{SASL}'/>")).await;
+        let f = c.next_named("failure", 5).await;
+        assert!(f.get_child("aborted", SASL).is_some(), "{}", f.to_xml());
+        c.raw(&format!("<auth xmlns='{SASL}' mechanism='DIGEST-MD5'/>"))
+            .await;
+        let _challenge = c.next_named("challenge", 5).await;
+        c.raw(&format!("<response xmlns='{SASL}'>AAAA</response>"))
+            .await;
+        let f = c.next_named("failure", 5).await;
+        assert!(
+            f.get_child("not-authorized", SASL).is_none(),
+            "{}",
+            f.to_xml()
+        );
+    }
+    let throttle = r.running.server.throttle();
+    assert!(!throttle.is_banned(ip, std::time::Instant::now()));
+    let _ok = Comp::login(r.addr, "jabberd").await;
+    // Wrong secrets do count: the second bans the address.
+    let mut c = Comp::connect(r.addr).await;
+    assert!(!c.digest_md5("jabberd", "wrong-secret").await);
+    assert!(!c.digest_md5("jabberd", "wrong-secret").await);
+    assert!(throttle.is_banned(ip, std::time::Instant::now()));
+}
+
 // 2. Announcements: once per connection; a newcomer learns every existing name.
 #[tokio::test]
 async fn bind_is_announced_once_per_connection_and_newcomers_learn_every_name() {

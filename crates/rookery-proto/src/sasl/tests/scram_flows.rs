@@ -76,7 +76,7 @@ fn plus_with_wrong_binding_data_fails() {
         ] {
             let mut c = juliet(alg).binding(Binding::Bound(name, data.to_vec()));
             let t = scram_login(&env, mech, &mut c, Some(&JULIET), |m| m);
-            assert_eq!(failure(&t.outcome), SaslFailure::NotAuthorized);
+            assert_eq!(t.outcome, Step::CredentialsRejected);
         }
     }
 }
@@ -97,7 +97,7 @@ fn client_final_with_different_gs2_header_fails() {
             format!("c=biws,{rest}").into_bytes()
         },
     );
-    assert_eq!(failure(&t.outcome), SaslFailure::NotAuthorized);
+    assert_eq!(t.outcome, Step::CredentialsRejected);
 }
 
 #[test]
@@ -127,15 +127,58 @@ fn plus_mechanism_requires_p_flag_and_p_flag_requires_plus() {
 }
 
 /// RFC 5802 §6: `y` means "I could bind, but you offered no -PLUS". We did offer it, so the
-/// list was stripped on the way: a downgrade attack.
+/// list was stripped on the way: a downgrade attack. Refused before any credential is looked
+/// at, so it is a negotiation failure (not [`Step::CredentialsRejected`]) with a reason.
 #[test]
 fn y_flag_when_plus_was_advertised_is_a_downgrade() {
     let env = Env::tls13();
     for (mech, alg) in SCRAM {
         let c = juliet(alg).binding(Binding::ClientOnly);
-        let step = scram_first(&env, mech, &c);
-        assert_eq!(failure(&step), SaslFailure::NotAuthorized);
+        let (s, step) = SaslSession::start(mech, Some(&c.first_message()), &env.cfg());
+        assert_eq!(step, Step::Failure(SaslFailure::MalformedRequest));
+        let text = s.failure_text().unwrap();
+        assert!(text.contains("downgrade"), "{text}");
+        assert!(
+            text.contains("tls-exporter, tls-server-end-point"),
+            "{text}"
+        );
     }
+}
+
+/// What Debian's slixmpp 1.8.3 sends on a TLS 1.3 stream that offers -PLUS: both -PLUS
+/// mechanisms with `p=tls-unique` (undefined for TLS 1.3, RFC 9266), then both plain SCRAM
+/// mechanisms with `y`. Every one is refused at the client-first-message, as a negotiation
+/// failure that says why; only a wrong password is a credential rejection.
+#[test]
+fn tls_unique_client_sequence_is_negotiation_failures_only() {
+    let env = Env::tls13();
+    for (mech, alg) in PLUS {
+        let c = juliet(alg).binding(Binding::Bound("tls-unique", vec![7; 12]));
+        let (s, step) = SaslSession::start(mech, Some(&c.first_message()), &env.cfg());
+        assert_eq!(step, Step::Failure(SaslFailure::MalformedRequest));
+        let text = s.failure_text().unwrap();
+        assert!(text.contains("not offered"), "{text}");
+        assert!(
+            text.contains("tls-exporter, tls-server-end-point"),
+            "{text}"
+        );
+        // The client's type name is not echoed back.
+        assert!(!text.contains("tls-unique"), "{text}");
+    }
+    for (mech, alg) in SCRAM {
+        let c = juliet(alg).binding(Binding::ClientOnly);
+        let step = scram_first(&env, mech, &c);
+        assert_eq!(step, Step::Failure(SaslFailure::MalformedRequest));
+    }
+    let mut wrong = ScramClient::new(HashAlg::Sha256, USER, "guess");
+    let t = scram_login(
+        &env,
+        Mechanism::ScramSha256,
+        &mut wrong,
+        Some(&JULIET),
+        |m| m,
+    );
+    assert_eq!(t.outcome, Step::CredentialsRejected);
 }
 
 #[test]
@@ -167,7 +210,7 @@ fn tampered_proof_fails() {
             bytes[0] ^= 1;
             format!("{head},p={}", base64_encode(&bytes)).into_bytes()
         });
-        assert_eq!(failure(&t.outcome), SaslFailure::NotAuthorized);
+        assert_eq!(t.outcome, Step::CredentialsRejected);
     }
 }
 
@@ -176,7 +219,11 @@ fn wrong_password_fails() {
     let env = Env::tls13();
     let mut c = ScramClient::new(HashAlg::Sha256, USER, "not the password");
     let t = scram_login(&env, Mechanism::ScramSha256, &mut c, Some(&JULIET), |m| m);
-    assert_eq!(failure(&t.outcome), SaslFailure::NotAuthorized);
+    assert_eq!(t.outcome, Step::CredentialsRejected);
+    assert_eq!(
+        t.outcome.failure_condition(),
+        Some(SaslFailure::NotAuthorized)
+    );
 }
 
 /// The client-final must echo the full combined nonce; a replay with another nonce (or only
@@ -202,10 +249,7 @@ fn wrong_nonce_fails() {
             &sf,
             &format!("c=biws,r={forged}"),
         );
-        assert_eq!(
-            failure(&s.step(msg.as_bytes(), &cfg)),
-            SaslFailure::NotAuthorized
-        );
+        assert_eq!(s.step(msg.as_bytes(), &cfg), Step::CredentialsRejected);
     }
 }
 
@@ -238,8 +282,8 @@ fn unknown_user_fails_exactly_like_a_wrong_password() {
 
     assert_eq!(shape(&known.server_first), shape(&unknown.server_first));
     assert_eq!(known.outcome, unknown.outcome);
-    assert_eq!(unknown.outcome, Step::Failure(SaslFailure::NotAuthorized));
-    assert_eq!(unknown2.outcome, Step::Failure(SaslFailure::NotAuthorized));
+    assert_eq!(unknown.outcome, Step::CredentialsRejected);
+    assert_eq!(unknown2.outcome, Step::CredentialsRejected);
     // Same fake salt on every attempt (a fresh one each time would give the absence away)…
     let salt_of = |sf: &[u8]| {
         std::str::from_utf8(sf)
