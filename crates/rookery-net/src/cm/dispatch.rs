@@ -199,7 +199,7 @@ async fn on_iq(server: &Server, hub: &Arc<Hub<CmTx>>, link: &Arc<Link>, el: Elem
                 .tasks()
                 .spawn(crate::c2s::serve_routed(server.clone(), stream, peer, id));
         }
-        Some((ns::CM, "close")) => match hub.session(&id) {
+        Some((ns::CM, "close")) => match hub.start_close(&id) {
             Some(tx) => {
                 let _ = tx.send(CmIn::Close).await;
                 reply(result());
