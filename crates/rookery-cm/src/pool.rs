@@ -273,8 +273,10 @@ async fn on_route(cm: &Cm, link: &Arc<Link>, mut el: Element) {
     let Some(streamid) = el.attr("streamid").map(str::to_owned) else {
         return;
     };
+    // Openfire's server writes stanzas inheriting the link namespace, Rookery's declared
+    // `jabber:client` before decision 0009: both are client stanzas.
     let payload = el.take_nodes().into_iter().find_map(|n| match n {
-        Node::Element(e) => Some(e),
+        Node::Element(e) => Some(wire::client_payload(e)),
         Node::Text(_) => None,
     });
     let Some(payload) = payload else {

@@ -78,6 +78,23 @@ impl Element {
         &self.ns
     }
 
+    /// Moves this element from namespace `from` into `to`, with the descendants that inherit
+    /// it: a child in `from` under a parent in `from`. A descendant in `from` below an element
+    /// of another namespace keeps its namespace, since there it was declared explicitly. Used
+    /// where a stream's default namespace must be read as another one (RFC 6120 §4.8.3);
+    /// nothing happens when this element is not in `from`.
+    pub fn rename_ns(&mut self, from: &str, to: &str) {
+        if self.ns != from {
+            return;
+        }
+        self.ns = to.to_owned();
+        for n in &mut self.children {
+            if let Node::Element(c) = n {
+                c.rename_ns(from, to);
+            }
+        }
+    }
+
     /// Whether this element is `{ns}name`.
     pub fn is(&self, name: &str, ns: &str) -> bool {
         self.name == name && self.ns == ns
@@ -212,5 +229,34 @@ impl Element {
 impl From<Element> for Node {
     fn from(e: Element) -> Self {
         Node::Element(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Element;
+
+    #[test]
+    fn rename_ns_moves_only_what_inherits_the_namespace() {
+        // A stanza written without xmlns inside a stream whose default namespace is `a`; its
+        // forwarded copy declares `a` again below a foreign element.
+        let mut el = Element::parse(
+            "<message xmlns='a' to='x'><body>hi</body>\
+             <forwarded xmlns='f'><message xmlns='a'><body/></message></forwarded></message>",
+        )
+        .unwrap();
+        el.rename_ns("a", "b");
+        assert!(el.is("message", "b"));
+        assert_eq!(el.attr("to"), Some("x"));
+        assert!(el.get_child("body", "b").is_some());
+        let fwd = el.get_child("forwarded", "f").unwrap();
+        let inner = fwd.get_child("message", "a").unwrap();
+        assert!(inner.get_child("body", "a").is_some());
+
+        // Not in `from`: untouched, children included.
+        let mut other = Element::parse("<auth xmlns='s'><x xmlns='a'/></auth>").unwrap();
+        let before = other.clone();
+        other.rename_ns("a", "b");
+        assert_eq!(other, before);
     }
 }

@@ -124,6 +124,7 @@ async fn on_route(hub: &Arc<Hub<CmTx>>, link: &Arc<Link>, mut el: Element) {
         return;
     };
     // Waiting here pushes back on the link (and so the CM) when a session falls behind.
+    let child = wire::client_payload(child);
     let _ = tx.send(CmIn::Element(Box::new(child))).await;
 }
 
@@ -198,7 +199,7 @@ async fn on_iq(server: &Server, hub: &Arc<Hub<CmTx>>, link: &Arc<Link>, el: Elem
                 .tasks()
                 .spawn(crate::c2s::serve_routed(server.clone(), stream, peer, id));
         }
-        Some((ns::CM, "close")) => match hub.session(&id) {
+        Some((ns::CM, "close")) => match hub.start_close(&id) {
             Some(tx) => {
                 let _ = tx.send(CmIn::Close).await;
                 reply(result());
@@ -218,7 +219,7 @@ async fn on_iq(server: &Server, hub: &Arc<Hub<CmTx>>, link: &Arc<Link>, el: Elem
                 ));
                 return;
             }
-            let st = Stanza::new(children[0].clone())
+            let st = Stanza::new(wire::failed_payload(children[0].clone()))
                 .ok()
                 .filter(|st| st.kind() == rookery_proto::stanza::Kind::Message);
             let Some(st) = st else {

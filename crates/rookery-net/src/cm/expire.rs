@@ -6,6 +6,7 @@ use super::CmRegistry;
 use super::hub::Hub;
 use super::link::Link;
 use super::stream::{CmIn, CmTx};
+use super::wire;
 use rookery_core::Server;
 use rookery_proto::ns;
 use rookery_proto::stanza::Stanza;
@@ -63,8 +64,9 @@ fn routed_messages(bytes: &[u8]) -> Vec<Stanza> {
             && route.is("route", ns::CM_LINK)
         {
             for c in route.children() {
+                let c = wire::client_payload(c.clone());
                 if c.is("message", ns::CLIENT)
-                    && let Ok(st) = Stanza::new(c.clone())
+                    && let Ok(st) = Stanza::new(c)
                 {
                     out.push(st);
                 }
@@ -77,7 +79,6 @@ fn routed_messages(bytes: &[u8]) -> Vec<Stanza> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cm::wire;
     use rookery_xml::Element;
 
     #[test]

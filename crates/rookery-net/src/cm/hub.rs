@@ -15,6 +15,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 struct Session<T> {
     to: T,
     link: Arc<Link>,
+    /// The peer asked to close it; it stays until its actor is done writing.
+    closing: bool,
 }
 
 struct State<T> {
@@ -120,8 +122,25 @@ impl<T: Clone> Hub<T> {
         if st.sessions.contains_key(id) {
             return false;
         }
-        st.sessions.insert(id.to_owned(), Session { to, link });
+        st.sessions.insert(
+            id.to_owned(),
+            Session {
+                to,
+                link,
+                closing: false,
+            },
+        );
         true
+    }
+
+    /// The session to close at the peer's request, once: None when there is no such session
+    /// or a close was already asked for (the session stays until its actor ends, so a second
+    /// `<close/>` would otherwise still find it; Openfire answers that one `item-not-found`).
+    pub fn start_close(&self, id: &str) -> Option<T> {
+        let mut st = self.state();
+        let s = st.sessions.get_mut(id).filter(|s| !s.closing)?;
+        s.closing = true;
+        Some(s.to.clone())
     }
 
     pub fn remove_session(&self, id: &str) -> Option<T> {
@@ -280,6 +299,23 @@ mod tests {
         );
         assert!(hub.link("l1").is_none());
         assert!(hub.resume("l1", &l2, 0, None).is_none());
+    }
+
+    /// Regression: a second `<close/>` that arrived while the first one's session was still
+    /// ending was answered `result` instead of `item-not-found`.
+    #[test]
+    fn a_session_is_closed_once() {
+        let hub: Hub<u32> = Hub::new("cm1".into());
+        let l1 = Link::new("l1".into(), "cm1/1".into());
+        assert!(hub.insert_session("s1", 1, l1.clone()));
+        assert_eq!(hub.start_close("s1"), Some(1));
+        assert_eq!(hub.start_close("s1"), None);
+        // Still there (its actor writes its last words) until it is removed.
+        assert_eq!(hub.session("s1"), Some(1));
+        assert!(hub.send("s1", Bytes::from_static(b"bye")));
+        hub.remove_session("s1");
+        assert_eq!(hub.start_close("s1"), None);
+        assert_eq!(hub.start_close("nobody"), None);
     }
 
     #[test]

@@ -160,6 +160,14 @@ impl Link {
         self.queue().retain
     }
 
+    /// Received elements not yet acknowledged, when an acknowledgement may be sent: never to
+    /// a peer that said it does not speak the extension (Openfire's CM logs every unknown
+    /// element it gets as a warning).
+    fn ack_due(&self) -> Option<u64> {
+        let received = self.received();
+        (received > self.acked_sent.load(Ordering::Acquire) && self.retaining()).then_some(received)
+    }
+
     /// Counts one reliable element received; wakes the writer when an ack is due.
     pub fn note_received(&self) {
         let n = self.received.fetch_add(1, Ordering::AcqRel) + 1;
@@ -266,9 +274,7 @@ pub async fn run_writer<W: AsyncWrite + Unpin>(link: Arc<Link>, mut w: W, heartb
     let mut out: Vec<u8> = Vec::new();
     let mut last_write = tokio::time::Instant::now();
     loop {
-        let received = link.received();
-        let ack_pending = received > link.acked_sent.load(Ordering::Acquire);
-        let wait = if ack_pending {
+        let wait = if link.ack_due().is_some() {
             ACK_DELAY
         } else {
             heartbeat.saturating_sub(last_write.elapsed())
@@ -278,8 +284,7 @@ pub async fn run_writer<W: AsyncWrite + Unpin>(link: Arc<Link>, mut w: W, heartb
             _ = link.wake.notified() => {}
             _ = tokio::time::sleep(wait) => {}
         }
-        let received = link.received();
-        if received > link.acked_sent.load(Ordering::Acquire) {
+        if let Some(received) = link.ack_due() {
             link.acked_sent.store(received, Ordering::Release);
             batch.push(Bytes::from(super::wire::ack_bytes(received)));
         }
@@ -382,6 +387,27 @@ mod tests {
             got.extend_from_slice(&buf[..n]);
         }
         assert_eq!(String::from_utf8(got).unwrap(), want);
+        link.kill();
+        task.await.unwrap();
+    }
+
+    /// Regression: acknowledgements went to every peer, also to Openfire's CM, which answered
+    /// the configuration without `<acks/>` and logs each `<a/>` as an unknown stanza.
+    #[tokio::test]
+    async fn no_acknowledgements_to_a_peer_without_the_extension() {
+        let link = Link::new("l1".into(), "cm/1".into());
+        link.stop_retaining();
+        let (client, mut server) = tokio::io::duplex(1 << 16);
+        let task = tokio::spawn(run_writer(link.clone(), client, Duration::from_secs(30)));
+        for _ in 0..2 * ACK_EVERY {
+            link.note_received();
+        }
+        link.push(b("<x/>"));
+        let mut buf = [0u8; 256];
+        let n = tokio::io::AsyncReadExt::read(&mut server, &mut buf)
+            .await
+            .unwrap();
+        assert_eq!(&buf[..n], b"<x/>");
         link.kill();
         task.await.unwrap();
     }

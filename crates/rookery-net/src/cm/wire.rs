@@ -24,16 +24,36 @@ pub fn digest_matches(given: &str, stream_id: &str, secret: &str) -> bool {
     given.len() == expected.len() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
 }
 
-/// Appends `<route from to streamid>payload</route>` as written inside a link stream (whose
-/// default namespace is `jabber:connectionmanager`; the payload declares its own).
+/// Appends `<route from to streamid>payload</route>` as Openfire writes it inside a link
+/// stream: a `jabber:client` stanza goes without `xmlns`, so on the wire it inherits the
+/// link's `jabber:connectionmanager`; other payloads (SASL) declare their own namespace.
+/// The reader takes either form back with [`client_payload`]. Decision 0009.
 pub fn write_route(out: &mut Vec<u8>, from: &str, to: &str, streamid: &str, payload: &Element) {
     rookery_xml::open_tag(
         out,
         "route",
         &[("from", from), ("to", to), ("streamid", streamid)],
     );
-    payload.write_to(out, ns::CM_LINK);
+    payload.write_to(out, ns::CLIENT);
     out.extend_from_slice(b"</route>");
+}
+
+/// A payload taken out of a `<route>` (or a `<failed>`), as a client element: what arrived
+/// without a namespace of its own inherited the link's `jabber:connectionmanager` and is a
+/// `jabber:client` stanza (Openfire's CM wraps the client's bytes as they came, and
+/// Openfire's server writes stanzas that way too); a payload that declares `jabber:client`
+/// or another namespace (SASL) is taken as it is. Decision 0009.
+pub fn client_payload(mut el: Element) -> Element {
+    el.rename_ns(ns::CM_LINK, ns::CLIENT);
+    el
+}
+
+/// The stanza inside `<session><failed>`: Openfire's CM writes it there as it got it,
+/// without a namespace, so it inherits the session element's
+/// `http://jabber.org/protocol/connectionmanager`; a client stanza all the same.
+pub fn failed_payload(mut el: Element) -> Element {
+    el.rename_ns(ns::CM, ns::CLIENT);
+    client_payload(el)
 }
 
 /// A route carrying raw, already serialized content (a stream error for the client).
@@ -156,15 +176,61 @@ mod tests {
     }
 
     #[test]
-    fn route_escapes_and_declares_the_payload_namespace() {
+    fn route_escapes_and_writes_stanzas_in_the_link_namespace() {
         let mut out = Vec::new();
-        let msg = Element::new("message", ns::CLIENT).with_attr("to", "a@b");
+        let msg = Element::new("message", ns::CLIENT)
+            .with_attr("to", "a@b")
+            .child(Element::new("body", ns::CLIENT).with_text("x"));
         write_route(&mut out, "example.com", "cm'1", "s<1", &msg);
+        let mut sasl = Vec::new();
+        write_route(&mut sasl, "a", "b", "c", &Element::new("success", ns::SASL));
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "<route from='example.com' to='cm&apos;1' streamid='s&lt;1'>\
-             <message xmlns='jabber:client' to='a@b'/></route>"
+             <message to='a@b'><body>x</body></message></route>"
         );
+        assert_eq!(
+            String::from_utf8(sasl).unwrap(),
+            "<route from='a' to='b' streamid='c'>\
+             <success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/></route>"
+        );
+    }
+
+    /// Both forms of a routed stanza read back as the same client element: inheriting the
+    /// link namespace (Openfire's) and declaring `jabber:client` (Rookery's before 0009).
+    #[test]
+    fn routed_payloads_in_either_form_are_client_elements() {
+        let wrap = |payload: &str| {
+            format!(
+                "<stream:stream xmlns:stream='{}' xmlns='{}'>\
+                 <route streamid='s'>{payload}</route>",
+                ns::STREAM,
+                ns::CM_LINK
+            )
+        };
+        let first_payload = |xml: String| {
+            let mut f = rookery_xml::Framer::new(rookery_xml::Limits::default());
+            f.feed(xml.as_bytes());
+            let _header = f.next_event().unwrap().unwrap();
+            let Some(rookery_xml::StreamEvent::Stanza(route)) = f.next_event().unwrap() else {
+                panic!("no route");
+            };
+            client_payload(route.children().next().unwrap().clone())
+        };
+        let inherited = first_payload(wrap(
+            "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>",
+        ));
+        let declared = first_payload(wrap(
+            "<iq xmlns='jabber:client' type='set' id='b'>\
+             <bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>",
+        ));
+        assert!(inherited.is("iq", ns::CLIENT), "{}", inherited.to_xml());
+        assert_eq!(inherited, declared);
+        assert!(inherited.get_child("bind", ns::BIND).is_some());
+        let sasl = first_payload(wrap(
+            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGEAYg==</auth>",
+        ));
+        assert!(sasl.is("auth", ns::SASL));
     }
 
     #[test]
