@@ -54,7 +54,9 @@ async fn answer(running: &rookery_server::Running, kind: ListenerKind, bytes: &[
 
 fn assert_not_well_formed(kind: ListenerKind, got: &str) {
     assert!(
-        got.contains("<stream:error><not-well-formed xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"),
+        got.contains(
+            "<stream:error><not-well-formed xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+        ),
         "{}: {got}",
         kind.as_str()
     );

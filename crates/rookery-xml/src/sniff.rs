@@ -97,7 +97,10 @@ mod tests {
         assert_eq!(stream_start(b"\xfe"), Ok(false));
         assert_eq!(stream_start(b"<s"), Ok(true));
         assert_eq!(stream_start(b"<?"), Ok(true));
-        assert!(matches!(stream_start(b"G"), Err(FramerError::NotWellFormed(_))));
+        assert!(matches!(
+            stream_start(b"G"),
+            Err(FramerError::NotWellFormed(_))
+        ));
         assert!(matches!(
             stream_start(b"\xef\xbb\xbf<"),
             Err(FramerError::NotWellFormed(_))
