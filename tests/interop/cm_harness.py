@@ -84,6 +84,8 @@ class ConnectionManager:
     binary: Path = field(default_factory=rookery_bin)
     proc: subprocess.Popen | None = None
     ports: dict[str, int] = field(default_factory=dict)
+    # More `rookery cm` arguments (e.g. --log-format json).
+    extra_args: tuple[str, ...] = ()
 
     @property
     def stderr_path(self) -> Path:
@@ -98,7 +100,7 @@ class ConnectionManager:
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         ready = self.workdir / "ready"
-        env = dict(os.environ, ROOKERY_CM_SECRET=CM_SECRET, NO_COLOR="1")
+        env = dict(os.environ, ROOKERY_CM_SECRET=CM_SECRET)
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
                 [str(self.binary), "cm", "--name", self.name,
@@ -106,7 +108,7 @@ class ConnectionManager:
                  "--links", str(self.links), "--grace-secs", str(self.grace_secs),
                  "--listen", f"{HOST}:0", "--listen-tls", f"{HOST}:0",
                  "--domain", "localhost", "--data-dir", str(self.workdir / "data"),
-                 "--ready-file", str(ready)],
+                 "--ready-file", str(ready), *self.extra_args],
                 stdin=subprocess.DEVNULL, stdout=err, stderr=err, cwd=self.workdir, env=env)
         self.ports.update(wait_ready(self.proc, ready, "rookery cm", self.stderr_tail))
 

@@ -61,13 +61,16 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 async def start_server(tmp_path, request):
-    """Factory: start_server(config_overrides=None, users=USERS) -> Server. Every server started
-    is stopped at teardown with SIGTERM; exit code 0 and no panic on stderr are asserted."""
+    """Factory: start_server(config_overrides=None, users=USERS, extra_args=(), env={}) ->
+    Server. Every server started is stopped at teardown with SIGTERM; exit code 0 and no panic
+    on stderr are asserted."""
     started: list[Server] = []
 
-    def start(config: dict | None = None, users=USERS, name: str | None = None) -> Server:
+    def start(config: dict | None = None, users=USERS, name: str | None = None,
+              extra_args: tuple[str, ...] = (), env: dict | None = None) -> Server:
         workdir = tmp_path / (name or f"rookery{len(started)}")
-        srv = Server(workdir=workdir, config=merge_config(default_config(), config))
+        srv = Server(workdir=workdir, config=merge_config(default_config(), config),
+                     extra_args=extra_args, env=env or {})
         srv._clients, srv._raws = [], []
         srv.start()
         started.append(srv)

@@ -133,6 +133,17 @@ def wait_ready(proc: subprocess.Popen, ready: Path, what: str, tail) -> dict[str
     return ports
 
 
+def process_env(changes: dict[str, str | None]) -> dict[str, str]:
+    """This process's environment with `changes` applied (None removes a variable)."""
+    env = dict(os.environ)
+    for k, v in changes.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = v
+    return env
+
+
 def kill_process(proc: subprocess.Popen | None) -> None:
     if proc and proc.poll() is None:
         proc.kill()
@@ -165,6 +176,10 @@ class Rookery:
     ports: dict[str, int] = field(default_factory=dict)
     host: str = HOST
     domain: str = DOMAIN
+    # More `rookery serve` arguments (e.g. --log-format json), and environment changes for the
+    # process (a None value removes the variable).
+    extra_args: tuple[str, ...] = ()
+    env: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def config_path(self) -> Path:
@@ -222,8 +237,7 @@ class Rookery:
         self.ready_path.unlink(missing_ok=True)
         self.ports.clear()
         self.config_path.write_text(render_toml(self.config))
-        env = dict(os.environ)
-        env.setdefault("NO_COLOR", "1")  # plain log lines in the kept stderr
+        env = process_env(self.env)
         stderr = open(self.stderr_path, "wb")
         try:
             self.proc = subprocess.Popen(
@@ -234,6 +248,7 @@ class Rookery:
                     str(self.config_path),
                     "--ready-file",
                     str(self.ready_path),
+                    *self.extra_args,
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=stderr,

@@ -48,6 +48,25 @@ async def test_not_well_formed_in_header(server):
     await still_serving(server)
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param(b"GET / HTTP/1.1\r\nHost: localhost:5222\r\n\r\n", id="http-request"),
+        pytest.param(b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03", id="tls-client-hello"),
+        pytest.param(b"?", id="one-garbage-byte"),
+    ],
+)
+async def test_not_xml_before_the_header_fails_at_once(start_server, payload):
+    # With an hour of header timeout, only the first-byte check can answer within the read
+    # deadline.
+    server = start_server({"limits": {"header_timeout_secs": 3600}})
+    raw = server.raw()
+    await raw.connect()
+    await raw.send(payload)
+    assert_condition(await raw.expect_stream_error(timeout=5), "not-well-formed")
+    await still_serving(server)
+
+
 # -- restricted-xml ----------------------------------------------------------------------------
 
 DOCTYPE = "<?xml version='1.0'?><!DOCTYPE stream [<!ENTITY x 'y'>]>" + header(xml_decl=False)

@@ -1,5 +1,6 @@
 //! Command-line interface definition (clap derive).
 
+use crate::logging::LogFormat;
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -70,6 +71,10 @@ pub struct CmArgs {
     /// Log level (error, warn, info, debug, trace).
     #[arg(long, default_value = "info")]
     pub log_level: String,
+    /// Log format on stderr: `text` (coloured only on a terminal, never with NO_COLOR set) or
+    /// `json` (one object per line, for log collectors).
+    #[arg(long, value_enum, env = "ROOKERY_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 #[derive(ClapArgs, Debug, Clone)]
@@ -87,6 +92,10 @@ pub struct ServeArgs {
     /// (for scripts and tests that bind port 0).
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
+    /// Log format on stderr: `text` (coloured only on a terminal, never with NO_COLOR set) or
+    /// `json` (one object per line, for log collectors).
+    #[arg(long, value_enum, env = "ROOKERY_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 #[derive(Subcommand, Debug)]

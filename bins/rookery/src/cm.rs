@@ -7,7 +7,7 @@ use rookery_cm::CmOptions;
 use std::path::PathBuf;
 
 pub async fn run(args: CmArgs) -> anyhow::Result<()> {
-    crate::serve::init_logging(&args.log_level);
+    crate::logging::init(&args.log_level, args.log_format);
     let secret = match (&args.secret, &args.secret_file) {
         (_, Some(f)) => std::fs::read_to_string(f)
             .with_context(|| format!("reading --secret-file {}", f.display()))?

@@ -3,6 +3,7 @@
 
 mod cli;
 mod cm;
+mod logging;
 mod serve;
 mod user;
 

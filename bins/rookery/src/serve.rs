@@ -28,18 +28,9 @@ pub fn check_config(arg: ConfigArg) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ROOKERY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("rookery={level},rookery_core={level},rookery_net={level},rookery_mods={level},rookery_store={level},rookery_cm={level},warn")));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let cfg = load_config(&args.config)?;
-    init_logging(cfg.server.log_level.as_str());
+    crate::logging::init(cfg.server.log_level.as_str(), args.log_format);
     let hosts = cfg.hosts.len();
     let running = rookery_server::start(cfg).await?;
     if let Some(path) = &args.ready_file {

@@ -1,7 +1,7 @@
 //! Stanzas to remote domains that cannot be reached come back to the local sender exactly once
 //! with the condition that says why (RFC 6120 §10.4.3, XEP-0220 §2.4, SEED-PROTOCOLS §2.3):
-//! no DNS → `remote-server-not-found`; found but unreachable → `remote-server-timeout`; dialback
-//! refused → `internal-server-error`. IQ results, errors and untyped presence never bounce; a
+//! no DNS, or no server accepting connections → `remote-server-not-found`; connected but no
+//! stream in time → `remote-server-timeout`; dialback refused → `internal-server-error`. IQ results, errors and untyped presence never bounce; a
 //! `subscribe` bounces once.
 #![allow(clippy::unwrap_used)]
 
@@ -55,7 +55,7 @@ async fn unresolvable_domain_bounces_remote_server_not_found() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nothing_listening_bounces_remote_server_timeout() {
+async fn nothing_listening_bounces_remote_server_not_found() {
     let dns = dns().await;
     let a = node(&["a.test"], &dns, Certs::SelfSigned, "").await;
     let closed = {
@@ -75,8 +75,8 @@ async fn nothing_listening_bounces_remote_server_timeout() {
         &romeo,
         &mut rx,
         "juliet@closed.test",
-        "remote-server-timeout",
-        "wait",
+        "remote-server-not-found",
+        "cancel",
     )
     .await;
 }

@@ -388,3 +388,102 @@ async fn invalid_piggyback_verdict_does_not_open_another_stream() {
     assert!(a.stream_of("a.test", "b.test").is_some());
     assert!(a.stream_of("a2.test", "b.test").is_none());
 }
+
+/// The `<error/>` child of a bounced stanza, serialized, and its `<text/>`.
+fn bounce_error(st: &rookery_proto::stanza::Stanza) -> (String, String) {
+    let err = st
+        .element()
+        .get_child("error", rookery_proto::ns::CLIENT)
+        .unwrap_or_else(|| panic!("no <error/>: {}", st.element().to_xml()));
+    let text = err
+        .get_child("text", rookery_proto::ns::STANZAS)
+        .map(|t| t.text())
+        .unwrap_or_default();
+    (err.to_xml(), text)
+}
+
+/// Asserts that a bounce names nothing of how the server tried to reach the domain.
+fn assert_reveals_nothing(xml: &str, port: u16) {
+    for internal in [
+        "127.0.0.1",
+        &port.to_string(),
+        "refused",
+        "os error",
+        "connect:",
+        "timed out:",
+    ] {
+        assert!(
+            !xml.to_lowercase().contains(internal),
+            "{internal:?} in {xml}"
+        );
+    }
+}
+
+/// Regression: a stanza to a domain whose server could not be reached bounced with the
+/// internal connect error as its text ("127.0.0.1:40123: connect: Connection refused (os error
+/// 111)"), showing the client addresses, ports and OS errors; and a refused connection was
+/// `remote-server-timeout`. Now: refused (static route or DNS) → `remote-server-not-found`,
+/// timeout → `remote-server-timeout`, each with a text naming only the domain; the details
+/// go to the server's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_domain_bounce_reveals_no_internals() {
+    use support::{Opts, Silent, expect_error, node_with, publish_at};
+
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let silent = Silent::start().await;
+    let dns = dns().await;
+    publish_at(&dns, "closed-dns.test", closed, false);
+    publish_at(&dns, "silent.test", silent.port, false);
+    let a = node_with(
+        &["a.test"],
+        &dns,
+        Certs::SelfSigned,
+        Opts {
+            connect_timeout: 1,
+            tail: format!(
+                "[[s2s.route]]\ndomain = \"closed-route.test\"\naddress = \"127.0.0.1\"\nport = {closed}\n"
+            ),
+            ..Opts::default()
+        },
+    )
+    .await;
+    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r");
+    for (domain, port, cond, ty, text) in [
+        (
+            "closed-route.test",
+            closed,
+            "remote-server-not-found",
+            "cancel",
+            "could not connect to closed-route.test",
+        ),
+        (
+            "closed-dns.test",
+            closed,
+            "remote-server-not-found",
+            "cancel",
+            "could not connect to closed-dns.test",
+        ),
+        (
+            "silent.test",
+            silent.port,
+            "remote-server-timeout",
+            "wait",
+            "timed out connecting to silent.test",
+        ),
+    ] {
+        send(
+            a.server(),
+            &romeo,
+            &format!("<message xmlns='jabber:client' to='juliet@{domain}' id='m'><body>hi</body></message>"),
+        )
+        .await;
+        let e = expect_error(&mut rx, 10, cond, ty).await;
+        assert_eq!(e.from().unwrap().as_str(), format!("juliet@{domain}"));
+        let (xml, got) = bounce_error(&e);
+        assert_eq!(got, text, "{xml}");
+        assert_reveals_nothing(&xml, port);
+    }
+}

@@ -112,7 +112,8 @@ async fn peer_shutdown_ends_the_route_and_later_stanzas_bounce() {
         "<message xmlns='jabber:client' to='juliet@b.test/j' id='m2'><body>2</body></message>",
     )
     .await;
-    let e = support::expect_error(&mut romeo_rx, 10, "remote-server-timeout", "wait").await;
+    // B's listener is gone: the connection is refused.
+    let e = support::expect_error(&mut romeo_rx, 10, "remote-server-not-found", "cancel").await;
     assert_eq!(e.id(), Some("m2"));
     assert!(a.running.shutdown(std::time::Duration::from_secs(5)).await);
 }

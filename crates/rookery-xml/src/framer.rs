@@ -17,6 +17,7 @@ use rxml::error::EndOrError;
 use rxml::{Options, Parse, RawParser, WithOptions};
 
 use crate::error::{FramerError, policy};
+use crate::sniff;
 use crate::tree::{Assembler, Output, is_xml_whitespace};
 use crate::{Element, Limits};
 
@@ -248,9 +249,16 @@ impl Framer {
         }
         loop {
             if self.counted == 0 {
+                // Between constructs: decide on the first byte whether what
+                // follows can be XML at all (sniff.rs says why).
                 self.skip_idle_whitespace();
-                if !self.header_done && !self.encoding_sniff_ok()? {
-                    return Ok(None);
+                let rest = &self.buf[self.pos..];
+                if !self.header_done {
+                    if !sniff::stream_start(rest)? {
+                        return Ok(None);
+                    }
+                } else {
+                    sniff::between_elements(rest)?;
                 }
             }
             let cap = if self.header_done {
@@ -305,20 +313,6 @@ impl Framer {
                     return Ok(Some(StreamEvent::Close));
                 }
             }
-        }
-    }
-
-    /// Before the first byte of a stream reaches rxml: recognize UTF-16/32
-    /// input (byte-order marks, or `<` with a NUL next to it) so it gets
-    /// `unsupported-encoding` rather than a generic syntax error. Waits for
-    /// two bytes so the verdict does not depend on how input is chunked.
-    fn encoding_sniff_ok(&self) -> Result<bool, FramerError> {
-        match &self.buf[self.pos..] {
-            [] | [_] => Ok(false),
-            [0xfe, 0xff, ..] | [0xff, 0xfe, ..] | [0x00, _, ..] | [b'<', 0x00, ..] => Err(
-                FramerError::UnsupportedEncoding("stream is not UTF-8 encoded".into()),
-            ),
-            _ => Ok(true),
         }
     }
 }

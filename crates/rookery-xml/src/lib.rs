@@ -14,6 +14,7 @@ mod error;
 mod framer;
 mod limits;
 mod ns;
+mod sniff;
 mod tree;
 mod writer;
 

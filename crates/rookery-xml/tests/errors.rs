@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{assert_condition, run, stream_with};
+use common::{assert_condition, error_of, run, stream_with};
 use rookery_xml::{Framer, Limits, StreamEvent};
 
 // ---- restricted XML -------------------------------------------------------
@@ -125,6 +125,40 @@ fn reserved_prefixes_are_not_well_formed() {
 #[test]
 fn text_between_stanzas_is_bad_format() {
     assert_condition(&stream_with("hello<a/>"), "bad-format");
+    // Decided on the first byte: no '<' needs to follow.
+    assert_condition(&stream_with("<a/> \nhello"), "bad-format");
+}
+
+#[test]
+fn bytes_that_cannot_start_a_stream_fail_at_once() {
+    // Before the fix the framer waited for a '<' (or the header timeout)
+    // before rxml would judge text in front of the root element.
+    for input in [
+        &b"GET / HTTP/1.1\r\nHost: example.org\r\n\r\n"[..],
+        b"x",
+        b"  \n\x7f",
+        b"\xef\xbb\xbf<stream:stream>",
+    ] {
+        let e = error_of(input);
+        assert_eq!(e.condition(), "not-well-formed", "{e}");
+    }
+    let http = error_of(b"GET / HTTP/1.1\r\n").to_string();
+    assert!(http.contains("not HTTP"), "{http}");
+    // A TLS ClientHello on a plain-text port: already an error before (U+16
+    // is no XML character), now with a hint.
+    let tls = error_of(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03").to_string();
+    assert!(tls.contains("TLS handshake"), "{tls}");
+    // After a restart too, and text after an XML declaration (rxml's own check).
+    let mut f = Framer::new(Limits::default());
+    let (ev, err) = run(
+        &mut f,
+        b"<stream:stream xmlns:stream='http://etherx.jabber.org/streams'>",
+    );
+    assert!(ev.len() == 1 && err.is_none(), "{err:?}");
+    f.reset();
+    let (_, err) = run(&mut f, b"hello");
+    assert_eq!(err.map(|e| e.condition()), Some("not-well-formed"));
+    assert_condition(b"<?xml version='1.0'?>GET", "not-well-formed");
 }
 
 // ---- stream root and encoding ---------------------------------------------

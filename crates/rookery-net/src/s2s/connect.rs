@@ -85,8 +85,32 @@ pub(crate) fn ascii_domain(domain: &str) -> Result<String, Failure> {
         .map_err(|_| Failure::NotFound(format!("{domain} is not a valid domain name")))
 }
 
+/// How one candidate address failed; the strings are for the log.
+enum Attempt {
+    /// No TCP connection: refused, or the host or network unreachable.
+    NoConnection(String),
+    /// The TCP connect did not complete within the step timeout.
+    ConnectTimeout,
+    /// Connected, but TLS or the stream could not be set up.
+    Stream(String),
+}
+
+impl From<String> for Attempt {
+    fn from(detail: String) -> Self {
+        Attempt::Stream(detail)
+    }
+}
+
+impl From<&str> for Attempt {
+    fn from(detail: &str) -> Self {
+        Attempt::Stream(detail.to_owned())
+    }
+}
+
 /// Resolves, connects and opens a stream `local` → `remote`; returns after the features of the
-/// final (TLS-protected, per policy) stream.
+/// final (TLS-protected, per policy) stream. When every candidate fails, the one that got
+/// furthest decides the failure: a stream that could not be set up, else a connect timeout,
+/// else no connection at all.
 pub(crate) async fn open(
     s2s: &S2s,
     server: &Server,
@@ -94,17 +118,29 @@ pub(crate) async fn open(
     remote: &str,
     policy: S2sPolicy,
 ) -> Result<OutStream, Failure> {
-    let mut last = String::from("no candidates");
+    let mut failure: Option<Failure> = None;
     for (addr, direct) in candidates(s2s, server, remote).await? {
-        match open_one(s2s, server, local, remote, addr, direct, policy).await {
+        let attempt = match open_one(s2s, server, local, remote, addr, direct, policy).await {
             Ok(s) => return Ok(s),
-            Err(e) => {
-                tracing::debug!(%remote, %addr, error = %e, what = "s2s-connect", "candidate failed");
-                last = format!("{addr}: {e}");
-            }
+            Err(a) => a,
+        };
+        let this = match attempt {
+            Attempt::NoConnection(e) => Failure::Refused(format!("{addr}: {e}")),
+            Attempt::ConnectTimeout => Failure::Timeout(format!("{addr}: connect timed out")),
+            Attempt::Stream(e) => Failure::Unreachable(format!("{addr}: {e}")),
+        };
+        tracing::debug!(%remote, error = %this, what = "s2s-connect", "candidate failed");
+        let rank = |f: &Failure| match f {
+            Failure::Refused(_) => 0,
+            Failure::Timeout(_) => 1,
+            _ => 2,
+        };
+        if failure.as_ref().is_none_or(|f| rank(&this) >= rank(f)) {
+            failure = Some(this);
         }
     }
-    Err(Failure::Unreachable(last))
+    // `candidates` never returns an empty list; the fallback only keeps this total.
+    Err(failure.unwrap_or_else(|| Failure::NotFound(format!("no candidates for {remote}"))))
 }
 
 async fn open_one(
@@ -115,11 +151,11 @@ async fn open_one(
     addr: SocketAddr,
     direct_tls: bool,
     policy: S2sPolicy,
-) -> Result<OutStream, String> {
+) -> Result<OutStream, Attempt> {
     let tcp = tokio::time::timeout(STEP, TcpStream::connect(addr))
         .await
-        .map_err(|_| "connect timed out".to_owned())?
-        .map_err(|e| format!("connect: {e}"))?;
+        .map_err(|_| Attempt::ConnectTimeout)?
+        .map_err(|e| Attempt::NoConnection(format!("connect: {e}")))?;
     let _ = tcp.set_nodelay(true);
     let limits = crate::limits::framer_limits(server, true);
     let (io, mut tls, mut cert): (BoxIo, bool, Option<Result<(), CertError>>) = if direct_tls {

@@ -23,17 +23,25 @@ use rookery_tls::{CertStore, S2sTrust};
 use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
 
-/// Why an outgoing stream could not be set up; decides the bounce condition.
+/// Why an outgoing stream could not be set up; decides the bounce condition. The strings carry
+/// details (addresses, OS errors, the peer's words) for the server's log only: what the sender
+/// of a bounced stanza sees is [`Failure::stanza_error`], which names nothing but the domain.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Failure {
     /// DNS says the domain has no XMPP server (RFC 6120 §10.4.3: remote-server-not-found).
     #[error("no XMPP server found for the domain: {0}")]
     NotFound(String),
-    /// Found but the stream could not be set up (remote-server-timeout).
+    /// No server of the domain accepted a TCP connection (refused, host or network
+    /// unreachable): as good as no server at all (remote-server-not-found, as Prosody says when
+    /// the peer never opened a stream).
+    #[error("no connection: {0}")]
+    Refused(String),
+    /// Connected, but the stream could not be set up (remote-server-timeout).
     #[error("could not set up a stream: {0}")]
     Unreachable(String),
-    #[error("timed out setting up the stream")]
-    Timeout,
+    /// Connecting or setting up took too long (remote-server-timeout).
+    #[error("timed out: {0}")]
+    Timeout(String),
     /// The peer said our dialback key is invalid (XEP-0220: internal-server-error).
     #[error("dialback refused by the peer")]
     DialbackInvalid,
@@ -46,16 +54,36 @@ pub enum Failure {
 }
 
 impl Failure {
-    pub fn stanza_error(&self) -> StanzaError {
-        let cond = match self {
-            Failure::NotFound(_) => Condition::RemoteServerNotFound,
+    /// The stanza error condition for this failure (RFC 6120 §8.3.3.16–17).
+    pub fn condition(&self) -> Condition {
+        match self {
+            Failure::NotFound(_) | Failure::Refused(_) => Condition::RemoteServerNotFound,
             Failure::DialbackInvalid => Condition::InternalServerError,
             Failure::Unreachable(_)
-            | Failure::Timeout
+            | Failure::Timeout(_)
             | Failure::DialbackError(_)
             | Failure::Policy(_) => Condition::RemoteServerTimeout,
+        }
+    }
+
+    /// The error for stanzas bounced to local senders: the condition and a text that names
+    /// only `remote`, the domain they addressed. Log the failure itself (its `Display`) for
+    /// the details.
+    pub fn stanza_error(&self, remote: &str) -> StanzaError {
+        let text = match self {
+            Failure::NotFound(_) => format!("no XMPP server found for {remote}"),
+            Failure::Refused(_) => format!("could not connect to {remote}"),
+            Failure::Timeout(_) => format!("timed out connecting to {remote}"),
+            Failure::Unreachable(_) => format!("could not set up a stream to {remote}"),
+            Failure::DialbackInvalid => format!("{remote} did not accept this server's identity"),
+            Failure::DialbackError(_) => {
+                format!("{remote} could not verify this server's identity")
+            }
+            Failure::Policy(_) => {
+                format!("the connection to {remote} does not meet this server's security policy")
+            }
         };
-        StanzaError::new(cond).with_text(self.to_string())
+        StanzaError::new(self.condition()).with_text(text)
     }
 }
 

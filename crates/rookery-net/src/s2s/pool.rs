@@ -195,7 +195,10 @@ async fn establish(s2s: S2s, server: Server, pair: Pair) {
     let result =
         match tokio::time::timeout(timeout, outbound::authenticate(&s2s, &server, &pair)).await {
             Ok(r) => r,
-            Err(_) => Err(Failure::Timeout),
+            Err(_) => Err(Failure::Timeout(format!(
+                "no authenticated stream within {} s",
+                timeout.as_secs()
+            ))),
         };
     let mut overflow = Vec::new();
     let queued = {
@@ -236,7 +239,7 @@ async fn establish(s2s: S2s, server: Server, pair: Pair) {
         Ok(_) => StanzaError::new(Condition::RemoteServerTimeout).with_text("the stream closed"),
         Err(f) => {
             tracing::info!(local = %pair.0, remote = %pair.1, reason = %f, what = "s2s-failed", "cannot reach remote server");
-            f.stanza_error()
+            f.stanza_error(&pair.1)
         }
     };
     for st in queued {

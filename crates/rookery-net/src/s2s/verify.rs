@@ -38,11 +38,7 @@ pub(crate) async fn check(
         Ok(Ok(v)) => v,
         Ok(Err(f)) => {
             tracing::info!(%originating, error = %f, what = "s2s-verify", "authoritative server check failed");
-            let cond = match f {
-                Failure::NotFound(_) => Condition::RemoteServerNotFound,
-                _ => Condition::RemoteServerTimeout,
-            };
-            DbType::Error(Some(StanzaError::new(cond)))
+            DbType::Error(Some(StanzaError::new(f.condition())))
         }
         Err(_) => DbType::Error(Some(StanzaError::new(Condition::RemoteServerTimeout))),
     }
