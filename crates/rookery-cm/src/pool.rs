@@ -75,8 +75,7 @@ async fn slot(cm: Arc<Cm>, i: usize, resumes: Resumes) {
                     while cm.hub.session_count() > 0 && tokio::time::Instant::now() < deadline {
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
-                    link.push_control(rookery_xml::STREAM_CLOSE.as_bytes());
-                    let _ = tokio::time::timeout(Duration::from_secs(2), link.wait_written()).await;
+                    link.close_after_queued(Duration::from_secs(2)).await;
                 }
                 link.kill();
                 let _ = writer.await;

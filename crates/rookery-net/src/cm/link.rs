@@ -138,6 +138,16 @@ impl Link {
         }
     }
 
+    /// Ends the link stream cleanly after everything already queued: waits (up to `patience`)
+    /// for the queue to be written, then writes `</stream:stream>`. Not `push_control` at once:
+    /// control bytes jump the queue, so the close would overtake what was queued last (a CM's
+    /// final session `<close/>`s) and the peer would never read it.
+    pub async fn close_after_queued(&self, patience: Duration) {
+        let _ = tokio::time::timeout(patience, self.wait_written()).await;
+        self.push_control(rookery_xml::STREAM_CLOSE.as_bytes());
+        let _ = tokio::time::timeout(patience, self.wait_written()).await;
+    }
+
     /// The peer acknowledged `h` reliable elements.
     pub fn ack(&self, h: u64) {
         let mut q = self.queue();
@@ -323,6 +333,32 @@ mod tests {
 
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    /// Regression: a stopping CM pushed `</stream:stream>` as a control element, which is
+    /// written ahead of queued elements, so its last session `<close/>`s could follow the
+    /// stream close and the server kept those sessions for the resume grace.
+    #[tokio::test]
+    async fn a_clean_close_goes_after_what_was_queued() {
+        use tokio::io::AsyncReadExt;
+        let link = Link::new("l1".into(), "cm/1".into());
+        link.push(b("<iq id='close-1'/>"));
+        let closing = tokio::spawn({
+            let link = link.clone();
+            async move { link.close_after_queued(Duration::from_secs(5)).await }
+        });
+        // The writer starts only after the close was asked for: the order must still hold.
+        tokio::task::yield_now().await;
+        let (w, mut r) = tokio::io::duplex(4096);
+        let writer = tokio::spawn(run_writer(link.clone(), w, Duration::from_secs(3600)));
+        closing.await.unwrap();
+        link.kill();
+        writer.await.unwrap();
+        let mut got = String::new();
+        r.read_to_string(&mut got).await.unwrap();
+        let iq = got.find("close-1").expect("the queued element was written");
+        let end = got.find("</stream:stream>").expect("the stream was closed");
+        assert!(iq < end, "{got}");
     }
 
     #[test]
