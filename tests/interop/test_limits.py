@@ -32,12 +32,15 @@ async def read_ids_until_closed(raw: RawClient, deadline: float) -> list[str]:
             ids.append(el.get("id"))
 
 
-async def test_slow_reader_is_disconnected_and_nothing_is_lost(start_server):
-    # Alice unshaped: at the default 32 KiB/s her 13 MB would take minutes to fill Bob's socket.
-    # Bob counts as a slow reader once his socket takes nothing for 2 s.
+N_FLOOD = 800
+
+
+async def flood_a_client_that_reads_nothing(start_server, **limits):
+    """Bob logs in and reads nothing; Alice (unshaped: at the default 32 KiB/s her 13 MB would
+    take minutes) sends him ~13 MB, far more than socket buffers hold, and is still served
+    afterwards. Returns the server and Bob."""
     server = start_server({
-        "limits": {"session_mailbox": 16, "c2s_rate_bytes": 0, "c2s_rate_stanzas": 0,
-                   "write_timeout_secs": 2},
+        "limits": {"session_mailbox": 16, "c2s_rate_bytes": 0, "c2s_rate_stanzas": 0, **limits},
         "c2s": {"ping_interval_secs": 0},
     })
     bob = server.raw()
@@ -45,69 +48,51 @@ async def test_slow_reader_is_disconnected_and_nothing_is_lost(start_server):
     await bob.send("<presence/>")
     alice = server.raw()
     await alice.login("alice", PASSWORD, resource="fast")
-    # ~13 MB towards a client that reads nothing: far more than socket buffers hold.
     body = "x" * 16000
-    n = 800
-    for i in range(n):
+    for i in range(N_FLOOD):
         await alice.send(f"<message to='bob@localhost' type='chat' id='m{i}'><body>{body}</body></message>")
-    # Alice keeps being served while Bob is dropped.
     await alice.send("<iq type='get' id='still' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
     while True:
         el = await alice.read_element(30)
         if el.get("id") == "still":
             assert el.get("type") == "result"
-            break
-    # Bob still reads nothing until the server has dropped him.
-    await server.wait_log(r'jid=bob@localhost/slow what="slow-reader"', 30)
-    got_live = await read_ids_until_closed(bob, 60)
-    assert len(got_live) < n, "the slow reader was never disconnected"
-    # What Bob did not receive waits in offline storage for his next login.
+            return server, bob
+
+
+async def the_rest_waits_offline(server, got_live: list[str]) -> None:
+    """What Bob did not receive live waits in offline storage for his next login."""
     bob2 = server.raw()
     await bob2.login("bob", PASSWORD, resource="again")
     await bob2.send("<presence/>")
     got_offline = []
-    want = {f"m{i}" for i in range(n)}
+    want = {f"m{i}" for i in range(N_FLOOD)}
     while not want <= set(got_live) | set(got_offline):
         el = await bob2.read_element(30)
         if _tag(el)[1] == "message":
             got_offline.append(el.get("id"))
     assert set(got_live) | set(got_offline) == want
+
+
+async def test_slow_reader_is_disconnected_and_nothing_is_lost(start_server):
+    # Bob counts as a slow reader once his socket takes nothing for 2 s.
+    server, bob = await flood_a_client_that_reads_nothing(start_server, write_timeout_secs=2)
+    # Bob still reads nothing until the server has dropped him.
+    await server.wait_log(r'jid=bob@localhost/slow what="slow-reader"', 30)
+    got_live = await read_ids_until_closed(bob, 60)
+    assert len(got_live) < N_FLOOD, "the slow reader was never disconnected"
+    await the_rest_waits_offline(server, got_live)
 
 
 async def test_shutdown_does_not_wait_for_a_slow_reader_and_loses_nothing(start_server):
     """Regression: a session blocked writing to a client that reads nothing held SIGTERM up for
     the whole write timeout ("sessions did not end within 10 s")."""
-    server = start_server({
-        "limits": {"session_mailbox": 16, "c2s_rate_bytes": 0, "c2s_rate_stanzas": 0},
-        "c2s": {"ping_interval_secs": 0},
-    })
-    bob = server.raw()
-    await bob.login("bob", PASSWORD, resource="slow")
-    await bob.send("<presence/>")
-    alice = server.raw()
-    await alice.login("alice", PASSWORD, resource="fast")
-    body = "x" * 16000
-    n = 800
-    for i in range(n):
-        await alice.send(f"<message to='bob@localhost' type='chat' id='m{i}'><body>{body}</body></message>")
-    await alice.send("<iq type='get' id='still' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
-    while (await alice.read_element(30)).get("id") != "still":
-        pass
+    server, bob = await flood_a_client_that_reads_nothing(start_server)
     # Bob's socket is full and his session is blocked writing to it: now stop the server.
     server.stop_and_check()
     assert "did not end within" not in server.stderr_text(), server.stderr_tail(20)
     got_live = await read_ids_until_closed(bob, 30)
     server.start()
-    bob2 = server.raw()
-    await bob2.login("bob", PASSWORD, resource="again")
-    await bob2.send("<presence/>")
-    want = {f"m{i}" for i in range(n)}
-    got_offline: list[str] = []
-    while not want <= set(got_live) | set(got_offline):
-        el = await bob2.read_element(30)
-        if _tag(el)[1] == "message":
-            got_offline.append(el.get("id"))
-    assert set(got_live) | set(got_offline) == want
+    await the_rest_waits_offline(server, got_live)
 
 
 async def test_unauthenticated_flood_from_one_address_spares_others(start_server):

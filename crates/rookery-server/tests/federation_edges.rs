@@ -9,8 +9,8 @@ mod support;
 use rookery_proto::ns;
 use std::net::{Ipv4Addr, SocketAddr};
 use support::{
-    Certs, FakeOpts, FakeServer, Opts, RawPeer, assert_empty, dns, expect_error, node, node_with,
-    publish_at, recv_non_presence, send, session,
+    Certs, FakeOpts, FakeServer, Opts, RawPeer, assert_empty, dns, expect_error, node, node_a,
+    node_with, publish_at, recv_non_presence, send, session,
 };
 
 const A_SECRET: &str = "the-dialback-secret-of-a-test";
@@ -36,13 +36,7 @@ fn dialback_error_condition(el: &rookery_xml::Element) -> String {
 
 async fn a_and_b(b_extra: &str) -> (rookery_testdns::TestDns, support::Node, support::Node) {
     let dns = dns().await;
-    let a = node(
-        &["a.test"],
-        &dns,
-        Certs::SelfSigned,
-        &format!("dialback_secret = \"{A_SECRET}\"\n"),
-    )
-    .await;
+    let a = node_a(&dns).await;
     let b = node(&["b.test"], &dns, Certs::SelfSigned, b_extra).await;
     (dns, a, b)
 }

@@ -6,8 +6,8 @@ mod support;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use support::{
-    A_SECRET, Certs, Opts, RawPeer, Silent, dialback_as_a, dns, node, node_with, publish_at,
-    recv_non_presence, session,
+    Certs, Opts, RawPeer, Silent, dialback_as_a, dns, node, node_a, node_with, publish_at,
+    recv_non_presence, session, session_with_mailbox,
 };
 
 /// Regression: authenticated s2s streams were held to the c2s limit (256 KiB); a 300 KB
@@ -44,13 +44,7 @@ async fn stanza_between_c2s_and_s2s_limits_is_federated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trickled_stanza_times_out() {
     let dns = dns().await;
-    let _a = node(
-        &["a.test"],
-        &dns,
-        Certs::SelfSigned,
-        &format!("dialback_secret = \"{A_SECRET}\"\n"),
-    )
-    .await;
+    let _a = node_a(&dns).await;
     let b = node_with(
         &["b.test"],
         &dns,
@@ -111,22 +105,9 @@ async fn pending_dialback_checks_are_capped() {
 async fn a_peer_flooding_one_user_is_slowed_and_the_user_gets_everything() {
     const N: usize = 10_000;
     let dns = dns().await;
-    let _a = node(
-        &["a.test"],
-        &dns,
-        Certs::SelfSigned,
-        &format!("dialback_secret = \"{A_SECRET}\"\n"),
-    )
-    .await;
+    let _a = node_a(&dns).await;
     let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
-    let (juliet, mut rx) = rookery_core::SessionHandle::new(
-        rookery_proto::stanza::FullJid::new("juliet@b.test/j").unwrap(),
-        64,
-    );
-    match b.server().registry().bind(juliet.clone(), false, 10) {
-        rookery_core::registry::BindOutcome::Bound(e) => e.with_state(|s| s.available = true),
-        other => panic!("{other:?}"),
-    }
+    let (_juliet, mut rx) = session_with_mailbox(b.server(), "juliet@b.test/j", 64);
     let mut peer = RawPeer::connect(
         SocketAddr::from((Ipv4Addr::LOCALHOST, b.s2s_port())),
         Some("a.test"),

@@ -9,7 +9,7 @@ mod support;
 use std::net::{Ipv4Addr, SocketAddr};
 use support::{
     A_SECRET, Certs, FakeServer, Opts, RawPeer, assert_empty, dialback_as_a, dns, expect_error,
-    node, node_with, publish_at, recv_non_presence, send, session,
+    node, node_a, node_with, publish_at, recv_non_presence, send, session,
 };
 
 fn addr(n: &support::Node) -> SocketAddr {
@@ -18,13 +18,7 @@ fn addr(n: &support::Node) -> SocketAddr {
 
 async fn a_and_b() -> (rookery_testdns::TestDns, support::Node, support::Node) {
     let dns = dns().await;
-    let a = node(
-        &["a.test"],
-        &dns,
-        Certs::SelfSigned,
-        &format!("dialback_secret = \"{A_SECRET}\"\n"),
-    )
-    .await;
+    let a = node_a(&dns).await;
     let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
     (dns, a, b)
 }

@@ -222,7 +222,16 @@ pub async fn node_with(domains: &[&str], dns: &TestDns, certs: Certs<'_>, opts: 
 
 /// A bound, available session for `jid` (priority 0) and its mailbox.
 pub fn session(server: &Server, jid: &str) -> (SessionHandle, SessionReceiver) {
-    let (h, rx) = SessionHandle::new(FullJid::new(jid).unwrap(), 4096);
+    session_with_mailbox(server, jid, 4096)
+}
+
+/// `session` with a mailbox of `capacity` stanzas.
+pub fn session_with_mailbox(
+    server: &Server,
+    jid: &str,
+    capacity: usize,
+) -> (SessionHandle, SessionReceiver) {
+    let (h, rx) = SessionHandle::new(FullJid::new(jid).unwrap(), capacity);
     match server.registry().bind(h.clone(), false, 10) {
         BindOutcome::Bound(e) => e.with_state(|s| s.available = true),
         other => panic!("bind {jid}: {other:?}"),
@@ -752,6 +761,18 @@ pub fn take_now(rx: &mut SessionReceiver) -> Stanza {
 
 /// The dialback secret tests give node A, so a raw peer can claim a.test with a real key.
 pub const A_SECRET: &str = "the-dialback-secret-of-a-test";
+
+/// Node A (a.test) with the known dialback secret: the authoritative server that confirms a
+/// raw peer's `dialback_as_a` key.
+pub async fn node_a(dns: &TestDns) -> Node {
+    node(
+        &["a.test"],
+        dns,
+        Certs::SelfSigned,
+        &format!("dialback_secret = \"{A_SECRET}\"\n"),
+    )
+    .await
+}
 
 /// Authenticates a raw peer as a.test → b.test with a key computed from A's secret (A, the
 /// authoritative server for a.test, confirms it to B).
