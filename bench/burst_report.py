@@ -75,7 +75,11 @@ def main():
     p.append("## Results\n")
     p.append("Each cell: **median** (round 1 / round 2 / …). Server CPU is utime+stime of the "
              "server process (all threads) from `/proc/PID/stat` from A's first write to the end "
-             "of the burst; memory is VmRSS / VmHWM from `/proc/PID/status`.\n")
+             "of the burst (C→D's messages included: compare the per-second figures with the "
+             "baseline's, where C→D ran alone); memory is VmRSS / VmHWM from "
+             "`/proc/PID/status`. On loopback the kernel's socket buffers take A's whole burst "
+             "(~1 MB) at once, so A's send duration stays near zero even when the server reads "
+             "slowly: a slowed sender shows in the burst duration.\n")
     p.append(table(f"A → B: {fmt(n)} messages back to back", by, order, [
         ("messages B received live", g("b_received"), True),
         ("not received by B", g("b_missing"), True),
@@ -107,6 +111,10 @@ def main():
         ("server CPU (s)", g("server_cpu_s"), True),
         ("server CPU per message B received (µs)",
          lambda r: per(r["server_cpu_s"], r["b_received"], 1e6), True),
+        ("server CPU per second over the burst (ms/s)",
+         lambda r: per(r["server_cpu_s"], r["wall_s"], 1e3), True),
+        ("server CPU per second in the baseline, C→D alone (ms/s)",
+         lambda r: per(r["base_server_cpu_s"], r["base_s"], 1e3), True),
         ("load generator CPU (s)", g("client_cpu_s"), True),
         ("wall time of the burst (s)", g("wall_s"), True),
         ("server RSS before (MiB)", lambda r: mb(r["server_rss_kb_before"]), True),

@@ -255,6 +255,8 @@ pub(crate) async fn burst(ctx: &Arc<Ctx>) {
     let cd_sent = Arc::new(AtomicU64::new(0));
     let sent_c = cd_sent.clone();
     let errs_c = errs.clone();
+    // Server CPU over the baseline: what C→D alone costs, to set against the burst's figure.
+    let base_cpu0 = sample(o.pid).cpu_s;
     let c_task = tokio::spawn(async move {
         let mut next = Instant::now();
         loop {
@@ -285,6 +287,7 @@ pub(crate) async fn burst(ctx: &Arc<Ctx>) {
         wr_c
     });
     tokio::time::sleep(Duration::from_secs(o.burst_base)).await;
+    let base_cpu = sample(o.pid).cpu_s - base_cpu0;
 
     // The burst.
     let n = o.burst_n;
@@ -418,7 +421,8 @@ pub(crate) async fn burst(ctx: &Arc<Ctx>) {
          \"burst_s\":{},\"b_msgs_per_s\":{},\"a_bounced\":{},\"a_bounce_condition\":{},\
          \"a_closed\":{},\"a_end\":{},\"b_closed\":{},\"b_end\":{},\"c_closed\":{},\"c_end\":{},\
          \"d_closed\":{},\"d_end\":{},\"end_reason\":{},\"time_limit_s\":{},\
-         \"cd_interval_ms\":{},\"base_n\":{},{},\"cd_n\":{},{},\"cd_undelivered\":{cd_undelivered},\"server_rss_kb_settled\":{},{},{}}}",
+         \"cd_interval_ms\":{},\"base_n\":{},{},\"cd_n\":{},{},\"cd_undelivered\":{cd_undelivered},\"base_s\":{},\"base_server_cpu_s\":{},\
+         \"server_rss_kb_settled\":{},{},{}}}",
         jstr(&o.server),
         a_sent.load(Ordering::Relaxed),
         num(a_send_s),
@@ -444,6 +448,8 @@ pub(crate) async fn burst(ctx: &Arc<Ctx>) {
         lat_fields("base", &base_lat),
         burst_lat.len(),
         lat_fields("cd", &burst_lat),
+        o.burst_base,
+        num(base_cpu),
         settled.rss_kb,
         errs.fields(),
         fields
