@@ -200,23 +200,9 @@ def headline(rows, order, rate):
     return text
 
 
-def main():
-    machine, servers, logs, slots, extra, rows = load(sys.argv[1])
-    order = [s for s in SERVERS if s in servers] + [s for s in servers if s not in SERVERS]
-    ok = [s for s in order if servers[s].get("status") == "ok"]
-    rate = extra.get("rate", {}).get("rate")
-    if rate is None:
-        rs = [r for by in rows.get("openloop", {}).values() for r in by]
-        rate = rs[0].get("rate") if rs else None
+def machine_section(machine, servers, slots, extra, order, rate):
+    """Machine, versions, load average at each server start: the lines of that section."""
     p = []
-    p.append(f"# c2s benchmark, {machine.get('date', '?')}\n")
-    p.append(
-        "Produced by `bench/compare.sh` (see [../README.md](../README.md) for what each scenario "
-        "does). Raw lines: the `.jsonl` file beside this one. Client and servers share the same "
-        f"{machine.get('nproc', '?')} cores; read the figures as a comparison on one machine in "
-        "one run, not as capacity. The servers ran one at a time, alternating: "
-        f"{machine.get('rounds', '?')} rounds of " + ", ".join(order) + ".\n"
-    )
     p.append("## Machine and versions\n")
     p.append("| | |\n|---|---|")
     p.append(f"| CPU | {machine.get('cpu')} (`nproc` = {machine.get('nproc')}) |")
@@ -265,6 +251,68 @@ def main():
             p.append(f"| {sl['round']} | {sl['server']} | {sl['phase']} | {sl.get('at')} | "
                      f"{sl.get('loadavg')} | {top} |")
         p.append("")
+    return p
+
+
+def errors_section(rows, logs, order):
+    """The load generator's errors and the servers' warnings."""
+    p = []
+    errs = []
+    for key, by_server in rows.items():
+        for s, rs in by_server.items():
+            for r in rs:
+                first_err = r.get("first_error") or r.get("skipped") or r.get("background_first_error")
+                if r.get("errors") or r.get("skipped") or r.get("background_errors"):
+                    errs.append(f"- {key} / {s} / round {r.get('round')}: {r.get('errors')} errors; "
+                                f"first: `{(first_err or '')[:300]}`")
+    if errs:
+        p.append("### Errors reported by the load generator\n")
+        p.extend(errs)
+        p.append("")
+    if logs:
+        p.append("### Server logs (warning level and above, whole run)\n")
+        for s in order:
+            if s in logs:
+                head_ = logs[s]["head"].strip()
+                p.append(f"- {s}: {logs[s]['lines']} lines" + (":" if head_ else ""))
+                if head_:
+                    p.append("\n```\n" + head_ + "\n```\n")
+        p.append("")
+
+    return p
+
+
+def configs_section(servers, ok):
+    """Every config as used."""
+    p = []
+    p.append("## Configurations used\n")
+    p.append("`$WORK` is the run's temporary directory. One ECDSA P-256 self-signed certificate "
+             "for `localhost` serves all three.\n")
+    for s in ok:
+        lang = {"rookery": "toml", "prosody": "lua", "ejabberd": "yaml"}.get(s.split("_")[0], "")
+        p.append(f"### {s}\n")
+        p.append(f"```{lang}\n{servers[s].get('config', '').rstrip()}\n```\n")
+    return p
+
+
+def main():
+    machine, servers, logs, slots, extra, rows = load(sys.argv[1])
+    order = [s for s in SERVERS if s in servers] + [s for s in servers if s not in SERVERS]
+    ok = [s for s in order if servers[s].get("status") == "ok"]
+    rate = extra.get("rate", {}).get("rate")
+    if rate is None:
+        rs = [r for by in rows.get("openloop", {}).values() for r in by]
+        rate = rs[0].get("rate") if rs else None
+    p = []
+    p.append(f"# c2s benchmark, {machine.get('date', '?')}\n")
+    p.append(
+        "Produced by `bench/compare.sh` (see [../README.md](../README.md) for what each scenario "
+        "does). Raw lines: the `.jsonl` file beside this one. Client and servers share the same "
+        f"{machine.get('nproc', '?')} cores; read the figures as a comparison on one machine in "
+        "one run, not as capacity. The servers ran one at a time, alternating: "
+        f"{machine.get('rounds', '?')} rounds of " + ", ".join(order) + ".\n"
+    )
+    p.extend(machine_section(machine, servers, slots, extra, order, rate))
 
     head = headline(rows, order, rate)
     if head:
@@ -401,35 +449,8 @@ def main():
             p.append(table(f"idle, {what} ({r0.get('target')} authenticated, available "
                            "connections; a freshly started server)", idle, order, idle_metrics))
 
-    errs = []
-    for key, by_server in rows.items():
-        for s, rs in by_server.items():
-            for r in rs:
-                first_err = r.get("first_error") or r.get("skipped") or r.get("background_first_error")
-                if r.get("errors") or r.get("skipped") or r.get("background_errors"):
-                    errs.append(f"- {key} / {s} / round {r.get('round')}: {r.get('errors')} errors; "
-                                f"first: `{(first_err or '')[:300]}`")
-    if errs:
-        p.append("### Errors reported by the load generator\n")
-        p.extend(errs)
-        p.append("")
-    if logs:
-        p.append("### Server logs (warning level and above, whole run)\n")
-        for s in order:
-            if s in logs:
-                head_ = logs[s]["head"].strip()
-                p.append(f"- {s}: {logs[s]['lines']} lines" + (":" if head_ else ""))
-                if head_:
-                    p.append("\n```\n" + head_ + "\n```\n")
-        p.append("")
-
-    p.append("## Configurations used\n")
-    p.append("`$WORK` is the run's temporary directory. One ECDSA P-256 self-signed certificate "
-             "for `localhost` serves all three.\n")
-    for s in ok:
-        lang = {"rookery": "toml", "prosody": "lua", "ejabberd": "yaml"}.get(s, "")
-        p.append(f"### {s}\n")
-        p.append(f"```{lang}\n{servers[s].get('config', '').rstrip()}\n```\n")
+    p.extend(errors_section(rows, logs, order))
+    p.extend(configs_section(servers, ok))
     print("\n".join(p))
 
 

@@ -10,18 +10,22 @@
 //!       [--domain localhost] [--user-prefix u] [--password P] [--accounts 2000] \
 //!       [--tls on|off] [--src-addrs 8] \
 //!       [--mech scram|scram256|plain] [--threads 2] \
-//!       [--scenarios idle,login,messages,latency,openloop,presence,scale] \
+//!       [--scenarios idle,login,messages,latency,openloop,presence,scale,burst] \
 //!       [--idle 2000] [--idle-conc 50] [--idle-settle 3] [--idle-time 120] \
 //!       [--login-seq 500] [--login-conc 50] [--login-total 3000] [--login-pool 200] \
 //!       [--login-time 30] [--pairs 50] [--window 10] [--duration 20] \
 //!       [--rate R] [--open-cap 100] \
 //!       [--pres-users 500] [--roster 20] [--pres-setup-time 120] \
-//!       [--scale-lo 1000] [--scale-hi 15000] [--scale-time 300]
+//!       [--scale-lo 1000] [--scale-hi 15000] [--scale-time 300] \
+//!       [--burst-first 0] [--burst-n 10000] [--burst-time 120] [--burst-base 2] \
+//!       [--burst-interval 20]
 //!
 //! Accounts: idle, login, messages and latency use u0.. upwards; scale's background users
 //! follow the message pairs (u(2P)..); presence uses the last `--pres-users` accounts, so the
-//! rosters it sets up never touch the other scenarios' users.
+//! rosters it sets up never touch the other scenarios' users. burst (bench/burst.sh, in
+//! burst.rs) uses four accounts from `--burst-first`.
 
+mod burst;
 mod stats;
 mod xmpp;
 
@@ -76,6 +80,16 @@ struct Opts {
     scale_lo: usize,
     scale_hi: usize,
     scale_time: u64,
+    /// burst: first of the four accounts A, B, C, D.
+    burst_first: usize,
+    /// burst: messages A writes to B.
+    burst_n: usize,
+    /// burst: time limit for the burst, seconds.
+    burst_time: u64,
+    /// burst: seconds of C→D latency alone before the burst (the baseline).
+    burst_base: u64,
+    /// burst: at most one C→D message per this many milliseconds.
+    burst_interval: u64,
 }
 
 /// Time allowed for the idle connect phase: 120 s, more for very large runs (20 logins/s
@@ -160,6 +174,11 @@ fn parse_args() -> (Opts, usize) {
         scale_lo: n("scale-lo", 1000),
         scale_hi: n("scale-hi", 15000),
         scale_time: n("scale-time", 300) as u64,
+        burst_first: n("burst-first", 0),
+        burst_n: n("burst-n", 10_000),
+        burst_time: n("burst-time", 120) as u64,
+        burst_base: n("burst-base", 2) as u64,
+        burst_interval: n("burst-interval", 20) as u64,
     };
     (opts, n("threads", 2))
 }
@@ -277,6 +296,7 @@ async fn run(o: Arc<Opts>) {
             "openloop" => eprintln!("openloop needs --rate"),
             "presence" => presence(&ctx).await,
             "scale" => scale(&ctx).await,
+            "burst" => burst::burst(&ctx).await,
             other => eprintln!("unknown scenario {other}"),
         }
     }
