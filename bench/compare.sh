@@ -36,6 +36,9 @@ SRC_ADDRS="${SRC_ADDRS:-8}"         # client source addresses 127.0.0.1 .. 127.0
 THREADS="${THREADS:-2}"             # load generator worker threads
 MEASURE_AT="${MEASURE_AT:-}"        # HH:MM (UTC): after the set-up, wait until then to measure
 SCENARIOS="${SCENARIOS:-idle,login,messages,latency,openloop,presence,scale}"
+CERT="${CERT:-ecdsa}"               # ecdsa | rsa (all three) | rsa+ecdsa (Rookery both side by
+                                    # side, the peers the RSA one)
+RESUME="${RESUME:-off}"             # on: the load generator resumes TLS sessions with tickets
 PASSWORD="bench-pass-1"
 DOMAIN="localhost"
 # Below the ephemeral range (32768+), so no client socket can hold them; not 252xx, which the
@@ -156,10 +159,21 @@ log "building the load generator (release)"
 (cd "$BENCH/loadgen" && cargo build --release) || { log "loadgen build failed"; exit 1; }
 LOADGEN="$BENCH/loadgen/target/release/rookery-loadgen"
 
-# One certificate for all three: ECDSA P-256, self-signed, for localhost.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+# One certificate for all three, self-signed, for localhost: ECDSA P-256 by default, or
+# RSA-2048 (CERT=rsa, and CERT=rsa+ecdsa, where Rookery also gets an ECDSA one beside it).
+case $CERT in
+ecdsa) keyopts=(-newkey ec -pkeyopt ec_paramgen_curve:P-256) ;;
+rsa | rsa+ecdsa) keyopts=(-newkey rsa:2048) ;;
+*) log "CERT=$CERT: expected ecdsa, rsa or rsa+ecdsa"; exit 2 ;;
+esac
+openssl req -x509 "${keyopts[@]}" -nodes -days 30 \
     -subj "/CN=$DOMAIN" -addext "subjectAltName=DNS:$DOMAIN" \
     -keyout "$WORK/key.pem" -out "$WORK/cert.pem" >/dev/null 2>&1
+if [ "$CERT" = rsa+ecdsa ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+        -subj "/CN=$DOMAIN" -addext "subjectAltName=DNS:$DOMAIN" \
+        -keyout "$WORK/ec-key.pem" -out "$WORK/ec-cert.pem" >/dev/null 2>&1
+fi
 cat "$WORK/cert.pem" "$WORK/key.pem" >"$WORK/certkey.pem"
 chmod 644 "$WORK"/*.pem
 
@@ -177,7 +191,7 @@ meta "$(printf '{"meta":"machine","date":%s,"nproc":%s,"cpu":%s,"mem":%s,"kernel
     "$(jq_str "$(rustc -V)")" "$(jq_str "$(openssl version)")" "$(jq_str "$git_rev")" \
     "$(jq_str "$(cut -d' ' -f1-3 /proc/loadavg)")" \
     "$(jq_str "$(busy)")" \
-    "$(jq_str "SERVERS=\"$SERVERS\" ROUNDS=$ROUNDS ACCOUNTS=$ACCOUNTS IDLE=$IDLE LOGIN_SEQ=$LOGIN_SEQ LOGIN_CONC=$LOGIN_CONC LOGIN_TOTAL=$LOGIN_TOTAL LOGIN_POOL=$LOGIN_POOL LOGIN_TIME=$LOGIN_TIME PAIRS=$PAIRS WINDOW=$WINDOW DURATION=$DURATION RATE=${RATE:-auto} OPEN_CAP=$OPEN_CAP PRES_USERS=$PRES_USERS ROSTER=$ROSTER SCALE_LO=$SCALE_LO SCALE_HI=$SCALE_HI SRC_ADDRS=$SRC_ADDRS THREADS=$THREADS SCENARIOS=$SCENARIOS MEASURE_AT=${MEASURE_AT:-now}")" \
+    "$(jq_str "SERVERS=\"$SERVERS\" ROUNDS=$ROUNDS ACCOUNTS=$ACCOUNTS IDLE=$IDLE LOGIN_SEQ=$LOGIN_SEQ LOGIN_CONC=$LOGIN_CONC LOGIN_TOTAL=$LOGIN_TOTAL LOGIN_POOL=$LOGIN_POOL LOGIN_TIME=$LOGIN_TIME PAIRS=$PAIRS WINDOW=$WINDOW DURATION=$DURATION RATE=${RATE:-auto} OPEN_CAP=$OPEN_CAP PRES_USERS=$PRES_USERS ROSTER=$ROSTER SCALE_LO=$SCALE_LO SCALE_HI=$SCALE_HI SRC_ADDRS=$SRC_ADDRS THREADS=$THREADS SCENARIOS=$SCENARIOS CERT=$CERT RESUME=$RESUME MEASURE_AT=${MEASURE_AT:-now}")" \
     "$ROUNDS")"
 
 # --- per-server start/stop ----------------------------------------------------------------------
@@ -191,6 +205,11 @@ start_rookery() {
     mkdir -p "$d"
     cp "$WORK/cert.pem" "$WORK/key.pem" "$d/"
     render rookery.toml "$d" $port "$d/rookery.toml"
+    if [ "$CERT" = rsa+ecdsa ]; then
+        cp "$WORK/ec-cert.pem" "$WORK/ec-key.pem" "$d/"
+        sed -i -e "s|^cert = \"$d/cert.pem\"\$|certs = [\n    { cert = \"$d/cert.pem\", key = \"$d/key.pem\" },\n    { cert = \"$d/ec-cert.pem\", key = \"$d/ec-key.pem\" },\n]|" \
+            -e "\|^key = \"$d/key.pem\"\$|d" "$d/rookery.toml"
+    fi
     cp "$d/rookery.toml" "$d/config"
     if [ ! -f "$d/accounts" ]; then
         # The first account alone: two `user add` racing on a fresh database can fail with
@@ -339,7 +358,7 @@ lg() {
         --login-total "$LOGIN_TOTAL" --login-pool "$LOGIN_POOL" --login-time "$LOGIN_TIME" \
         --pairs "$PAIRS" --window "$WINDOW" --duration "$DURATION" --open-cap "$OPEN_CAP" \
         --pres-users "$PRES_USERS" --roster "$ROSTER" --scale-lo "$SCALE_LO" --scale-hi "$SCALE_HI" \
-        "$@" 2>>"$WORK/loadgen-$s.err" | sed -u "s/^{/{\"round\":$r,/" | tee -a "$JSONL" |
+        --resume "$RESUME" "$@" 2>>"$WORK/loadgen-$s.err" | sed -u "s/^{/{\"round\":$r,/" | tee -a "$JSONL" |
         cut -c1-200 >&2
 }
 
