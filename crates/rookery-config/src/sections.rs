@@ -64,11 +64,13 @@ pub struct C2sConfig {
     /// `ping_timeout_secs` (integer ≥ 1 when pings are on, default `60`): a client that does
     /// not answer a ping within this time is disconnected.
     pub ping_timeout_secs: u64,
-    /// `tls_session_tickets` (bool, default `true`): issue a stateless TLS 1.3 session ticket
+    /// `tls_session_tickets` (bool, optional): issue a stateless TLS 1.3 session ticket
     /// (RFC 8446 §4.6.1) with each handshake, so that a reconnecting client resumes with a
     /// fresh key exchange but without a certificate signature (decision 0012). The server keeps
     /// nothing per ticket; the ticket key lives in memory only and is replaced every 6 hours.
-    pub tls_session_tickets: bool,
+    /// When absent (`None`): on if some host has only RSA certificates, where a resumption
+    /// saves an RSA signature, off otherwise.
+    pub tls_session_tickets: Option<bool>,
 }
 
 impl Default for C2sConfig {
@@ -80,7 +82,7 @@ impl Default for C2sConfig {
             max_resources: 10,
             ping_interval_secs: 300,
             ping_timeout_secs: 60,
-            tls_session_tickets: true,
+            tls_session_tickets: None,
         }
     }
 }

@@ -24,7 +24,7 @@ fn assert_default_sections(c: &Config) {
     assert_eq!(c.c2s.max_resources, 10);
     assert_eq!(c.c2s.ping_interval_secs, 300);
     assert_eq!(c.c2s.ping_timeout_secs, 60);
-    assert!(c.c2s.tls_session_tickets);
+    assert_eq!(c.c2s.tls_session_tickets, None);
 
     assert!(!c.registration.allow);
     assert_eq!(c.registration.min_password_len, 8);
@@ -168,7 +168,7 @@ certs = [
         c.hosts[0].certs,
         [pair("rsa.pem", "rsa.key"), pair("ec.pem", "ec.key")]
     );
-    assert!(!c.c2s.tls_session_tickets);
+    assert_eq!(c.c2s.tls_session_tickets, Some(false));
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! TLS on a real c2s listener, with rustls' client over STARTTLS (decision 0012):
-//! - a client that comes back with the session ticket of its first connection resumes (no
-//!   certificate, no signature), then logs in with SCRAM-SHA-1-PLUS (`tls-exporter`), binds
-//!   and makes a round trip — the resumed connection works as a full one; with
-//!   `[c2s] tls_session_tickets = false` it gets no ticket and a full handshake;
+//! - with an RSA certificate (tickets on by default), a client that comes back with the
+//!   session ticket of its first connection resumes (no certificate, no signature), then logs
+//!   in with SCRAM-SHA-1-PLUS (`tls-exporter`), binds and makes a round trip — the resumed
+//!   connection works as a full one; with ECDSA only, or `[c2s] tls_session_tickets = false`,
+//!   it gets no ticket and a full handshake, and `true` turns them on for ECDSA;
 //! - a host with an RSA and an ECDSA certificate serves ECDSA to a client that accepts it and
 //!   RSA to one that does not, and SCRAM-SHA-1-PLUS with `tls-server-end-point` succeeds with
 //!   either: the binding hashes the certificate that client was shown.
@@ -184,9 +185,34 @@ async fn first_login(addr: SocketAddr, config: &Arc<ClientConfig>) {
     bind_and_ping(&mut s, "first").await;
 }
 
+/// An RSA-2048 certificate for localhost (the checked-in test key; ring cannot generate RSA
+/// keys), written under `dir`: (`cert = ...` and `key = ...` lines, the certificate's DER).
+fn rsa_host(dir: &std::path::Path) -> (String, Vec<u8>) {
+    let key_pem = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../rookery-tls/tests/data/test-rsa2048.pkcs8.pem"
+    ))
+    .unwrap();
+    let key =
+        rcgen::KeyPair::from_pkcs8_pem_and_sign_algo(&key_pem, &rcgen::PKCS_RSA_SHA256).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (c, k) = (dir.join("rsa.pem"), dir.join("rsa.key"));
+    std::fs::write(&c, cert.pem()).unwrap();
+    std::fs::write(&k, &key_pem).unwrap();
+    (
+        format!("cert = \"{}\"\nkey = \"{}\"", c.display(), k.display()),
+        cert.der().to_vec(),
+    )
+}
+
 #[tokio::test]
 async fn a_reconnecting_client_resumes_and_logs_in() {
-    let (_running, _dir, addr) = start("", "").await;
+    let certs = tempfile::tempdir().unwrap();
+    let (host, _) = rsa_host(certs.path());
+    let (_running, _dir, addr) = start(&host, "").await;
     let config = resuming_client();
     first_login(addr, &config).await;
 
@@ -207,13 +233,25 @@ async fn a_reconnecting_client_resumes_and_logs_in() {
     assert_eq!(conn(&s).handshake_kind(), Some(HandshakeKind::Resumed));
 }
 
-#[tokio::test]
-async fn without_tickets_every_connection_is_a_full_handshake() {
-    let (_running, _dir, addr) = start("", "[c2s]\ntls_session_tickets = false\n").await;
+/// The second connection's handshake on a server with `host` in its `[[host]]` and `extra`.
+async fn second_handshake(host: &str, extra: &str) -> HandshakeKind {
+    let (_running, _dir, addr) = start(host, extra).await;
     let config = resuming_client();
     first_login(addr, &config).await;
     let s = tls_stream(addr, config).await;
-    assert_eq!(conn(&s).handshake_kind(), Some(HandshakeKind::Full));
+    conn(&s).handshake_kind().unwrap()
+}
+
+#[tokio::test]
+async fn tickets_default_to_off_with_ecdsa_and_follow_the_setting() {
+    // Zero-config: a generated ECDSA certificate.
+    assert_eq!(second_handshake("", "").await, HandshakeKind::Full);
+    let on = "[c2s]\ntls_session_tickets = true\n";
+    assert_eq!(second_handshake("", on).await, HandshakeKind::Resumed);
+    let certs = tempfile::tempdir().unwrap();
+    let (rsa, _) = rsa_host(certs.path());
+    let off = "[c2s]\ntls_session_tickets = false\n";
+    assert_eq!(second_handshake(&rsa, off).await, HandshakeKind::Full);
 }
 
 /// Accepts any certificate (signatures still checked) and offers only `schemes`.
@@ -263,17 +301,7 @@ async fn ecdsa_and_rsa_side_by_side_with_end_point_binding() {
         std::fs::write(&p, text).unwrap();
         p.display().to_string()
     };
-    let rsa_key = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../rookery-tls/tests/data/test-rsa2048.pkcs8.pem"
-    ))
-    .unwrap();
-    let rsa =
-        rcgen::KeyPair::from_pkcs8_pem_and_sign_algo(&rsa_key, &rcgen::PKCS_RSA_SHA256).unwrap();
-    let rsa_cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .self_signed(&rsa)
-        .unwrap();
+    let (_, rsa_der) = rsa_host(certs.path());
     let ec = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let ec_cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
         .unwrap()
@@ -281,8 +309,8 @@ async fn ecdsa_and_rsa_side_by_side_with_end_point_binding() {
         .unwrap();
     let host = format!(
         "certs = [\n  {{ cert = \"{}\", key = \"{}\" }},\n  {{ cert = \"{}\", key = \"{}\" }},\n]",
-        write("rsa.pem", &rsa_cert.pem()),
-        write("rsa.key", &rsa_key),
+        certs.path().join("rsa.pem").display(),
+        certs.path().join("rsa.key").display(),
         write("ec.pem", &ec_cert.pem()),
         write("ec.key", &ec.serialize_pem()),
     );
@@ -301,7 +329,7 @@ async fn ecdsa_and_rsa_side_by_side_with_end_point_binding() {
         )));
     for (config, want) in [
         (default, ec_cert.der().to_vec()),
-        (Arc::new(rsa_only), rsa_cert.der().to_vec()),
+        (Arc::new(rsa_only), rsa_der),
     ] {
         let mut s = tls_stream(addr, config).await;
         let leaf = conn(&s).peer_certificates().unwrap()[0].to_vec();

@@ -142,6 +142,16 @@ impl CertStore {
         Arc::new(config)
     }
 
+    /// Whether some host's full handshake costs an RSA signature: it has no certificate with a
+    /// cheaper key (ECDSA, Ed25519). Session tickets pay for themselves there, since a resumed
+    /// handshake skips the signature (decision 0012), and are left off by default elsewhere.
+    pub fn some_host_signs_with_rsa(&self) -> bool {
+        self.resolver
+            .entries
+            .iter()
+            .any(|e| e.preferred().algorithm == SignatureAlgorithm::RSA)
+    }
+
     /// The ticket encrypter shared by the listeners that issue TLS 1.3 session tickets: ring's
     /// ChaCha20-Poly1305 under a random key that never leaves memory, replaced every 6 hours
     /// (the previous key still decrypts for 6 more), so a ticket resumes for 6–12 hours and

@@ -1,8 +1,8 @@
 //! A host with an ECDSA and an RSA certificate side by side: real handshakes (tokio-rustls over
 //! an in-memory pipe) show that the certificate follows the signature schemes the client
 //! offers (ECDSA preferred), that `ServedCert` hashes the certificate actually served for
-//! tls-server-end-point, that outgoing s2s presents the one the peer accepts, and that two keys
-//! of one type are refused.
+//! tls-server-end-point, that outgoing s2s presents the one the peer accepts, that two keys
+//! of one type are refused, and when session tickets are on by default.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -246,5 +246,30 @@ fn two_keys_of_one_type_are_refused() {
     assert!(
         msg.contains("one.pem") && msg.contains("two.pem") && msg.contains("one per key type"),
         "{msg}"
+    );
+}
+
+#[test]
+fn tickets_pay_only_where_a_host_signs_with_rsa() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dual_store, _, _) = dual(dir.path());
+    assert!(!dual_store.some_host_signs_with_rsa());
+    let self_signed = CertStore::load(&[HostCert::self_signed("a.example")], dir.path()).unwrap();
+    assert!(!self_signed.some_host_signs_with_rsa());
+    let rsa = rcgen::KeyPair::from_pkcs8_pem_and_sign_algo(&rsa_key_pem(), &rcgen::PKCS_RSA_SHA256)
+        .unwrap();
+    let (cert, key, _) = sign(rsa, &["rsa.example"]);
+    let hosts = [
+        HostCert::self_signed("a.example"),
+        HostCert::provided(
+            "rsa.example",
+            write(dir.path(), "only-rsa.pem", &cert),
+            write(dir.path(), "only-rsa.key", &key),
+        ),
+    ];
+    assert!(
+        CertStore::load(&hosts, dir.path())
+            .unwrap()
+            .some_host_signs_with_rsa()
     );
 }

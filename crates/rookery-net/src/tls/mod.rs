@@ -47,7 +47,8 @@ const TICKETS_PER_HANDSHAKE: usize = 1;
 
 impl TlsContext {
     /// `alpn`: protocols offered on Direct TLS (XEP-0368 uses `xmpp-client`). Session tickets
-    /// are on; see [`Self::with_session_tickets`].
+    /// are on if some host signs with RSA ([`CertStore::some_host_signs_with_rsa`]), else off;
+    /// [`Self::with_session_tickets`] overrides that.
     pub fn new(certs: Arc<CertStore>, alpn: &[&[u8]]) -> Self {
         let mut config = (*certs.server_config(alpn)).clone();
         // The hand-over to the compact record layer takes the traffic keys out of rustls.
@@ -59,9 +60,15 @@ impl TlsContext {
         // Stateless TLS 1.3 tickets (decision 0012): a reconnecting client resumes with a
         // PSK and a fresh key exchange instead of a certificate signature, and the server keeps
         // nothing per ticket. rustls resumes only with psk_dhe_ke, and 0-RTT stays off
-        // (`max_early_data_size` 0).
+        // (`max_early_data_size` 0). By default only where a full handshake costs an RSA
+        // signature: with ECDSA, issuing a ticket (and writing it) costs about what a
+        // resumption saves.
         config.ticketer = certs.ticketer();
-        config.send_tls13_tickets = TICKETS_PER_HANDSHAKE;
+        config.send_tls13_tickets = if certs.some_host_signs_with_rsa() {
+            TICKETS_PER_HANDSHAKE
+        } else {
+            0
+        };
         TlsContext {
             certs,
             config: Arc::new(config),
