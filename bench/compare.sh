@@ -36,6 +36,9 @@ SRC_ADDRS="${SRC_ADDRS:-8}"         # client source addresses 127.0.0.1 .. 127.0
 THREADS="${THREADS:-2}"             # load generator worker threads
 MEASURE_AT="${MEASURE_AT:-}"        # HH:MM (UTC): after the set-up, wait until then to measure
 SCENARIOS="${SCENARIOS:-idle,login,messages,latency,openloop,presence,scale}"
+CERT="${CERT:-ecdsa}"               # ecdsa | rsa (all three) | rsa+ecdsa (Rookery both side by
+                                    # side, the peers the RSA one)
+RESUME="${RESUME:-off}"             # on: the load generator resumes TLS sessions with tickets
 PASSWORD="bench-pass-1"
 DOMAIN="localhost"
 
@@ -87,7 +90,7 @@ ACCOUNTS=$((base_accounts + PRES_USERS))
 bench_setup
 
 # --- machine facts ------------------------------------------------------------------------------
-machine_meta "SERVERS=\"$SERVERS\" ROUNDS=$ROUNDS ACCOUNTS=$ACCOUNTS IDLE=$IDLE LOGIN_SEQ=$LOGIN_SEQ LOGIN_CONC=$LOGIN_CONC LOGIN_TOTAL=$LOGIN_TOTAL LOGIN_POOL=$LOGIN_POOL LOGIN_TIME=$LOGIN_TIME PAIRS=$PAIRS WINDOW=$WINDOW DURATION=$DURATION RATE=${RATE:-auto} OPEN_CAP=$OPEN_CAP PRES_USERS=$PRES_USERS ROSTER=$ROSTER SCALE_LO=$SCALE_LO SCALE_HI=$SCALE_HI SRC_ADDRS=$SRC_ADDRS THREADS=$THREADS SCENARIOS=$SCENARIOS MEASURE_AT=${MEASURE_AT:-now}"
+machine_meta "SERVERS=\"$SERVERS\" ROUNDS=$ROUNDS ACCOUNTS=$ACCOUNTS IDLE=$IDLE LOGIN_SEQ=$LOGIN_SEQ LOGIN_CONC=$LOGIN_CONC LOGIN_TOTAL=$LOGIN_TOTAL LOGIN_POOL=$LOGIN_POOL LOGIN_TIME=$LOGIN_TIME PAIRS=$PAIRS WINDOW=$WINDOW DURATION=$DURATION RATE=${RATE:-auto} OPEN_CAP=$OPEN_CAP PRES_USERS=$PRES_USERS ROSTER=$ROSTER SCALE_LO=$SCALE_LO SCALE_HI=$SCALE_HI SRC_ADDRS=$SRC_ADDRS THREADS=$THREADS SCENARIOS=$SCENARIOS CERT=$CERT RESUME=$RESUME MEASURE_AT=${MEASURE_AT:-now}"
 
 # --- the runs -------------------------------------------------------------------------------------
 
@@ -99,7 +102,7 @@ lg() {
         --login-total "$LOGIN_TOTAL" --login-pool "$LOGIN_POOL" --login-time "$LOGIN_TIME" \
         --pairs "$PAIRS" --window "$WINDOW" --duration "$DURATION" --open-cap "$OPEN_CAP" \
         --pres-users "$PRES_USERS" --roster "$ROSTER" --scale-lo "$SCALE_LO" --scale-hi "$SCALE_HI" \
-        "$@"
+        --resume "$RESUME" "$@"
 }
 
 # The open-loop rate: half of Rookery's closed-loop maximum in round 1 (else the first server's).

@@ -6,6 +6,8 @@
 #
 #   bench/idle.sh                      # K=2000 clients, 3 rounds, TLS on and off
 #   K=1000 ROUNDS=2 MODES=on bench/idle.sh
+#   TICKETS=on MODES=on bench/idle.sh   # [c2s] tls_session_tickets = true (or off; default:
+#                                      # the server's, off with this ECDSA certificate)
 #   HEAPTRACK=1 K=1000 MODES=off bench/idle.sh   # one reading under heaptrack, the server
 #                                      # killed while the clients are still connected, so
 #                                      # heaptrack's "leaked" figure is the live heap then
@@ -34,6 +36,10 @@ trap cleanup EXIT
 
 cm_build >&2 || exit 1
 cm_server_config || exit 1
+case "${TICKETS:-}" in
+on) sed -i 's|^\[c2s\]$|[c2s]\ntls_session_tickets = true|' "$d/rookery.toml" ;;
+off) sed -i 's|^\[c2s\]$|[c2s]\ntls_session_tickets = false|' "$d/rookery.toml" ;;
+esac
 log "creating $((K + 100)) accounts"
 cm_accounts $((K + 100)) || exit 1
 

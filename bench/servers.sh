@@ -88,10 +88,22 @@ bench_setup() {
     (cd "$BENCH/loadgen" && cargo build --release) || { log "loadgen build failed"; exit 1; }
     LOADGEN="$BENCH/loadgen/target/release/rookery-loadgen"
 
-    # One certificate for all three: ECDSA P-256, self-signed, for localhost.
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+    # One certificate for all three, self-signed, for localhost: ECDSA P-256 by default, or
+    # RSA-2048 (CERT=rsa, and CERT=rsa+ecdsa, where Rookery also gets an ECDSA one beside it).
+    local keyopts
+    case ${CERT:-ecdsa} in
+    ecdsa) keyopts=(-newkey ec -pkeyopt ec_paramgen_curve:P-256) ;;
+    rsa | rsa+ecdsa) keyopts=(-newkey rsa:2048) ;;
+    *) log "CERT=$CERT: expected ecdsa, rsa or rsa+ecdsa"; exit 2 ;;
+    esac
+    openssl req -x509 "${keyopts[@]}" -nodes -days 30 \
         -subj "/CN=$DOMAIN" -addext "subjectAltName=DNS:$DOMAIN" \
         -keyout "$WORK/key.pem" -out "$WORK/cert.pem" >/dev/null 2>&1
+    if [ "${CERT:-ecdsa}" = rsa+ecdsa ]; then
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+            -subj "/CN=$DOMAIN" -addext "subjectAltName=DNS:$DOMAIN" \
+            -keyout "$WORK/ec-key.pem" -out "$WORK/ec-cert.pem" >/dev/null 2>&1
+    fi
     cat "$WORK/cert.pem" "$WORK/key.pem" >"$WORK/certkey.pem"
     chmod 644 "$WORK"/*.pem
 }
@@ -133,6 +145,11 @@ start_rookery_as() {
         sed -i -e 's/^c2s_rate_bytes = 0$/# rookery_shaped: c2s_rate_bytes and c2s_rate_stanzas removed, the defaults apply/' \
             -e '/^c2s_rate_stanzas = 0$/d' "$d/rookery.toml"
         if grep -q '^c2s_rate_' "$d/rookery.toml"; then return 1; fi
+    fi
+    if [ "${CERT:-ecdsa}" = rsa+ecdsa ]; then
+        cp "$WORK/ec-cert.pem" "$WORK/ec-key.pem" "$d/"
+        sed -i -e "s|^cert = \"$d/cert.pem\"\$|certs = [\n    { cert = \"$d/cert.pem\", key = \"$d/key.pem\" },\n    { cert = \"$d/ec-cert.pem\", key = \"$d/ec-key.pem\" },\n]|" \
+            -e "\|^key = \"$d/key.pem\"\$|d" "$d/rookery.toml"
     fi
     cp "$d/rookery.toml" "$d/config"
     if [ ! -f "$d/accounts" ]; then

@@ -8,7 +8,7 @@
 //!
 //!   rookery-loadgen --server NAME --addr 127.0.0.1:PORT --pid SERVER_PID \
 //!       [--domain localhost] [--user-prefix u] [--password P] [--accounts 2000] \
-//!       [--tls on|off] [--src-addrs 8] \
+//!       [--tls on|off] [--resume off|on] [--src-addrs 8] \
 //!       [--mech scram|scram256|plain] [--threads 2] \
 //!       [--scenarios idle,login,messages,latency,openloop,presence,scale,burst] \
 //!       [--idle 2000] [--idle-conc 50] [--idle-settle 3] [--idle-time 120] \
@@ -70,6 +70,8 @@ struct Opts {
     window: usize,
     duration: u64,
     tls: bool,
+    /// Offer TLS 1.3 session tickets from earlier logins (login lines count the resumed ones).
+    resume: bool,
     src_addrs: usize,
     idle_time: u64,
     rate: f64,
@@ -161,6 +163,7 @@ fn parse_args() -> (Opts, usize) {
         window: n("window", 10),
         duration: n("duration", 20) as u64,
         tls: s("tls", "on") != "off",
+        resume: s("resume", "off") == "on",
         // 254 at most: 127.0.0.1 ..= 127.0.0.254.
         src_addrs: n("src-addrs", 8).clamp(1, 254),
         idle_time: n("idle-time", 120) as u64,
@@ -267,7 +270,7 @@ impl Ctx {
 async fn run(o: Arc<Opts>) {
     let ctx = Arc::new(Ctx {
         o: o.clone(),
-        tls: xmpp::tls_connector(),
+        tls: xmpp::tls_connector(o.resume),
         keys: KeyCache::default(),
         conns: AtomicUsize::new(0),
     });
@@ -442,7 +445,7 @@ async fn login(ctx: &Arc<Ctx>) {
 
     // Sequential.
     let span = Span::start(o.pid);
-    let (lat, errs) = run_logins(
+    let (lat, resumed, errs) = run_logins(
         ctx,
         1,
         o.login_seq,
@@ -451,11 +454,20 @@ async fn login(ctx: &Arc<Ctx>) {
         pool,
     )
     .await;
-    print_login(ctx, "sequential", 1, o.login_seq, &span, lat, &errs);
+    print_login(
+        ctx,
+        "sequential",
+        1,
+        o.login_seq,
+        &span,
+        lat,
+        resumed,
+        &errs,
+    );
 
     // Concurrent.
     let span = Span::start(o.pid);
-    let (lat, errs) = run_logins(
+    let (lat, resumed, errs) = run_logins(
         ctx,
         o.login_conc,
         o.login_total,
@@ -471,6 +483,7 @@ async fn login(ctx: &Arc<Ctx>) {
         o.login_total,
         &span,
         lat,
+        resumed,
         &errs,
     );
 }
@@ -482,13 +495,14 @@ fn print_login(
     target: usize,
     span: &Span,
     mut lat: Vec<u64>,
+    resumed: usize,
     errs: &Errors,
 ) {
     lat.sort_unstable();
     let wall = span.t0.elapsed().as_secs_f64();
     println!(
         "{{\"scenario\":\"login\",\"server\":{},\"mode\":\"{mode}\",\"concurrency\":{conc},\"target\":{target},\
-         \"ok\":{},\"logins_per_s\":{},\"p50_ms\":{},\"p99_ms\":{},\"max_ms\":{},{},{}}}",
+         \"ok\":{},\"resumed\":{resumed},\"logins_per_s\":{},\"p50_ms\":{},\"p99_ms\":{},\"max_ms\":{},{},{}}}",
         jstr(&ctx.o.server),
         lat.len(),
         num(lat.len() as f64 / wall),
@@ -500,7 +514,9 @@ fn print_login(
     );
 }
 
-/// `total` logins (each logged in then closed) by `conc` workers, accounts `i % pool`.
+/// `total` logins (each logged in then closed) by `conc` workers, accounts `i % pool`. Returns
+/// the latencies of the logins that succeeded, how many of those resumed a TLS session, and
+/// the errors.
 async fn run_logins(
     ctx: &Arc<Ctx>,
     conc: usize,
@@ -508,7 +524,7 @@ async fn run_logins(
     offset: usize,
     limit: Duration,
     pool: usize,
-) -> (Vec<u64>, Errors) {
+) -> (Vec<u64>, usize, Errors) {
     let next = Arc::new(AtomicU64::new(0));
     let errs = Arc::new(Errors::default());
     let deadline = Instant::now() + limit;
@@ -519,6 +535,7 @@ async fn run_logins(
         let errs = errs.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
+            let mut resumed = 0;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                 if i >= total || Instant::now() >= deadline {
@@ -532,23 +549,26 @@ async fn run_logins(
                 match res {
                     Ok(Ok(mut s)) => {
                         lat.push(t0.elapsed().as_nanos() as u64);
+                        resumed += usize::from(s.resumed);
                         xmpp::quit(&mut s).await;
                     }
                     Ok(Err(e)) => errs.add(e),
                     Err(_) => errs.add("timed out (scenario time limit)"),
                 }
             }
-            lat
+            (lat, resumed)
         }));
     }
     let mut all = Vec::new();
+    let mut resumed = 0;
     for t in tasks {
-        if let Ok(l) = t.await {
+        if let Ok((l, r)) = t.await {
             all.extend(l);
+            resumed += r;
         }
     }
     let errs = Arc::try_unwrap(errs).unwrap_or_default();
-    (all, errs)
+    (all, resumed, errs)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -343,7 +343,10 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
     }
 }
 
-pub fn tls_connector() -> TlsConnector {
+/// `resume`: keep the TLS 1.3 session tickets servers send and offer them on the next
+/// connection (rustls' in-memory client cache), as a reconnecting client does; off, every
+/// login is a full handshake.
+pub fn tls_connector(resume: bool) -> TlsConnector {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -351,9 +354,11 @@ pub fn tls_connector() -> TlsConnector {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
         .with_no_client_auth();
-    // Every login is a full handshake: servers differ in whether they issue tickets, and a
-    // first connection is the case that matters.
-    cfg.resumption = rustls::client::Resumption::disabled();
+    // By default every login is a full handshake: servers differ in whether they issue
+    // tickets, and a first connection is the case that matters.
+    if !resume {
+        cfg.resumption = rustls::client::Resumption::disabled();
+    }
     TlsConnector::from(Arc::new(cfg))
 }
 
@@ -460,6 +465,8 @@ pub struct Session {
     pub stream: Stream,
     pub framer: Framer,
     pub jid: String,
+    /// The TLS handshake resumed a session (a ticket from an earlier connection).
+    pub resumed: bool,
 }
 
 /// Write and flush: tokio-rustls may keep part of a write in its buffer when the socket is full,
@@ -528,6 +535,7 @@ async fn connect(addr: &str, src: Option<IpAddr>) -> Result<TcpStream> {
 pub async fn login(p: &LoginParams<'_>) -> Result<Session> {
     let mut tcp = connect(p.addr, p.src).await?;
     let mut fr = Framer::new();
+    let mut resumed = false;
 
     send(&mut tcp, header(p.domain).as_bytes()).await?;
     let feats = read_features(&mut fr, &mut tcp).await?;
@@ -550,6 +558,7 @@ pub async fn login(p: &LoginParams<'_>) -> Result<Session> {
         let name =
             ServerName::try_from(p.domain.to_string()).map_err(|e| Error(format!("sni: {e}")))?;
         let s = tls.connect(name, tcp).await?;
+        resumed = s.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
         fr.reset();
         Box::new(s)
     } else {
@@ -608,6 +617,7 @@ pub async fn login(p: &LoginParams<'_>) -> Result<Session> {
         stream: s,
         framer: fr,
         jid,
+        resumed,
     })
 }
 

@@ -90,8 +90,14 @@ pub async fn start(opts: CmOptions, shutdown: CancellationToken) -> Result<Runni
         .iter()
         .map(|h| rookery_tls::HostCert {
             domain: h.domain.clone(),
-            cert: h.cert.clone(),
-            key: h.key.clone(),
+            // The command line gives both or neither (`DOMAIN:CERT:KEY`).
+            pairs: h
+                .cert
+                .clone()
+                .zip(h.key.clone())
+                .map(|(cert, key)| rookery_tls::CertKeyFiles { cert, key })
+                .into_iter()
+                .collect(),
         })
         .collect();
     std::fs::create_dir_all(&opts.data_dir).map_err(|e| {

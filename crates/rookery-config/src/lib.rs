@@ -28,8 +28,8 @@ pub use error::ConfigError;
 pub use router::{RouterConfig, RouterUser};
 pub use s2s::{S2sConfig, S2sDomain, S2sPolicy, StaticRoute};
 pub use sections::{
-    C2sConfig, HostConfig, Limits, ListenerConfig, PeerKind, RegistrationConfig, ServerConfig,
-    Shaping, StorageConfig,
+    C2sConfig, CertKeyPaths, HostConfig, Limits, ListenerConfig, PeerKind, RegistrationConfig,
+    ServerConfig, Shaping, StorageConfig,
 };
 
 use jid::BareJid;
@@ -138,8 +138,7 @@ impl Config {
             c2s: C2sConfig::default(),
             hosts: vec![HostConfig {
                 domain: ZERO_CONFIG_DOMAIN.to_owned(),
-                cert: None,
-                key: None,
+                certs: Vec::new(),
                 registration: registration.allow,
             }],
             registration,

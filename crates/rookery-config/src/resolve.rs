@@ -7,7 +7,8 @@ use crate::enums::{ListenerKind, LogLevel, StorageBackend};
 use crate::error::{ConfigError, reword};
 use crate::locate::{KeyPath, line_col, path_at, span_of};
 use crate::sections::{
-    C2sConfig, HostConfig, Limits, ListenerConfig, RegistrationConfig, ServerConfig, StorageConfig,
+    C2sConfig, CertKeyPaths, HostConfig, Limits, ListenerConfig, RegistrationConfig, ServerConfig,
+    StorageConfig,
 };
 use crate::{Config, DEFAULT_DATA_DIR, DEFAULT_SQLITE_FILE};
 use jid::{BareJid, Jid};
@@ -71,7 +72,17 @@ struct RawHost {
     #[serde(default)]
     key: Option<String>,
     #[serde(default)]
+    certs: Option<Vec<RawCertKey>>,
+    #[serde(default)]
     registration: Option<bool>,
+}
+
+/// One entry of `[[host]] certs`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCertKey {
+    cert: String,
+    key: String,
 }
 
 #[derive(Deserialize)]
@@ -379,12 +390,17 @@ impl Cx<'_> {
                     format!("duplicate host \"{domain}\" (already defined by host[{first}])"),
                 ));
             }
-            let (cert, key) = match (&h.cert, &h.key) {
-                (Some(c), Some(kf)) => {
-                    let cert = self.existing_file(base, c, &hk.key("cert"))?;
-                    let key = self.existing_file(base, kf, &hk.key("key"))?;
-                    (Some(cert), Some(key))
+            let certs = match (&h.cert, &h.key) {
+                _ if h.certs.is_some() && (h.cert.is_some() || h.key.is_some()) => {
+                    return Err(self.at(
+                        &hk.key("certs"),
+                        "give either \"cert\" and \"key\" (one certificate) or \"certs\" (several), not both",
+                    ));
                 }
+                (Some(c), Some(kf)) => vec![CertKeyPaths {
+                    cert: self.existing_file(base, c, &hk.key("cert"))?,
+                    key: self.existing_file(base, kf, &hk.key("key"))?,
+                }],
                 (Some(_), None) => {
                     return Err(self.at(
                         &hk.key("cert"),
@@ -397,16 +413,45 @@ impl Cx<'_> {
                         "\"key\" is set but \"cert\" is missing; give both, or neither for a self-signed certificate",
                     ));
                 }
-                (None, None) => (None, None),
+                (None, None) => self.cert_list(base, h.certs.as_deref(), &hk.key("certs"))?,
             };
             hosts.push(HostConfig {
                 domain,
-                cert,
-                key,
+                certs,
                 registration: h.registration.unwrap_or(registration.allow),
             });
         }
         Ok(hosts)
+    }
+
+    /// `[[host]] certs`: each entry's files must exist; an empty list is a mistake (leaving the
+    /// key out is how to ask for a self-signed certificate). Whether two entries hold keys of
+    /// one type is checked when the keys are loaded (`rookery_tls::CertStore::load`).
+    fn cert_list(
+        &self,
+        base: &Path,
+        raw: Option<&[RawCertKey]>,
+        k: &KeyPath,
+    ) -> Result<Vec<CertKeyPaths>, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(Vec::new());
+        };
+        if raw.is_empty() {
+            return Err(self.at(
+                k,
+                "lists no certificate; give { cert = ..., key = ... } entries, or leave \"certs\" out for a self-signed certificate",
+            ));
+        }
+        raw.iter()
+            .enumerate()
+            .map(|(j, pair)| {
+                let pk = k.index(j);
+                Ok(CertKeyPaths {
+                    cert: self.existing_file(base, &pair.cert, &pk.key("cert"))?,
+                    key: self.existing_file(base, &pair.key, &pk.key("key"))?,
+                })
+            })
+            .collect()
     }
 
     fn existing_file(&self, base: &Path, raw: &str, k: &KeyPath) -> Result<PathBuf, ConfigError> {

@@ -64,6 +64,13 @@ pub struct C2sConfig {
     /// `ping_timeout_secs` (integer ≥ 1 when pings are on, default `60`): a client that does
     /// not answer a ping within this time is disconnected.
     pub ping_timeout_secs: u64,
+    /// `tls_session_tickets` (bool, optional): issue a stateless TLS 1.3 session ticket
+    /// (RFC 8446 §4.6.1) with each handshake, so that a reconnecting client resumes with a
+    /// fresh key exchange but without a certificate signature (decision 0012). The server keeps
+    /// nothing per ticket; the ticket key lives in memory only and is replaced every 6 hours.
+    /// When absent (`None`): on if some host has only RSA certificates, where a resumption
+    /// saves an RSA signature, off otherwise.
+    pub tls_session_tickets: Option<bool>,
 }
 
 impl Default for C2sConfig {
@@ -75,6 +82,7 @@ impl Default for C2sConfig {
             max_resources: 10,
             ping_interval_secs: 300,
             ping_timeout_secs: 60,
+            tls_session_tickets: None,
         }
     }
 }
@@ -328,18 +336,26 @@ pub struct HostConfig {
     /// `xn--` form for internationalized names) and not an IP address; each domain may appear
     /// once.
     pub domain: String,
-    /// `cert` (string, optional): PEM file with the certificate chain, leaf first. When absent
-    /// a self-signed certificate is generated on first start into
-    /// `data_dir/certs/<domain>.crt`. Relative to the config file's directory; always absolute
-    /// here. The file must exist.
-    pub cert: Option<PathBuf>,
-    /// `key` (string, required iff `cert` is set): PEM file with the private key (PKCS#8,
-    /// PKCS#1 or SEC1). Relative to the config file's directory; always absolute here. The file
-    /// must exist.
-    pub key: Option<PathBuf>,
+    /// The host's certificates: `cert` and `key` (strings, one pair) or `certs` (an array of
+    /// `{ cert, key }` tables, one per key type, e.g. ECDSA and RSA side by side; each handshake
+    /// gets the one the client's signature schemes allow, ECDSA first). `cert` is a PEM file
+    /// with the certificate chain, leaf first; `key` a PEM file with its private key (PKCS#8,
+    /// PKCS#1 or SEC1). Relative to the config file's directory; always absolute here; the files
+    /// must exist. Empty when none is given: a self-signed certificate is then generated on
+    /// first start into `data_dir/certs/<domain>.crt`.
+    pub certs: Vec<CertKeyPaths>,
     /// `registration` (bool, optional): per-host override of `[registration].allow`. This field
     /// holds the effective value: the override when given, else `[registration].allow`.
     pub registration: bool,
+}
+
+/// One certificate chain and its private key (`[[host]]` `cert`/`key`, or an entry of `certs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertKeyPaths {
+    /// The PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The PEM private key of the leaf.
+    pub key: PathBuf,
 }
 
 /// One `[[listen]]`: a socket the server accepts connections on.

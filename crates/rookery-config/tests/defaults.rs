@@ -24,6 +24,7 @@ fn assert_default_sections(c: &Config) {
     assert_eq!(c.c2s.max_resources, 10);
     assert_eq!(c.c2s.ping_interval_secs, 300);
     assert_eq!(c.c2s.ping_timeout_secs, 60);
+    assert_eq!(c.c2s.tls_session_tickets, None);
 
     assert!(!c.registration.allow);
     assert_eq!(c.registration.min_password_len, 8);
@@ -76,8 +77,7 @@ fn zero_config_defaults() {
     );
     assert_eq!(c.hosts.len(), 1);
     assert_eq!(c.hosts[0].domain, "localhost");
-    assert_eq!(c.hosts[0].cert, None);
-    assert_eq!(c.hosts[0].key, None);
+    assert!(c.hosts[0].certs.is_empty());
     assert!(!c.hosts[0].registration);
     assert_eq!(c.source, None);
 }
@@ -130,9 +130,45 @@ key = "certs/a.key"
     let c = Config::load(&file).unwrap();
     assert_eq!(c.server.data_dir, dir.path().join("state"));
     assert_eq!(c.storage.path, dir.path().join("state/db/main.sqlite"));
-    assert_eq!(c.hosts[0].cert, Some(dir.path().join("certs/a.pem")));
-    assert_eq!(c.hosts[0].key, Some(dir.path().join("certs/a.key")));
+    assert_eq!(
+        c.hosts[0].certs,
+        [CertKeyPaths {
+            cert: dir.path().join("certs/a.pem"),
+            key: dir.path().join("certs/a.key"),
+        }]
+    );
     assert_eq!(c.source, Some(file));
+}
+
+#[test]
+fn several_certificates_per_host() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["ec.pem", "ec.key", "rsa.pem", "rsa.key"] {
+        std::fs::write(dir.path().join(f), "x").unwrap();
+    }
+    let text = r#"
+[c2s]
+tls_session_tickets = false
+[[host]]
+domain = "a.example"
+certs = [
+    { cert = "rsa.pem", key = "rsa.key" },
+    { cert = "ec.pem", key = "ec.key" },
+]
+"#;
+    let file = dir.path().join("rookery.toml");
+    std::fs::write(&file, text).unwrap();
+    let c = Config::load(&file).unwrap();
+    let pair = |c: &str, k: &str| CertKeyPaths {
+        cert: dir.path().join(c),
+        key: dir.path().join(k),
+    };
+    // Kept in the order given: which one a handshake gets is decided per client.
+    assert_eq!(
+        c.hosts[0].certs,
+        [pair("rsa.pem", "rsa.key"), pair("ec.pem", "ec.key")]
+    );
+    assert_eq!(c.c2s.tls_session_tickets, Some(false));
 }
 
 #[test]

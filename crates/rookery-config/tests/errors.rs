@@ -276,6 +276,52 @@ fn cert_and_key_pairing() {
 }
 
 #[test]
+fn certs_list_errors() {
+    check(
+        "[[host]]\ndomain = \"example.com\"\ncert = \"a.pem\"\nkey = \"a.key\"\ncerts = [{ cert = \"b.pem\", key = \"b.key\" }]\n",
+        5,
+        "host[0].certs",
+        "not both",
+    );
+    check(
+        "[[host]]\ndomain = \"example.com\"\ncerts = []\n",
+        3,
+        "host[0].certs",
+        "lists no certificate",
+    );
+    check(
+        "[[host]]\ndomain = \"example.com\"\ncerts = [{ cert = \"b.pem\" }]\n",
+        3,
+        "host[0].certs[0].key",
+        "missing required key \"key\"",
+    );
+    check(
+        "[[host]]\ndomain = \"example.com\"\ncerts = [{ cert = \"b.pem\", key = \"b.key\", chain = \"c\" }]\n",
+        3,
+        "host[0].certs[0].chain",
+        "unknown key \"chain\"",
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["a.pem", "a.key", "b.pem"] {
+        std::fs::write(dir.path().join(f), "x").unwrap();
+    }
+    let file = dir.path().join("rookery.toml");
+    std::fs::write(
+        &file,
+        "[[host]]\ndomain = \"example.com\"\ncerts = [\n  { cert = \"a.pem\", key = \"a.key\" },\n  { cert = \"b.pem\", key = \"gone.key\" },\n]\n",
+    )
+    .unwrap();
+    let e = Config::load(&file).unwrap_err();
+    assert_eq!(
+        (e.line, e.key.as_deref()),
+        (Some(5), Some("host[0].certs[1].key")),
+        "{e}"
+    );
+    assert!(e.message.contains("gone.key\" does not exist"), "{e}");
+}
+
+#[test]
 fn missing_cert_or_key_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.pem"), "x").unwrap();

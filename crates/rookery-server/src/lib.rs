@@ -87,8 +87,14 @@ pub async fn start_with(cfg: Config, modules: Vec<Arc<dyn Module>>) -> Result<Ru
         .iter()
         .map(|h| rookery_tls::HostCert {
             domain: h.domain.clone(),
-            cert: h.cert.clone(),
-            key: h.key.clone(),
+            pairs: h
+                .certs
+                .iter()
+                .map(|p| rookery_tls::CertKeyFiles {
+                    cert: p.cert.clone(),
+                    key: p.key.clone(),
+                })
+                .collect(),
         })
         .collect();
     let certs = Arc::new(rookery_tls::CertStore::load(&hosts, &cfg.server.data_dir)?);
@@ -128,8 +134,17 @@ pub async fn start_with(cfg: Config, modules: Vec<Arc<dyn Module>>) -> Result<Ru
     }
     let limiter = UnauthLimiter::default();
     let cms = rookery_net::cm::CmRegistry::new();
-    let starttls = TlsContext::new(certs.clone(), &[]);
-    let direct = TlsContext::new(certs.clone(), &[b"xmpp-client"]);
+    let mut starttls = TlsContext::new(certs.clone(), &[]);
+    let mut direct = TlsContext::new(certs.clone(), &[b"xmpp-client"]);
+    if let Some(on) = cfg.c2s.tls_session_tickets {
+        starttls = starttls.with_session_tickets(on);
+        direct = direct.with_session_tickets(on);
+    }
+    tracing::debug!(
+        on = starttls.session_tickets(),
+        configured = ?cfg.c2s.tls_session_tickets,
+        "client-facing TLS session tickets"
+    );
     let mut listeners = Vec::new();
     for (kind, listener) in bound {
         let local = listener.local_addr().map_err(|err| StartError::Bind {

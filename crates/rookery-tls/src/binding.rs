@@ -5,7 +5,7 @@
 //! - `tls-exporter` (RFC 9266) is the binding for TLS 1.3. It is only offered on TLS 1.3: on
 //!   TLS 1.2 the exporter is not guaranteed unique without the extended master secret.
 //! - `tls-server-end-point` (RFC 5929 §4) hashes the server's certificate and works on any TLS
-//!   version; [`crate::CertStore::cert_der_for`] gives the certificate that was served.
+//!   version; [`crate::ServedCert`] computes it for the certificate a handshake served.
 
 use rustls::ProtocolVersion;
 use rustls::server::ServerConnection;

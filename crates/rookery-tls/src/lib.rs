@@ -3,9 +3,10 @@
 //! The `rookery` binary turns the configured `[[host]]`s into [`HostCert`]s and calls
 //! [`CertStore::load`] at start-up, before anything binds; hosts without a certificate get a
 //! generated self-signed one. `rookery-net`'s listeners build their TLS acceptors from
-//! [`CertStore::server_config`] (the certificate is chosen per connection by SNI), and the c2s
-//! negotiation passes channel bindings — [`tls_exporter`] and [`tls_server_end_point`] of
-//! [`CertStore::cert_der_for`] — to SASL for SCRAM-*-PLUS.
+//! [`CertStore::server_config`] (the certificate is chosen per connection by SNI and, when a
+//! host has several, by the client's signature schemes), and the c2s negotiation passes
+//! channel bindings — [`tls_exporter`] and the [`ServedCert`]'s `tls-server-end-point` — to
+//! SASL for SCRAM-*-PLUS.
 //!
 //! For federation, the s2s actors connect with [`S2sClientConfigs`] and accept with
 //! [`s2s_server_config`]; those handshakes accept any peer certificate, and the actor then
@@ -30,7 +31,7 @@ pub use identity::{Identity, cert_identities};
 pub use s2s::{
     ALPN_XMPP_SERVER, CertError, S2sClientConfigs, S2sTrust, s2s_client_config, s2s_server_config,
 };
-pub use store::{CertStore, HostCert};
+pub use store::{CertKeyFiles, CertStore, HostCert, ServedCert};
 #[cfg(any(test, feature = "test-util"))]
 pub use testutil::{
     InsecureServerCertVerifier, client_config_insecure_for_tests,

@@ -63,11 +63,11 @@ async fn subdomain_without_covering_cert_falls_back() {
     let (cert, key, b_der) = cert_with(&PKCS_ECDSA_P256_SHA256, &["b.example"]);
     let hosts = [
         HostCert::self_signed("a.example"),
-        HostCert {
-            domain: "b.example".into(),
-            cert: Some(write(dir.path(), "b.pem", &cert)),
-            key: Some(write(dir.path(), "b.key", &key)),
-        },
+        HostCert::provided(
+            "b.example",
+            write(dir.path(), "b.pem", &cert),
+            write(dir.path(), "b.key", &key),
+        ),
     ];
     let store = CertStore::load(&hosts, dir.path()).unwrap();
     let chosen = store.cert_der_for(Some("chat.b.example")).unwrap().to_vec();
@@ -172,11 +172,11 @@ async fn rsa_pkcs1_host_completes_handshakes() {
         .unwrap();
     let (cert, key, der) = sign(rsa, &["rsa.example"]);
     let pkcs1 = pem("RSA PRIVATE KEY", &pkcs8_inner_key(&pem_body(&key)));
-    let hosts = [HostCert {
-        domain: "rsa.example".into(),
-        cert: Some(write(dir.path(), "rsa.pem", &cert)),
-        key: Some(write(dir.path(), "rsa.key", &pkcs1)),
-    }];
+    let hosts = [HostCert::provided(
+        "rsa.example",
+        write(dir.path(), "rsa.pem", &cert),
+        write(dir.path(), "rsa.key", &pkcs1),
+    )];
     let store = CertStore::load(&hosts, dir.path()).unwrap();
     for versions in [&[&TLS12][..], &[&TLS13][..]] {
         let (_s, c) = handshake(store.server_config(&[]), versions, dns("rsa.example"), &[]).await;

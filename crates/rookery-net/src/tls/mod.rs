@@ -1,12 +1,13 @@
 //! TLS for client-facing listeners (c2s, connection managers' clients, the router port): one
-//! rustls configuration built from the `CertStore` (SNI picks the host's certificate), the
-//! channel-binding data SASL -PLUS needs from a finished handshake, and the stream a finished
-//! handshake becomes.
+//! rustls configuration built from the `CertStore` (SNI picks the host, the client's signature
+//! schemes pick among its certificates, ECDSA first), the channel-binding data SASL -PLUS
+//! needs from a finished handshake, and the stream a finished handshake becomes.
 //!
-//! rustls does every handshake. A TLS 1.3 connection with a 32-byte-key suite then leaves
-//! rustls for [`compact::CompactTls`], which keeps only its keys (decision 0007): that is
-//! most of the memory of an idle client. Anything else (TLS 1.2, AES-128-GCM, a record split
-//! across the hand-over) stays a rustls stream. s2s keeps tokio-rustls throughout.
+//! rustls does every handshake, full or resumed from a stateless TLS 1.3 session ticket
+//! (decision 0012). A TLS 1.3 connection with a 32-byte-key suite then leaves rustls for
+//! [`compact::CompactTls`], which keeps only its keys (decision 0007): that is most of the
+//! memory of an idle client. Anything else (TLS 1.2, AES-128-GCM, a record split across the
+//! hand-over) stays a rustls stream. s2s keeps tokio-rustls throughout.
 
 mod aligned;
 mod compact;
@@ -39,8 +40,15 @@ pub struct TlsContext {
     config: Arc<ServerConfig>,
 }
 
+/// TLS 1.3 session tickets issued per handshake when they are on: a client holds one
+/// connection at a time and each resumption brings a fresh ticket, so one is enough (rustls'
+/// default of two costs a second encryption and record for nothing).
+const TICKETS_PER_HANDSHAKE: usize = 1;
+
 impl TlsContext {
-    /// `alpn`: protocols offered on Direct TLS (XEP-0368 uses `xmpp-client`).
+    /// `alpn`: protocols offered on Direct TLS (XEP-0368 uses `xmpp-client`). Session tickets
+    /// are on if some host signs with RSA ([`CertStore::some_host_signs_with_rsa`]), else off;
+    /// [`Self::with_session_tickets`] overrides that.
     pub fn new(certs: Arc<CertStore>, alpn: &[&[u8]]) -> Self {
         let mut config = (*certs.server_config(alpn)).clone();
         // The hand-over to the compact record layer takes the traffic keys out of rustls.
@@ -49,14 +57,35 @@ impl TlsContext {
         // three are strong, and the first goes compact while AES-128 cannot (decision 0007), so
         // clients that prefer AES-128 (BoringSSL's, on Android) still get the small stream.
         config.ignore_client_order = true;
-        // No TLS 1.3 session tickets, as Prosody (`no_ticket` in its defaults): an XMPP client
-        // holds one long-lived connection and resumes at the XMPP layer, while two tickets
-        // per login cost ~15 % of a STARTTLS login's server CPU and a write each.
-        config.send_tls13_tickets = 0;
+        // Stateless TLS 1.3 tickets (decision 0012): a reconnecting client resumes with a
+        // PSK and a fresh key exchange instead of a certificate signature, and the server keeps
+        // nothing per ticket. rustls resumes only with psk_dhe_ke, and 0-RTT stays off
+        // (`max_early_data_size` 0). By default only where a full handshake costs an RSA
+        // signature: with ECDSA, issuing a ticket (and writing it) costs about what a
+        // resumption saves.
+        config.ticketer = certs.ticketer();
+        config.send_tls13_tickets = if certs.some_host_signs_with_rsa() {
+            TICKETS_PER_HANDSHAKE
+        } else {
+            0
+        };
         TlsContext {
             certs,
             config: Arc::new(config),
         }
+    }
+
+    /// Whether handshakes issue TLS 1.3 session tickets (`[c2s] tls_session_tickets`).
+    /// Without them every connection is a full handshake, as before decision 0012.
+    pub fn with_session_tickets(mut self, on: bool) -> Self {
+        let config = Arc::make_mut(&mut self.config);
+        config.send_tls13_tickets = if on { TICKETS_PER_HANDSHAKE } else { 0 };
+        self
+    }
+
+    /// Whether handshakes issue session tickets.
+    pub fn session_tickets(&self) -> bool {
+        self.config.send_tls13_tickets > 0
     }
 
     /// The TLS handshake on `tcp`, and the stream it becomes.
@@ -73,26 +102,22 @@ impl TlsContext {
         IO: AsyncRead + AsyncWrite + Unpin,
     {
         let capture = Arc::new(CaptureTraffic::default());
+        let served = self.certs.served_cert();
         let mut config = (*self.config).clone();
         config.key_log = capture.clone();
+        config.cert_resolver = served.clone();
         let tls = TlsAcceptor::from(Arc::new(config))
             .accept(Aligned::new(io))
             .await?;
-        let bindings = bindings(&self.certs, tls.get_ref().1);
+        let bindings = ChannelBindings {
+            exporter: rookery_tls::tls_exporter(tls.get_ref().1),
+            server_end_point: served.end_point(),
+        };
         Ok((ServerTls::establish(tls, &capture)?, bindings))
     }
 
     pub fn certs(&self) -> &CertStore {
         &self.certs
-    }
-}
-
-/// Channel bindings of an established server-side TLS connection (RFC 9266, RFC 5929).
-fn bindings(certs: &CertStore, conn: &rustls::ServerConnection) -> ChannelBindings {
-    let leaf = certs.cert_der_for(conn.server_name());
-    ChannelBindings {
-        exporter: rookery_tls::tls_exporter(conn),
-        server_end_point: leaf.and_then(|c| rookery_tls::tls_server_end_point(c.as_ref())),
     }
 }
 
@@ -125,8 +150,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ServerTls<IO> {
         };
         let (aligned, mut conn) = tls.into_inner();
         // What rustls opened but nobody read yet (the client's first bytes may travel with
-        // its Finished), and anything it still has to send (tickets: flushed by the acceptor,
-        // so normally nothing).
+        // its Finished), and anything it still has to send (the session ticket: flushed by the
+        // acceptor, so normally nothing; if not, it goes out first, under rustls' sequence
+        // numbers, which the extracted secrets continue from).
         let mut plain = Vec::new();
         match conn.reader().read_to_end(&mut plain) {
             Ok(_) => {}

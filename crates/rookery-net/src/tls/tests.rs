@@ -41,11 +41,14 @@ async fn pair_with(
     ClientTls<DuplexStream>,
     ChannelBindings,
 ) {
-    pair_over(config, early, 64 * 1024).await
+    let dir = tempfile::tempdir().unwrap();
+    pair_on(&context(&dir), config, early, 64 * 1024).await
 }
 
-/// [`pair_with`] over a pipe that carries at most `pipe` bytes at a time.
-async fn pair_over(
+/// [`pair_with`] against the listener context `ctx` (whose ticket key a later connection may
+/// resume with), over a pipe that carries at most `pipe` bytes at a time.
+async fn pair_on(
+    ctx: &TlsContext,
     config: ClientConfig,
     early: &[u8],
     pipe: usize,
@@ -54,8 +57,6 @@ async fn pair_over(
     ClientTls<DuplexStream>,
     ChannelBindings,
 ) {
-    let dir = tempfile::tempdir().unwrap();
-    let ctx = context(&dir);
     let (a, b) = duplex(pipe);
     let connector = TlsConnector::from(Arc::new(config));
     let name = ServerName::try_from("localhost").unwrap();
@@ -132,8 +133,14 @@ async fn tls13_goes_compact_and_carries_data_both_ways() {
 
 #[tokio::test]
 async fn records_split_across_many_reads_are_reassembled() {
-    // A 7-byte pipe: every record, header included, arrives in pieces.
-    let (mut server, mut client, _) = pair_over(client_config_insecure_for_tests(), b"", 7).await;
+    // A 7-byte pipe: every record, header included, arrives in pieces. Without a session
+    // ticket (the default with this ECDSA certificate, made explicit): the acceptor flushes it
+    // before the handshake completes, and this test's client reads nothing until then (a TCP
+    // socket's buffer always holds a ticket).
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = context(&dir).with_session_tickets(false);
+    let config = client_config_insecure_for_tests();
+    let (mut server, mut client, _) = pair_on(&ctx, config, b"", 7).await;
     assert!(server.is_compact());
     for len in [1, 5, 300, 20_000] {
         let data = pattern(len);
@@ -340,15 +347,103 @@ impl rustls::client::ClientSessionStore for TicketCounter {
     }
 }
 
-#[tokio::test]
-async fn no_session_tickets_are_sent() {
+/// With nothing to read, the compact connection holds no buffers.
+fn idle_holds_nothing(server: &mut ServerTls<DuplexStream>) {
+    let mut buf = [0u8; 16];
+    let mut rb = ReadBuf::new(&mut buf);
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    assert!(
+        Pin::new(&mut *server)
+            .poll_read(&mut cx, &mut rb)
+            .is_pending()
+    );
+    assert_eq!(compact(server).buffer_capacity_for_tests(), 0);
+}
+
+/// The tickets a client is given after a round trip on a connection with `ctx`.
+async fn tickets_from(ctx: &TlsContext) -> usize {
     let counter = Arc::new(TicketCounter::default());
     let mut config = client_config_insecure_for_tests();
     config.resumption = rustls::client::Resumption::store(counter.clone());
-    let (mut server, mut client, _) = pair(config).await;
+    let (mut server, mut client, _) = pair_on(ctx, config, b"", 64 * 1024).await;
     // A round trip after the handshake: tickets, had there been any, arrived before it.
     let data = pattern(10);
     assert_eq!(transfer(&mut server, &mut client, &data).await, data);
     assert_eq!(transfer(&mut client, &mut server, &data).await, data);
-    assert_eq!(counter.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+    counter.0.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn one_session_ticket_per_handshake_when_on() {
+    let dir = tempfile::tempdir().unwrap();
+    // An ECDSA certificate only: off unless asked for (decision 0012).
+    let ctx = context(&dir);
+    assert!(!ctx.session_tickets());
+    assert_eq!(tickets_from(&ctx).await, 0);
+    let ctx = ctx.with_session_tickets(true);
+    assert!(ctx.session_tickets());
+    assert_eq!(tickets_from(&ctx).await, 1);
+    let ctx = ctx.with_session_tickets(false);
+    assert_eq!(tickets_from(&ctx).await, 0);
+}
+
+/// A client that comes back with its ticket resumes (no certificate, no signature), goes
+/// compact like a full handshake, and its data, channel bindings and buffers are as after one.
+#[tokio::test]
+async fn a_resumed_connection_goes_compact_and_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = context(&dir).with_session_tickets(true);
+    let mut config = client_config_insecure_for_tests();
+    config.resumption = rustls::client::Resumption::in_memory_sessions(8);
+    let config = Arc::new(config);
+
+    let (mut server, mut client, first) = pair_on(&ctx, (*config).clone(), b"", 64 * 1024).await;
+    assert_eq!(
+        client.get_ref().1.handshake_kind(),
+        Some(rustls::HandshakeKind::Full)
+    );
+    // The ticket arrives with the first data after the handshake.
+    let data = pattern(10);
+    assert_eq!(transfer(&mut server, &mut client, &data).await, data);
+    assert!(server.is_compact());
+    idle_holds_nothing(&mut server);
+    drop((server, client));
+
+    // Bytes with the client's Finished too: the resumed hand-over must not lose them either.
+    let (mut server, mut client, bindings) =
+        pair_on(&ctx, (*config).clone(), b"<stream:stream>", 64 * 1024).await;
+    assert_eq!(
+        client.get_ref().1.handshake_kind(),
+        Some(rustls::HandshakeKind::Resumed)
+    );
+    assert!(server.is_compact());
+    let mut early = [0u8; 15];
+    server.read_exact(&mut early).await.unwrap();
+    assert_eq!(&early, b"<stream:stream>");
+    let expected = client
+        .get_ref()
+        .1
+        .export_keying_material([0u8; 32], b"EXPORTER-Channel-Binding", None)
+        .unwrap();
+    assert_eq!(bindings.exporter.as_deref(), Some(&expected[..]));
+    assert_ne!(bindings.exporter, first.exporter);
+    // No certificate was sent, but the binding names the one the ticket's session was made
+    // with (one host, one certificate here).
+    assert!(bindings.server_end_point.is_some());
+    assert_eq!(bindings.server_end_point, first.server_end_point);
+    for len in [1, 16 * 1024 + 1, 100_000] {
+        let data = pattern(len);
+        assert_eq!(transfer(&mut client, &mut server, &data).await, data);
+        assert_eq!(transfer(&mut server, &mut client, &data).await, data);
+    }
+    idle_holds_nothing(&mut server);
+
+    // Another server process (another ticket key) cannot use the ticket: a full handshake.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = context(&other_dir).with_session_tickets(true);
+    let (_s, client, _) = pair_on(&other, (*config).clone(), b"", 64 * 1024).await;
+    assert_eq!(
+        client.get_ref().1.handshake_kind(),
+        Some(rustls::HandshakeKind::Full)
+    );
 }

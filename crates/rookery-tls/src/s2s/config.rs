@@ -30,9 +30,9 @@ pub const ALPN_XMPP_SERVER: &[u8] = b"xmpp-server";
 const VERSIONS: &[&rustls::SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
 
-/// A client configuration for an outgoing s2s stream from `local_domain`: it presents the
-/// certificate `certs` serves for `local_domain` (chosen as SNI would choose it) as the TLS
-/// client certificate, so the peer can offer SASL EXTERNAL; offers ALPN `xmpp-server` when
+/// A client configuration for an outgoing s2s stream from `local_domain`: it presents a
+/// certificate `certs` serves for `local_domain` (the host chosen as SNI would choose it; of
+/// its certificates, the preferred one the peer accepts) as the TLS client certificate, so the peer can offer SASL EXTERNAL; offers ALPN `xmpp-server` when
 /// `direct_tls` (XEP-0368), none for STARTTLS. The caller sets SNI to the remote domain when
 /// it connects. The server's chain is not judged here: call `verify_peer` after the handshake.
 ///
@@ -47,18 +47,19 @@ pub fn s2s_client_config(
         .strip_suffix('.')
         .unwrap_or(local_domain)
         .to_ascii_lowercase();
-    let key = certs
-        .certified_key_for(Some(&local))
-        .ok_or_else(|| TlsError::InvalidHost {
+    let keys = certs.certified_keys_for(Some(&local));
+    if keys.is_empty() {
+        return Err(TlsError::InvalidHost {
             domain: local_domain.to_owned(),
             reason: "no certificate to present on outgoing s2s streams".to_owned(),
-        })?;
+        });
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(VERSIONS)?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyChain { provider }))
-        .with_client_cert_resolver(Arc::new(LocalCert(key)));
+        .with_client_cert_resolver(Arc::new(LocalCert(keys)));
     if direct_tls {
         config.alpn_protocols = vec![ALPN_XMPP_SERVER.to_vec()];
     }
@@ -132,18 +133,24 @@ impl S2sClientConfigs {
     }
 }
 
-/// Presents one fixed certificate whenever the server asks for a client certificate. The
-/// server's CA hints are ignored: a peer may well accept a CA it did not list.
+/// Presents the local domain's certificate whenever the server asks for a client certificate:
+/// of the domain's certificates (preferred first, never empty), the first whose key can sign
+/// with a scheme the server accepts, else the preferred one. The server's CA hints are
+/// ignored: a peer may well accept a CA it did not list.
 #[derive(Debug)]
-struct LocalCert(Arc<CertifiedKey>);
+struct LocalCert(Vec<Arc<CertifiedKey>>);
 
 impl ResolvesClientCert for LocalCert {
     fn resolve(
         &self,
         _root_hint_subjects: &[&[u8]],
-        _sigschemes: &[SignatureScheme],
+        sigschemes: &[SignatureScheme],
     ) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.clone())
+        self.0
+            .iter()
+            .find(|k| k.key.choose_scheme(sigschemes).is_some())
+            .or_else(|| self.0.first())
+            .cloned()
     }
 
     fn has_certs(&self) -> bool {

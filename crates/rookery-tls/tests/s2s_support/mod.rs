@@ -170,11 +170,11 @@ pub fn store(dir: &Path, hosts: &[(&str, Option<&Leaf>)]) -> CertStore {
     let hosts: Vec<HostCert> = hosts
         .iter()
         .map(|(domain, leaf)| match leaf {
-            Some(leaf) => HostCert {
-                domain: (*domain).to_owned(),
-                cert: Some(write(dir, &format!("{domain}.pem"), &leaf.cert_pem)),
-                key: Some(write(dir, &format!("{domain}.key"), &leaf.key_pem)),
-            },
+            Some(leaf) => HostCert::provided(
+                *domain,
+                write(dir, &format!("{domain}.pem"), &leaf.cert_pem),
+                write(dir, &format!("{domain}.key"), &leaf.key_pem),
+            ),
             None => HostCert::self_signed(*domain),
         })
         .collect();

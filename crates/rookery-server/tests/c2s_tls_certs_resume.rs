@@ -1,0 +1,342 @@
+//! TLS on a real c2s listener, with rustls' client over STARTTLS (decision 0012):
+//! - with an RSA certificate (tickets on by default), a client that comes back with the
+//!   session ticket of its first connection resumes (no certificate, no signature), then logs
+//!   in with SCRAM-SHA-1-PLUS (`tls-exporter`), binds and makes a round trip — the resumed
+//!   connection works as a full one; with ECDSA only, or `[c2s] tls_session_tickets = false`,
+//!   it gets no ticket and a full handshake, and `true` turns them on for ECDSA;
+//! - a host with an RSA and an ECDSA certificate serves ECDSA to a client that accepts it and
+//!   RSA to one that does not, and SCRAM-SHA-1-PLUS with `tls-server-end-point` succeeds with
+//!   either: the binding hashes the certificate that client was shown.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use rookery_config::{Config, ListenerKind};
+use rookery_net::stream::XmppStream;
+use rookery_xml::{Element, StreamEvent};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::client::danger::{
+    HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
+};
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio_rustls::rustls::{
+    self, ClientConfig, DigitallySignedStruct, HandshakeKind, SignatureScheme,
+};
+
+#[path = "support/mod.rs"]
+mod support;
+
+const SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
+const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+     xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
+
+/// A server for `localhost` with `host_extra` in its `[[host]]` and `extra` appended, and the
+/// account juliet/pw; the directory holds its data.
+async fn start(
+    host_extra: &str,
+    extra: &str,
+) -> (rookery_server::Running, tempfile::TempDir, SocketAddr) {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[server]\ndata_dir = \"data\"\n[s2s]\nenabled = false\n{extra}\n\
+         [[host]]\ndomain = \"localhost\"\n{host_extra}\n\
+         [[listen]]\naddress = \"127.0.0.1\"\nport = 0\nkind = \"c2s\"\n"
+    );
+    let path = dir.path().join("rookery.toml");
+    std::fs::write(&path, toml).unwrap();
+    let running = rookery_server::start(Config::load(&path).unwrap())
+        .await
+        .unwrap();
+    let bare = rookery_proto::stanza::BareJid::new("juliet@localhost").unwrap();
+    rookery_core::accounts::create(running.server.stores(), &bare, "pw", 4096)
+        .await
+        .unwrap();
+    let addr = running.addr(ListenerKind::C2s).unwrap();
+    (running, dir, addr)
+}
+
+async fn element<IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    s: &mut XmppStream<IO>,
+) -> Element {
+    match tokio::time::timeout(Duration::from_secs(5), s.next_event()).await {
+        Ok(Ok(StreamEvent::Stanza(el))) => el,
+        other => panic!("expected an element, got {:?}", other.map(|r| r.is_ok())),
+    }
+}
+
+async fn open<IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(s: &mut XmppStream<IO>) {
+    s.restart();
+    s.queue_raw(HEADER.as_bytes());
+    s.flush().await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(5), s.next_event()).await {
+        Ok(Ok(StreamEvent::Open(_))) => {}
+        _ => panic!("expected the server's stream header"),
+    }
+    element(s).await;
+}
+
+/// Connects, STARTTLS with `config`, and reopens on TLS.
+async fn tls_stream(
+    addr: SocketAddr,
+    config: Arc<ClientConfig>,
+) -> XmppStream<TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let mut s = XmppStream::new(tcp, rookery_xml::Limits::default(), "jabber:client");
+    open(&mut s).await;
+    s.queue_raw(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    s.flush().await.unwrap();
+    assert_eq!(element(&mut s).await.name(), "proceed");
+    let name = ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, s.into_inner())
+        .await
+        .unwrap();
+    let mut s = XmppStream::new(tls, rookery_xml::Limits::default(), "jabber:client");
+    open(&mut s).await;
+    s
+}
+
+fn conn(s: &XmppStream<TlsStream<TcpStream>>) -> &rustls::ClientConnection {
+    s.get_ref().get_ref().1
+}
+
+/// SCRAM-SHA-1-PLUS with channel binding `cb_type` and data `cb_data`; true on success (the
+/// server's signature is checked).
+async fn scram_plus(
+    s: &mut XmppStream<TlsStream<TcpStream>>,
+    cb_type: &str,
+    cb_data: &[u8],
+) -> bool {
+    let gs2 = format!("p={cb_type},,");
+    let bare = "n=juliet,r=clientnonce0123456789";
+    s.queue_raw(
+        format!(
+            "<auth xmlns='{SASL}' mechanism='SCRAM-SHA-1-PLUS'>{}</auth>",
+            STANDARD.encode(format!("{gs2}{bare}"))
+        )
+        .as_bytes(),
+    );
+    s.flush().await.unwrap();
+    let ch = element(s).await;
+    assert_eq!(ch.name(), "challenge", "{}", ch.to_xml());
+    let first = String::from_utf8(STANDARD.decode(ch.text().trim()).unwrap()).unwrap();
+    let mut cbind = gs2.as_bytes().to_vec();
+    cbind.extend_from_slice(cb_data);
+    let (final_msg, server_sig) = support::scram_sha1_final("pw", bare, &first, &cbind);
+    s.queue_raw(
+        format!(
+            "<response xmlns='{SASL}'>{}</response>",
+            STANDARD.encode(final_msg)
+        )
+        .as_bytes(),
+    );
+    s.flush().await.unwrap();
+    let r = element(s).await;
+    if r.name() != "success" {
+        return false;
+    }
+    let v = String::from_utf8(STANDARD.decode(r.text().trim()).unwrap()).unwrap();
+    assert_eq!(v, format!("v={}", STANDARD.encode(server_sig)));
+    true
+}
+
+/// Binds a resource and makes an IQ round trip on the authenticated stream.
+async fn bind_and_ping(s: &mut XmppStream<TlsStream<TcpStream>>, resource: &str) {
+    open(s).await;
+    s.queue_raw(
+        format!(
+            "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
+             <resource>{resource}</resource></bind></iq>"
+        )
+        .as_bytes(),
+    );
+    s.flush().await.unwrap();
+    let bound = element(s).await;
+    assert_eq!(bound.attr("type"), Some("result"), "{}", bound.to_xml());
+    s.queue_raw(b"<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
+    s.flush().await.unwrap();
+    let pong = element(s).await;
+    assert_eq!(pong.attr("type"), Some("result"), "{}", pong.to_xml());
+}
+
+fn exporter(s: &XmppStream<TlsStream<TcpStream>>) -> Vec<u8> {
+    conn(s)
+        .export_keying_material(vec![0u8; 32], b"EXPORTER-Channel-Binding", None)
+        .unwrap()
+}
+
+fn resuming_client() -> Arc<ClientConfig> {
+    let mut config = rookery_tls::client_config_insecure_for_tests();
+    config.resumption = rustls::client::Resumption::in_memory_sessions(8);
+    Arc::new(config)
+}
+
+/// A first login with a full handshake; the session ticket arrives with the server's first
+/// bytes after it (read during the login).
+async fn first_login(addr: SocketAddr, config: &Arc<ClientConfig>) {
+    let mut s = tls_stream(addr, config.clone()).await;
+    assert_eq!(conn(&s).handshake_kind(), Some(HandshakeKind::Full));
+    let cb = exporter(&s);
+    assert!(scram_plus(&mut s, "tls-exporter", &cb).await);
+    bind_and_ping(&mut s, "first").await;
+}
+
+/// An RSA-2048 certificate for localhost (the checked-in test key; ring cannot generate RSA
+/// keys), written under `dir`: (`cert = ...` and `key = ...` lines, the certificate's DER).
+fn rsa_host(dir: &std::path::Path) -> (String, Vec<u8>) {
+    let key_pem = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../rookery-tls/tests/data/test-rsa2048.pkcs8.pem"
+    ))
+    .unwrap();
+    let key =
+        rcgen::KeyPair::from_pkcs8_pem_and_sign_algo(&key_pem, &rcgen::PKCS_RSA_SHA256).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (c, k) = (dir.join("rsa.pem"), dir.join("rsa.key"));
+    std::fs::write(&c, cert.pem()).unwrap();
+    std::fs::write(&k, &key_pem).unwrap();
+    (
+        format!("cert = \"{}\"\nkey = \"{}\"", c.display(), k.display()),
+        cert.der().to_vec(),
+    )
+}
+
+#[tokio::test]
+async fn a_reconnecting_client_resumes_and_logs_in() {
+    let certs = tempfile::tempdir().unwrap();
+    let (host, _) = rsa_host(certs.path());
+    let (_running, _dir, addr) = start(&host, "").await;
+    let config = resuming_client();
+    first_login(addr, &config).await;
+
+    let mut s = tls_stream(addr, config.clone()).await;
+    assert_eq!(conn(&s).handshake_kind(), Some(HandshakeKind::Resumed));
+    assert_eq!(
+        conn(&s).protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
+    // The binding of the resumed connection is its own (a fresh key exchange): a wrong one
+    // would fail here.
+    let cb = exporter(&s);
+    assert!(scram_plus(&mut s, "tls-exporter", &cb).await);
+    bind_and_ping(&mut s, "second").await;
+
+    // And once more: the resumed connection brought a ticket of its own.
+    let s = tls_stream(addr, config).await;
+    assert_eq!(conn(&s).handshake_kind(), Some(HandshakeKind::Resumed));
+}
+
+/// The second connection's handshake on a server with `host` in its `[[host]]` and `extra`.
+async fn second_handshake(host: &str, extra: &str) -> HandshakeKind {
+    let (_running, _dir, addr) = start(host, extra).await;
+    let config = resuming_client();
+    first_login(addr, &config).await;
+    let s = tls_stream(addr, config).await;
+    conn(&s).handshake_kind().unwrap()
+}
+
+#[tokio::test]
+async fn tickets_default_to_off_with_ecdsa_and_follow_the_setting() {
+    // Zero-config: a generated ECDSA certificate.
+    assert_eq!(second_handshake("", "").await, HandshakeKind::Full);
+    let on = "[c2s]\ntls_session_tickets = true\n";
+    assert_eq!(second_handshake("", on).await, HandshakeKind::Resumed);
+    let certs = tempfile::tempdir().unwrap();
+    let (rsa, _) = rsa_host(certs.path());
+    let off = "[c2s]\ntls_session_tickets = false\n";
+    assert_eq!(second_handshake(&rsa, off).await, HandshakeKind::Full);
+}
+
+/// Accepts any certificate (signatures still checked) and offers only `schemes`.
+#[derive(Debug)]
+struct Offers(
+    &'static [SignatureScheme],
+    rookery_tls::InsecureServerCertVerifier,
+);
+
+impl ServerCertVerifier for Offers {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.1.verify_tls12_signature(m, c, d)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.1.verify_tls13_signature(m, c, d)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.to_vec()
+    }
+}
+
+#[tokio::test]
+async fn ecdsa_and_rsa_side_by_side_with_end_point_binding() {
+    let certs = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = certs.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let (_, rsa_der) = rsa_host(certs.path());
+    let ec = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let ec_cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&ec)
+        .unwrap();
+    let host = format!(
+        "certs = [\n  {{ cert = \"{}\", key = \"{}\" }},\n  {{ cert = \"{}\", key = \"{}\" }},\n]",
+        certs.path().join("rsa.pem").display(),
+        certs.path().join("rsa.key").display(),
+        write("ec.pem", &ec_cert.pem()),
+        write("ec.key", &ec.serialize_pem()),
+    );
+    let (_running, _dir, addr) = start(&host, "").await;
+
+    let default = Arc::new(rookery_tls::client_config_insecure_for_tests());
+    let mut rsa_only = rookery_tls::client_config_insecure_for_tests();
+    rsa_only
+        .dangerous()
+        .set_certificate_verifier(Arc::new(Offers(
+            &[
+                SignatureScheme::RSA_PSS_SHA256,
+                SignatureScheme::RSA_PKCS1_SHA256,
+            ],
+            rookery_tls::InsecureServerCertVerifier::new(),
+        )));
+    for (config, want) in [
+        (default, ec_cert.der().to_vec()),
+        (Arc::new(rsa_only), rsa_der),
+    ] {
+        let mut s = tls_stream(addr, config).await;
+        let leaf = conn(&s).peer_certificates().unwrap()[0].to_vec();
+        assert_eq!(leaf, want);
+        // RFC 5929 §4.1: SHA-256 for both (ecdsa-with-SHA256, sha256WithRSAEncryption).
+        let end_point = rookery_tls::tls_server_end_point(&leaf).unwrap();
+        assert!(scram_plus(&mut s, "tls-server-end-point", &end_point).await);
+        bind_and_ping(&mut s, "r").await;
+    }
+}
