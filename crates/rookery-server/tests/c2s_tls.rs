@@ -8,135 +8,38 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use rookery_config::{Config, ListenerKind};
-use rookery_net::stream::XmppStream;
-use rookery_xml::{Element, StreamEvent};
+use rookery_xml::Element;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
+use support::c2s_tls::{SASL, Tls, bind_and_ping, element, exporter};
 
 #[path = "support/mod.rs"]
 mod support;
-
-const SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
-const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
-     xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
 
 async fn start() -> (rookery_server::Running, tempfile::TempDir, SocketAddr) {
     start_with("").await
 }
 
-/// Like [`start`], with extra config appended (e.g. a `[limits]` table).
+/// Like [`start`], with extra config (e.g. a `[limits]` table).
 async fn start_with(extra: &str) -> (rookery_server::Running, tempfile::TempDir, SocketAddr) {
-    let dir = tempfile::tempdir().unwrap();
-    let toml = format!(
-        "[server]\ndata_dir = \"data\"\n[s2s]\nenabled = false\n\
-         [[host]]\ndomain = \"localhost\"\n\
-         [[listen]]\naddress = \"127.0.0.1\"\nport = 0\nkind = \"c2s\"\n{extra}"
-    );
-    let path = dir.path().join("rookery.toml");
-    std::fs::write(&path, toml).unwrap();
-    let running = rookery_server::start(Config::load(&path).unwrap())
-        .await
-        .unwrap();
-    let bare = rookery_proto::stanza::BareJid::new("juliet@localhost").unwrap();
-    rookery_core::accounts::create(running.server.stores(), &bare, "pw", 4096)
-        .await
-        .unwrap();
-    let addr = running.addr(ListenerKind::C2s).unwrap();
-    (running, dir, addr)
+    support::c2s_tls::start("", extra).await
 }
 
-async fn element<IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
-    s: &mut XmppStream<IO>,
-) -> Element {
-    match tokio::time::timeout(Duration::from_secs(5), s.next_event()).await {
-        Ok(Ok(StreamEvent::Stanza(el))) => el,
-        other => panic!("expected an element, got {:?}", other.map(|r| r.is_ok())),
-    }
-}
-
-/// Sends our header, reads the server's and its features.
-async fn open<IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
-    s: &mut XmppStream<IO>,
-) -> Element {
-    s.restart();
-    s.queue_raw(HEADER.as_bytes());
-    s.flush().await.unwrap();
-    match tokio::time::timeout(Duration::from_secs(5), s.next_event()).await {
-        Ok(Ok(StreamEvent::Open(_))) => {}
-        _ => panic!("expected the server's stream header"),
-    }
-    element(s).await
-}
-
-/// Connects, STARTTLS, and reopens on TLS: the stream and the features offered there.
-async fn tls_stream(addr: SocketAddr) -> (XmppStream<TlsStream<TcpStream>>, Element) {
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let mut s = XmppStream::new(tcp, rookery_xml::Limits::default(), "jabber:client");
-    open(&mut s).await;
-    s.queue_raw(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
-    s.flush().await.unwrap();
-    assert_eq!(element(&mut s).await.name(), "proceed");
+/// STARTTLS with a client that accepts the self-signed certificate; TLS 1.3, so the server
+/// hands the connection to its compact record layer.
+async fn tls_stream(addr: SocketAddr) -> (Tls, Element) {
     let cfg = std::sync::Arc::new(rookery_tls::client_config_insecure_for_tests());
-    let name = tokio_rustls::rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = tokio_rustls::TlsConnector::from(cfg)
-        .connect(name, s.into_inner())
-        .await
-        .unwrap();
+    let (s, features) = support::c2s_tls::tls_stream(addr, cfg).await;
     assert_eq!(
-        tls.get_ref().1.protocol_version(),
+        support::c2s_tls::conn(&s).protocol_version(),
         Some(tokio_rustls::rustls::ProtocolVersion::TLSv1_3)
     );
-    let mut s = XmppStream::new(tls, rookery_xml::Limits::default(), "jabber:client");
-    let features = open(&mut s).await;
     (s, features)
 }
 
-/// SCRAM-SHA-1-PLUS with `tls-exporter` and the given binding data; true on success (the
-/// server's signature is checked).
-async fn scram_plus(s: &mut XmppStream<TlsStream<TcpStream>>, cb_data: &[u8]) -> bool {
-    let gs2 = "p=tls-exporter,,";
-    let bare = "n=juliet,r=clientnonce0123456789";
-    s.queue_raw(
-        format!(
-            "<auth xmlns='{SASL}' mechanism='SCRAM-SHA-1-PLUS'>{}</auth>",
-            STANDARD.encode(format!("{gs2}{bare}"))
-        )
-        .as_bytes(),
-    );
-    s.flush().await.unwrap();
-    let ch = element(s).await;
-    assert_eq!(ch.name(), "challenge", "{}", ch.to_xml());
-    let first = String::from_utf8(STANDARD.decode(ch.text().trim()).unwrap()).unwrap();
-    let mut cbind = gs2.as_bytes().to_vec();
-    cbind.extend_from_slice(cb_data);
-    let (final_msg, server_sig) = support::scram_sha1_final("pw", bare, &first, &cbind);
-    s.queue_raw(
-        format!(
-            "<response xmlns='{SASL}'>{}</response>",
-            STANDARD.encode(final_msg)
-        )
-        .as_bytes(),
-    );
-    s.flush().await.unwrap();
-    let r = element(s).await;
-    if r.name() != "success" {
-        return false;
-    }
-    let v = String::from_utf8(STANDARD.decode(r.text().trim()).unwrap()).unwrap();
-    assert_eq!(v, format!("v={}", STANDARD.encode(server_sig)));
-    true
-}
-
-fn exporter(s: &XmppStream<TlsStream<TcpStream>>) -> Vec<u8> {
-    // The client's own view of the connection (XmppStream keeps the transport inside).
-    let tls: &TlsStream<TcpStream> = s.get_ref();
-    tls.get_ref()
-        .1
-        .export_keying_material(vec![0u8; 32], b"EXPORTER-Channel-Binding", None)
-        .unwrap()
+/// SCRAM-SHA-1-PLUS with `tls-exporter` and the given binding data.
+async fn scram_plus(s: &mut Tls, cb_data: &[u8]) -> bool {
+    support::c2s_tls::scram_plus(s, "tls-exporter", cb_data).await
 }
 
 #[tokio::test]
@@ -158,20 +61,7 @@ async fn scram_plus_with_tls_exporter_then_a_session_over_the_compact_stream() {
         scram_plus(&mut s, &cb).await,
         "the right binding is accepted"
     );
-    open(&mut s).await;
-    s.queue_raw(
-        b"<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
-          <resource>balcony</resource></bind></iq>",
-    );
-    s.flush().await.unwrap();
-    let bound = element(&mut s).await;
-    assert_eq!(bound.attr("type"), Some("result"), "{}", bound.to_xml());
-    // A round trip on the bound session.
-    s.queue_raw(b"<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
-    s.flush().await.unwrap();
-    let pong = element(&mut s).await;
-    assert_eq!(pong.attr("id"), Some("p1"));
-    assert_eq!(pong.attr("type"), Some("result"), "{}", pong.to_xml());
+    bind_and_ping(&mut s, "balcony").await;
 }
 
 #[tokio::test]
@@ -185,7 +75,7 @@ async fn a_binding_from_another_connection_is_refused() {
 }
 
 /// Sends `<auth/>` (or any SASL element) and returns the server's answer.
-async fn sasl_answer(s: &mut XmppStream<TlsStream<TcpStream>>, xml: &str) -> Element {
+async fn sasl_answer(s: &mut Tls, xml: &str) -> Element {
     s.queue_raw(xml.as_bytes());
     s.flush().await.unwrap();
     element(s).await

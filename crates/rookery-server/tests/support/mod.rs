@@ -804,6 +804,7 @@ pub async fn dialback_as_a(peer: &mut RawPeer) {
     );
 }
 
+pub mod c2s_tls;
 pub mod local;
 
 /// The client side of SCRAM-SHA-1 (RFC 5802) after the server's first message: the
