@@ -1,4 +1,4 @@
-//! SASL on a router link: DIGEST-MD5 for jabberd2 (which speaks nothing else; decision 0005)
+//! SASL on a router link: DIGEST-MD5 for jabberd2 (which speaks nothing else; decision 0013)
 //! and SCRAM-SHA-1/256 derived from the same `[[router.user]]` secret for components that can
 //! choose. `auth.rs` calls [`authenticate`] for each `<auth/>`; wrong secrets count in the same
 //! brute-force throttle as client logins, negotiation failures (bad messages, an unknown

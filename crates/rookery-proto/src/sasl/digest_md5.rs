@@ -2,7 +2,7 @@
 //!
 //! Where it sits: only rookery-net's jabberd2 router listener (`router/auth.rs`) uses it,
 //! because jabberd2's `sm` and `c2s` speak nothing else to their router (see
-//! docs/decisions/0005-digest-md5-router-only.md). Client streams never offer it. The flow is
+//! docs/decisions/0013-digest-md5-router-only.md). Client streams never offer it. The flow is
 //! two messages: [`DigestMd5::challenge`] is sent as the first `<challenge/>`, the client's
 //! `<response/>` goes to [`DigestMd5::parse_response`], the caller looks up the router user's
 //! secret (DIGEST-MD5 needs the secret itself, which is why router secrets live in the
