@@ -12,13 +12,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use support::c2s_tls::{Tls, bind_and_ping, conn, exporter, scram_plus, start};
-use tokio_rustls::rustls::client::danger::{
-    HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
-};
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use tokio_rustls::rustls::{
-    self, ClientConfig, DigitallySignedStruct, HandshakeKind, SignatureScheme,
-};
+use tokio_rustls::rustls::{self, ClientConfig, HandshakeKind, SignatureScheme};
 
 #[path = "support/mod.rs"]
 mod support;
@@ -113,45 +107,6 @@ async fn tickets_default_to_off_with_ecdsa_and_follow_the_setting() {
     assert_eq!(second_handshake(&rsa, off).await, HandshakeKind::Full);
 }
 
-/// Accepts any certificate (signatures still checked) and offers only `schemes`.
-#[derive(Debug)]
-struct Offers(
-    &'static [SignatureScheme],
-    rookery_tls::InsecureServerCertVerifier,
-);
-
-impl ServerCertVerifier for Offers {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.1.verify_tls12_signature(m, c, d)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.1.verify_tls13_signature(m, c, d)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.to_vec()
-    }
-}
-
 #[tokio::test]
 async fn ecdsa_and_rsa_side_by_side_with_end_point_binding() {
     let certs = tempfile::tempdir().unwrap();
@@ -179,13 +134,10 @@ async fn ecdsa_and_rsa_side_by_side_with_end_point_binding() {
     let mut rsa_only = rookery_tls::client_config_insecure_for_tests();
     rsa_only
         .dangerous()
-        .set_certificate_verifier(Arc::new(Offers(
-            &[
-                SignatureScheme::RSA_PSS_SHA256,
-                SignatureScheme::RSA_PKCS1_SHA256,
-            ],
-            rookery_tls::InsecureServerCertVerifier::new(),
-        )));
+        .set_certificate_verifier(Arc::new(rookery_tls::OnlySchemes::new(&[
+            SignatureScheme::RSA_PSS_SHA256,
+            SignatureScheme::RSA_PKCS1_SHA256,
+        ])));
     for (config, want) in [
         (default, ec_cert.der().to_vec()),
         (Arc::new(rsa_only), rsa_der),

@@ -34,7 +34,7 @@ pub use s2s::{
 pub use store::{CertKeyFiles, CertStore, HostCert, ServedCert};
 #[cfg(any(test, feature = "test-util"))]
 pub use testutil::{
-    InsecureServerCertVerifier, client_config_insecure_for_tests,
+    InsecureServerCertVerifier, OnlySchemes, client_config_insecure_for_tests,
     client_config_insecure_for_tests_with_versions,
 };
 

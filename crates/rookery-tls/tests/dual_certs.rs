@@ -9,17 +9,10 @@ mod common;
 
 use common::*;
 use rcgen::PKCS_ECDSA_P256_SHA256;
-use rookery_tls::{
-    CertKeyFiles, CertStore, HostCert, InsecureServerCertVerifier, TlsError, s2s_client_config,
-};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rookery_tls::{CertKeyFiles, CertStore, HostCert, OnlySchemes, TlsError, s2s_client_config};
+use rustls::server::danger::ClientCertVerifier;
 use rustls::version::{TLS12, TLS13};
-use rustls::{
-    ClientConfig, DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme,
-    SupportedProtocolVersion,
-};
+use rustls::{ClientConfig, ServerConfig, SignatureScheme, SupportedProtocolVersion};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::sync::Arc;
@@ -29,79 +22,6 @@ const RSA_ONLY: &[SignatureScheme] = &[
     SignatureScheme::RSA_PSS_SHA256,
     SignatureScheme::RSA_PKCS1_SHA256,
 ];
-
-/// Checks signatures as `InsecureServerCertVerifier` does, but tells the peer it accepts only
-/// `schemes` (a client without ECDSA; a server asking for an RSA client certificate).
-#[derive(Debug)]
-struct OnlySchemes(&'static [SignatureScheme], InsecureServerCertVerifier);
-
-impl ServerCertVerifier for OnlySchemes {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        ServerCertVerifier::verify_tls12_signature(&self.1, m, c, d)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        ServerCertVerifier::verify_tls13_signature(&self.1, m, c, d)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.to_vec()
-    }
-}
-
-impl ClientCertVerifier for OnlySchemes {
-    fn offer_client_auth(&self) -> bool {
-        true
-    }
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-    fn verify_client_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        Ok(ClientCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        ServerCertVerifier::verify_tls12_signature(&self.1, m, c, d)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        ServerCertVerifier::verify_tls13_signature(&self.1, m, c, d)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.to_vec()
-    }
-}
 
 /// (the store, the ECDSA leaf DER, the RSA leaf DER) for `dual.example`, RSA listed first so
 /// that the preference for ECDSA is not just configuration order.
@@ -134,10 +54,7 @@ fn client(
     if let Some(schemes) = schemes {
         config
             .dangerous()
-            .set_certificate_verifier(Arc::new(OnlySchemes(
-                schemes,
-                InsecureServerCertVerifier::new(),
-            )));
+            .set_certificate_verifier(Arc::new(OnlySchemes::new(schemes)));
     }
     config
 }
@@ -189,14 +106,11 @@ async fn outgoing_s2s_presents_the_certificate_the_peer_accepts() {
     let (store, ec_der, rsa_der) = dual(dir.path());
     for (schemes, want) in [(None, &ec_der), (Some(RSA_ONLY), &rsa_der)] {
         let verifier: Arc<dyn ClientCertVerifier> = match schemes {
-            Some(s) => Arc::new(OnlySchemes(s, InsecureServerCertVerifier::new())),
-            None => Arc::new(OnlySchemes(
-                &[
-                    SignatureScheme::ECDSA_NISTP256_SHA256,
-                    SignatureScheme::RSA_PSS_SHA256,
-                ],
-                InsecureServerCertVerifier::new(),
-            )),
+            Some(s) => Arc::new(OnlySchemes::new(s)),
+            None => Arc::new(OnlySchemes::new(&[
+                SignatureScheme::ECDSA_NISTP256_SHA256,
+                SignatureScheme::RSA_PSS_SHA256,
+            ])),
         };
         // The peer's server: any certificate of its own; it asks for ours.
         let peer_dir = tempfile::tempdir().unwrap();
