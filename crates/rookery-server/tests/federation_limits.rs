@@ -6,7 +6,7 @@ mod support;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use support::{
-    Certs, Opts, RawPeer, Silent, dialback_as_a, dns, node, node_a, node_with, publish_at,
+    Certs, Opts, RawPeer, Silent, dns, node, node_a, node_with, peer_as_a, publish_at,
     recv_non_presence, session, session_with_mailbox,
 };
 
@@ -55,13 +55,7 @@ async fn trickled_stanza_times_out() {
         },
     )
     .await;
-    let mut peer = RawPeer::connect(
-        SocketAddr::from((Ipv4Addr::LOCALHOST, b.s2s_port())),
-        Some("a.test"),
-        "b.test",
-    )
-    .await;
-    dialback_as_a(&mut peer).await;
+    let mut peer = peer_as_a(&b).await;
     peer.raw("<message from='m@a.test' to='juliet@b.test'><body>never fin")
         .await;
     assert_eq!(peer.expect_stream_error(10).await, "connection-timeout");
@@ -108,13 +102,7 @@ async fn a_peer_flooding_one_user_is_slowed_and_the_user_gets_everything() {
     let _a = node_a(&dns).await;
     let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
     let (_juliet, mut rx) = session_with_mailbox(b.server(), "juliet@b.test/j", 64);
-    let mut peer = RawPeer::connect(
-        SocketAddr::from((Ipv4Addr::LOCALHOST, b.s2s_port())),
-        Some("a.test"),
-        "b.test",
-    )
-    .await;
-    dialback_as_a(&mut peer).await;
+    let mut peer = peer_as_a(&b).await;
     let flood = tokio::spawn(async move {
         for start in (0..N).step_by(500) {
             let chunk: String = (start..(start + 500).min(N))

@@ -8,8 +8,8 @@ mod support;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use support::{
-    A_SECRET, Certs, FakeServer, Opts, RawPeer, assert_empty, dialback_as_a, dns, expect_error,
-    node, node_a, node_with, publish_at, recv_non_presence, send, session,
+    A_SECRET, Certs, FakeServer, Opts, RawPeer, assert_empty, dns, expect_error, node, node_a,
+    node_with, peer_as_a, publish_at, recv_non_presence, send, session,
 };
 
 fn addr(n: &support::Node) -> SocketAddr {
@@ -49,8 +49,7 @@ async fn unearned_valid_verdict_authenticates_nothing() {
 async fn stanza_from_another_domain_after_dialback_is_invalid_from() {
     let (_dns, _a, b) = a_and_b().await;
     let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
-    let mut peer = RawPeer::connect(addr(&b), Some("a.test"), "b.test").await;
-    dialback_as_a(&mut peer).await;
+    let mut peer = peer_as_a(&b).await;
     // The authenticated pair works...
     peer.raw(
         "<message from='mallory@a.test' to='juliet@b.test/j' id='ok'><body>legit</body></message>",
@@ -69,8 +68,7 @@ async fn stanza_from_another_domain_after_dialback_is_invalid_from() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stanza_without_to_is_improper_addressing() {
     let (_dns, _a, b) = a_and_b().await;
-    let mut peer = RawPeer::connect(addr(&b), Some("a.test"), "b.test").await;
-    dialback_as_a(&mut peer).await;
+    let mut peer = peer_as_a(&b).await;
     peer.raw("<message from='mallory@a.test' id='nt'><body>to whom?</body></message>")
         .await;
     assert_eq!(peer.expect_stream_error(10).await, "improper-addressing");

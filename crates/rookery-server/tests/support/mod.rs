@@ -774,6 +774,19 @@ pub async fn node_a(dns: &TestDns) -> Node {
     .await
 }
 
+/// A raw peer connected to node `b` (b.test) and authenticated as a.test with dialback
+/// (`dialback_as_a`; node A must run, see `node_a`).
+pub async fn peer_as_a(b: &Node) -> RawPeer {
+    let mut peer = RawPeer::connect(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, b.s2s_port())),
+        Some("a.test"),
+        "b.test",
+    )
+    .await;
+    dialback_as_a(&mut peer).await;
+    peer
+}
+
 /// Authenticates a raw peer as a.test → b.test with a key computed from A's secret (A, the
 /// authoritative server for a.test, confirms it to B).
 pub async fn dialback_as_a(peer: &mut RawPeer) {
