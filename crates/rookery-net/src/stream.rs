@@ -33,8 +33,10 @@ thread_local! {
 /// Write buffer capacity kept between flushes; it grows on demand.
 const KEEP_WRITE_BUF: usize = 16 * 1024;
 
-/// How long one write may take before the peer is considered not to be reading.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one write may take before the peer is considered not to be reading (unless the
+/// stream was given its own bound: `set_write_timeout`).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(WRITE_TIMEOUT_SECS as u64);
+pub(crate) const WRITE_TIMEOUT_SECS: u32 = 30;
 
 pub struct XmppStream<IO> {
     io: IO,
@@ -43,6 +45,9 @@ pub struct XmppStream<IO> {
     out: Vec<u8>,
     /// The content namespace written as the default (`jabber:client` for c2s).
     content_ns: &'static str,
+    /// `flush`'s bound, in seconds (a `u32` rather than a `Duration`: every connection holds
+    /// one of these).
+    write_timeout_secs: u32,
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> XmppStream<IO> {
@@ -52,6 +57,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> XmppStream<IO> {
             framer: Framer::new(limits),
             out: Vec::new(),
             content_ns,
+            write_timeout_secs: WRITE_TIMEOUT_SECS,
         }
     }
 
@@ -149,12 +155,19 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> XmppStream<IO> {
         self.out.extend_from_slice(bytes);
     }
 
-    /// Writes what is queued, bounded by WRITE_TIMEOUT (a peer that doesn't read is dropped).
+    /// How long one `flush` may take (c2s: `[limits] write_timeout_secs`).
+    pub fn set_write_timeout(&mut self, d: Duration) {
+        self.write_timeout_secs = u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+    }
+
+    /// Writes what is queued, bounded by the write timeout (a peer that doesn't read is
+    /// dropped).
     pub async fn flush(&mut self) -> std::io::Result<()> {
         if self.out.is_empty() {
             return Ok(());
         }
-        let res = tokio::time::timeout(WRITE_TIMEOUT, async {
+        let bound = Duration::from_secs(u64::from(self.write_timeout_secs));
+        let res = tokio::time::timeout(bound, async {
             self.io.write_all(&self.out).await?;
             self.io.flush().await
         })

@@ -23,6 +23,8 @@ pub(crate) trait ClientIo: Send {
     /// Input received but not yet parsed into events (data pipelined after `<starttls/>`).
     fn buffered_len(&self) -> usize;
     fn set_limits(&mut self, limits: Limits);
+    /// How long one `flush` may take before the client counts as not reading.
+    fn set_write_timeout(&mut self, d: std::time::Duration);
     /// Stream restart after SASL success.
     fn restart(&mut self);
     /// Queues an element for the client (call `flush`).
@@ -58,6 +60,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + Send> ClientIo for XmppStream<IO> {
     }
     fn buffered_len(&self) -> usize {
         self.framer().buffered_len()
+    }
+    fn set_write_timeout(&mut self, d: std::time::Duration) {
+        XmppStream::set_write_timeout(self, d);
     }
     fn set_limits(&mut self, limits: Limits) {
         XmppStream::set_limits(self, limits)

@@ -45,10 +45,9 @@ pub(crate) async fn run<S: ClientIo>(
     let ping_every = server.config().c2s.ping_interval();
     let ping_timeout = server.config().c2s.ping_timeout();
     let idle_limit = server.config().limits.stanza_idle_timeout();
-    let write_timeout = server.config().limits.write_timeout();
-    let mut shaper = Box::new(Shaper::new(
-        server.config().limits.shaping(PeerKind::Client),
-    ));
+    // A client whose socket takes nothing for this long is a slow reader.
+    stream.set_write_timeout(server.config().limits.write_timeout());
+    let mut shaper = Shaper::new(server.config().limits.shaping(PeerKind::Client));
     // Reading is paused until then (the sender overspent its rate).
     let mut paused_until: Option<Instant> = None;
     let mut last_read = Instant::now();
@@ -141,9 +140,7 @@ pub(crate) async fn run<S: ClientIo>(
             }
             msg = rx.rx.recv() => {
                 let Some(msg) = msg else { break End::Dropped };
-                let batch = write_batch(
-                    &mut *stream, &shutdown, write_timeout, &handle, &mut rx, &mut unflushed, msg,
-                );
+                let batch = write_batch(&mut *stream, &shutdown, &handle, &mut rx, &mut unflushed, msg);
                 if let Err(end) = Box::pin(batch).await {
                     break end;
                 }
@@ -249,10 +246,7 @@ async fn route_draining<S: ClientIo>(
             }
             msg = rx.rx.recv() => {
                 let Some(msg) = msg else { return Err(End::Dropped) };
-                let write_timeout = server.config().limits.write_timeout();
-                let batch = write_batch(
-                    stream, server.shutdown_token(), write_timeout, handle, rx, unflushed, msg,
-                );
+                let batch = write_batch(stream, server.shutdown_token(), handle, rx, unflushed, msg);
                 if let Err(end) = Box::pin(batch).await {
                     server.tasks().spawn(route);
                     return Err(end);
@@ -268,7 +262,6 @@ async fn route_draining<S: ClientIo>(
 async fn write_batch<S: ClientIo>(
     stream: &mut S,
     shutdown: &CancellationToken,
-    write_timeout: Duration,
     handle: &SessionHandle,
     rx: &mut SessionReceiver,
     unflushed: &mut Vec<Stanza>,
@@ -292,12 +285,12 @@ async fn write_batch<S: ClientIo>(
             next = rx.rx.try_recv().ok();
         }
     }
-    // A client that stops reading blocks this write until the write timeout (`[limits]`
-    // `write_timeout_secs`; the stream's own 30 s bound applies too); a close the
-    // server asks for meanwhile (e.g. a resource conflict) need not wait for it (there is no
+    // A client that stops reading blocks this write until the stream's write timeout
+    // (`[limits] write_timeout_secs`, set at the start of `run`); a close the server asks for
+    // meanwhile (e.g. a resource conflict) need not wait for it (there is no
     // way to write a stream error to a full socket anyway).
     let flushed = tokio::select! {
-        r = tokio::time::timeout(write_timeout, stream.flush()) => matches!(r, Ok(Ok(()))),
+        r = stream.flush() => r.is_ok(),
         _ = rx.close_now.raised() => false,
         // Shutdown does not wait out the write timeout either; what was not written goes
         // back to the router (offline storage) like any unwritten batch.

@@ -17,6 +17,7 @@ use rookery_proto::ns;
 use rookery_xml::{Element, FramerError, Limits, StreamEvent, StreamHeader};
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// What the link reader hands a CM session.
@@ -45,6 +46,8 @@ pub struct CmStream {
     domain: String,
     peer_closed: bool,
     closed: bool,
+    /// How long `flush` waits for room on the link, in seconds (`set_write_timeout`).
+    write_timeout_secs: u32,
 }
 
 impl CmStream {
@@ -63,6 +66,7 @@ impl CmStream {
             domain,
             peer_closed: false,
             closed: false,
+            write_timeout_secs: crate::stream::WRITE_TIMEOUT_SECS,
         };
         s.push_header();
         s
@@ -98,7 +102,10 @@ impl CmStream {
         }
         if !self
             .hub
-            .wait_room(&self.streamid, crate::stream::WRITE_TIMEOUT)
+            .wait_room(
+                &self.streamid,
+                Duration::from_secs(u64::from(self.write_timeout_secs)),
+            )
             .await
         {
             self.out.clear();
@@ -158,6 +165,9 @@ impl ClientIo for CmStream {
     }
     fn buffered_len(&self) -> usize {
         self.pending.len()
+    }
+    fn set_write_timeout(&mut self, d: Duration) {
+        self.write_timeout_secs = u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
     }
     fn set_limits(&mut self, _limits: Limits) {
         // The CM's framer enforces the client's limits (sent in the configuration IQ); the
