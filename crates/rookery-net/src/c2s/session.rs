@@ -134,7 +134,7 @@ pub(crate) async fn run<S: ClientIo>(
                 break End::Clean;
             }
             _ = rx.close_now.raised() => {
-                Box::pin(stream.fail(&StreamError::new(StreamCondition::PolicyViolation).with_text("session closed by the server")))
+                Box::pin(stream.fail(&closed_by_server()))
                     .await;
                 break End::Dropped;
             }
@@ -213,6 +213,11 @@ pub(crate) async fn run<S: ClientIo>(
     Box::pin(finish(server, handle, unflushed, clean)).await;
 }
 
+/// The stream error for a close the server asked for without waiting (`CloseSignal`).
+fn closed_by_server() -> StreamError {
+    StreamError::new(StreamCondition::PolicyViolation).with_text("session closed by the server")
+}
+
 /// Routes one stanza from the client while writing out what arrives in the session's own
 /// mailbox meanwhile. Routing waits when a recipient's mailbox is full; the sender's reads stay
 /// paused for that long (backpressure), but its own deliveries keep flowing. If the session
@@ -241,7 +246,7 @@ async fn route_draining<S: ClientIo>(
             }
             _ = rx.close_now.raised() => {
                 server.tasks().spawn(route);
-                Box::pin(stream.fail(&StreamError::new(StreamCondition::PolicyViolation).with_text("session closed by the server"))).await;
+                Box::pin(stream.fail(&closed_by_server())).await;
                 return Err(End::Dropped);
             }
             msg = rx.rx.recv() => {
