@@ -16,6 +16,7 @@ pub mod component;
 mod enums;
 mod error;
 mod locate;
+mod modules;
 mod resolve;
 pub mod router;
 pub mod s2s;
@@ -25,6 +26,7 @@ pub use cm::CmConfig;
 pub use component::ComponentConfig;
 pub use enums::{ListenerKind, LogLevel, ResourceConflict, StorageBackend};
 pub use error::ConfigError;
+pub use modules::ModulesConfig;
 pub use router::{RouterConfig, RouterUser};
 pub use s2s::{S2sConfig, S2sDomain, S2sPolicy, StaticRoute};
 pub use sections::{
@@ -72,6 +74,8 @@ pub struct Config {
     pub components: Vec<ComponentConfig>,
     /// `[router]`.
     pub router: RouterConfig,
+    /// `[modules.<name>]`: each module's own table, read when it starts.
+    pub modules: ModulesConfig,
     /// The configuration file this was loaded from (absolute), `None` for zero-config.
     pub source: Option<PathBuf>,
 }
@@ -140,6 +144,7 @@ impl Config {
                 domain: ZERO_CONFIG_DOMAIN.to_owned(),
                 certs: Vec::new(),
                 registration: registration.allow,
+                modules_disabled: Vec::new(),
             }],
             registration,
             limits: Limits::default(),
@@ -148,6 +153,7 @@ impl Config {
             cm: CmConfig::default(),
             components: Vec::new(),
             router: RouterConfig::default(),
+            modules: ModulesConfig::default(),
             source: None,
         }
     }

@@ -37,6 +37,9 @@ struct RawConfig {
     cm: crate::cm::CmConfig,
     component: Vec<component::RawComponent>,
     router: router::RawRouter,
+    /// `[modules.<name>]`: read by each module when it starts (`modules.rs`); here only
+    /// checked to be tables.
+    modules: HashMap<String, toml::Table>,
 }
 
 #[derive(Deserialize, Default)]
@@ -75,6 +78,8 @@ struct RawHost {
     certs: Option<Vec<RawCertKey>>,
     #[serde(default)]
     registration: Option<bool>,
+    #[serde(default)]
+    modules_disabled: Vec<String>,
 }
 
 /// One entry of `[[host]] certs`.
@@ -245,8 +250,28 @@ impl Cx<'_> {
             cm: raw.cm,
             components,
             router,
+            modules: crate::modules::ModulesConfig::new(
+                self.file.to_path_buf(),
+                self.text,
+                self.module_names(),
+            ),
             source: None,
         })
+    }
+
+    /// The names under `[modules]` in file order (the serde map has none).
+    fn module_names(&self) -> Vec<String> {
+        match self.doc.get_ref().get("modules").map(Spanned::get_ref) {
+            Some(toml::de::DeValue::Table(t)) => {
+                let mut names: Vec<(usize, String)> = t
+                    .iter()
+                    .map(|(k, _)| (k.span().start, k.get_ref().to_string()))
+                    .collect();
+                names.sort();
+                names.into_iter().map(|(_, n)| n).collect()
+            }
+            _ => Vec::new(),
+        }
     }
 
     fn check_cm(&self, cm: &crate::cm::CmConfig, listen: &[RawListen]) -> Result<(), ConfigError> {
@@ -419,6 +444,7 @@ impl Cx<'_> {
                 domain,
                 certs,
                 registration: h.registration.unwrap_or(registration.allow),
+                modules_disabled: h.modules_disabled.clone(),
             });
         }
         Ok(hosts)

@@ -347,6 +347,10 @@ pub struct HostConfig {
     /// `registration` (bool, optional): per-host override of `[registration].allow`. This field
     /// holds the effective value: the override when given, else `[registration].allow`.
     pub registration: bool,
+    /// `modules_disabled` (array of module names, default `[]`): modules that do not run for
+    /// this host (Prosody's per-host `modules_disabled`). Each must name a module the server
+    /// loads; the server checks that when it starts.
+    pub modules_disabled: Vec<String>,
 }
 
 /// One certificate chain and its private key (`[[host]]` `cert`/`key`, or an entry of `certs`).

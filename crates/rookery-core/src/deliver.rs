@@ -1,15 +1,16 @@
 //! Delivery to a local host (RFC 6121 §8): what happens to a stanza once the router found its
-//! `to` domain is ours. Modules get the first look (`Module::inbound`, `Module::handle_iq`); the
-//! defaults here implement the per-kind and per-type rules for full JIDs, bare JIDs, accounts that
-//! don't exist, and the server itself. Every lookup is by key: O(resources of one account).
+//! `to` domain is ours. Modules get the first look (`Point::ToAccount`, `Point::ToFullJid`,
+//! IQ handlers); the defaults here implement the per-kind and per-type rules for full JIDs,
+//! bare JIDs, accounts that don't exist, and the server itself; `Point::Delivered` and
+//! `Point::Undeliverable` follow. Every lookup is by key: O(resources of one account), local
+//! sessions from the registry, others through the `Cluster`.
 
-use crate::hooks::{Flow, IqTarget};
-use crate::registry::SessionEntry;
+use crate::hooks::{Flow, IqTarget, Point};
 use crate::server::Server;
-use crate::session::{SessionHandle, Undelivered};
+use crate::session::{SendError, Undelivered};
+use crate::sessions::{Resource, SessionRef};
 use rookery_proto::error::{Condition, StanzaError};
-use rookery_proto::stanza::{BareJid, Kind, Stanza};
-use std::sync::Arc;
+use rookery_proto::stanza::{BareJid, FullJid, Kind, Stanza};
 
 /// Delivers a stanza whose `to` is on a local host.
 pub async fn deliver(server: &Server, mut st: Stanza) {
@@ -23,16 +24,28 @@ pub async fn deliver(server: &Server, mut st: Stanza) {
     let bare = to.to_bare();
     // Modules see every kind first, iqs included: a user's blocklist must stop iqs from remote
     // senders too (XEP-0191 §3.3); local senders were already checked on their way out.
-    for m in server.modules() {
-        if m.inbound(server, &mut st).await == Flow::Done {
-            return;
+    {
+        let table = server.inner().modules.table();
+        let host = to.domain().as_str();
+        for e in table.hooks(Point::ToAccount, st.kind()) {
+            if e.enabled_for(host) && e.module.to_account(server, &mut st).await == Flow::Done {
+                return;
+            }
+        }
+        if to.try_as_full().is_ok() {
+            for e in table.hooks(Point::ToFullJid, st.kind()) {
+                if e.enabled_for(host) && e.module.to_full_jid(server, &mut st).await == Flow::Done
+                {
+                    return;
+                }
+            }
         }
     }
     if st.kind() == Kind::Iq {
         match to.try_as_full() {
-            Ok(full) => match server.registry().get(full) {
-                Some(entry) => {
-                    if let Err(back) = hand_to(server, &entry.handle, st).await {
+            Ok(full) => match session_of(server, full) {
+                Some(target) => {
+                    if let Err(back) = hand_to(server, &target, st).await {
                         // The session did not make room in time (or is going): the requester
                         // hears so instead of waiting for its timeout.
                         let err = StanzaError::new(Condition::ResourceConstraint);
@@ -55,12 +68,66 @@ pub async fn deliver(server: &Server, mut st: Stanza) {
 }
 
 /// Queues `st` for a session on behalf of whoever sent it: waits (up to `delivery_wait_secs`)
-/// while the session's mailbox is full, which pauses the sender's own reads — backpressure to a
-/// flood instead of closing the recipient (`mailbox.rs`).
+/// while a local session's mailbox is full, which pauses the sender's own reads —
+/// backpressure to a flood instead of closing the recipient (`mailbox.rs`). A session on
+/// another node gets it through the cluster, which never waits.
 #[allow(clippy::result_large_err)] // the stanza itself is handed back, not an error value
-async fn hand_to(server: &Server, to: &SessionHandle, st: Stanza) -> Result<(), Undelivered> {
-    to.send_wait(st, server.config().limits.delivery_wait())
-        .await
+async fn hand_to(server: &Server, to: &SessionRef, st: Stanza) -> Result<(), Undelivered> {
+    match to {
+        SessionRef::Local(s) => {
+            s.send_wait(st, server.config().limits.delivery_wait())
+                .await
+        }
+        SessionRef::Remote(r) => server.cluster().send(r, st).map_err(|stanza| Undelivered {
+            reason: SendError::Closed,
+            stanza,
+        }),
+    }
+}
+
+/// The session bound to `full`, here or on another node.
+fn session_of(server: &Server, full: &FullJid) -> Option<SessionRef> {
+    match server.registry().get(full) {
+        Some(s) => Some(SessionRef::Local(s)),
+        None => server.sessions().resource(full).map(|r| r.session),
+    }
+}
+
+/// RFC 6121 §8.5.2.1: the available resources with the highest non-negative priority.
+fn best_resources(server: &Server, bare: &BareJid) -> Vec<Resource> {
+    let avail: Vec<Resource> = server
+        .sessions()
+        .available(bare)
+        .into_iter()
+        .filter(|r| r.priority >= 0)
+        .collect();
+    let Some(max) = avail.iter().map(|r| r.priority).max() else {
+        return Vec::new();
+    };
+    avail.into_iter().filter(|r| r.priority == max).collect()
+}
+
+/// `Point::Undeliverable`: `Done` if a module took the message.
+async fn undeliverable(server: &Server, st: &Stanza) -> bool {
+    let table = server.inner().modules.table();
+    let host = st.to().map(|t| t.domain().as_str()).unwrap_or_default();
+    for e in table.hooks(Point::Undeliverable, st.kind()) {
+        if e.enabled_for(host) && e.module.undeliverable(server, st).await == Flow::Done {
+            return true;
+        }
+    }
+    false
+}
+
+/// `Point::Delivered`, when anyone registered for it.
+async fn delivered(server: &Server, st: &Stanza, to: &[FullJid]) {
+    let table = server.inner().modules.table();
+    let host = st.to().map(|t| t.domain().as_str()).unwrap_or_default();
+    for e in table.hooks(Point::Delivered, st.kind()) {
+        if e.enabled_for(host) {
+            e.module.delivered(server, st, to).await;
+        }
+    }
 }
 
 fn is_get_or_set(st: &Stanza) -> bool {
@@ -105,20 +172,26 @@ async fn deliver_message(server: &Server, st: Stanza, bare: BareJid) {
     };
     if ty == "error" {
         // Errors go to the addressed resource if it exists, otherwise they are dropped.
-        if let Some(e) = st
+        if let Some(target) = st
             .to()
             .and_then(|t| t.try_as_full().ok())
-            .and_then(|full| server.registry().get(full))
+            .and_then(|full| session_of(server, full))
         {
-            let _ = hand_to(server, &e.handle, st).await;
+            let _ = hand_to(server, &target, st).await;
         }
         return;
     }
     let mut st = st;
     if let Some(full) = st.to().and_then(|t| t.try_as_full().ok()).cloned() {
-        if let Some(entry) = server.registry().get(&full) {
-            match hand_to(server, &entry.handle, st).await {
-                Ok(()) => return,
+        if let Some(target) = session_of(server, &full) {
+            let copy = has_delivered_hooks(server, &st).then(|| st.clone());
+            match hand_to(server, &target, st).await {
+                Ok(()) => {
+                    if let Some(copy) = copy {
+                        delivered(server, &copy, std::slice::from_ref(&full)).await;
+                    }
+                    return;
+                }
                 // The session is gone or did not make room in time: deliver as if the resource
                 // were not there, so the message reaches another resource or offline storage.
                 Err(back) => st = back.stanza,
@@ -148,22 +221,25 @@ async fn deliver_message(server: &Server, st: Stanza, bare: BareJid) {
         }
         "headline" => {
             // §8.5.2.1.3: every available resource with non-negative priority, else drop.
-            for e in server.registry().available(&bare) {
-                if e.with_state(|s| s.priority >= 0) {
-                    let _ = hand_to(server, &e.handle, st.clone()).await;
+            for r in server.sessions().available(&bare) {
+                if r.priority >= 0 {
+                    let _ = hand_to(server, &r.session, st.clone()).await;
                 }
             }
         }
         _ => {
             // chat / normal: the highest-priority non-negative resources, else offline.
-            let best = server.registry().best_resources(&bare);
-            let Some(st) = send_all(server, &best, st).await else {
+            let best = best_resources(server, &bare);
+            let copy = has_delivered_hooks(server, &st).then(|| st.clone());
+            let (left, took) = send_all(server, &best, st).await;
+            let Some(st) = left else {
+                if let Some(copy) = copy {
+                    delivered(server, &copy, &took).await;
+                }
                 return;
             };
-            for m in server.modules() {
-                if m.undeliverable_message(server, &st).await == Flow::Done {
-                    return;
-                }
+            if undeliverable(server, &st).await {
+                return;
             }
             server.bounce(&st, StanzaError::service_unavailable()).await;
         }
@@ -177,28 +253,41 @@ pub async fn store_undeliverable(server: &Server, st: Stanza) {
     if st.kind() != Kind::Message {
         return;
     }
-    for m in server.modules() {
-        if m.undeliverable_message(server, &st).await == Flow::Done {
-            return;
-        }
+    if undeliverable(server, &st).await {
+        return;
     }
     server.bounce(&st, StanzaError::service_unavailable()).await;
 }
 
-/// Gives `st` to every session in `entries`; returns it if none took it (no sessions, or all
-/// of them closing or full), so the caller can store or bounce it instead of losing it.
-async fn send_all(server: &Server, entries: &[Arc<SessionEntry>], st: Stanza) -> Option<Stanza> {
-    let Some((last, rest)) = entries.split_last() else {
-        return Some(st);
+fn has_delivered_hooks(server: &Server, st: &Stanza) -> bool {
+    !server
+        .inner()
+        .modules
+        .table()
+        .hooks(Point::Delivered, st.kind())
+        .is_empty()
+}
+
+/// Gives `st` to every resource in `to`; returns it if none took it (no sessions, or all of
+/// them closing or full), so the caller can store or bounce it instead of losing it, and the
+/// resources that took it.
+async fn send_all(server: &Server, to: &[Resource], st: Stanza) -> (Option<Stanza>, Vec<FullJid>) {
+    let mut took = Vec::new();
+    let Some((last, rest)) = to.split_last() else {
+        return (Some(st), took);
     };
-    let mut delivered = false;
-    for e in rest {
-        delivered |= hand_to(server, &e.handle, st.clone()).await.is_ok();
+    for r in rest {
+        if hand_to(server, &r.session, st.clone()).await.is_ok() {
+            took.push(r.jid().clone());
+        }
     }
-    match hand_to(server, &last.handle, st).await {
-        Ok(()) => None,
-        Err(_) if delivered => None,
-        Err(back) => Some(back.stanza),
+    match hand_to(server, &last.session, st).await {
+        Ok(()) => {
+            took.push(last.jid().clone());
+            (None, took)
+        }
+        Err(_) if !took.is_empty() => (None, took),
+        Err(back) => (Some(back.stanza), took),
     }
 }
 
@@ -210,13 +299,13 @@ async fn deliver_presence(server: &Server, st: Stanza) {
     };
     match to.try_as_full() {
         Ok(full) => {
-            if let Some(e) = server.registry().get(full) {
-                let _ = hand_to(server, &e.handle, st).await;
+            if let Some(target) = session_of(server, full) {
+                let _ = hand_to(server, &target, st).await;
             }
         }
         Err(bare) => {
-            for e in server.registry().available(bare) {
-                let _ = hand_to(server, &e.handle, st.clone()).await;
+            for r in server.sessions().available(bare) {
+                let _ = hand_to(server, &r.session, st.clone()).await;
             }
         }
     }
@@ -225,12 +314,12 @@ async fn deliver_presence(server: &Server, st: Stanza) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hooks::Module;
-    use crate::registry::BindOutcome;
-    use crate::session::SessionHandle;
+    use crate::hooks::{Module, Priority, StartResult};
+    use crate::modules::ModuleCx;
+    use crate::sessions::PresenceUpdate;
     use rookery_proto::stanza::{FullJid, Jid};
     use rookery_xml::Element;
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
     /// Records what reached `undeliverable_message` and takes it (like offline storage).
     #[derive(Default)]
@@ -241,7 +330,11 @@ mod tests {
         fn name(&self) -> &'static str {
             "sink"
         }
-        async fn undeliverable_message(&self, _server: &Server, st: &Stanza) -> Flow {
+        fn start(&self, cx: &mut ModuleCx<'_>) -> StartResult {
+            cx.hook(Point::Undeliverable, &[Kind::Message], Priority::STORE);
+            Ok(())
+        }
+        async fn undeliverable(&self, _server: &Server, st: &Stanza) -> Flow {
             self.0
                 .lock()
                 .unwrap()
@@ -272,17 +365,24 @@ mod tests {
             .await
             .unwrap();
         let sink = Arc::new(Sink::default());
-        let server = Server::new(
-            Arc::new(rookery_config::Config::zero_config(dir.path())),
-            stores,
-            vec![sink.clone()],
-        )
-        .unwrap();
-        let (h, rx) = SessionHandle::new(FullJid::new("juliet@localhost/j").unwrap(), 1);
-        match server.registry().bind(h, false, 10) {
-            BindOutcome::Bound(e) => e.with_state(|s| s.available = true),
-            other => panic!("{other:?}"),
-        }
+        let mut config = rookery_config::Config::zero_config(dir.path());
+        config.limits.session_mailbox = 1;
+        let server = Server::new(Arc::new(config), stores);
+        server.start_modules(vec![sink.clone()]).unwrap();
+        let (h, rx) = server
+            .sessions()
+            .bind(FullJid::new("juliet@localhost/j").unwrap(), false)
+            .await
+            .unwrap();
+        let presence =
+            Stanza::new(Element::parse("<presence xmlns='jabber:client'/>").unwrap()).unwrap();
+        server.sessions().set_presence(
+            &h,
+            PresenceUpdate::Available {
+                priority: 0,
+                last: presence,
+            },
+        );
         // Fills the mailbox of one.
         server.route(message("m1", "juliet@localhost/j")).await;
         // Full JID and bare JID, both to the full mailbox: neither may vanish.

@@ -1,22 +1,24 @@
 //! The server value every task shares: configuration, stores, the session registry, the loaded
 //! modules, and the router entry points (`handle_from_client`, `route`). Cheap to clone.
 
+use crate::cluster::{Cluster, SingleNode};
 use crate::components::{ComponentRoute, Components};
-use crate::hooks::{Flow, IqReply, IqTarget, Module};
+use crate::hooks::{Event, Flow, IqReply, IqTarget, IqType, Point};
+use crate::modules::ModuleHost;
 use crate::registry::Registry;
-use crate::session::SessionHandle;
+use crate::session::Session;
+use crate::sessions::{Ended, Sessions};
 use crate::throttle::AuthThrottle;
 use rookery_config::Config;
 use rookery_proto::error::{Condition, StanzaError};
 use rookery_proto::stanza::{BareJid, Jid, Kind, Stanza};
 use rookery_store::Stores;
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Where stanzas for domains that are not ours go. Federation (issue 3) installs one; until then
+/// Where stanzas for domains that are not ours go. Federation installs one; without it
 /// remote destinations bounce with `remote-server-not-found`.
 #[async_trait::async_trait]
 pub trait RemoteRouter: Send + Sync + 'static {
@@ -28,13 +30,13 @@ pub struct Server {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     config: Arc<Config>,
     stores: Stores,
     registry: Registry,
     components: Components,
-    modules: Vec<Arc<dyn Module>>,
-    iq_handlers: HashMap<&'static str, Arc<dyn Module>>,
+    pub(crate) modules: ModuleHost,
+    cluster: OnceLock<Arc<dyn Cluster>>,
     remote: RwLock<Option<Arc<dyn RemoteRouter>>>,
     throttle: AuthThrottle,
     secret: [u8; 32],
@@ -43,47 +45,28 @@ struct Inner {
     started: Instant,
 }
 
-/// A module list that claims one iq namespace twice.
+/// The cluster was installed after sessions could already have been made.
 #[derive(Debug, thiserror::Error)]
-#[error("iq namespace {ns} is registered by both {first} and {second}")]
-pub struct DuplicateIqHandler {
-    pub ns: &'static str,
-    pub first: &'static str,
-    pub second: &'static str,
-}
+#[error("the cluster must be installed once, before the server serves anything")]
+pub struct ClusterAlreadySet;
 
 impl Server {
-    pub fn new(
-        config: Arc<Config>,
-        stores: Stores,
-        modules: Vec<Arc<dyn Module>>,
-    ) -> Result<Server, DuplicateIqHandler> {
-        let mut iq_handlers: HashMap<&'static str, Arc<dyn Module>> = HashMap::new();
-        for m in &modules {
-            for ns in m.iq_namespaces() {
-                if let Some(prev) = iq_handlers.insert(ns, m.clone()) {
-                    return Err(DuplicateIqHandler {
-                        ns,
-                        first: prev.name(),
-                        second: m.name(),
-                    });
-                }
-            }
-        }
+    /// A server with no modules running (`start_modules` adds them).
+    pub fn new(config: Arc<Config>, stores: Stores) -> Server {
         let mut secret = [0u8; 32];
         // Without OS randomness no stream id or SASL nonce would be safe either; the process
         // cannot run correctly, so fail loudly at start rather than degrade.
         #[allow(clippy::expect_used)]
         getrandom::fill(&mut secret).expect("OS random number generator unavailable");
         let throttle = AuthThrottle::new(&config.limits);
-        Ok(Server {
+        Server {
             inner: Arc::new(Inner {
                 config,
                 stores,
                 registry: Registry::new(),
                 components: Components::new(),
-                modules,
-                iq_handlers,
+                modules: ModuleHost::default(),
+                cluster: OnceLock::new(),
                 remote: RwLock::new(None),
                 throttle,
                 secret,
@@ -91,7 +74,14 @@ impl Server {
                 tasks: TaskTracker::new(),
                 started: Instant::now(),
             }),
-        })
+        }
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.inner.registry
     }
 
     pub fn config(&self) -> &Config {
@@ -100,15 +90,24 @@ impl Server {
     pub fn stores(&self) -> &Stores {
         &self.inner.stores
     }
-    pub fn registry(&self) -> &Registry {
-        &self.inner.registry
+    /// The sessions door: views of accounts' resources and the verbs that change them.
+    pub fn sessions(&self) -> Sessions<'_> {
+        Sessions::new(self, &self.inner.registry)
+    }
+    /// How sessions on other nodes are reached (`SingleNode` unless a cluster was installed).
+    pub fn cluster(&self) -> &dyn Cluster {
+        self.inner
+            .cluster
+            .get_or_init(|| Arc::new(SingleNode::new()))
+            .as_ref()
+    }
+    /// Installs the cluster; only before the first session exists.
+    pub fn set_cluster(&self, c: Arc<dyn Cluster>) -> Result<(), ClusterAlreadySet> {
+        self.inner.cluster.set(c).map_err(|_| ClusterAlreadySet)
     }
     /// Component routes (XEP-0114 and router components).
     pub fn components(&self) -> &Components {
         &self.inner.components
-    }
-    pub fn modules(&self) -> &[Arc<dyn Module>] {
-        &self.inner.modules
     }
     pub fn throttle(&self) -> &AuthThrottle {
         &self.inner.throttle
@@ -149,7 +148,7 @@ impl Server {
         let Some(node) = bare.node() else {
             return false;
         };
-        if !self.inner.registry.sessions(bare).is_empty() {
+        if self.sessions().is_online(bare) {
             return true;
         }
         match self
@@ -168,12 +167,17 @@ impl Server {
     }
 
     /// A stanza from a bound local client session. `from` is already stamped by the actor.
-    pub async fn handle_from_client(&self, session: &SessionHandle, mut st: Stanza) {
-        for m in &self.inner.modules {
-            if m.outbound(self, session, &mut st).await == Flow::Done {
+    pub async fn handle_from_client(&self, session: &Session, mut st: Stanza) {
+        let table = self.inner.modules.table();
+        let host = session.jid().domain().as_str();
+        for e in table.hooks(Point::FromClient, st.kind()) {
+            if e.enabled_for(host)
+                && e.module.from_client(self, session, &mut st).await == Flow::Done
+            {
                 return;
             }
         }
+        drop(table);
         if st.to().is_none() {
             // RFC 6120 §10.3.3: no `to` = addressed to the sender's own account.
             let bare = session.jid().to_bare();
@@ -208,11 +212,14 @@ impl Server {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        for m in &self.inner.modules {
-            if m.remote_outbound(self, &st).await == Flow::Done {
+        let table = self.inner.modules.table();
+        let host = st.from().map(|f| f.domain().as_str()).unwrap_or_default();
+        for e in table.hooks(Point::ToRemote, st.kind()) {
+            if e.enabled_for(host) && e.module.to_remote(self, &st).await == Flow::Done {
                 return;
             }
         }
+        drop(table);
         match self.inner.components.lookup(&domain) {
             ComponentRoute::Bound(link) => {
                 if let Err(st) = link.send(st) {
@@ -245,14 +252,26 @@ impl Server {
         }
     }
 
-    /// Dispatches an iq get/set to the module that registered its payload namespace; routes the
-    /// reply. Unknown namespaces get `service-unavailable` (RFC 6120 §8.4).
+    /// Dispatches an iq get/set to the module that registered its type and payload namespace
+    /// for this target; routes the reply. Unknown ones get `service-unavailable` (RFC 6120
+    /// §8.4), as do modules disabled for the target's host.
     pub async fn dispatch_iq(&self, target: IqTarget, iq: Stanza) {
-        let ns = iq.iq_payload().map(|p| p.ns().to_owned());
-        let module = ns
-            .as_deref()
-            .and_then(|ns| self.inner.iq_handlers.get(ns).cloned());
-        let result = match module {
+        let handler = IqType::of(&iq).and_then(|ty| {
+            let ns = iq.iq_payload()?.ns();
+            let host = match &target {
+                IqTarget::Server => iq.to().map(|t| t.domain().as_str()),
+                IqTarget::Account(b) => Some(b.domain().as_str()),
+                IqTarget::Domain(d) => Some(d.as_str()),
+            }
+            .unwrap_or_default();
+            self.inner
+                .modules
+                .table()
+                .iq_handler(ty, ns, &target)
+                .filter(|e| e.enabled_for(host))
+                .map(|e| e.module.clone())
+        });
+        let result = match handler {
             Some(m) => m.handle_iq(self, &target, &iq).await,
             None => Err(StanzaError::service_unavailable()),
         };
@@ -275,43 +294,44 @@ impl Server {
         }
     }
 
-    pub async fn fire_session_bound(&self, session: &SessionHandle) {
-        for m in &self.inner.modules {
-            m.session_bound(self, session).await;
+    /// `Event::SessionBound` (the transport told the client its JID).
+    pub async fn fire_session_bound(&self, session: &Session) {
+        let table = self.inner.modules.table();
+        let host = session.jid().domain().as_str();
+        for e in table.events(Event::SessionBound) {
+            if e.enabled_for(host) {
+                e.module.session_bound(self, session).await;
+            }
         }
     }
-    pub async fn fire_initial_presence(&self, session: &SessionHandle) {
-        for m in &self.inner.modules {
-            m.initial_presence(self, session).await;
+    /// `Event::InitialPresence`.
+    pub async fn fire_initial_presence(&self, session: &Session) {
+        let table = self.inner.modules.table();
+        let host = session.jid().domain().as_str();
+        for e in table.events(Event::InitialPresence) {
+            if e.enabled_for(host) {
+                e.module.initial_presence(self, session).await;
+            }
         }
     }
-    pub async fn fire_session_closed(&self, session: &SessionHandle, clean: bool) {
-        for m in &self.inner.modules {
-            m.session_closed(self, session, clean).await;
+    /// `Event::SessionClosed`, with what `Sessions::unbind` returned.
+    pub async fn fire_session_closed(&self, session: &Session, ended: &Ended) {
+        let table = self.inner.modules.table();
+        let host = session.jid().domain().as_str();
+        for e in table.events(Event::SessionClosed) {
+            if e.enabled_for(host) {
+                e.module.session_closed(self, session, ended).await;
+            }
         }
     }
-
-    /// The features of every module, for disco#info.
-    pub fn server_features(&self) -> Vec<&'static str> {
-        let mut v: Vec<&'static str> = self
-            .inner
-            .modules
-            .iter()
-            .flat_map(|m| m.server_features())
-            .collect();
-        v.sort_unstable();
-        v.dedup();
-        v
-    }
-    pub fn account_features(&self) -> Vec<&'static str> {
-        let mut v: Vec<&'static str> = self
-            .inner
-            .modules
-            .iter()
-            .flat_map(|m| m.account_features())
-            .collect();
-        v.sort_unstable();
-        v.dedup();
-        v
+    /// `Event::AccountDeleted`.
+    pub async fn fire_account_deleted(&self, account: &BareJid) {
+        let table = self.inner.modules.table();
+        let host = account.domain().as_str();
+        for e in table.events(Event::AccountDeleted) {
+            if e.enabled_for(host) {
+                e.module.account_deleted(self, account).await;
+            }
+        }
     }
 }

@@ -1,13 +1,17 @@
-//! What the rest of the server holds of a session: a cheap-clone handle to the session actor's
-//! bounded mailbox. The actor (rookery-net: TCP, TLS, later a connection-manager link, WebSocket,
-//! BOSH or another cluster node) owns its transport; everyone else only sends it messages.
+//! What the rest of the server holds of a local session: a cheap-clone `Session` naming the
+//! session actor's bounded mailbox and the presence state routing reads. The actor (rookery-net:
+//! TCP, TLS, a connection-manager link; later WebSocket, BOSH) owns its transport and holds
+//! the receiving end. Only core writes to the mailbox and the state: modules go through the
+//! verbs of `sessions.rs`, so a session on another node can stand behind the same verbs.
 
 use crate::mailbox::{Mailbox, Refused};
+use crate::session_id::{NodeName, SessionId};
 use rookery_proto::error::StreamError;
-use rookery_proto::stanza::{FullJid, Stanza};
+use rookery_proto::stanza::{FullJid, Jid, Stanza};
+use std::collections::HashSet;
 use std::future::poll_fn;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// A message for a session actor.
 ///
@@ -20,8 +24,6 @@ pub enum SessionMsg {
     /// Send this stream error and close (e.g. resource conflict, account deleted).
     Close(Box<StreamError>),
 }
-
-static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A stanza a session's mailbox did not take, and why.
 #[derive(Debug)]
@@ -37,20 +39,39 @@ fn unreachable_stanza() -> Stanza {
     panic!("the mailbox returned a message that was not sent")
 }
 
-/// Handle to a bound session. `send` never waits; `send_wait` waits for room (backpressure on
-/// the sender). A full mailbox never closes the session: only its own socket failing to drain
+/// A local session. `send` never waits; `send_wait` waits for room (backpressure on the
+/// sender). A full mailbox never closes the session: only its own socket failing to drain
 /// does (the actor's write timeout). See `mailbox.rs`.
 #[derive(Clone, Debug)]
-pub struct SessionHandle {
+pub struct Session {
     inner: Arc<HandleInner>,
 }
 
 #[derive(Debug)]
 struct HandleInner {
-    id: u64,
+    id: SessionId,
     jid: FullJid,
     /// The queue, and the signal on which the actor closes at once.
     mailbox: Mailbox,
+    /// RFC 6121 state other sessions' routing reads; written only by the verbs in
+    /// `sessions.rs`.
+    state: Mutex<PresenceState>,
+    /// In the registry (false before binding, after it ended, and once replaced).
+    bound: AtomicBool,
+}
+
+/// Per-session state that routing reads.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct PresenceState {
+    /// Sent initial presence and not yet unavailable (RFC 6121 §4.2).
+    pub available: bool,
+    pub priority: i8,
+    /// The last broadcast presence (for probes and for newly subscribed contacts).
+    pub last: Option<Arc<Stanza>>,
+    /// Requested the roster: an "interested resource" for roster pushes (RFC 6121 §2.1.6).
+    pub interested: bool,
+    /// Entities that got directed presence while available (they get unavailable at logout).
+    pub directed: HashSet<Jid>,
 }
 
 /// Why a send did not reach the mailbox.
@@ -63,26 +84,51 @@ pub enum SendError {
     Closed,
 }
 
-impl SessionHandle {
-    /// Creates a handle and the receiving end for the actor.
-    pub fn new(jid: FullJid, capacity: usize) -> (SessionHandle, SessionReceiver) {
+impl Session {
+    /// Creates a session (not yet bound) and the receiving end for the actor.
+    pub(crate) fn new(
+        node: &NodeName,
+        jid: FullJid,
+        capacity: usize,
+    ) -> (Session, SessionReceiver) {
         let inner = Arc::new(HandleInner {
-            id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
+            id: SessionId::random(node),
             jid,
             mailbox: Mailbox::new(capacity),
+            state: Mutex::new(PresenceState::default()),
+            bound: AtomicBool::new(false),
         });
         let rx = SessionReceiver {
             rx: MailboxReceiver(inner.clone()),
             close_now: CloseSignal(inner.clone()),
         };
-        (SessionHandle { inner }, rx)
+        (Session { inner }, rx)
     }
 
-    pub fn id(&self) -> u64 {
-        self.inner.id
+    pub fn id(&self) -> &SessionId {
+        &self.inner.id
     }
     pub fn jid(&self) -> &FullJid {
         &self.inner.jid
+    }
+
+    /// Whether the session is in the registry (bound, not ended, not replaced).
+    pub fn is_bound(&self) -> bool {
+        self.inner.bound.load(Ordering::Acquire)
+    }
+    pub(crate) fn set_bound(&self, bound: bool) {
+        self.inner.bound.store(bound, Ordering::Release);
+    }
+
+    /// Runs `f` on the presence state. A plain mutex held only for `f` (never across an
+    /// await), so `f` must not do I/O.
+    pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut PresenceState) -> R) -> R {
+        // A poisoned lock means a panic mid-update elsewhere; the data is plain values.
+        let mut guard = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+    pub(crate) fn resource(&self) -> &str {
+        self.inner.jid.resource().as_str()
     }
 
     /// Queues a stanza for the client; never blocks. For what the server itself sends (presence
@@ -90,7 +136,7 @@ impl SessionHandle {
     /// the stanza comes back, so the caller can deliver it another way (offline storage,
     /// another resource, a bounce).
     #[allow(clippy::result_large_err)] // the stanza itself is handed back, not an error value
-    pub fn send(&self, st: Stanza) -> Result<(), Undelivered> {
+    pub(crate) fn send(&self, st: Stanza) -> Result<(), Undelivered> {
         self.inner
             .mailbox
             .push(SessionMsg::Stanza(Box::new(st)))
@@ -103,7 +149,7 @@ impl SessionHandle {
     /// it only while it keeps draining its mailbox (the c2s actor does). Past `patience` (or at
     /// once, if an earlier sender already waited in vain and nothing was taken out since) the
     /// stanza comes back as `Full`.
-    pub async fn send_wait(
+    pub(crate) async fn send_wait(
         &self,
         st: Stanza,
         patience: std::time::Duration,
@@ -116,7 +162,7 @@ impl SessionHandle {
     }
 
     /// Asks the session to close with a stream error.
-    pub fn close(&self, err: StreamError) {
+    pub(crate) fn close(&self, err: StreamError) {
         if self
             .inner
             .mailbox
@@ -145,12 +191,12 @@ impl SessionHandle {
     }
 }
 
-impl PartialEq for SessionHandle {
+impl PartialEq for Session {
     fn eq(&self, other: &Self) -> bool {
-        self.inner.id == other.inner.id
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 }
-impl Eq for SessionHandle {}
+impl Eq for Session {}
 
 /// The actor's end of the mailbox.
 #[derive(Debug)]
@@ -229,7 +275,7 @@ mod tests {
     /// policy-violation): a full mailbox refuses the stanza but never closes the session.
     #[tokio::test]
     async fn a_full_mailbox_refuses_but_does_not_close_the_session() {
-        let (h, mut rx) = SessionHandle::new(FullJid::new("a@b/r").unwrap(), 2);
+        let (h, mut rx) = Session::new(&NodeName::new("t"), FullJid::new("a@b/r").unwrap(), 2);
         // Non-waiting sends go up to the hard limit (4 × capacity).
         for _ in 0..8 {
             assert!(h.send(stanza()).is_ok());
@@ -250,7 +296,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_waiting_sender_gives_up_then_later_senders_fail_over_at_once() {
-        let (h, mut rx) = SessionHandle::new(FullJid::new("a@b/r").unwrap(), 1);
+        let (h, mut rx) = Session::new(&NodeName::new("t"), FullJid::new("a@b/r").unwrap(), 1);
         h.send(stanza()).unwrap();
         let patience = Duration::from_secs(10);
         let t0 = tokio::time::Instant::now();
@@ -269,7 +315,7 @@ mod tests {
 
     #[tokio::test]
     async fn close_on_a_full_mailbox_still_closes() {
-        let (h, rx) = SessionHandle::new(FullJid::new("a@b/r").unwrap(), 1);
+        let (h, rx) = Session::new(&NodeName::new("t"), FullJid::new("a@b/r").unwrap(), 1);
         for _ in 0..4 {
             h.send(stanza()).unwrap();
         }
@@ -279,7 +325,7 @@ mod tests {
 
     #[tokio::test]
     async fn send_to_a_gone_session_reports_closed() {
-        let (h, rx) = SessionHandle::new(FullJid::new("a@b/r").unwrap(), 1);
+        let (h, rx) = Session::new(&NodeName::new("t"), FullJid::new("a@b/r").unwrap(), 1);
         drop(rx);
         assert_eq!(h.send(stanza()).unwrap_err().reason, SendError::Closed);
     }

@@ -1,13 +1,15 @@
 //! XEP-0030 Service Discovery for the server and for local accounts. Core's `dispatch_iq` hands
 //! us every `disco#info` / `disco#items` get addressed to a local domain (`IqTarget::Server`) or
 //! to an account's bare JID (`IqTarget::Account`, answered by the server on the account's
-//! behalf, RFC 6121 §8.5.1). The feature lists are collected from every loaded module through
-//! `Server::server_features` / `Server::account_features`, so a module advertises itself just by
-//! being loaded. The server's items are the external components (XEP-0114) connected under the
-//! addressed host, as Prosody lists its components.
+//! behalf, RFC 6121 §8.5.1). The feature lists are what the running modules registered
+//! (`ModuleCx::feature`) for the addressed host, so a module advertises itself by starting.
+//! The server's items are the domains served under the addressed host — external components
+//! (XEP-0114) connected now and modules' service domains — as Prosody lists its components.
 
 use async_trait::async_trait;
-use rookery_core::{IqReply, IqTarget, Module, Server};
+use rookery_core::{
+    IqReply, IqTarget, IqType, Module, ModuleCx, Scope, Server, StartResult, Targets,
+};
 use rookery_proto::error::StanzaError;
 use rookery_proto::ns;
 use rookery_proto::stanza::Stanza;
@@ -55,14 +57,14 @@ impl Module for Disco {
     fn name(&self) -> &'static str {
         "disco"
     }
-    fn server_features(&self) -> Vec<&'static str> {
-        vec![ns::DISCO_INFO, ns::DISCO_ITEMS]
-    }
-    fn account_features(&self) -> Vec<&'static str> {
-        vec![ns::DISCO_INFO, ns::DISCO_ITEMS]
-    }
-    fn iq_namespaces(&self) -> Vec<&'static str> {
-        vec![ns::DISCO_INFO, ns::DISCO_ITEMS]
+    fn start(&self, cx: &mut ModuleCx<'_>) -> StartResult {
+        // XEP-0030 defines only queries (type get).
+        for ns in [ns::DISCO_INFO, ns::DISCO_ITEMS] {
+            cx.iq(IqType::Get, ns, Targets::SERVER_AND_ACCOUNT)
+                .feature(Scope::Server, ns)
+                .feature(Scope::Account, ns);
+        }
+        Ok(())
     }
 
     async fn handle_iq(
@@ -71,10 +73,6 @@ impl Module for Disco {
         target: &IqTarget,
         iq: &Stanza,
     ) -> Result<IqReply, StanzaError> {
-        // XEP-0030 defines only queries (type get).
-        if iq.type_attr() != "get" {
-            return Err(crate::util::unsupported());
-        }
         let Some(query) = iq.iq_payload() else {
             return Err(StanzaError::bad_request("missing query"));
         };
@@ -86,13 +84,16 @@ impl Module for Disco {
             return Err(StanzaError::item_not_found());
         }
         let reply = match (query.ns(), target) {
-            (ns::DISCO_INFO, IqTarget::Server) => info(
-                identity(SERVER_CATEGORY, SERVER_TYPE, Some(SERVER_NAME)),
-                &server.server_features(),
-            ),
-            (ns::DISCO_INFO, IqTarget::Account(_)) => info(
+            (ns::DISCO_INFO, IqTarget::Server) => {
+                let host = iq.to().map(|t| t.domain().as_str()).unwrap_or_default();
+                info(
+                    identity(SERVER_CATEGORY, SERVER_TYPE, Some(SERVER_NAME)),
+                    &server.features(Scope::Server, host),
+                )
+            }
+            (ns::DISCO_INFO, IqTarget::Account(account)) => info(
                 identity(ACCOUNT_CATEGORY, ACCOUNT_TYPE, None),
-                &server.account_features(),
+                &server.features(Scope::Account, account.domain().as_str()),
             ),
             (ns::DISCO_ITEMS, IqTarget::Server) => {
                 let host = iq.to().map(|t| t.domain().as_str()).unwrap_or_default();
@@ -156,7 +157,10 @@ mod tests {
         ] {
             assert!(feats.contains(&f.to_owned()), "missing {f}: {feats:?}");
         }
-        assert_eq!(feats, h.server.server_features());
+        assert_eq!(
+            feats,
+            h.server.features(rookery_core::Scope::Server, "localhost")
+        );
     }
 
     #[tokio::test]
@@ -179,7 +183,10 @@ mod tests {
         let feats = features_of(q);
         assert!(feats.contains(&ns::DISCO_INFO.to_owned()));
         assert!(feats.contains(&ns::DISCO_ITEMS.to_owned()));
-        assert_eq!(feats, h.server.account_features());
+        assert_eq!(
+            feats,
+            h.server.features(rookery_core::Scope::Account, "localhost")
+        );
 
         h.send(
             &c,

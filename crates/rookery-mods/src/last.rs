@@ -1,8 +1,8 @@
 //! XEP-0012 Last Activity. Two places in the stanza flow:
-//! - `outbound` watches a session's broadcast presence (no `to`) before the presence module
-//!   consumes it: when a resource goes from available to unavailable, the logout time and the
-//!   `<status/>` text are stored (KvStore store `last`, key `""`), as are disconnects of sessions
-//!   still available (`session_closed`).
+//! - `from_client` watches a session's broadcast presence (no `to`) before the presence module
+//!   (a lower priority) consumes it: when a resource goes from available to unavailable, the
+//!   logout time and the `<status/>` text are stored (KvStore store `last`, key `""`), as are
+//!   disconnects of sessions still available (`session_closed`).
 //! - `handle_iq` answers `jabber:iq:last` gets: to the server, its uptime (§5); to an account's
 //!   bare JID, the seconds since that account last logged out and its status (§3), or 0 while a
 //!   resource is available, and only to the account itself or to contacts allowed to see its
@@ -10,38 +10,30 @@
 
 use crate::util::{self, parts, unix_now};
 use async_trait::async_trait;
-use rookery_core::{Flow, IqReply, IqTarget, Module, Server, SessionHandle};
+use rookery_core::{
+    Ended, Event, Flow, IqReply, IqTarget, IqType, Module, ModuleCx, Point, Priority, Scope,
+    Server, Session, StartResult, Targets,
+};
 use rookery_proto::error::StanzaError;
 use rookery_proto::ns;
 use rookery_proto::stanza::{BareJid, Kind, Stanza};
 use rookery_xml::Element;
-use std::collections::HashSet;
-use std::sync::Mutex;
 
 /// KvStore location of the last logout record.
 const STORE: &str = "last";
 const KEY: &str = "";
 
+/// Keeps no state of its own: whether a session was available comes from core's session
+/// state, read before the presence module (lower priority) changes it.
 #[derive(Debug, Default)]
-pub struct LastActivity {
-    /// Ids of sessions that broadcast available presence and have not gone unavailable since:
-    /// a session that closes while in here logged out without an unavailable presence.
-    available: Mutex<HashSet<u64>>,
-}
+pub struct LastActivity;
 
 impl LastActivity {
     pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn set_available(&self, id: u64, on: bool) -> bool {
-        // The set holds plain ids; a poisoned lock leaves it consistent.
-        let mut set = self.available.lock().unwrap_or_else(|p| p.into_inner());
-        if on { set.insert(id) } else { set.remove(&id) }
+        LastActivity
     }
 }
 
-/// A stored record: logout time (Unix seconds) and status text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Record {
     at: i64,
@@ -89,43 +81,40 @@ impl Module for LastActivity {
     fn name(&self) -> &'static str {
         "last"
     }
-    fn server_features(&self) -> Vec<&'static str> {
-        vec![ns::LAST]
-    }
-    fn account_features(&self) -> Vec<&'static str> {
-        vec![ns::LAST]
-    }
-    fn iq_namespaces(&self) -> Vec<&'static str> {
-        vec![ns::LAST]
+    fn start(&self, cx: &mut ModuleCx<'_>) -> StartResult {
+        cx.hook(Point::FromClient, &[Kind::Presence], Priority::OBSERVE)
+            .on(Event::SessionClosed)
+            .iq(IqType::Get, ns::LAST, Targets::SERVER_AND_ACCOUNT)
+            .feature(Scope::Server, ns::LAST)
+            .feature(Scope::Account, ns::LAST);
+        Ok(())
     }
 
-    async fn outbound(&self, server: &Server, session: &SessionHandle, st: &mut Stanza) -> Flow {
+    async fn from_client(&self, server: &Server, session: &Session, st: &mut Stanza) -> Flow {
         // Only broadcast presence (RFC 6121 §4.2/§4.6: no `to`) changes the account's state.
-        if st.kind() != Kind::Presence || st.to().is_some() {
+        if st.to().is_some() || st.type_attr() != "unavailable" {
             return Flow::Continue;
         }
-        match st.type_attr() {
-            "" => {
-                self.set_available(session.id(), true);
-            }
-            // Only a resource that was available logs out (an unavailable presence from one
-            // that never was changes nothing).
-            "unavailable" if self.set_available(session.id(), false) => {
-                let status = st
-                    .element()
-                    .get_child("status", ns::CLIENT)
-                    .map(|s| s.text())
-                    .unwrap_or_default();
-                record(server, &session.jid().to_bare(), &status).await;
-            }
-            _ => {}
+        // Only a resource that was available logs out (an unavailable presence from one that
+        // never was changes nothing). The presence module runs after us and records the change.
+        let was_available = server
+            .sessions()
+            .resource(session.jid())
+            .is_some_and(|r| r.available && r.session.id() == session.id());
+        if was_available {
+            let status = st
+                .element()
+                .get_child("status", ns::CLIENT)
+                .map(|s| s.text())
+                .unwrap_or_default();
+            record(server, &session.jid().to_bare(), &status).await;
         }
         Flow::Continue
     }
 
-    async fn session_closed(&self, server: &Server, session: &SessionHandle, _clean: bool) {
+    async fn session_closed(&self, server: &Server, session: &Session, ended: &Ended) {
         // Closed while still available: the logout is now, without a status text.
-        if self.set_available(session.id(), false) {
+        if ended.was_available {
             record(server, &session.jid().to_bare(), "").await;
         }
     }
@@ -136,13 +125,11 @@ impl Module for LastActivity {
         target: &IqTarget,
         iq: &Stanza,
     ) -> Result<IqReply, StanzaError> {
-        if iq.type_attr() != "get" {
-            return Err(util::unsupported());
-        }
         let account = match target {
             // §5: a server's last activity is its uptime; no character data.
             IqTarget::Server => return Ok(IqReply::Payload(query(server.uptime().as_secs(), ""))),
             IqTarget::Account(b) => b,
+            IqTarget::Domain(_) => return Err(util::unsupported()),
         };
         // §3 and §8: only entities allowed to see the account's presence may learn this.
         let allowed = match util::requester(iq) {
@@ -153,7 +140,7 @@ impl Module for LastActivity {
             return Err(StanzaError::forbidden());
         }
         // §3: while a resource is available the answer is 0.
-        if !server.registry().available(account).is_empty() {
+        if server.sessions().is_available(account) {
             return Ok(IqReply::Payload(query(0, "")));
         }
         let (user, domain) = parts(account);
@@ -205,10 +192,20 @@ mod tests {
         assert_eq!(q.text(), "");
     }
 
+    /// Last activity reads availability from core's session state, which the presence
+    /// module sets: these tests need both.
+    async fn with_presence() -> Harness {
+        Harness::with_modules(vec![
+            std::sync::Arc::new(super::LastActivity::new()),
+            std::sync::Arc::new(crate::presence::Presence::new()),
+        ])
+        .await
+    }
+
     #[tokio::test]
     async fn own_last_activity_after_unavailable_has_status() {
         // lastactivity.scs
-        let h = Harness::new().await;
+        let h = with_presence().await;
         let mut c = h.login("romeo", "a").await;
         h.send(
             &c,
@@ -223,6 +220,7 @@ mod tests {
             "<presence type='unavailable'><status>Goodbye</status></presence>",
         )
         .await;
+        while c.try_recv().is_some() {}
         h.send(
             &c,
             "<iq type='get' id='a'><query xmlns='jabber:iq:last'/></iq>",
@@ -239,7 +237,7 @@ mod tests {
 
     #[tokio::test]
     async fn disconnect_while_available_records_logout() {
-        let h = Harness::new().await;
+        let h = with_presence().await;
         let c = h.login("juliet", "a").await;
         h.send(&c, "<presence/>").await;
         h.logout(c).await;
@@ -255,7 +253,7 @@ mod tests {
 
     #[tokio::test]
     async fn only_self_and_subscribers_may_ask() {
-        let h = Harness::new().await;
+        let h = with_presence().await;
         let j = h.login("juliet", "a").await;
         h.send(&j, "<presence/>").await;
         h.send(

@@ -1,8 +1,9 @@
-//! rookery-mods: the feature modules. Each is a `rookery_core::Module` that core calls at its
-//! hook points (see rookery-core `hooks.rs` for the flow of a stanza). `default_modules` is the
-//! list the server loads; its order is the order of the `outbound` / `inbound` hooks:
-//! blocking first (a blocked stanza must not reach presence, roster or offline handling), then
-//! last activity (it watches broadcast presence before the presence module consumes it).
+//! rookery-mods: the feature modules. Each is a `rookery_core::Module` whose `start` registers
+//! what it serves (see rookery-core `hooks.rs` for the hook points and the flow of a stanza).
+//! `default_modules` is the list the server loads. Hook order comes from the priorities the
+//! modules register, not from this list: blocking filters first (a blocked stanza must not
+//! reach presence, roster or offline handling), last activity observes broadcast presence
+//! before the presence module consumes it, offline storage takes what nobody else did.
 
 // `StanzaError` (the `Module::handle_iq` error type, defined in rookery-proto) is large;
 // boxing it in each helper that returns it would only move the cost around.
@@ -27,7 +28,7 @@ pub mod util;
 pub mod vcard;
 pub mod version;
 
-/// The IQ feature modules of this crate, in hook order (blocking first, then last activity).
+/// The IQ feature modules of this crate.
 pub fn iq_modules() -> Vec<Arc<dyn Module>> {
     vec![
         Arc::new(blocking::Blocking::new()),
@@ -42,17 +43,13 @@ pub fn iq_modules() -> Vec<Arc<dyn Module>> {
     ]
 }
 
-/// Every module the server loads by default, in hook order: blocking, last activity, then
-/// roster, presence and offline storage, then the remaining IQ modules (which have no
-/// `outbound` / `inbound` hooks, so their place does not matter).
+/// Every module the server loads by default.
 pub fn default_modules() -> Vec<Arc<dyn Module>> {
-    let mut iq = iq_modules();
-    let rest = iq.split_off(2);
-    iq.push(Arc::new(roster::Roster::new()));
-    iq.push(Arc::new(presence::Presence::new()));
-    iq.push(Arc::new(offline::Offline::new()));
-    iq.extend(rest);
-    iq
+    let mut all = iq_modules();
+    all.push(Arc::new(roster::Roster::new()));
+    all.push(Arc::new(presence::Presence::new()));
+    all.push(Arc::new(offline::Offline::new()));
+    all
 }
 
 #[cfg(test)]
@@ -70,11 +67,15 @@ mod tests {
     #[tokio::test]
     async fn default_modules_load_without_namespace_clashes() {
         let h = Harness::with_modules(super::default_modules()).await;
-        let names: Vec<&str> = h.server.modules().iter().map(|m| m.name()).collect();
-        assert_eq!(names.first(), Some(&"blocking"));
-        let pos = |n: &str| names.iter().position(|x| *x == n).expect(n);
-        assert!(pos("last") < pos("presence"));
-        assert!(pos("blocking") < pos("roster") && pos("blocking") < pos("offline"));
+        let mut names = h.server.module_names();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "blocking", "disco", "last", "offline", "ping", "presence", "private", "register",
+                "roster", "time", "vcard", "version"
+            ]
+        );
     }
 
     #[tokio::test]

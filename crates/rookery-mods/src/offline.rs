@@ -1,5 +1,5 @@
 //! XEP-0160 offline messages with XEP-0203 delay. Where it sits: core's delivery rules (RFC 6121
-//! §8.5.2.1.1) call [`Offline::undeliverable_message`] for a `normal`/`chat` message to an
+//! §8.5.2.1.1) call [`Offline::undeliverable`] for a `normal`/`chat` message to an
 //! existing account with no available resource of non-negative priority; we store it and
 //! return `Done`, or return `Continue` so the sender gets `service-unavailable`. The presence
 //! module fires `initial_presence` when a session sends its first available presence; we then
@@ -15,10 +15,11 @@
 
 use crate::util::{format_utc, parts};
 use async_trait::async_trait;
-use rookery_core::session::SessionHandle;
-use rookery_core::{Flow, Module, Server};
+use rookery_core::{
+    Event, Flow, Module, ModuleCx, Point, Priority, Scope, Server, Session, SessionRef, StartResult,
+};
 use rookery_proto::ns;
-use rookery_proto::stanza::{Jid, Stanza};
+use rookery_proto::stanza::{Jid, Kind, Stanza};
 use rookery_store::StoreError;
 use rookery_xml::Element;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -100,12 +101,15 @@ impl Module for Offline {
         "offline"
     }
 
-    fn server_features(&self) -> Vec<&'static str> {
-        // XEP-0160 §5: servers that store messages advertise "msgoffline".
-        vec![ns::OFFLINE]
+    fn start(&self, cx: &mut ModuleCx<'_>) -> StartResult {
+        cx.hook(Point::Undeliverable, &[Kind::Message], Priority::STORE)
+            .on(Event::InitialPresence)
+            // XEP-0160 §5: servers that store messages advertise "msgoffline".
+            .feature(Scope::Server, ns::OFFLINE);
+        Ok(())
     }
 
-    async fn undeliverable_message(&self, server: &Server, st: &Stanza) -> Flow {
+    async fn undeliverable(&self, server: &Server, st: &Stanza) -> Flow {
         // Core only asks for normal/chat messages (§8.5.2.1.1); check anyway, since storing a
         // groupchat or error message would be wrong whoever asked.
         if !matches!(st.type_attr(), "" | "normal" | "chat") {
@@ -140,14 +144,13 @@ impl Module for Offline {
         }
     }
 
-    async fn initial_presence(&self, server: &Server, session: &SessionHandle) {
+    async fn initial_presence(&self, server: &Server, session: &Session) {
         // RFC 6121 §8.5.2.1.1: a resource with negative priority never receives messages
         // addressed to the bare JID, so it does not empty the queue either.
         let prio = server
-            .registry()
-            .get(session.jid())
-            .map(|e| e.with_state(|s| s.priority))
-            .unwrap_or(0);
+            .sessions()
+            .resource(session.jid())
+            .map_or(0, |r| r.priority);
         if prio < 0 {
             return;
         }
@@ -176,11 +179,15 @@ impl Module for Offline {
         // messages from another task, waiting for room, so a long backlog never overruns the
         // mailbox. Whatever the session can't take goes back through the router (another
         // resource, or offline storage again): taken from the store means not lost.
-        let (server, session) = (server.clone(), session.clone());
+        let (server, session) = (server.clone(), SessionRef::Local(session.clone()));
         server.clone().tasks().spawn(async move {
             let mut rest = messages.into_iter();
             for st in rest.by_ref() {
-                if let Err(back) = session.send_wait(st, FEED_PATIENCE).await {
+                if let Err(back) = server
+                    .sessions()
+                    .send_wait(&session, st, FEED_PATIENCE)
+                    .await
+                {
                     server.route(back.stanza).await;
                     break;
                 }

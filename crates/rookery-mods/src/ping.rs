@@ -1,10 +1,12 @@
-//! XEP-0199 XMPP Ping, answered by the server. Core's `dispatch_iq` hands us `urn:xmpp:ping`
-//! gets addressed to a local domain (client-to-server ping, XEP-0199 §4.2) or to an account's
+//! XEP-0199 XMPP Ping, answered by the server. Core's `dispatch_iq` hands us the `urn:xmpp:ping`
+//! gets registered in `start`: addressed to a local domain (client-to-server ping, XEP-0199 §4.2) or to an account's
 //! bare JID (the server answers on the account's behalf, RFC 6121 §8.5.1, as it does for every
 //! bare-JID iq). Pings to a full JID never reach us: core forwards those to the resource.
 
 use async_trait::async_trait;
-use rookery_core::{IqReply, IqTarget, Module, Server};
+use rookery_core::{
+    IqReply, IqTarget, IqType, Module, ModuleCx, Scope, Server, StartResult, Targets,
+};
 use rookery_proto::error::StanzaError;
 use rookery_proto::ns;
 use rookery_proto::stanza::Stanza;
@@ -23,26 +25,21 @@ impl Module for Ping {
     fn name(&self) -> &'static str {
         "ping"
     }
-    fn server_features(&self) -> Vec<&'static str> {
-        vec![ns::PING]
-    }
-    fn account_features(&self) -> Vec<&'static str> {
-        vec![ns::PING]
-    }
-    fn iq_namespaces(&self) -> Vec<&'static str> {
-        vec![ns::PING]
+    fn start(&self, cx: &mut ModuleCx<'_>) -> StartResult {
+        // XEP-0199 §3: a ping is an iq get; a set is not answered here (service-unavailable).
+        cx.iq(IqType::Get, ns::PING, Targets::SERVER_AND_ACCOUNT)
+            .feature(Scope::Server, ns::PING)
+            .feature(Scope::Account, ns::PING);
+        Ok(())
     }
 
     async fn handle_iq(
         &self,
         _server: &Server,
         _target: &IqTarget,
-        iq: &Stanza,
+        _iq: &Stanza,
     ) -> Result<IqReply, StanzaError> {
-        // XEP-0199 §3: a ping is an iq get; the pong is an empty result.
-        if iq.type_attr() != "get" {
-            return Err(crate::util::unsupported());
-        }
+        // The pong is an empty result.
         Ok(IqReply::Empty)
     }
 }

@@ -8,7 +8,9 @@
 use crate::util::{self, parts};
 use crate::vcard::serialize_checked;
 use async_trait::async_trait;
-use rookery_core::{IqReply, IqTarget, Module, Server};
+use rookery_core::{
+    IqReply, IqTarget, IqType, Module, ModuleCx, Scope, Server, StartResult, Targets,
+};
 use rookery_proto::error::{Condition, ErrorType, StanzaError};
 use rookery_proto::ns;
 use rookery_proto::stanza::Stanza;
@@ -51,11 +53,12 @@ impl Module for Private {
     fn name(&self) -> &'static str {
         "private"
     }
-    fn server_features(&self) -> Vec<&'static str> {
-        vec![ns::PRIVATE]
-    }
-    fn iq_namespaces(&self) -> Vec<&'static str> {
-        vec![ns::PRIVATE]
+    fn start(&self, cx: &mut ModuleCx<'_>) -> StartResult {
+        for ty in [IqType::Get, IqType::Set] {
+            cx.iq(ty, ns::PRIVATE, Targets::ACCOUNT);
+        }
+        cx.feature(Scope::Server, ns::PRIVATE);
+        Ok(())
     }
 
     async fn handle_iq(
@@ -68,7 +71,9 @@ impl Module for Private {
             IqTarget::Account(b) if util::is_own(iq, b) => b,
             // §3: another user's private data.
             IqTarget::Account(_) => return Err(StanzaError::forbidden()),
-            IqTarget::Server => return Err(StanzaError::service_unavailable()),
+            IqTarget::Server | IqTarget::Domain(_) => {
+                return Err(StanzaError::service_unavailable());
+            }
         };
         let Some(query) = iq.iq_payload().filter(|q| q.name() == "query") else {
             return Err(StanzaError::bad_request(

@@ -6,7 +6,9 @@
 use crate::util::{self, parts};
 use async_trait::async_trait;
 use rookery_core::accounts::{self, AccountError};
-use rookery_core::{IqReply, IqTarget, Module, Server};
+use rookery_core::{
+    IqReply, IqTarget, IqType, Module, ModuleCx, Scope, Server, StartResult, Targets,
+};
 use rookery_proto::error::{Condition, ErrorType, StanzaError, StreamCondition, StreamError};
 use rookery_proto::ns;
 use rookery_proto::sasl::DEFAULT_ITERATIONS;
@@ -31,6 +33,7 @@ fn own_account(target: &IqTarget, iq: &Stanza) -> Result<BareJid, StanzaError> {
         IqTarget::Account(b) => *b == sender,
         // To the domain: only that domain's own users (§3.2: the home server).
         IqTarget::Server => iq.to().is_some_and(|to| to.domain() == sender.domain()),
+        IqTarget::Domain(_) => false,
     };
     if ok {
         Ok(sender)
@@ -92,9 +95,7 @@ async fn change_password(
 /// §3.2: delete the account, answer, then end every session of it with `<not-authorized/>`.
 async fn remove(server: &Server, account: &BareJid, iq: &Stanza) -> Result<IqReply, StanzaError> {
     // Caches first (the hook's contract: "about to be deleted"), then the data.
-    for m in server.modules() {
-        m.account_deleted(server, account).await;
-    }
+    server.fire_account_deleted(account).await;
     accounts::delete(server.stores(), account)
         .await
         .map_err(|e| account_error(account, e))?;
@@ -106,11 +107,10 @@ async fn remove(server: &Server, account: &BareJid, iq: &Stanza) -> Result<IqRep
         reply.set_from(Some(Jid::from(account.clone())));
     }
     server.route(reply).await;
-    for entry in server.registry().sessions(account) {
-        entry
-            .handle
-            .close(StreamError::new(StreamCondition::NotAuthorized).with_text("account removed"));
-    }
+    server.sessions().close_account(
+        account,
+        StreamError::new(StreamCondition::NotAuthorized).with_text("account removed"),
+    );
     Ok(IqReply::Handled)
 }
 
@@ -119,11 +119,12 @@ impl Module for Register {
     fn name(&self) -> &'static str {
         "register"
     }
-    fn server_features(&self) -> Vec<&'static str> {
-        vec![ns::REGISTER]
-    }
-    fn iq_namespaces(&self) -> Vec<&'static str> {
-        vec![ns::REGISTER]
+    fn start(&self, cx: &mut ModuleCx<'_>) -> StartResult {
+        for ty in [IqType::Get, IqType::Set] {
+            cx.iq(ty, ns::REGISTER, Targets::SERVER_AND_ACCOUNT);
+        }
+        cx.feature(Scope::Server, ns::REGISTER);
+        Ok(())
     }
 
     async fn handle_iq(

@@ -5,7 +5,9 @@
 
 use crate::util::{format_utc, unix_now};
 use async_trait::async_trait;
-use rookery_core::{IqReply, IqTarget, Module, Server};
+use rookery_core::{
+    IqReply, IqTarget, IqType, Module, ModuleCx, Scope, Server, StartResult, Targets,
+};
 use rookery_proto::error::StanzaError;
 use rookery_proto::ns;
 use rookery_proto::stanza::Stanza;
@@ -33,22 +35,18 @@ impl Module for Time {
     fn name(&self) -> &'static str {
         "time"
     }
-    fn server_features(&self) -> Vec<&'static str> {
-        vec![ns::TIME]
-    }
-    fn iq_namespaces(&self) -> Vec<&'static str> {
-        vec![ns::TIME]
+    fn start(&self, cx: &mut ModuleCx<'_>) -> StartResult {
+        cx.iq(IqType::Get, ns::TIME, Targets::SERVER)
+            .feature(Scope::Server, ns::TIME);
+        Ok(())
     }
 
     async fn handle_iq(
         &self,
         _server: &Server,
-        target: &IqTarget,
-        iq: &Stanza,
+        _target: &IqTarget,
+        _iq: &Stanza,
     ) -> Result<IqReply, StanzaError> {
-        if iq.type_attr() != "get" || *target != IqTarget::Server {
-            return Err(crate::util::unsupported());
-        }
         Ok(IqReply::Payload(payload(unix_now())))
     }
 }

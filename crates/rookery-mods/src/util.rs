@@ -159,9 +159,8 @@ mod tests {
 /// mailboxes the tests read directly.
 #[cfg(test)]
 pub(crate) mod testkit {
-    use rookery_core::registry::BindOutcome;
     use rookery_core::session::SessionReceiver;
-    use rookery_core::{Module, Server, SessionHandle, SessionMsg};
+    use rookery_core::{Module, PresenceUpdate, Server, Session, SessionMsg};
     use rookery_proto::ns;
     use rookery_proto::sasl::MIN_ITERATIONS;
     use rookery_proto::stanza::{BareJid, FullJid, Jid, Stanza};
@@ -175,7 +174,7 @@ pub(crate) mod testkit {
     }
 
     pub(crate) struct Client {
-        pub handle: SessionHandle,
+        pub handle: Session,
         pub rx: SessionReceiver,
     }
 
@@ -205,7 +204,8 @@ pub(crate) mod testkit {
             let stores = rookery_store::open_sqlite(&dir.path().join("db.sqlite"))
                 .await
                 .unwrap();
-            let server = Server::new(Arc::new(config), stores, modules).unwrap();
+            let server = Server::new(Arc::new(config), stores);
+            server.start_modules(modules).unwrap();
             Harness { server, _dir: dir }
         }
 
@@ -229,19 +229,17 @@ pub(crate) mod testkit {
         pub async fn login(&self, user: &str, resource: &str) -> Client {
             self.account(user).await;
             let full = FullJid::new(&format!("{user}@localhost/{resource}")).unwrap();
-            let (handle, rx) = SessionHandle::new(full, 4096);
-            match self.server.registry().bind(handle.clone(), false, 10) {
-                BindOutcome::Bound(_) => {}
-                other => panic!("bind failed: {other:?}"),
-            }
+            let (handle, rx) = self.server.sessions().bind(full, false).await.unwrap();
             self.server.fire_session_bound(&handle).await;
             Client { handle, rx }
         }
 
         /// What the c2s actor does when a session ends.
         pub async fn logout(&self, c: Client) {
-            self.server.registry().unbind(&c.handle);
-            self.server.fire_session_closed(&c.handle, true).await;
+            if let Some(mut ended) = self.server.sessions().unbind(&c.handle) {
+                ended.clean = true;
+                self.server.fire_session_closed(&c.handle, &ended).await;
+            }
         }
 
         /// A stanza from the client, `from` stamped as the c2s actor does.
@@ -269,14 +267,16 @@ pub(crate) mod testkit {
 
         /// Marks the session available with a last presence, as the presence module would.
         pub fn make_available(&self, c: &Client) {
-            let entry = self.server.registry().get(c.handle.jid()).expect("bound");
             let mut p = stanza("<presence><status>here</status></presence>");
             p.set_from(Some(Jid::from(c.handle.jid().clone())));
-            entry.with_state(|s| {
-                s.available = true;
-                s.priority = 0;
-                s.last = Some(p);
-            });
+            let update = PresenceUpdate::Available {
+                priority: 0,
+                last: p,
+            };
+            self.server
+                .sessions()
+                .set_presence(&c.handle, update)
+                .expect("bound");
         }
     }
 

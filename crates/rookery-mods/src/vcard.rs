@@ -6,7 +6,9 @@
 
 use crate::util::{self, parts};
 use async_trait::async_trait;
-use rookery_core::{IqReply, IqTarget, Module, Server};
+use rookery_core::{
+    IqReply, IqTarget, IqType, Module, ModuleCx, Scope, Server, StartResult, Targets,
+};
 use rookery_proto::error::{Condition, ErrorType, StanzaError};
 use rookery_proto::ns;
 use rookery_proto::stanza::Stanza;
@@ -52,14 +54,14 @@ impl Module for VCard {
     fn name(&self) -> &'static str {
         "vcard"
     }
-    fn server_features(&self) -> Vec<&'static str> {
-        vec![ns::VCARD]
-    }
-    fn account_features(&self) -> Vec<&'static str> {
-        vec![ns::VCARD]
-    }
-    fn iq_namespaces(&self) -> Vec<&'static str> {
-        vec![ns::VCARD]
+    fn start(&self, cx: &mut ModuleCx<'_>) -> StartResult {
+        // The server keeps accounts' cards; the server itself has none (service-unavailable).
+        for ty in [IqType::Get, IqType::Set] {
+            cx.iq(ty, ns::VCARD, Targets::ACCOUNT);
+        }
+        cx.feature(Scope::Server, ns::VCARD)
+            .feature(Scope::Account, ns::VCARD);
+        Ok(())
     }
 
     async fn handle_iq(

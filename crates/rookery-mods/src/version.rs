@@ -4,21 +4,43 @@
 //! `service-unavailable`.
 
 use async_trait::async_trait;
-use rookery_core::{IqReply, IqTarget, Module, Server};
+use rookery_core::{
+    IqReply, IqTarget, IqType, Module, ModuleCx, Scope, Server, StartResult, Targets,
+};
 use rookery_proto::error::StanzaError;
 use rookery_proto::ns;
 use rookery_proto::stanza::Stanza;
 use rookery_xml::Element;
+use serde::Deserialize;
+use std::sync::OnceLock;
 
 /// The `<name/>` we report.
 pub const SOFTWARE_NAME: &str = "Rookery";
 
+/// `[modules.version]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VersionConfig {
+    /// `show_version` (bool, default `true`): report the version number. Operators who do
+    /// not want to tell scanners which release runs answer with the name only (the
+    /// `<version/>` element then says `unknown`, as XEP-0092 §2 requires one).
+    pub show_version: bool,
+}
+
+impl Default for VersionConfig {
+    fn default() -> Self {
+        VersionConfig { show_version: true }
+    }
+}
+
 #[derive(Debug, Default)]
-pub struct Version;
+pub struct Version {
+    config: OnceLock<VersionConfig>,
+}
 
 impl Version {
     pub fn new() -> Self {
-        Version
+        Version::default()
     }
 }
 
@@ -27,27 +49,34 @@ impl Module for Version {
     fn name(&self) -> &'static str {
         "version"
     }
-    fn server_features(&self) -> Vec<&'static str> {
-        vec![ns::VERSION]
-    }
-    fn iq_namespaces(&self) -> Vec<&'static str> {
-        vec![ns::VERSION]
+
+    fn start(&self, cx: &mut ModuleCx<'_>) -> StartResult {
+        let config: VersionConfig = cx.config()?;
+        // The configuration does not change while the server runs: a restart of the module
+        // reads the same table.
+        let _ = self.config.set(config);
+        cx.iq(IqType::Get, ns::VERSION, Targets::SERVER)
+            .feature(Scope::Server, ns::VERSION);
+        Ok(())
     }
 
     async fn handle_iq(
         &self,
         _server: &Server,
-        target: &IqTarget,
-        iq: &Stanza,
+        _target: &IqTarget,
+        _iq: &Stanza,
     ) -> Result<IqReply, StanzaError> {
-        if iq.type_attr() != "get" || *target != IqTarget::Server {
-            return Err(crate::util::unsupported());
-        }
+        let shown = self.config.get().is_none_or(|c| c.show_version);
+        let version = if shown {
+            env!("CARGO_PKG_VERSION")
+        } else {
+            "unknown"
+        };
         // XEP-0092 §2: <name/> and <version/> are required; <os/> is optional and left out on
-        // purpose (SECURITY: it tells attackers which exploits to try).
+        // purpose: it tells attackers which exploits to try.
         let q = Element::new("query", ns::VERSION)
             .child(Element::new("name", ns::VERSION).with_text(SOFTWARE_NAME))
-            .child(Element::new("version", ns::VERSION).with_text(env!("CARGO_PKG_VERSION")));
+            .child(Element::new("version", ns::VERSION).with_text(version));
         Ok(IqReply::Payload(q))
     }
 }

@@ -24,7 +24,7 @@ pub enum StartError {
     #[error("loading certificates: {0}")]
     Tls(#[from] rookery_tls::TlsError),
     #[error("{0}")]
-    Modules(#[from] rookery_core::server::DuplicateIqHandler),
+    Modules(#[from] rookery_core::ModuleError),
     #[error("setting up federation: {0}")]
     S2s(#[from] rookery_net::s2s::S2sSetupError),
     #[error("binding {kind} listener on {addr}: {err}")]
@@ -99,7 +99,8 @@ pub async fn start_with(cfg: Config, modules: Vec<Arc<dyn Module>>) -> Result<Ru
         .collect();
     let certs = Arc::new(rookery_tls::CertStore::load(&hosts, &cfg.server.data_dir)?);
     let cfg = Arc::new(cfg);
-    let server = Server::new(cfg.clone(), stores, modules)?;
+    let server = Server::new(cfg.clone(), stores);
+    server.start_modules(modules)?;
     // Reserved before any listener runs: a configured component's domain answers
     // `service-unavailable` until the component connects, and never leaks to federation.
     for c in &cfg.components {

@@ -34,7 +34,7 @@ async fn component_and_remote_user_exchange_messages() {
     let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
     let addr = a.running.addr(ListenerKind::Component).unwrap();
     let mut echo = component_login(addr, "echo.a.test", SECRET).await;
-    let (juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+    let (juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
 
     // Remote user → component: b.test dials a.test's s2s listener for echo.a.test.
     send(

@@ -11,8 +11,8 @@ async fn dialback_only_messages_and_iq_both_ways() {
     let dns = dns().await;
     let a = node(&["a.test"], &dns, Certs::SelfSigned, "").await;
     let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
-    let (romeo, mut romeo_rx) = session(a.server(), "romeo@a.test/r");
-    let (juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+    let (romeo, mut romeo_rx) = session(a.server(), "romeo@a.test/r").await;
+    let (juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
 
     send(a.server(), &romeo, "<message xmlns='jabber:client' to='juliet@b.test/j' id='m1' type='chat'><body>hi</body></message>").await;
     let got = recv_non_presence(&mut juliet_rx, 10).await;
@@ -54,8 +54,8 @@ async fn tls_with_sasl_external() {
     let ca = Ca::new();
     let a = node(&["a.test"], &dns, Certs::Ca(&ca), "").await;
     let b = node(&["b.test"], &dns, Certs::Ca(&ca), "").await;
-    let (romeo, _romeo_rx) = session(a.server(), "romeo@a.test/r");
-    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+    let (romeo, _romeo_rx) = session(a.server(), "romeo@a.test/r").await;
+    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
     send(
         a.server(),
         &romeo,
@@ -108,8 +108,8 @@ async fn static_route_reaches_a_domain_missing_from_dns() {
     )
     .await;
     assert_eq!(dns.query_count("_xmpp-server._tcp.b.test"), 0);
-    let (romeo, _r) = session(a.server(), "romeo@a.test/r");
-    let (_j, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+    let (romeo, _r) = session(a.server(), "romeo@a.test/r").await;
+    let (_j, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
     send(
         a.server(),
         &romeo,

@@ -16,7 +16,7 @@ use support::{
 /// comes right after it with nothing in between.
 async fn bounced_once(
     a: &support::Node,
-    h: &rookery_core::SessionHandle,
+    h: &rookery_core::Session,
     rx: &mut rookery_core::session::SessionReceiver,
     to: &str,
     cond: &str,
@@ -41,7 +41,7 @@ async fn bounced_once(
 async fn unresolvable_domain_bounces_remote_server_not_found() {
     let dns = dns().await;
     let a = node(&["a.test"], &dns, Certs::SelfSigned, "").await;
-    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r");
+    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r").await;
     send(a.server(), &romeo, "<message xmlns='jabber:client' to='juliet@nowhere.test' id='m1' type='chat'><body>hi</body></message>").await;
     bounced_once(
         &a,
@@ -63,7 +63,7 @@ async fn nothing_listening_bounces_remote_server_not_found() {
         l.local_addr().unwrap().port()
     };
     publish_at(&dns, "closed.test", closed, false);
-    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r");
+    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r").await;
     send(
         a.server(),
         &romeo,
@@ -119,8 +119,8 @@ async fn dialback_refused_bounces_internal_server_error() {
         },
     )
     .await;
-    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r");
-    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r").await;
+    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
     send(
         a.server(),
         &romeo,
@@ -145,7 +145,7 @@ async fn dialback_refused_bounces_internal_server_error() {
 async fn iq_get_to_unresolvable_domain_gets_an_iq_error() {
     let dns = dns().await;
     let a = node(&["a.test"], &dns, Certs::SelfSigned, "").await;
-    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r");
+    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r").await;
     send(a.server(), &romeo, "<iq xmlns='jabber:client' to='nowhere.test' id='q1' type='get'><ping xmlns='urn:xmpp:ping'/></iq>").await;
     let e = expect_error(&mut rx, 10, "remote-server-not-found", "cancel").await;
     assert_eq!(e.kind(), rookery_proto::stanza::Kind::Iq);
@@ -173,7 +173,7 @@ async fn only_bounceable_stanzas_bounce_and_once() {
     let silent = Silent::start().await;
     publish_at(&dns, "dead.test", silent.port, false);
     account(a.server(), "romeo@a.test").await;
-    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r");
+    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r").await;
     for xml in [
         "<iq xmlns='jabber:client' to='juliet@dead.test/x' id='res' type='result'/>",
         "<iq xmlns='jabber:client' to='juliet@dead.test/x' id='err' type='error'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",

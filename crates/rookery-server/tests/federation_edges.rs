@@ -46,7 +46,7 @@ async fn a_and_b(b_extra: &str) -> (rookery_testdns::TestDns, support::Node, sup
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_dialback_requests_leave_the_stream_open() {
     let (_dns, _a, b) = a_and_b("").await;
-    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
     let mut peer = RawPeer::connect(addr(&b), Some("a.test"), "b.test").await;
 
     peer.raw("<db:result from='a.test' to='elsewhere.test'>00</db:result>")
@@ -103,7 +103,7 @@ async fn refused_dialback_requests_leave_the_stream_open() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stanza_without_from_is_improper_addressing() {
     let (_dns, _a, b) = a_and_b("").await;
-    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
     let mut peer = RawPeer::connect(addr(&b), Some("a.test"), "b.test").await;
     let key =
         rookery_proto::dialback::key(A_SECRET.as_bytes(), "b.test", "a.test", &peer.stream_id);
@@ -140,7 +140,7 @@ async fn peer_header_without_id_is_refused() {
     )
     .await;
     publish_at(&dns, "b.test", fake.port, false);
-    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r");
+    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r").await;
     send(
         a.server(),
         &romeo,
@@ -174,7 +174,7 @@ async fn peer_without_tls_is_refused_when_tls_is_required() {
     )
     .await;
     publish_at(&dns, "b.test", fake.port, false);
-    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r");
+    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r").await;
     send(
         a.server(),
         &romeo,
@@ -208,7 +208,7 @@ async fn dialback_error_verdict_bounces_remote_server_timeout() {
     )
     .await;
     publish_at(&dns, "b.test", fake.port, false);
-    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r");
+    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r").await;
     send(
         a.server(),
         &romeo,
@@ -231,7 +231,7 @@ async fn dialback_invalid_verdict_bounces_internal_server_error() {
     )
     .await;
     publish_at(&dns, "b.test", fake.port, false);
-    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r");
+    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r").await;
     send(
         a.server(),
         &romeo,
@@ -259,7 +259,7 @@ async fn policy_refusals_bounce() {
     )
     .await;
     let _b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
-    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r");
+    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r").await;
     send(
         a.server(),
         &romeo,
@@ -286,12 +286,12 @@ async fn policy_refusals_bounce() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_relaying_for_foreign_senders() {
     let (dns, a, b) = a_and_b("").await;
-    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
     let st = support::stanza(
         "<message xmlns='jabber:client' from='eve@c.test' to='juliet@b.test/j' id='r'><body>x</body></message>",
     );
     a.server().route(st).await;
-    let (romeo, _r) = session(a.server(), "romeo@a.test/r");
+    let (romeo, _r) = session(a.server(), "romeo@a.test/r").await;
     send(
         a.server(),
         &romeo,

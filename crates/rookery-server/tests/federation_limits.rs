@@ -17,8 +17,8 @@ async fn stanza_between_c2s_and_s2s_limits_is_federated() {
     let dns = dns().await;
     let a = node(&["a.test"], &dns, Certs::SelfSigned, "").await;
     let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
-    let (romeo, _r) = session(a.server(), "romeo@a.test/r");
-    let (_j, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+    let (romeo, _r) = session(a.server(), "romeo@a.test/r").await;
+    let (_j, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
     // Built directly: the test's own XML parser has the default 256 KiB cap.
     let el = rookery_xml::Element::new("message", "jabber:client")
         .with_attr("to", "juliet@b.test/j")
@@ -101,7 +101,7 @@ async fn a_peer_flooding_one_user_is_slowed_and_the_user_gets_everything() {
     let dns = dns().await;
     let _a = node_a(&dns).await;
     let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
-    let (_juliet, mut rx) = session_with_mailbox(b.server(), "juliet@b.test/j", 64);
+    let (_juliet, mut rx) = session_with_mailbox(b.server(), "juliet@b.test/j", 64).await;
     let mut peer = peer_as_a(&b).await;
     let flood = tokio::spawn(async move {
         for start in (0..N).step_by(500) {

@@ -12,9 +12,9 @@ async fn dialback_stream_carries_a_second_local_domain() {
     let dns = dns().await;
     let a = node(&["a.test", "a2.test"], &dns, Certs::SelfSigned, "").await;
     let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
-    let (romeo, _r) = session(a.server(), "romeo@a.test/r");
-    let (mercutio, _m) = session(a.server(), "mercutio@a2.test/m");
-    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+    let (romeo, _r) = session(a.server(), "romeo@a.test/r").await;
+    let (mercutio, _m) = session(a.server(), "mercutio@a2.test/m").await;
+    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
 
     send(
         a.server(),
@@ -46,9 +46,9 @@ async fn sasl_external_stream_is_never_piggybacked() {
     let ca = Ca::new();
     let a = node(&["a.test", "a2.test"], &dns, Certs::Ca(&ca), "").await;
     let b = node(&["b.test"], &dns, Certs::Ca(&ca), "").await;
-    let (romeo, _r) = session(a.server(), "romeo@a.test/r");
-    let (mercutio, _m) = session(a.server(), "mercutio@a2.test/m");
-    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+    let (romeo, _r) = session(a.server(), "romeo@a.test/r").await;
+    let (mercutio, _m) = session(a.server(), "mercutio@a2.test/m").await;
+    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
 
     send(
         a.server(),

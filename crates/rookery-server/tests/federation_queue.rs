@@ -22,13 +22,13 @@ async fn concurrent_senders_during_setup_arrive_once_and_in_order() {
     let dns = dns().await;
     let a = node(&["a.test"], &dns, Certs::SelfSigned, "").await;
     let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
-    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
     assert!(a.stream_of("a.test", "b.test").is_none(), "no stream yet");
     let barrier = Arc::new(tokio::sync::Barrier::new(SENDERS));
     let mut tasks = Vec::new();
     for u in 0..SENDERS {
         let server = a.server().clone();
-        let (h, _rx) = session(&server, &format!("user{u}@a.test/r"));
+        let (h, _rx) = session(&server, &format!("user{u}@a.test/r")).await;
         let barrier = barrier.clone();
         tasks.push(tokio::spawn(async move {
             let _keep = _rx;
@@ -84,7 +84,7 @@ async fn queue_overflow_bounces_resource_constraint_then_timeout() {
     .await;
     let silent = Silent::start().await;
     publish_at(&dns, "hang.test", silent.port, false);
-    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r");
+    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r").await;
     const N: usize = 12;
     for i in 0..N {
         send(

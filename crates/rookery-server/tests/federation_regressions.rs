@@ -14,8 +14,8 @@ async fn incoming_stream_accepts_large_stanzas_after_authentication() {
     let dns = dns().await;
     let a = node(&["a.test"], &dns, Certs::SelfSigned, "").await;
     let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
-    let (romeo, _r) = session(a.server(), "romeo@a.test/r");
-    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+    let (romeo, _r) = session(a.server(), "romeo@a.test/r").await;
+    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
     let body = "x".repeat(50_000);
     send(a.server(), &romeo, &format!("<message xmlns='jabber:client' to='juliet@b.test/j' id='big'><body>{body}</body></message>")).await;
     send(a.server(), &romeo, "<message xmlns='jabber:client' to='juliet@b.test/j' id='small'><body>after</body></message>").await;
@@ -66,7 +66,7 @@ async fn full_stream_mailbox_does_not_open_a_second_stream() {
     )
     .await;
     publish_at(&dns, "b.test", fake.port, false);
-    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r");
+    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r").await;
     let msg = |id: String, body: String| {
         let el = Element::new("message", ns::CLIENT)
             .with_attr("to", "juliet@b.test")
@@ -166,9 +166,9 @@ async fn invalid_piggybacked_domain_keeps_the_stream_of_the_others() {
     .await;
     support::publish_at(&dns_b, "a.test", a.s2s_port(), false);
 
-    let (romeo, _r) = session(a.server(), "romeo@a.test/r");
-    let (mercutio, mut mercutio_rx) = session(a.server(), "mercutio@a2.test/m");
-    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+    let (romeo, _r) = session(a.server(), "romeo@a.test/r").await;
+    let (mercutio, mut mercutio_rx) = session(a.server(), "mercutio@a2.test/m").await;
+    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
     send(
         a.server(),
         &romeo,
@@ -228,7 +228,7 @@ async fn stanzas_left_on_a_closed_stream_are_not_overtaken() {
     )
     .await;
     publish_at(&dns, "b.test", fake.port, false);
-    let (romeo, _rx) = session(a.server(), "romeo@a.test/r");
+    let (romeo, _rx) = session(a.server(), "romeo@a.test/r").await;
     let msg = move |jid: &rookery_proto::stanza::FullJid, id: String, body: String| {
         let el = Element::new("message", ns::CLIENT)
             .with_attr("to", "juliet@b.test")
@@ -360,8 +360,8 @@ async fn invalid_piggyback_verdict_does_not_open_another_stream() {
     )
     .await;
     publish_at(&dns, "b.test", fake.port, false);
-    let (romeo, _r) = session(a.server(), "romeo@a.test/r");
-    let (mercutio, mut mercutio_rx) = session(a.server(), "mercutio@a2.test/m");
+    let (romeo, _r) = session(a.server(), "romeo@a.test/r").await;
+    let (mercutio, mut mercutio_rx) = session(a.server(), "mercutio@a2.test/m").await;
     send(
         a.server(),
         &romeo,
@@ -450,7 +450,7 @@ async fn unreachable_domain_bounce_reveals_no_internals() {
         },
     )
     .await;
-    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r");
+    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r").await;
     for (domain, port, cond, ty, text) in [
         (
             "closed-route.test",

@@ -26,7 +26,7 @@ async fn a_and_b() -> (rookery_testdns::TestDns, support::Node, support::Node) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unearned_valid_verdict_authenticates_nothing() {
     let (_dns, _a, b) = a_and_b().await;
-    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
     let mut peer = RawPeer::connect(addr(&b), Some("a.test"), "b.test").await;
     // Verdicts nobody asked for, in both directions.
     peer.raw("<db:result from='a.test' to='b.test' type='valid'/>")
@@ -48,7 +48,7 @@ async fn unearned_valid_verdict_authenticates_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stanza_from_another_domain_after_dialback_is_invalid_from() {
     let (_dns, _a, b) = a_and_b().await;
-    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
     let mut peer = peer_as_a(&b).await;
     // The authenticated pair works...
     peer.raw(
@@ -132,7 +132,7 @@ async fn verdict_for_another_pair_is_ignored_on_our_stream() {
     )
     .await;
     publish_at(&dns, "b.test", fake.port, false);
-    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r");
+    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r").await;
     send(
         a.server(),
         &romeo,

@@ -17,8 +17,8 @@ async fn idle_stream_closes_and_a_new_one_opens() {
     )
     .await;
     let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
-    let (romeo, _r) = session(a.server(), "romeo@a.test/r");
-    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+    let (romeo, _r) = session(a.server(), "romeo@a.test/r").await;
+    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
 
     send(
         a.server(),
@@ -60,8 +60,8 @@ async fn direct_tls_only_server_is_reached() {
     )
     .await;
     assert!(b.direct_tls());
-    let (romeo, mut romeo_rx) = session(a.server(), "romeo@a.test/r");
-    let (juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+    let (romeo, mut romeo_rx) = session(a.server(), "romeo@a.test/r").await;
+    let (juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
     send(
         a.server(),
         &romeo,
@@ -91,8 +91,8 @@ async fn peer_shutdown_ends_the_route_and_later_stanzas_bounce() {
     let dns = dns().await;
     let a = node(&["a.test"], &dns, Certs::SelfSigned, "").await;
     let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
-    let (romeo, mut romeo_rx) = session(a.server(), "romeo@a.test/r");
-    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+    let (romeo, mut romeo_rx) = session(a.server(), "romeo@a.test/r").await;
+    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
     send(
         a.server(),
         &romeo,

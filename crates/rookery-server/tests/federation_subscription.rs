@@ -32,8 +32,8 @@ async fn subscription_round_trip() {
     let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
     account(a.server(), "romeo@a.test").await;
     account(b.server(), "juliet@b.test").await;
-    let (romeo, mut romeo_rx) = session_interested(a.server(), "romeo@a.test/r");
-    let (juliet, mut juliet_rx) = session_interested(b.server(), "juliet@b.test/j");
+    let (romeo, mut romeo_rx) = session_interested(a.server(), "romeo@a.test/r").await;
+    let (juliet, mut juliet_rx) = session_interested(b.server(), "juliet@b.test/j").await;
     // Juliet is online with a presence the server can send to a new subscriber.
     send(
         b.server(),

@@ -58,7 +58,9 @@ impl Blocking {
             IqTarget::Account(b) if util::is_own(iq, b) => b,
             // Nobody may read or change another account's blocklist.
             IqTarget::Account(_) => return Err(StanzaError::forbidden()),
-            IqTarget::Server => return Err(StanzaError::service_unavailable()),
+            IqTarget::Server | IqTarget::Domain(_) => {
+                return Err(StanzaError::service_unavailable());
+            }
         };
         let Some(payload) = iq.iq_payload() else {
             return Err(StanzaError::bad_request("missing payload"));
@@ -83,9 +85,9 @@ impl Blocking {
             .await
             .map_err(|e| util::store_error("blocklist-get", account, &e))?;
         if let Some(full) = iq.from().and_then(|f| f.try_as_full().ok())
-            && let Some(entry) = server.registry().get(full)
+            && let Some(r) = server.sessions().resource(full)
         {
-            self.interested().insert(entry.handle.id());
+            self.interested().insert(r.session.id().clone());
         }
         let mut sorted: Vec<&String> = list.iter().collect();
         sorted.sort();
@@ -195,8 +197,8 @@ impl Blocking {
             }
         }
         let interested = self.interested().clone();
-        for entry in server.registry().sessions(account) {
-            if !interested.contains(&entry.handle.id()) {
+        for r in server.sessions().resources(account) {
+            if !interested.contains(r.session.id()) {
                 continue;
             }
             let n = self.push_seq.fetch_add(1, Ordering::Relaxed);
@@ -205,11 +207,11 @@ impl Blocking {
                 .with_attr("type", "set")
                 .with_attr("id", format!("block-push-{n}"))
                 .with_attr("from", account.as_str())
-                .with_attr("to", entry.handle.jid().as_str())
+                .with_attr("to", r.jid().as_str())
                 .child(body.clone());
             match Stanza::new(el) {
                 Ok(st) => {
-                    let _ = entry.handle.send(st);
+                    let _ = server.sessions().send(&r.session, st);
                 }
                 Err(e) => tracing::error!(what = "block-push", error = ?e, "bad push stanza"),
             }
@@ -239,9 +241,7 @@ async fn presence_targets(server: &Server, account: &BareJid, jids: &[Jid]) -> V
         Err(e) => tracing::error!(jid = %account, error = %e, what = "roster-get", "store error"),
     }
     let mut candidates: Vec<Jid> = subscribed.iter().cloned().collect();
-    for entry in server.registry().sessions(account) {
-        candidates.extend(entry.with_state(|s| s.directed.iter().cloned().collect::<Vec<_>>()));
-    }
+    candidates.extend(server.sessions().directed_presence(account));
     let mut out: Vec<Jid> = Vec::new();
     for j in jids {
         for c in &candidates {
@@ -264,13 +264,13 @@ async fn send_presence(server: &Server, account: &BareJid, targets: &[Jid], bloc
     if targets.is_empty() {
         return;
     }
-    for entry in server.registry().available(account) {
-        let from = Jid::from(entry.handle.jid().clone());
+    for r in server.sessions().available(account) {
+        let from = Jid::from(r.jid().clone());
         let template = if block {
             let el = Element::new("presence", ns::CLIENT).with_attr("type", "unavailable");
             Stanza::new(el).ok()
         } else {
-            entry.with_state(|s| s.last.clone())
+            r.presence.as_deref().cloned()
         };
         let Some(template) = template else { continue };
         for t in targets {

@@ -5,7 +5,7 @@
 //! user who blocked it is caught on the way out instead.
 
 use super::Blocking;
-use rookery_core::{Flow, Server, SessionHandle};
+use rookery_core::{Flow, Server, Session};
 use rookery_proto::error::{Condition, ErrorType, StanzaError};
 use rookery_proto::ns;
 use rookery_proto::stanza::{Jid, Kind, Stanza};
@@ -32,7 +32,7 @@ impl Blocking {
     pub(super) async fn filter_outbound(
         &self,
         server: &Server,
-        session: &SessionHandle,
+        session: &Session,
         st: &mut Stanza,
     ) -> Flow {
         // No `to` = the user's own account; stanzas between one's own resources pass.
@@ -49,7 +49,7 @@ impl Blocking {
             if st.kind() != Kind::Presence
                 && let Some(reply) = st.error_reply(blocked_error())
             {
-                let _ = session.send(reply);
+                let _ = server.sessions().send_local(session, reply);
             }
             return Flow::Done;
         }
@@ -60,7 +60,7 @@ impl Blocking {
                 if is_get_or_set(st)
                     && let Some(reply) = st.error_reply(StanzaError::service_unavailable())
                 {
-                    let _ = session.send(reply);
+                    let _ = server.sessions().send_local(session, reply);
                 }
                 return Flow::Done;
             }

@@ -17,10 +17,13 @@ mod filter;
 
 use crate::util::parts;
 use async_trait::async_trait;
-use rookery_core::{Flow, IqReply, IqTarget, Module, Server, SessionHandle};
+use rookery_core::{
+    Ended, Event, Flow, IqReply, IqTarget, IqType, Module, ModuleCx, Point, Priority, Scope,
+    Server, Session, SessionId, StartResult, Targets,
+};
 use rookery_proto::error::StanzaError;
 use rookery_proto::ns;
-use rookery_proto::stanza::{BareJid, Jid, Stanza};
+use rookery_proto::stanza::{BareJid, Jid, Kind, Stanza};
 use rookery_store::StoreError;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
@@ -37,7 +40,7 @@ pub struct Blocking {
     cache: RwLock<HashMap<BareJid, List>>,
     /// Sessions that retrieved the blocklist and so get pushes (§3.3: "resources that have
     /// requested the blocklist"), by session id.
-    interested: Mutex<HashSet<u64>>,
+    interested: Mutex<HashSet<SessionId>>,
     /// Ids for pushes.
     push_seq: AtomicU64,
 }
@@ -77,7 +80,7 @@ impl Blocking {
     fn cache_write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<BareJid, List>> {
         self.cache.write().unwrap_or_else(|p| p.into_inner())
     }
-    fn interested(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+    fn interested(&self) -> std::sync::MutexGuard<'_, HashSet<SessionId>> {
         self.interested.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -93,7 +96,7 @@ impl Blocking {
             return Ok(l.clone());
         }
         let loaded = Self::load(server, account).await?;
-        if !server.registry().sessions(account).is_empty() {
+        if server.sessions().is_online(account) {
             // Insert only if absent: a command that ran meanwhile has put a newer list.
             let mut cache = self.cache_write();
             return Ok(cache.entry(account.clone()).or_insert(loaded).clone());
@@ -105,7 +108,7 @@ impl Blocking {
     async fn refresh(&self, server: &Server, account: &BareJid) -> Result<List, StoreError> {
         let loaded = Self::load(server, account).await?;
         let mut cache = self.cache_write();
-        if server.registry().sessions(account).is_empty() {
+        if !server.sessions().is_online(account) {
             cache.remove(account);
         } else {
             cache.insert(account.clone(), loaded.clone());
@@ -131,11 +134,20 @@ impl Module for Blocking {
     fn name(&self) -> &'static str {
         "blocking"
     }
-    fn server_features(&self) -> Vec<&'static str> {
-        vec![ns::BLOCKING]
-    }
-    fn iq_namespaces(&self) -> Vec<&'static str> {
-        vec![ns::BLOCKING]
+    fn start(&self, cx: &mut ModuleCx<'_>) -> StartResult {
+        const ALL: &[Kind] = &[Kind::Message, Kind::Presence, Kind::Iq];
+        // First of all hooks: a blocked stanza must not reach presence, roster or offline
+        // handling (XEP-0191 §3.3), iqs from remote senders included.
+        cx.hook(Point::FromClient, ALL, Priority::FILTER)
+            .hook(Point::ToAccount, ALL, Priority::FILTER)
+            .hook(Point::ToRemote, &[Kind::Presence], Priority::FILTER)
+            .on(Event::SessionClosed)
+            .on(Event::AccountDeleted)
+            .feature(Scope::Server, ns::BLOCKING);
+        for ty in [IqType::Get, IqType::Set] {
+            cx.iq(ty, ns::BLOCKING, Targets::ACCOUNT);
+        }
+        Ok(())
     }
 
     async fn handle_iq(
@@ -147,15 +159,15 @@ impl Module for Blocking {
         self.command(server, target, iq).await
     }
 
-    async fn outbound(&self, server: &Server, session: &SessionHandle, st: &mut Stanza) -> Flow {
+    async fn from_client(&self, server: &Server, session: &Session, st: &mut Stanza) -> Flow {
         self.filter_outbound(server, session, st).await
     }
 
-    async fn inbound(&self, server: &Server, st: &mut Stanza) -> Flow {
+    async fn to_account(&self, server: &Server, st: &mut Stanza) -> Flow {
         self.filter_inbound(server, st).await
     }
 
-    async fn remote_outbound(&self, server: &Server, st: &Stanza) -> Flow {
+    async fn to_remote(&self, server: &Server, st: &Stanza) -> Flow {
         if self.presence_to_blocked(server, st).await {
             Flow::Done
         } else {
@@ -163,10 +175,10 @@ impl Module for Blocking {
         }
     }
 
-    async fn session_closed(&self, server: &Server, session: &SessionHandle, _clean: bool) {
-        self.interested().remove(&session.id());
+    async fn session_closed(&self, server: &Server, session: &Session, _ended: &Ended) {
+        self.interested().remove(session.id());
         let bare = session.jid().to_bare();
-        if server.registry().sessions(&bare).is_empty() {
+        if !server.sessions().is_online(&bare) {
             self.cache_write().remove(&bare);
         }
     }

@@ -1,21 +1,20 @@
 //! Availability presence (RFC 6121 §4): what a client's own presence does and who receives it.
-//! Where it sits: the presence module's `outbound` hook gives us presence without a type or of
-//! type `unavailable` from a local client (broadcast when it has no `to`, directed presence when
-//! it has one); its `inbound` hook gives us probes and availability presence addressed to a
-//! local account; `session_closed` ends with [`signed_off`]. Session state (available,
-//! priority, last presence, directed recipients) lives in core's registry entry.
+//! Where it sits: the presence module's `from_client` hook gives us presence without a type
+//! or of type `unavailable` from a local client (broadcast when it has no `to`, directed
+//! presence when it has one); its `to_account` hook gives us probes and availability presence
+//! addressed to a local account; `session_closed` ends with [`signed_off`]. Session state
+//! (available, priority, last presence, directed recipients) is core's, written through the
+//! sessions door's verbs.
 
 use super::send;
 use crate::roster::state::sub_from_store;
 use crate::util::{format_utc, parts, unix_now};
-use rookery_core::Server;
-use rookery_core::registry::SessionEntry;
+use rookery_core::{PresenceUpdate, Server, Session};
 use rookery_proto::ns;
 use rookery_proto::stanza::{BareJid, Jid, Stanza};
 use rookery_store::RosterItem;
 use rookery_xml::Element;
 use std::collections::HashSet;
-use std::sync::Arc;
 
 /// The roster items of `user`, or none if the store fails (presence is best-effort: a failed
 /// lookup must not stop the user's own resources from getting the presence).
@@ -69,17 +68,13 @@ async fn broadcast(
     }
     // §4.2.2 / §4.4.2: the user's own available resources get it too, the sender included
     // (clients use the echo to learn their presence was accepted).
-    for entry in server.registry().available(user) {
-        let mut copy = st.clone();
-        copy.set_to(Some(Jid::from(entry.handle.jid().clone())));
-        let _ = entry.handle.send(copy);
-    }
+    server.sessions().send_to_available(user, st, true);
     subs
 }
 
 /// Available presence without `to` (RFC 6121 §4.2 initial presence, §4.4 updates).
-pub(crate) async fn available(server: &Server, entry: &Arc<SessionEntry>, st: Stanza) {
-    let user = entry.handle.jid().to_bare();
+pub(crate) async fn available(server: &Server, session: &Session, st: Stanza) {
+    let user = session.jid().to_bare();
     let prio = priority(&st);
     // The copy kept for later (probe answers, new subscribers, new sibling resources) says when
     // it was sent: XEP-0203 delay from our domain, as Prosody does and its blocking.scs expects.
@@ -89,13 +84,14 @@ pub(crate) async fn available(server: &Server, entry: &Arc<SessionEntry>, st: St
             .with_attr("from", user.domain().as_str())
             .with_attr("stamp", format_utc(unix_now())),
     );
-    let was_available = entry.with_state(|s| {
-        let was = s.available;
-        s.available = true;
-        s.priority = prio;
-        s.last = Some(last);
-        was
-    });
+    let update = PresenceUpdate::Available {
+        priority: prio,
+        last,
+    };
+    let Some(change) = server.sessions().set_presence(session, update) else {
+        return;
+    };
+    let was_available = change.was_available;
     let items = roster_items(server, &user).await;
     broadcast(server, &user, &st, &items).await;
     if was_available {
@@ -103,13 +99,14 @@ pub(crate) async fn available(server: &Server, entry: &Arc<SessionEntry>, st: St
     }
     // The new resource learns about its siblings too: the other resources' broadcasts went
     // out before it was available (Prosody does the same; clients show "other devices").
-    for other in server.registry().available(&user) {
-        if other.handle == entry.handle {
+    for other in server.sessions().available(&user) {
+        if other.session.id() == session.id() {
             continue;
         }
-        if let Some(mut last) = other.with_state(|s| s.last.clone()) {
-            last.set_to(Some(Jid::from(entry.handle.jid().clone())));
-            let _ = entry.handle.send(last);
+        if let Some(last) = &other.presence {
+            let mut last = Stanza::clone(last);
+            last.set_to(Some(Jid::from(session.jid().clone())));
+            let _ = server.sessions().send_local(session, last);
         }
     }
     // §4.2.1 / §4.3.1: initial presence probes every contact the user is subscribed to.
@@ -120,13 +117,13 @@ pub(crate) async fn available(server: &Server, entry: &Arc<SessionEntry>, st: St
             send::probe(server, &user, &contact).await;
         }
     }
-    redeliver_requests(server, entry, &user).await;
-    server.fire_initial_presence(&entry.handle).await;
+    redeliver_requests(server, session, &user).await;
+    server.fire_initial_presence(session).await;
 }
 
 /// §3.1.3: subscription requests the user has not answered are delivered again, as received,
 /// each time the user becomes available; here to the resource that just did.
-async fn redeliver_requests(server: &Server, entry: &SessionEntry, user: &BareJid) {
+async fn redeliver_requests(server: &Server, session: &Session, user: &BareJid) {
     let (u, d) = parts(user);
     let pending = match server.stores().roster.pending_in(u, d).await {
         Ok(p) => p,
@@ -141,7 +138,7 @@ async fn redeliver_requests(server: &Server, entry: &SessionEntry, user: &BareJi
             .and_then(|el| Stanza::new(el).ok());
         match parsed {
             Some(st) => {
-                let _ = entry.handle.send(st);
+                let _ = server.sessions().send_local(session, st);
             }
             None => {
                 tracing::warn!(jid = %user, contact, what = "pending-parse", "unreadable stored request");
@@ -152,24 +149,25 @@ async fn redeliver_requests(server: &Server, entry: &SessionEntry, user: &BareJi
 
 /// Unavailable presence without `to` (§4.5.2): to subscribers, to the user's other available
 /// resources, and to everyone who got directed presence from this session.
-pub(crate) async fn unavailable(server: &Server, entry: &Arc<SessionEntry>, st: Stanza) {
-    let (was_available, directed) = entry.with_state(|s| {
-        let was = s.available;
-        s.available = false;
-        s.last = None;
-        (was, std::mem::take(&mut s.directed))
-    });
+pub(crate) async fn unavailable(server: &Server, session: &Session, st: Stanza) {
+    let Some(change) = server
+        .sessions()
+        .set_presence(session, PresenceUpdate::Unavailable)
+    else {
+        return;
+    };
+    let (was_available, directed) = (change.was_available, change.directed);
     if was_available {
         // The sender hears its own sign-off too, as with available presence (Prosody echoes
         // it; its lastactivity.scs expects it). The broadcast below no longer counts the
         // sender among the available resources.
         let mut echo = st.clone();
-        echo.set_to(Some(Jid::from(entry.handle.jid().clone())));
-        let _ = entry.handle.send(echo);
+        echo.set_to(Some(Jid::from(session.jid().clone())));
+        let _ = server.sessions().send_local(session, echo);
     }
     signed_off(
         server,
-        &entry.handle.jid().to_bare(),
+        &session.jid().to_bare(),
         st,
         was_available,
         directed,
@@ -207,18 +205,18 @@ pub(crate) async fn signed_off(
 }
 
 /// Presence without a type or of type `unavailable`, with a `to` (§4.6 directed presence).
-pub(crate) async fn directed(server: &Server, entry: &Arc<SessionEntry>, st: Stanza) {
+pub(crate) async fn directed(server: &Server, session: &Session, st: Stanza) {
     let Some(to) = st.to().cloned() else {
         return;
     };
-    let user = entry.handle.jid().to_bare();
+    let user = session.jid().to_bare();
     let target = to.to_bare();
     if st.type_attr() == "unavailable" {
-        entry.with_state(|s| s.directed.remove(&to));
+        server.sessions().record_directed(session, &to, false);
     } else if target != user && !is_subscriber(server, &user, &target).await {
         // §4.6.2: remember who got presence outside the subscription, so they get
         // `unavailable` when the session goes away. Subscribers hear it from the broadcast.
-        entry.with_state(|s| s.directed.insert(to.clone()));
+        server.sessions().record_directed(session, &to, true);
     }
     server.route(st).await;
 }
@@ -247,8 +245,9 @@ pub(crate) async fn probe(server: &Server, st: &Stanza) {
         return;
     }
     let mut sent = 0usize;
-    for entry in server.registry().available(&user) {
-        if let Some(mut last) = entry.with_state(|s| s.last.clone()) {
+    for r in server.sessions().available(&user) {
+        if let Some(last) = &r.presence {
+            let mut last = Stanza::clone(last);
             last.set_to(Some(prober.clone()));
             server.route(last).await;
             sent += 1;
@@ -267,14 +266,11 @@ pub(crate) fn to_account(server: &Server, st: Stanza) {
     };
     match to.try_as_full() {
         Ok(full) => {
-            if let Some(e) = server.registry().get(full) {
-                let _ = e.handle.send(st);
-            }
+            let full = full.clone();
+            let _ = server.sessions().send_to(&full, st);
         }
         Err(bare) => {
-            for e in server.registry().available(bare) {
-                let _ = e.handle.send(st.clone());
-            }
+            server.sessions().send_to_available(bare, &st, false);
         }
     }
 }

@@ -41,8 +41,9 @@ pub(crate) async fn route_presence(server: &Server, ty: Option<&str>, from: &Jid
 pub(crate) async fn current_presence(server: &Server, user: &BareJid, contact: &BareJid) {
     let to = Jid::from(contact.clone());
     let mut sent = 0usize;
-    for entry in server.registry().available(user) {
-        if let Some(mut last) = entry.with_state(|s| s.last.clone()) {
+    for r in server.sessions().available(user) {
+        if let Some(last) = &r.presence {
+            let mut last = Stanza::clone(last);
             last.set_to(Some(to.clone()));
             server.route(last).await;
             sent += 1;
@@ -57,8 +58,8 @@ pub(crate) async fn current_presence(server: &Server, user: &BareJid, contact: &
 /// signs off towards it.
 pub(crate) async fn unavailable_from_resources(server: &Server, user: &BareJid, contact: &BareJid) {
     let to = Jid::from(contact.clone());
-    for entry in server.registry().available(user) {
-        let from = Jid::from(entry.handle.jid().clone());
+    for r in server.sessions().available(user) {
+        let from = Jid::from(r.jid().clone());
         route_presence(server, Some("unavailable"), &from, &to).await;
     }
 }

@@ -1,7 +1,7 @@
 //! Presence subscriptions (RFC 6121 §3): the four subscription types in both directions, carried
 //! out on top of the sans-IO state machine in `rookery_proto::subscription`. Where it sits: the
-//! presence module's `outbound` hook hands us the types a client sends (with `to`), its
-//! `inbound` hook the ones addressed to a local account; the roster module uses
+//! presence module's `from_client` hook hands us the types a client sends (with `to`), its
+//! `to_account` hook the ones addressed to a local account; the roster module uses
 //! [`outbound_effects`] when a removal cancels a subscription (§2.5.2). Each stanza: load the
 //! contact's state (`roster::state`), run the machine, then apply the `Outcome` in the order
 //! the machine's docs give (store, pending request, push, `unavailable`, route/deliver,
@@ -10,20 +10,14 @@
 use super::send;
 use crate::roster::{push, roster_full, state};
 use crate::util::parts;
-use rookery_core::Server;
-use rookery_core::session::SessionHandle;
+use rookery_core::{Server, Session};
 use rookery_proto::error::StanzaError;
 use rookery_proto::stanza::{BareJid, Jid, Stanza};
 use rookery_proto::subscription::SubState;
 use rookery_proto::subscription::{self as machine, Outcome, PresenceEffect, Recipients, SubKind};
 
 /// A subscription stanza from a local client (`from` stamped with its full JID, `to` present).
-pub(crate) async fn from_client(
-    server: &Server,
-    session: &SessionHandle,
-    st: Stanza,
-    kind: SubKind,
-) {
+pub(crate) async fn from_client(server: &Server, session: &Session, st: Stanza, kind: SubKind) {
     let user = session.jid().to_bare();
     let Some(contact) = st.to().map(Jid::to_bare) else {
         return;
@@ -222,13 +216,13 @@ pub(crate) async fn to_account(server: &Server, mut st: Stanza, kind: SubKind) {
 /// Delivers an inbound subscription stanza to the user's resources the RFC names (§3.1.3:
 /// available resources for requests; §3.1.6, §3.2.3, §3.3.3: interested ones for the rest).
 fn deliver(server: &Server, user: &BareJid, st: &Stanza, to: Recipients) {
-    for entry in server.registry().sessions(user) {
-        let wanted = entry.with_state(|s| match to {
-            Recipients::AvailableResources => s.available,
-            Recipients::InterestedResources => s.interested,
-        });
+    for r in server.sessions().resources(user) {
+        let wanted = match to {
+            Recipients::AvailableResources => r.available,
+            Recipients::InterestedResources => r.interested,
+        };
         if wanted {
-            let _ = entry.handle.send(st.clone());
+            let _ = server.sessions().send(&r.session, st.clone());
         }
     }
 }

@@ -9,9 +9,8 @@ use crate::offline::Offline;
 use crate::presence::Presence;
 use crate::roster::Roster;
 use rookery_config::Config;
-use rookery_core::registry::BindOutcome;
-use rookery_core::session::{SessionHandle, SessionReceiver};
-use rookery_core::{Module, Server, SessionMsg};
+use rookery_core::session::SessionReceiver;
+use rookery_core::{Module, Server, Session, SessionMsg};
 use rookery_proto::stanza::{BareJid, FullJid, Jid, Stanza};
 use rookery_xml::Element;
 use std::sync::Arc;
@@ -53,11 +52,7 @@ impl Harness {
     /// Binds a session as the c2s actor would and fires `session_bound`.
     pub async fn connect(&self, full: &str) -> Client {
         let jid = FullJid::new(full).unwrap();
-        let (handle, rx) = SessionHandle::new(jid, 256);
-        match self.server.registry().bind(handle.clone(), false, 10) {
-            BindOutcome::Bound(_) => {}
-            other => panic!("bind failed: {other:?}"),
-        }
+        let (handle, rx) = self.server.sessions().bind(jid, false).await.unwrap();
         self.server.fire_session_bound(&handle).await;
         Client {
             server: self.server.clone(),
@@ -78,12 +73,14 @@ async fn open(dir: &std::path::Path, offline_max: u32) -> Server {
         Arc::new(Presence::new()),
         Arc::new(Offline::new()),
     ];
-    Server::new(Arc::new(config), stores, modules).unwrap()
+    let server = Server::new(Arc::new(config), stores);
+    server.start_modules(modules).unwrap();
+    server
 }
 
 pub(crate) struct Client {
     server: Server,
-    pub handle: SessionHandle,
+    pub handle: Session,
     rx: SessionReceiver,
 }
 
@@ -143,8 +140,9 @@ impl Client {
 
     /// Ends the session as the c2s actor does: leave the registry, then `session_closed`.
     pub async fn disconnect(self) {
-        self.server.registry().unbind(&self.handle);
-        self.server.fire_session_closed(&self.handle, false).await;
+        if let Some(ended) = self.server.sessions().unbind(&self.handle) {
+            self.server.fire_session_closed(&self.handle, &ended).await;
+        }
     }
 }
 

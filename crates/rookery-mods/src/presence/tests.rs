@@ -51,14 +51,15 @@ async fn initial_presence_is_echoed_and_shared_with_own_resources() {
         froms,
         vec!["juliet@localhost/laptop", "juliet@localhost/phone"]
     );
-    let entry = h.server.registry().get(laptop.jid()).unwrap();
-    assert_eq!(entry.state().priority, -1);
-    assert!(entry.state().available);
+    let entry = h.server.sessions().resource(laptop.jid()).unwrap();
+    assert_eq!(entry.priority, -1);
+    assert!(entry.available);
     // Out-of-range priorities clamp (RFC 6121 §4.7.2.3: −128..=127).
     laptop
         .send("<presence><priority>1000</priority></presence>")
         .await;
-    assert_eq!(entry.state().priority, 127);
+    let entry = h.server.sessions().resource(laptop.jid()).unwrap();
+    assert_eq!(entry.priority, 127);
 }
 
 #[tokio::test]
@@ -187,14 +188,7 @@ async fn explicit_unavailable_then_close_sends_once() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].type_attr(), "unavailable");
     assert!(got[0].element().children().any(|c| c.name() == "status"));
-    assert!(
-        !h.server
-            .registry()
-            .get(romeo.jid())
-            .unwrap()
-            .state()
-            .available
-    );
+    assert!(!h.server.sessions().resource(romeo.jid()).unwrap().available);
     // lastactivity.scs: the sender gets its unavailable presence echoed.
     let echo = romeo.drain();
     assert_eq!(echo.len(), 1);

@@ -17,7 +17,10 @@ use crate::presence::subscription as sub;
 use crate::util::{parts, store_error};
 use async_trait::async_trait;
 use item::{SetRequest, item_element, parse_set};
-use rookery_core::{IqReply, IqTarget, Module, Server};
+use rookery_core::{
+    IqReply, IqTarget, IqType, Module, ModuleCx, Server, Session, SessionRef, Stage, StartResult,
+    Targets,
+};
 use rookery_proto::error::{Condition, StanzaError};
 use rookery_proto::ns;
 use rookery_proto::stanza::{BareJid, Jid, Stanza};
@@ -45,8 +48,21 @@ impl Module for Roster {
         "roster"
     }
 
-    fn iq_namespaces(&self) -> Vec<&'static str> {
-        vec![ns::ROSTER]
+    fn start(&self, cx: &mut ModuleCx<'_>) -> StartResult {
+        for ty in [IqType::Get, IqType::Set] {
+            cx.iq(ty, ns::ROSTER, Targets::ACCOUNT);
+        }
+        cx.stream_features(Stage::AfterAuth);
+        Ok(())
+    }
+
+    fn stream_features(&self, _stage: Stage, _host: &str) -> Vec<Element> {
+        // XEP-0237 §2.1 roster versioning; RFC 6121 §3.4 subscription pre-approval (which the
+        // presence module carries out, on roster state).
+        vec![
+            Element::new("ver", ns::ROSTER_VER),
+            Element::new("sub", ns::PRE_APPROVAL),
+        ]
     }
 
     async fn handle_iq(
@@ -75,12 +91,9 @@ impl Module for Roster {
 }
 
 /// The session that sent `iq`, if it is a bound local session.
-fn requester(
-    server: &Server,
-    iq: &Stanza,
-) -> Option<std::sync::Arc<rookery_core::registry::SessionEntry>> {
+fn requester(server: &Server, iq: &Stanza) -> Option<Session> {
     let full = iq.from()?.try_as_full().ok()?;
-    server.registry().get(full)
+    server.sessions().local(full)
 }
 
 /// Sends the empty result now instead of leaving it to core: pushes caused by this request must
@@ -107,7 +120,7 @@ async fn get(
     // §2.1.6: requesting the roster makes the resource "interested" in pushes. Set before
     // reading so no change made meanwhile can fall between the read and the first push.
     if let Some(s) = &session {
-        s.with_state(|st| st.interested = true);
+        server.sessions().set_interested(s);
     }
     // XEP-0237 §2.3: a version we can answer gets an empty result, then one push per change
     // (none if up to date). Versions are our own decimal counters; anything else (including
@@ -118,8 +131,9 @@ async fn get(
             Ok(Some((_, changes))) if changes.is_empty() => return Ok(IqReply::Empty),
             Ok(Some((_, changes))) => {
                 reply_now(server, account, iq).await;
+                let s = SessionRef::Local(s.clone());
                 for change in &changes {
-                    push::push_to(&s.handle, change);
+                    push::push_to(server, &s, change);
                 }
                 return Ok(IqReply::Handled);
             }

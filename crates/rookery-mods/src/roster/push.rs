@@ -6,8 +6,7 @@
 //! the account and are dropped by core.
 
 use super::item::change_element;
-use rookery_core::Server;
-use rookery_core::session::SessionHandle;
+use rookery_core::{Server, SessionRef};
 use rookery_proto::ns;
 use rookery_proto::stanza::{BareJid, Jid, Stanza};
 use rookery_store::RosterChange;
@@ -39,19 +38,19 @@ pub(crate) fn push_stanza(to: &Jid, change: &RosterChange) -> Option<Stanza> {
 }
 
 /// Sends one push to a single session (XEP-0237 deltas go only to the requester).
-pub(crate) fn push_to(session: &SessionHandle, change: &RosterChange) {
+pub(crate) fn push_to(server: &Server, session: &SessionRef, change: &RosterChange) {
     if let Some(st) = push_stanza(&Jid::from(session.jid().clone()), change) {
         // A full or closed mailbox is the session's problem (it is being closed); the change
         // is stored and the client gets it with its next roster get.
-        let _ = session.send(st);
+        let _ = server.sessions().send(session, st);
     }
 }
 
 /// Pushes a change to every interested resource of `account` (RFC 6121 §2.1.6).
 pub(crate) fn push(server: &Server, account: &BareJid, change: &RosterChange) {
-    for entry in server.registry().sessions(account) {
-        if entry.with_state(|s| s.interested) {
-            push_to(&entry.handle, change);
+    for r in server.sessions().resources(account) {
+        if r.interested {
+            push_to(server, &r.session, change);
         }
     }
 }

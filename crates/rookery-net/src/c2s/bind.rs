@@ -4,16 +4,16 @@
 use super::io::ClientIo;
 use super::{Conn, new_stream_id};
 use rookery_config::ResourceConflict;
-use rookery_core::registry::BindOutcome;
 use rookery_core::session::SessionReceiver;
-use rookery_core::{Server, SessionHandle};
+use rookery_core::sessions::BindRefused;
+use rookery_core::{Server, Session};
 use rookery_proto::error::{Condition, StanzaError, StreamCondition, StreamError};
 use rookery_proto::ns;
 use rookery_proto::stanza::FullJid;
 use rookery_xml::Element;
 
 pub(crate) enum Outcome {
-    Bound(SessionHandle, SessionReceiver),
+    Bound(Session, SessionReceiver),
     Continue,
     Closed,
 }
@@ -56,38 +56,28 @@ pub(crate) async fn handle<S: ClientIo>(
                 return reply(stream, &id, Err(err)).await;
             }
         };
-        let (handle, rx) = SessionHandle::new(full.clone(), server.config().limits.session_mailbox);
         let replace = policy == ResourceConflict::KickOld;
-        match server
-            .registry()
-            .bind(handle.clone(), replace, server.config().c2s.max_resources)
-        {
-            BindOutcome::Bound(_) => {}
-            BindOutcome::Replaced { old, .. } => {
-                old.handle.close(
-                    StreamError::new(StreamCondition::Conflict)
-                        .with_text("replaced by a new session"),
-                );
-                // The old session's own cleanup runs when it ends; tell modules it is gone now.
-                server.fire_session_closed(&old.handle, false).await;
-            }
-            BindOutcome::Conflict => {
+        // With `replace`, core closes the old session with <conflict/> and tells the modules.
+        let (handle, rx) = match server.sessions().bind(full.clone(), replace).await {
+            Ok(bound) => bound,
+            Err(BindRefused::Conflict) => {
                 if policy == ResourceConflict::RandomSuffix {
                     resource = format!("{resource}-{}", &new_stream_id()[..8]);
                     continue;
                 }
                 return reply(stream, &id, Err(StanzaError::new(Condition::Conflict))).await;
             }
-            BindOutcome::TooManyResources => {
+            Err(BindRefused::TooManyResources) => {
                 let err = StanzaError::new(Condition::ResourceConstraint)
                     .with_text("too many sessions for this account");
                 return reply(stream, &id, Err(err)).await;
             }
-        }
+        };
         let payload = Element::new("bind", ns::BIND)
             .child(Element::new("jid", ns::BIND).with_text(full.as_str()));
         if let Outcome::Closed = reply(stream, &id, Ok(payload)).await {
-            server.registry().unbind(&handle);
+            // Never announced to the modules: nothing to report.
+            server.sessions().unbind(&handle);
             return Outcome::Closed;
         }
         tracing::info!(jid = %full, what = "bound", "session started");

@@ -1,9 +1,10 @@
 //! `<stream:features/>` for each negotiation stage (RFC 6120 §4.3.2): before TLS, before
-//! authentication, and after authentication.
+//! authentication, and after authentication. Modules add theirs (`ModuleCx::stream_features`):
+//! the roster's versioning and pre-approval today, stream management and CSI later.
 
 use super::Conn;
 use super::io::ClientIo;
-use rookery_core::Server;
+use rookery_core::{Server, Stage};
 use rookery_proto::ns;
 use rookery_proto::sasl;
 use rookery_xml::Element;
@@ -65,14 +66,23 @@ pub(crate) async fn send<S: ClientIo>(
                 f.append_child(Element::new("register", ns::REGISTER_FEATURE));
             }
         }
+        for el in server.stream_features(
+            Stage::BeforeAuth,
+            conn.domain.as_deref().unwrap_or_default(),
+        ) {
+            f.append_child(el);
+        }
     } else {
         f.append_child(Element::new("bind", ns::BIND));
         // RFC 6121 legacy session establishment, optional (draft-cridland-xmpp-session).
         f.append_child(
             Element::new("session", ns::SESSION).child(Element::new("optional", ns::SESSION)),
         );
-        f.append_child(Element::new("ver", ns::ROSTER_VER));
-        f.append_child(Element::new("sub", ns::PRE_APPROVAL));
+        for el in
+            server.stream_features(Stage::AfterAuth, conn.domain.as_deref().unwrap_or_default())
+        {
+            f.append_child(el);
+        }
     }
     f.append_child(stream_limits(server, conn.authenticated.is_some()));
     stream.send(&f).await

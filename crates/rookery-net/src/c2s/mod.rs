@@ -181,7 +181,7 @@ enum Negotiated<S> {
     /// A resource is bound: the session takes over.
     Bound(
         Box<S>,
-        rookery_core::SessionHandle,
+        rookery_core::Session,
         rookery_core::session::SessionReceiver,
     ),
     Closed,
@@ -218,7 +218,7 @@ enum Restart {
     StartTls,
     Sasl,
     Bound(
-        rookery_core::SessionHandle,
+        rookery_core::Session,
         rookery_core::session::SessionReceiver,
     ),
     Closed,

@@ -14,14 +14,13 @@ use crate::shaper::Shaper;
 use crate::stream::{ReadError, framer_stream_error};
 use rookery_config::PeerKind;
 use rookery_core::session::SessionReceiver;
-use rookery_core::{Server, SessionHandle, SessionMsg};
+use rookery_core::{Ended, Server, Session, SessionMsg};
 use rookery_proto::error::{StreamCondition, StreamError};
 use rookery_proto::ns;
 use rookery_proto::stanza::{Jid, Stanza, StanzaParseError};
 use rookery_xml::{Element, StreamEvent};
 use std::time::Duration;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 /// Mailbox messages written per flush, so one busy sender can't starve reads.
 const WRITE_BATCH: usize = 64;
@@ -38,7 +37,7 @@ enum End {
 pub(crate) async fn run<S: ClientIo>(
     server: Server,
     mut stream: Box<S>,
-    handle: SessionHandle,
+    handle: Session,
     mut rx: SessionReceiver,
 ) {
     let shutdown = server.shutdown_token().clone();
@@ -140,7 +139,7 @@ pub(crate) async fn run<S: ClientIo>(
             }
             msg = rx.rx.recv() => {
                 let Some(msg) = msg else { break End::Dropped };
-                let batch = write_batch(&mut *stream, &shutdown, &handle, &mut rx, &mut unflushed, msg);
+                let batch = write_batch(&mut *stream, &server, &handle, &mut rx, &mut unflushed, msg);
                 if let Err(end) = Box::pin(batch).await {
                     break end;
                 }
@@ -198,7 +197,8 @@ pub(crate) async fn run<S: ClientIo>(
             }
         }
     };
-    server.registry().unbind(&handle);
+    // Out of the registry first, so nothing new is routed here as if it were available.
+    let ended = server.sessions().unbind(&handle);
     // Nothing accepted for this session is dropped with it: what was not written, or still
     // waits in the mailbox, is routed again now that the resource is gone (to another resource
     // or offline storage, RFC 6121 §8.5.3.2.1). A partly written batch may reach the client
@@ -209,8 +209,11 @@ pub(crate) async fn run<S: ClientIo>(
             unflushed.push(*st);
         }
     }
-    let clean = matches!(end, End::Clean);
-    Box::pin(finish(server, handle, unflushed, clean)).await;
+    let ended = ended.map(|mut e| {
+        e.clean = matches!(end, End::Clean);
+        e
+    });
+    Box::pin(finish(server, handle, unflushed, ended)).await;
 }
 
 /// The stream error for a close the server asked for without waiting (`CloseSignal`).
@@ -226,7 +229,7 @@ fn closed_by_server() -> StreamError {
 async fn route_draining<S: ClientIo>(
     server: &Server,
     stream: &mut S,
-    handle: &SessionHandle,
+    handle: &Session,
     rx: &mut SessionReceiver,
     unflushed: &mut Vec<Stanza>,
     st: Stanza,
@@ -251,7 +254,7 @@ async fn route_draining<S: ClientIo>(
             }
             msg = rx.rx.recv() => {
                 let Some(msg) = msg else { return Err(End::Dropped) };
-                let batch = write_batch(stream, server.shutdown_token(), handle, rx, unflushed, msg);
+                let batch = write_batch(stream, server, handle, rx, unflushed, msg);
                 if let Err(end) = Box::pin(batch).await {
                     server.tasks().spawn(route);
                     return Err(end);
@@ -266,8 +269,8 @@ async fn route_draining<S: ClientIo>(
 /// (and what was not written is routed again).
 async fn write_batch<S: ClientIo>(
     stream: &mut S,
-    shutdown: &CancellationToken,
-    handle: &SessionHandle,
+    server: &Server,
+    handle: &Session,
     rx: &mut SessionReceiver,
     unflushed: &mut Vec<Stanza>,
     first: SessionMsg,
@@ -277,8 +280,11 @@ async fn write_batch<S: ClientIo>(
     while let Some(m) = next.take() {
         match m {
             SessionMsg::Stanza(st) => {
-                stream.queue(st.element());
-                unflushed.push(*st);
+                // `Point::ToClient`: a module may hold or drop it (client state indication).
+                if let Some(st) = server.to_client(handle, *st) {
+                    stream.queue(st.element());
+                    unflushed.push(st);
+                }
             }
             SessionMsg::Close(err) => {
                 stream.fail(&err).await;
@@ -299,7 +305,7 @@ async fn write_batch<S: ClientIo>(
         _ = rx.close_now.raised() => false,
         // Shutdown does not wait out the write timeout either; what was not written goes
         // back to the router (offline storage) like any unwritten batch.
-        _ = shutdown.cancelled() => return Err(End::Clean),
+        _ = server.shutdown_token().cancelled() => return Err(End::Clean),
     };
     if !flushed {
         tracing::info!(jid = %handle.jid(), what = "slow-reader", "client not reading, dropped");
@@ -312,21 +318,25 @@ async fn write_batch<S: ClientIo>(
 
 /// After the session: route what it did not write, tell the modules. Its own future so the
 /// session's (idle) future does not carry room for it.
-async fn finish(server: Server, handle: SessionHandle, unflushed: Vec<Stanza>, clean: bool) {
+async fn finish(server: Server, handle: Session, unflushed: Vec<Stanza>, ended: Option<Ended>) {
     for st in unflushed {
         if st.kind() == rookery_proto::stanza::Kind::Message {
             server.route(st).await;
         }
     }
+    let clean = ended.as_ref().is_some_and(|e| e.clean);
     tracing::info!(jid = %handle.jid(), clean, what = "closed", "session ended");
-    server.fire_session_closed(&handle, clean).await;
+    // A replaced session was reported when its successor bound (`Sessions::bind`).
+    if let Some(ended) = ended {
+        server.fire_session_closed(&handle, &ended).await;
+    }
 }
 
 /// One element from the client: answered here, or returned to be routed. Err = close the
 /// stream with this error.
 async fn on_element<S: ClientIo>(
     stream: &mut S,
-    handle: &SessionHandle,
+    handle: &Session,
     el: Element,
     ping_pending: &mut Option<(String, Instant)>,
 ) -> Result<Option<Stanza>, StreamError> {

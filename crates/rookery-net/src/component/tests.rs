@@ -35,7 +35,7 @@ async fn server(dir: &std::path::Path) -> Server {
     let stores = rookery_store::open_sqlite(&dir.join("db.sqlite"))
         .await
         .unwrap();
-    Server::new(Arc::new(cfg), stores, Vec::new()).unwrap()
+    Server::new(Arc::new(cfg), stores)
 }
 
 #[tokio::test]

@@ -34,7 +34,7 @@ async fn router_domain_and_remote_user_exchange_messages() {
     )
     .await;
     let _ = sm.drain().await;
-    let (juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j");
+    let (juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
 
     // Remote user → router domain: b.test dials a.test's s2s listener for jd2.a.test.
     send(

@@ -431,7 +431,7 @@ async fn forged_from_is_401_and_error_routes_are_dropped() {
     assert!(a.drain().await.is_empty(), "no bounce of a bounce");
     assert!(b.drain().await.is_empty(), "not forwarded either");
     // Unwrapping for Rookery: the stanza's own from must be a name the sender holds.
-    let (_h, mut rx) = support::session(&r.running.server, "alice@localhost/r");
+    let (_h, mut rx) = support::session(&r.running.server, "alice@localhost/r").await;
     a.raw(&route(
         "a.test",
         "localhost",
@@ -588,7 +588,7 @@ async fn throttle_holds_routes_in_order_and_disconnect_bounces_them() {
         &msg("x@a.test", "y@b.test", "q1"),
     ))
     .await;
-    let (h, mut rx) = support::session(&r.running.server, "alice@localhost/r");
+    let (h, mut rx) = support::session(&r.running.server, "alice@localhost/r").await;
     support::send(
         &r.running.server,
         &h,
@@ -661,7 +661,7 @@ async fn router_names_are_exact_and_subdomains_are_separate_names() {
     let server = &r.running.server;
     let mut sm = Comp::bound(r.addr, "jabberd", "jd2.test").await;
     let _ = sm.drain().await;
-    let (h, mut rx) = support::session(server, "alice@localhost/r");
+    let (h, mut rx) = support::session(server, "alice@localhost/r").await;
     // Nobody holds muc.jd2.test: jabberd2's router would not give it to jd2.test's holder.
     support::send(
         server,
@@ -698,7 +698,7 @@ async fn rookery_users_and_router_domains_exchange_messages() {
     let server = &r.running.server;
     let mut sm = Comp::bound(r.addr, "jabberd", "jd2.test").await;
     let _ = sm.drain().await;
-    let (h, mut rx) = support::session(server, "alice@localhost/r");
+    let (h, mut rx) = support::session(server, "alice@localhost/r").await;
     support::send(server, &h, "<message xmlns='jabber:client' to='bob@jd2.test' id='out1' type='chat'><body>hello bob</body></message>").await;
     let got = sm.next_named("route", 5).await;
     assert_eq!(

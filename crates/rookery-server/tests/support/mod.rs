@@ -6,9 +6,8 @@
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use rookery_config::{Config, ListenerKind};
-use rookery_core::registry::BindOutcome;
 use rookery_core::session::{SessionMsg, SessionReceiver};
-use rookery_core::{Server, SessionHandle};
+use rookery_core::{PresenceUpdate, Server, Session};
 use rookery_net::s2s::S2s;
 use rookery_net::stream::XmppStream;
 use rookery_proto::stanza::{FullJid, Stanza};
@@ -221,22 +220,32 @@ pub async fn node_with(domains: &[&str], dns: &TestDns, certs: Certs<'_>, opts: 
 }
 
 /// A bound, available session for `jid` (priority 0) and its mailbox.
-pub fn session(server: &Server, jid: &str) -> (SessionHandle, SessionReceiver) {
-    session_with_mailbox(server, jid, 4096)
+pub async fn session(server: &Server, jid: &str) -> (Session, SessionReceiver) {
+    session_with_mailbox(server, jid, 4096).await
 }
 
 /// `session` with a mailbox of `capacity` stanzas.
-pub fn session_with_mailbox(
+pub async fn session_with_mailbox(
     server: &Server,
     jid: &str,
     capacity: usize,
-) -> (SessionHandle, SessionReceiver) {
-    let (h, rx) = SessionHandle::new(FullJid::new(jid).unwrap(), capacity);
-    match server.registry().bind(h.clone(), false, 10) {
-        BindOutcome::Bound(e) => e.with_state(|s| s.available = true),
-        other => panic!("bind {jid}: {other:?}"),
-    }
+) -> (Session, SessionReceiver) {
+    let (h, rx) = server
+        .sessions()
+        .bind_with_mailbox(FullJid::new(jid).unwrap(), false, capacity)
+        .await
+        .unwrap_or_else(|e| panic!("bind {jid}: {e:?}"));
+    available(server, &h);
     (h, rx)
+}
+
+/// Marks the session available with priority 0, as its initial presence would.
+fn available(server: &Server, h: &Session) {
+    let last = stanza("<presence xmlns='jabber:client'/>");
+    server
+        .sessions()
+        .set_presence(h, PresenceUpdate::Available { priority: 0, last })
+        .expect("bound");
 }
 
 pub fn stanza(xml: &str) -> Stanza {
@@ -244,7 +253,7 @@ pub fn stanza(xml: &str) -> Stanza {
 }
 
 /// Sends as the client of `h` would (from stamped).
-pub async fn send(server: &Server, h: &SessionHandle, xml: &str) {
+pub async fn send(server: &Server, h: &Session, xml: &str) {
     let mut st = stanza(xml);
     st.set_from(Some(h.jid().clone().into()));
     server.handle_from_client(h, st).await;
@@ -293,15 +302,9 @@ pub fn publish_at(dns: &TestDns, domain: &str, port: u16, direct_tls: bool) {
 }
 
 /// Like `session`, and the session requested the roster (it gets roster pushes).
-pub fn session_interested(server: &Server, jid: &str) -> (SessionHandle, SessionReceiver) {
-    let (h, rx) = SessionHandle::new(FullJid::new(jid).unwrap(), 4096);
-    match server.registry().bind(h.clone(), false, 10) {
-        BindOutcome::Bound(e) => e.with_state(|s| {
-            s.available = true;
-            s.interested = true;
-        }),
-        other => panic!("bind {jid}: {other:?}"),
-    }
+pub async fn session_interested(server: &Server, jid: &str) -> (Session, SessionReceiver) {
+    let (h, rx) = session(server, jid).await;
+    server.sessions().set_interested(&h);
     (h, rx)
 }
 
