@@ -1,61 +1,17 @@
-//! rookery-store: the storage traits, one per concern, and the plain data types they carry.
+//! rookery-store, rosters: the [`RosterStore`] trait (RFC 6121 rosters with XEP-0237 versions
+//! and pending inbound subscription requests) and the data it carries.
 //!
-//! Modules in rookery-mods (and the admin CLI) call these traits through [`crate::Stores`];
-//! nothing outside this crate touches SQL. The traits are backend-neutral: the SQLite
-//! implementation lives in `crate::sqlite`, and a PostgreSQL one is expected to implement
-//! exactly the same traits and pass the same `contract` suite.
-//!
-//! Conventions shared by every trait:
-//! - Accounts are keyed by `(user, domain)`: already-normalised strings (nodeprep'd
-//!   localpart, lowercase domain). Contact JIDs are normalised bare-JID strings. The store
-//!   compares them byte for byte and never normalises anything itself.
-//! - Writes that name an account which does not exist fail with [`StoreError::NotFound`];
-//!   reads for a missing account return the empty answer (`None`, `0`, empty list).
-//! - A call whose future is dropped after it was submitted may still take effect: the
-//!   backend finishes the statement it already started rather than leaving it half done.
-//! - "Sorted" means byte order of the UTF-8 strings, i.e. Rust's `Ord` on `String`.
+//! Called by the roster and presence modules in rookery-mods through
+//! [`crate::Stores::roster`]; implemented by `sqlite/roster.rs` and checked by
+//! `contract/roster.rs`. The conventions every store trait follows are in the crate
+//! documentation (`lib.rs`).
 
 use std::fmt;
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use rookery_proto::sasl::Credentials;
 
 use crate::StoreError;
-
-/// Accounts and their SCRAM credentials.
-#[async_trait]
-pub trait AccountStore: Send + Sync {
-    /// Creates an account; [`StoreError::Conflict`] if it already exists.
-    async fn create(&self, user: &str, domain: &str, creds: &Credentials)
-    -> Result<(), StoreError>;
-
-    /// The stored credentials, or `None` if there is no such account.
-    async fn credentials(
-        &self,
-        user: &str,
-        domain: &str,
-    ) -> Result<Option<Credentials>, StoreError>;
-
-    /// Replaces the credentials (password change); [`StoreError::NotFound`] if no account.
-    async fn set_credentials(
-        &self,
-        user: &str,
-        domain: &str,
-        creds: &Credentials,
-    ) -> Result<(), StoreError>;
-
-    /// Whether the account exists.
-    async fn exists(&self, user: &str, domain: &str) -> Result<bool, StoreError>;
-
-    /// Deletes the account and all of its data (roster, pending subscriptions, offline
-    /// messages, key/value documents, blocklist) atomically; [`StoreError::NotFound`] if no
-    /// account.
-    async fn delete(&self, user: &str, domain: &str) -> Result<(), StoreError>;
-
-    /// All accounts as `(user, domain)`, optionally only those of one domain, sorted.
-    async fn list(&self, domain: Option<&str>) -> Result<Vec<(String, String)>, StoreError>;
-}
 
 /// RFC 6121 subscription state of a roster item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -225,77 +181,4 @@ pub trait RosterStore: Send + Sync {
         domain: &str,
         contact: &str,
     ) -> Result<bool, StoreError>;
-}
-
-/// XEP-0160 offline message storage.
-#[async_trait]
-pub trait OfflineStore: Send + Sync {
-    /// Stores a message (serialized XML) received at `stamp_unix_ms`. [`StoreError::Limit`]
-    /// if the account already holds `limit` messages (so `limit == 0` refuses everything).
-    async fn push(
-        &self,
-        user: &str,
-        domain: &str,
-        stanza_xml: &str,
-        stamp_unix_ms: i64,
-        limit: usize,
-    ) -> Result<(), StoreError>;
-
-    /// All stored messages as `(stanza_xml, stamp_unix_ms)` in arrival order, deleting them
-    /// in the same transaction (a message is handed out exactly once).
-    async fn take_all(&self, user: &str, domain: &str) -> Result<Vec<(String, i64)>, StoreError>;
-
-    /// How many messages are stored.
-    async fn count(&self, user: &str, domain: &str) -> Result<usize, StoreError>;
-}
-
-/// Small per-account documents addressed by `(store, key)`: vcard-temp (XEP-0054), private
-/// XML storage (XEP-0049, key = `"{ns}name"`), last activity (XEP-0012), ...
-#[async_trait]
-pub trait KvStore: Send + Sync {
-    async fn get(
-        &self,
-        user: &str,
-        domain: &str,
-        store: &str,
-        key: &str,
-    ) -> Result<Option<String>, StoreError>;
-
-    /// Inserts or replaces.
-    async fn put(
-        &self,
-        user: &str,
-        domain: &str,
-        store: &str,
-        key: &str,
-        value: &str,
-    ) -> Result<(), StoreError>;
-
-    /// Deletes; succeeds if the key was already absent.
-    async fn delete(
-        &self,
-        user: &str,
-        domain: &str,
-        store: &str,
-        key: &str,
-    ) -> Result<(), StoreError>;
-}
-
-/// XEP-0191 blocklists: sets of JID strings (full, bare or domain form, as given).
-#[async_trait]
-pub trait BlockStore: Send + Sync {
-    /// The blocklist, sorted.
-    async fn list(&self, user: &str, domain: &str) -> Result<Vec<String>, StoreError>;
-
-    /// Adds JIDs; ones already present are ignored.
-    async fn add(&self, user: &str, domain: &str, jids: &[String]) -> Result<(), StoreError>;
-
-    /// Removes JIDs; ones not present are ignored.
-    async fn remove(&self, user: &str, domain: &str, jids: &[String]) -> Result<(), StoreError>;
-
-    /// Empties the blocklist.
-    async fn clear(&self, user: &str, domain: &str) -> Result<(), StoreError>;
-
-    /// Exact string match; the caller checks the full, bare and domain forms it cares about.
-    async fn is_blocked(&self, user: &str, domain: &str, jid: &str) -> Result<bool, StoreError>;
 }
