@@ -51,7 +51,10 @@ pub use blocking::BlockStore;
 pub use error::StoreError;
 pub use kv::KvStore;
 pub use offline::OfflineStore;
-pub use roster::{RosterChange, RosterItem, RosterStore, Subscription, UnknownSubscription};
+/// The RFC 6121 roster `subscription` attribute: the subscription state machine's type,
+/// re-exported because [`RosterItem::subscription`] carries it.
+pub use rookery_proto::subscription::Subscription;
+pub use roster::{RosterChange, RosterItem, RosterStore};
 
 /// One handle per feature store, all backed by the same database. Cheap to clone.
 #[derive(Clone)]

@@ -5,61 +5,15 @@
 //! [`crate::Stores::roster`]; implemented by `sqlite/roster.rs` and checked by
 //! `contract/roster.rs`. The conventions every store trait follows are in the crate
 //! documentation (`lib.rs`).
-
-use std::fmt;
-use std::str::FromStr;
+//!
+//! The item's subscription is the RFC 6121 state machine's own [`Subscription`] type
+//! (`rookery_proto::subscription`), stored as its attribute value (`none`, `to`, `from`,
+//! `both`), so stored rosters and the machine never need converting.
 
 use async_trait::async_trait;
+use rookery_proto::subscription::Subscription;
 
 use crate::StoreError;
-
-/// RFC 6121 subscription state of a roster item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Subscription {
-    #[default]
-    None,
-    To,
-    From,
-    Both,
-}
-
-impl Subscription {
-    /// The RFC 6121 attribute value (`none`, `to`, `from`, `both`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Subscription::None => "none",
-            Subscription::To => "to",
-            Subscription::From => "from",
-            Subscription::Both => "both",
-        }
-    }
-}
-
-impl fmt::Display for Subscription {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A string that is not one of the four RFC 6121 subscription states.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown roster subscription state {0:?}")]
-pub struct UnknownSubscription(pub String);
-
-impl FromStr for Subscription {
-    type Err = UnknownSubscription;
-
-    /// Parses the exact attribute values; `remove` is not a stored state, so it is rejected.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "none" => Ok(Subscription::None),
-            "to" => Ok(Subscription::To),
-            "from" => Ok(Subscription::From),
-            "both" => Ok(Subscription::Both),
-            other => Err(UnknownSubscription(other.to_owned())),
-        }
-    }
-}
 
 /// One roster entry as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -67,6 +21,7 @@ pub struct RosterItem {
     /// Normalised bare JID of the contact.
     pub jid: String,
     pub name: Option<String>,
+    /// The `subscription` attribute (RFC 6121 §2.1.2.5).
     pub subscription: Subscription,
     /// A subscribe request to the contact is pending (shown as `ask='subscribe'`).
     pub ask_out: bool,
