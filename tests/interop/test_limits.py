@@ -1,4 +1,4 @@
-"""Limits that keep one peer from hurting others (SECURITY.md §3.3–3.5, XEP-0205): a client
+"""Limits that keep one peer from hurting others (XEP-0205): a client
 that stops reading is disconnected without losing the messages meant for it; a flood of
 unauthenticated connections from one address does not stop other users; repeated wrong
 passwords lead to a ban of the address, never of the account; resource conflicts follow the

@@ -1,9 +1,10 @@
 //! rookery-cm: the connection manager (`rookery cm`), a front process for the server. It
 //! accepts client connections (STARTTLS and Direct TLS), negotiates TLS and the stream itself,
 //! and carries everything else — SASL, bind, stanzas — to the server over a pool of links to
-//! the server's `cm` listener (SEED-PROTOCOLS §3). Each client is pinned to one link, so its
-//! stanzas keep their order; when a link drops, its clients move to another link together with
-//! whatever the server had not acknowledged (`rookery_net::cm::link`), and stay connected.
+//! the server's `cm` listener (the protocol is described in `rookery_net::cm`). Each client is
+//! pinned to one link, so its stanzas keep their order; when a link drops, its clients move to
+//! another link together with whatever the server had not acknowledged
+//! (`rookery_net::cm::link`), and stay connected.
 //!
 //! Flow: `client.rs` (one task per client socket) ⇄ `Hub` (client ⇄ pinned link) ⇄ `pool.rs`
 //! (one task per link slot: connect, handshake, configuration, read loop, reconnect with

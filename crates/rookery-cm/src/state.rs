@@ -164,7 +164,8 @@ impl Cm {
         format!("{prefix}-{}", self.seq.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// A fresh client stream id: the CM's name and 128 random bits (SEED-PROTOCOLS §3.9).
+    /// A fresh client stream id: the CM's name and 128 random bits (RFC 6120 §4.7.3 wants
+    /// stream ids unpredictable; Openfire's CM used 32 bits of a non-cryptographic RNG).
     pub fn new_stream_id(&self) -> String {
         format!("{}-{}", self.opts.name, rookery_net::c2s::new_stream_id())
     }

@@ -3,7 +3,7 @@
 //!
 //! `[c2s]`, `[registration]` and `[limits]` are plain values and are deserialized straight into
 //! these types (with `deny_unknown_fields` and per-field defaults); the sections that need
-//! resolution (paths, JIDs, IP addresses) go through the private raw types in `raw.rs` first.
+//! resolution (paths, JIDs, IP addresses) go through the private raw types in `resolve.rs` first.
 
 use crate::enums::{ListenerKind, LogLevel, ResourceConflict, StorageBackend};
 use jid::BareJid;

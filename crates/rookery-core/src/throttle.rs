@@ -1,4 +1,4 @@
-//! Brute-force protection for authentication (SECURITY.md §3.5, XEP-0205): failures are counted
+//! Brute-force protection for authentication (XEP-0205): failures are counted
 //! per IP and per account; past a threshold each attempt waits exponentially longer, and an IP
 //! with many failures is banned for a while. Accounts are never locked (that would let anyone
 //! lock out a victim), only slowed.

@@ -9,7 +9,7 @@ use rookery_proto::stanza::{BareJid, Jid, Stanza};
 use rookery_store::{StoreError, Subscription};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// `(user, domain)` as the stores key an account (store.rs conventions: already normalised).
+/// `(user, domain)` as the stores key an account (rookery-store's conventions: already normalised).
 pub fn parts(bare: &BareJid) -> (&str, &str) {
     (
         bare.node().map(|n| n.as_str()).unwrap_or_default(),
@@ -28,7 +28,7 @@ pub fn is_own(st: &Stanza, owner: &BareJid) -> bool {
 }
 
 /// Logs a storage failure with context and turns it into the stanza error the requester sees
-/// (ARCHITECTURE §6: internal errors are logged, then reported as internal-server-error).
+/// (the details stay in the log; the requester gets `internal-server-error`, RFC 6120 §8.3.3.6).
 pub fn store_error(what: &'static str, account: &BareJid, e: &StoreError) -> StanzaError {
     tracing::error!(jid = %account, error = %e, what, "store error");
     StanzaError::internal()

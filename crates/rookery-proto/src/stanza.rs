@@ -178,7 +178,7 @@ impl Stanza {
     }
 
     /// The error reply to this stanza, or `None` when RFC 6120 forbids one: never answer an
-    /// error with an error, nor an iq result (SEED-PROTOCOLS §0.4: never bounce a bounce).
+    /// error with an error (§8.3.1), nor an iq result (§8.2.3).
     pub fn error_reply(&self, err: StanzaError) -> Option<Stanza> {
         if self.is_error() || (self.kind == Kind::Iq && self.type_attr() == "result") {
             return None;
@@ -275,8 +275,8 @@ pub fn normalize_domain(d: &str) -> Option<String> {
         .map(|j| j.domain().as_str().to_owned())
 }
 
-/// Whether `domain` is `parent` or a subdomain of it, respecting label boundaries
-/// (SEED-PROTOCOLS §0.4: `badexample.com` is not under `example.com`).
+/// Whether `domain` is `parent` or a subdomain of it, respecting label boundaries:
+/// `badexample.com` is not under `example.com`, which a plain suffix test would accept.
 pub fn is_subdomain_of(domain: &str, parent: &str) -> bool {
     domain == parent
         || (domain.len() > parent.len()

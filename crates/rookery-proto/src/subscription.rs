@@ -44,4 +44,4 @@ mod tests_tables;
 pub use inbound::inbound;
 pub use outbound::outbound;
 pub use outcome::{Outcome, PresenceEffect, Recipients};
-pub use state::{DefinedState, ParseSubError, Sub, SubKind, SubState};
+pub use state::{DefinedState, ParseSubError, SubKind, SubState, Subscription};

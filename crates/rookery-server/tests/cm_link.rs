@@ -1,8 +1,8 @@
 //! The server's connection-manager link listener over real TCP, with the CM's side of the link
-//! spoken by hand (SEED-PROTOCOLS §3.8 items 1–7 and 10–12): link header and handshake
-//! failures, the configuration IQ, session create / close / failed IQs, routes, a full client
-//! login carried in routes, delivery after a link was lost, heartbeats and the idle timeout,
-//! shutdown, and Rookery's link extension (`urn:rookery:cm:0`: acks and resume).
+//! spoken by hand: link header and handshake failures, the configuration IQ, session create /
+//! close / failed IQs, routes, a full client login carried in routes, delivery after a link was
+//! lost, heartbeats and the idle timeout, shutdown, and Rookery's link extension
+//! (`urn:rookery:cm:0`: acks and resume).
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -287,7 +287,7 @@ async fn offline_messages(s: &Local, user: &str, n: usize) -> Vec<String> {
     }
 }
 
-// §3.8 item 1 -----------------------------------------------------------------------------
+// Handshake digest ------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_handshake_digest_is_not_authorized_and_uppercase_is_accepted() {
@@ -310,7 +310,7 @@ async fn wrong_handshake_digest_is_not_authorized_and_uppercase_is_accepted() {
     .await;
 }
 
-// §3.8 item 2 -----------------------------------------------------------------------------
+// Link header -----------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn link_header_failures_and_link_addresses() {
@@ -346,7 +346,7 @@ async fn link_header_failures_and_link_addresses() {
     w2.create("s2").await;
 }
 
-// §3.8 item 3 -----------------------------------------------------------------------------
+// Configuration IQ ------------------------------------------------------------------------
 
 /// The mechanism names in a configuration IQ.
 fn mechanisms(cfg: &Element) -> Vec<String> {
@@ -413,7 +413,7 @@ async fn configuration_iq_reflects_the_config() {
     );
 }
 
-// §3.8 item 4 -----------------------------------------------------------------------------
+// Session create and close ----------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_create_and_close() {
@@ -479,7 +479,7 @@ async fn session_create_and_close() {
     );
 }
 
-// §3.8 item 5 -----------------------------------------------------------------------------
+// Failed IQ -------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_stores_one_message_offline() {
@@ -536,7 +536,7 @@ async fn failed_stores_one_message_offline() {
     assert_eq!(count, 0);
 }
 
-// §3.8 item 6 -----------------------------------------------------------------------------
+// Routes ----------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_for_unknown_sessions_and_before_the_handshake() {
@@ -684,7 +684,7 @@ async fn server_side_kick_sends_a_close_iq_to_the_cm() {
     assert_eq!(link_error(&r).0, "item-not-found", "{}", r.to_xml());
 }
 
-// §3.8 item 7 -----------------------------------------------------------------------------
+// A client carried in routes --------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_logs_in_and_chats_through_routes() {
@@ -809,7 +809,7 @@ async fn replies_follow_the_link_the_session_is_pinned_to() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_acks_a_lost_links_sessions_move_to_a_live_link_at_once() {
     // Openfire's CM answers the configuration without <acks/> and never resumes: when one of
-    // its links drops, the sessions on it carry on over another link (§3.7, item 9).
+    // its links drops, the sessions on it carry on over another link.
     let s = start("", "").await;
     support::account(s.server(), "juliet@localhost").await;
     let mut romeo = s.client("romeo", "r").await;
@@ -873,7 +873,7 @@ async fn resuming_a_link_the_server_still_holds_takes_it_over() {
     assert_eq!(cm_state(&s, "cm1"), (1, 1));
 }
 
-// §3.8 item 10 ----------------------------------------------------------------------------
+// Delivery after a lost link --------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn message_for_a_lost_link_goes_offline_after_the_grace() {
@@ -914,7 +914,7 @@ async fn message_for_a_lost_link_goes_offline_after_the_grace() {
     );
 }
 
-// §3.8 item 11 ----------------------------------------------------------------------------
+// Heartbeats and the idle timeout ---------------------------------------------------------
 
 // Timers run on paused time: over loopback, bytes one task wrote are readable before the
 // runtime is idle, so auto-advancing the clock to the next timer keeps every event's order.
@@ -985,7 +985,7 @@ async fn whitespace_heartbeats_keep_a_link_open() {
     assert!(matches!(l.p.next(5).await, Ev::End));
 }
 
-// §3.8 item 12 ----------------------------------------------------------------------------
+// Shutdown --------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_sends_system_shutdown_on_every_link() {

@@ -1,5 +1,5 @@
-//! A connection manager that speaks exactly as Openfire's does (SEED-PROTOCOLS §3, checked
-//! against Openfire's CM and server sources; decision 0009), replayed over real TCP against
+//! A connection manager that speaks exactly as Openfire's does (checked against Openfire's CM
+//! and server sources; decision 0009), replayed over real TCP against
 //! the server's `cm` listener: its byte formats for the link header, handshake, the copied
 //! configuration answer, the `<create/>` / `<close/>` / `<failed>` IQs it builds by string
 //! concatenation, and routes carrying the client's bytes as the client wrote them — stanzas

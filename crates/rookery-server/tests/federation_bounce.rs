@@ -1,8 +1,8 @@
 //! Stanzas to remote domains that cannot be reached come back to the local sender exactly once
-//! with the condition that says why (RFC 6120 §10.4.3, XEP-0220 §2.4, SEED-PROTOCOLS §2.3):
-//! no DNS, or no server accepting connections → `remote-server-not-found`; connected but no
-//! stream in time → `remote-server-timeout`; dialback refused → `internal-server-error`. IQ results, errors and untyped presence never bounce; a
-//! `subscribe` bounces once.
+//! with the condition that says why (RFC 6120 §10.4.3, XEP-0220 §2.4): no DNS, or no server
+//! accepting connections → `remote-server-not-found`; connected but no stream in time →
+//! `remote-server-timeout`; dialback refused → `internal-server-error`. IQ results, errors and
+//! untyped presence never bounce; a `subscribe` bounces once.
 #![allow(clippy::unwrap_used)]
 
 mod support;

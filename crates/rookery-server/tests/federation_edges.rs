@@ -1,7 +1,7 @@
-//! More of SEED-PROTOCOLS §1.9 and §2.5, against fake peers and raw streams: what the
-//! receiving side does with dialback it cannot accept (the stream stays up for other pairs),
-//! missing addresses, idle incoming streams; what the initiating side does with a header
-//! without id, a peer without TLS, a dialback error verdict, and policy refusals.
+//! Federation edge cases against fake peers and raw streams: what the receiving side does with
+//! dialback it cannot accept (the stream stays up for other pairs), missing addresses, idle
+//! incoming streams; what the initiating side does with a header without id, a peer without TLS, a
+//! dialback error verdict, and policy refusals.
 #![allow(clippy::unwrap_used)]
 
 mod support;

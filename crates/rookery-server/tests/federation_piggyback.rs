@@ -1,4 +1,4 @@
-//! Sender multiplexing (XEP-0220 §3, SEED-PROTOCOLS §1.6): a second local domain rides an
+//! Sender multiplexing (XEP-0220 §3): a second local domain rides an
 //! existing dialback stream to the same remote domain; a SASL EXTERNAL stream, whose pair set
 //! is fixed to its header, is never reused for another domain.
 #![allow(clippy::unwrap_used)]

@@ -1,7 +1,6 @@
-//! The per-pair outgoing queue (SEED-PROTOCOLS §2.2–2.4): stanzas sent while the stream is set
-//! up wait in order and none overtakes another when the stream goes live (RFC 6120 §10.1);
-//! past `queue_max` they bounce at once with `resource-constraint`, and the queued ones bounce
-//! when set-up fails.
+//! The per-pair outgoing queue: stanzas sent while the stream is set up wait in order and none
+//! overtakes another when the stream goes live (RFC 6120 §10.1); past `queue_max` they bounce at
+//! once with `resource-constraint`, and the queued ones bounce when set-up fails.
 #![allow(clippy::unwrap_used)]
 
 mod support;

@@ -38,8 +38,8 @@ async fn incoming_stream_accepts_large_stanzas_after_authentication() {
 /// Regression: when the live outgoing stream's mailbox was full (a peer not keeping up), the
 /// router dropped the pair's route and set up another stream, so the stanza that did not fit,
 /// and every one after it, overtook the stanzas still waiting in the old stream's mailbox
-/// (the OF-2321 interleaving, SEED-PROTOCOLS §1.10). A full mailbox must bounce the stanza
-/// with `resource-constraint` and keep the route.
+/// (Openfire's OF-2321 interleaving; RFC 6120 §10.1 wants them in order). A full mailbox
+/// must bounce the stanza with `resource-constraint` and keep the route.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_stream_mailbox_does_not_open_a_second_stream() {
     use rookery_proto::ns;
@@ -201,7 +201,7 @@ async fn invalid_piggybacked_domain_keeps_the_stream_of_the_others() {
 /// Regression: when an outgoing stream ended, its actor first forgot the stream's routes,
 /// then closed the socket and only then re-routed the stanzas still in its mailbox, one by
 /// one. A stanza routed meanwhile started a new queue and went out before those older
-/// ones (the OF-2321 interleaving again, SEED-PROTOCOLS §1.7/§1.10). Here the peer stops
+/// ones (the OF-2321 interleaving again, against RFC 6120 §10.1). Here the peer stops
 /// reading until the stream's mailbox holds a backlog, then drops the connection while the
 /// sender keeps sending; the second stream must carry the sender's stanzas in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -311,8 +311,9 @@ async fn stanzas_left_on_a_closed_stream_are_not_overtaken() {
 
 /// Regression: an incoming s2s connection that never authenticated anything stayed open
 /// until the idle timeout (30 minutes by default), and s2s listeners have no per-IP cap on
-/// unauthenticated connections: anyone could hold any number of them. SECURITY.md §4 wants
-/// authentication within `auth_timeout_secs` of connect, closed with `connection-timeout`.
+/// unauthenticated connections: anyone could hold any number of them. The stream must
+/// authenticate within `auth_timeout_secs` of connect, else it is closed with
+/// `connection-timeout`, as client streams are.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unauthenticated_incoming_stream_times_out() {
     use support::{Opts, RawPeer, node_with};
@@ -337,7 +338,7 @@ async fn unauthenticated_incoming_stream_times_out() {
 
 /// Regression: when the peer said `invalid` to a piggybacked domain's key, the initiating side
 /// went on to open a whole new stream for that domain and run dialback again, although the
-/// verdict was already final (SEED-PROTOCOLS §1.2 step 6: a failed piggyback is a failure).
+/// verdict was already final (the peer judged that very key; a new stream would hear it again).
 /// The fake peer here accepts a.test and refuses a2.test: mercutio's message bounces at once
 /// and no second connection is made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,7 @@
-//! Peers that lie (RFC 6120 §13, XEP-0220 §5, SEED-PROTOCOLS §1.4 and §1.9 items 12–15): a
-//! hand-written s2s peer over loopback tries to get stanzas accepted without having
-//! authenticated the sending domain, and a fake receiving server tries to make our outgoing
-//! stream accept a verdict for a pair it never asked about. Nothing gets through.
+//! Peers that lie (RFC 6120 §13, XEP-0220 §5): a hand-written s2s peer over loopback tries to
+//! get stanzas accepted without having authenticated the sending domain, and a fake receiving
+//! server tries to make our outgoing stream accept a verdict for a pair it never asked about.
+//! Nothing gets through.
 #![allow(clippy::unwrap_used)]
 
 mod support;

@@ -1,11 +1,28 @@
 //! rookery-store: the persistent storage layer of the single-node Rookery server.
 //!
-//! Everything that outlives a connection lives behind async traits, one per concern:
+//! Everything that outlives a connection lives behind async traits, one per feature:
 //! [`AccountStore`], [`RosterStore`] (with XEP-0237 versions and pending inbound
 //! subscriptions), [`OfflineStore`], [`KvStore`] (small per-account documents) and
 //! [`BlockStore`]. Modules in rookery-mods and the admin CLI get a [`Stores`] bundle of
 //! trait objects and never see SQL; the backend is chosen once, at startup, by calling an
 //! `open_*` function.
+//!
+//! Layout: each feature has three files of the same name, its trait and data types in
+//! `src/<feature>.rs`, its SQLite implementation in `src/sqlite/<feature>.rs` and its
+//! backend-neutral test cases in `src/contract/<feature>.rs`. A new feature (a message
+//! archive, chat rooms, ...) adds those three files, a field in [`Stores`] filled in by
+//! `sqlite::open`, its cases in `contract::CASES` and the backend's test runner, and a new
+//! numbered migration for its tables.
+//!
+//! Conventions shared by every trait:
+//! - Accounts are keyed by `(user, domain)`: already-normalised strings (nodeprep'd
+//!   localpart, lowercase domain). Contact JIDs are normalised bare-JID strings. The store
+//!   compares them byte for byte and never normalises anything itself.
+//! - Writes that name an account which does not exist fail with [`StoreError::NotFound`];
+//!   reads for a missing account return the empty answer (`None`, `0`, empty list).
+//! - A call whose future is dropped after it was submitted may still take effect: the
+//!   backend finishes the statement it already started rather than leaving it half done.
+//! - "Sorted" means byte order of the UTF-8 strings, i.e. Rust's `Ord` on `String`.
 //!
 //! Backends:
 //! - SQLite ([`open_sqlite`], [`open_sqlite_memory`]); see `sqlite/mod.rs` for the
@@ -15,9 +32,13 @@
 //! - PostgreSQL: planned; it must implement the same traits and pass the `contract`
 //!   test suite (`src/contract/`).
 
+mod accounts;
+mod blocking;
 mod error;
+mod kv;
+mod offline;
+mod roster;
 mod sqlite;
-mod traits;
 
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
@@ -25,13 +46,17 @@ pub mod contract;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use accounts::AccountStore;
+pub use blocking::BlockStore;
 pub use error::StoreError;
-pub use traits::{
-    AccountStore, BlockStore, KvStore, OfflineStore, RosterChange, RosterItem, RosterStore,
-    Subscription, UnknownSubscription,
-};
+pub use kv::KvStore;
+pub use offline::OfflineStore;
+/// The RFC 6121 roster `subscription` attribute: the subscription state machine's type,
+/// re-exported because [`RosterItem::subscription`] carries it.
+pub use rookery_proto::subscription::Subscription;
+pub use roster::{RosterChange, RosterItem, RosterStore};
 
-/// One handle per storage concern, all backed by the same database. Cheap to clone.
+/// One handle per feature store, all backed by the same database. Cheap to clone.
 #[derive(Clone)]
 pub struct Stores {
     pub accounts: Arc<dyn AccountStore>,

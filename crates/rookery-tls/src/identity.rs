@@ -8,10 +8,10 @@
 //! diagnostics can print [`cert_identities`] as they are.
 //!
 //! Identities are parsed from ASN.1, never from a rendered distinguished-name string: matching
-//! `CN=` in a DN string let `OU="CN=admin,"` impersonate an account (CVE-2025-59154, SECURITY.md
-//! §1.3). The subject CN is never an identity here (RFC 6125 §6.4.4 allows it only as a legacy
-//! fallback; RFC 6120 §13.7.1.2 wants a SAN). Both DNS-IDs and id-on-xmppAddr are accepted:
-//! ejabberd 23.01 crashes on the latter (SECURITY.md finding 3).
+//! `CN=` in a DN string let `OU="CN=admin,"` impersonate an account (CVE-2025-59154). The
+//! subject CN is never an identity here (RFC 6125 §6.4.4 allows it only as a legacy fallback;
+//! RFC 6120 §13.7.1.2 wants a SAN). Both DNS-IDs and id-on-xmppAddr (RFC 6120 §13.7.1.4) are
+//! accepted, and both are tested: ejabberd 23.01, for one, crashes on the latter.
 
 use std::fmt;
 use x509_parser::asn1_rs::{Any, Class, Tag};

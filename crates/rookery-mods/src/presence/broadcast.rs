@@ -7,7 +7,6 @@
 //! sessions door's verbs.
 
 use super::send;
-use crate::roster::state::sub_from_store;
 use crate::util::{format_utc, parts, unix_now};
 use rookery_core::{PresenceUpdate, Server, Session};
 use rookery_proto::ns;
@@ -33,7 +32,7 @@ async fn roster_items(server: &Server, user: &BareJid) -> Vec<RosterItem> {
 fn subscribers(items: &[RosterItem]) -> Vec<BareJid> {
     items
         .iter()
-        .filter(|i| sub_from_store(i.subscription).has_from())
+        .filter(|i| i.subscription.has_from())
         .filter_map(|i| BareJid::new(&i.jid).ok())
         .collect()
 }
@@ -111,7 +110,7 @@ pub(crate) async fn available(server: &Server, session: &Session, st: Stanza) {
     }
     // §4.2.1 / §4.3.1: initial presence probes every contact the user is subscribed to.
     for item in &items {
-        if sub_from_store(item.subscription).has_to()
+        if item.subscription.has_to()
             && let Ok(contact) = BareJid::new(&item.jid)
         {
             send::probe(server, &user, &contact).await;
@@ -224,7 +223,7 @@ pub(crate) async fn directed(server: &Server, session: &Session, st: Stanza) {
 async fn is_subscriber(server: &Server, user: &BareJid, contact: &BareJid) -> bool {
     let (u, d) = parts(user);
     match server.stores().roster.get(u, d, contact.as_str()).await {
-        Ok(Some(item)) => sub_from_store(item.subscription).has_from(),
+        Ok(Some(item)) => item.subscription.has_from(),
         Ok(None) => false,
         Err(e) => {
             tracing::error!(jid = %user, error = %e, what = "roster-get", "store error");

@@ -8,32 +8,14 @@
 use crate::util::parts;
 use rookery_core::Server;
 use rookery_proto::stanza::BareJid;
-use rookery_proto::subscription::{Outcome, Sub, SubState};
-use rookery_store::{RosterChange, RosterItem, StoreError, Subscription};
+use rookery_proto::subscription::{Outcome, SubState};
+use rookery_store::{RosterChange, RosterItem, StoreError};
 
 /// One contact as stored: the roster item (if any) and the state derived from it.
 #[derive(Debug, Clone)]
 pub(crate) struct Contact {
     pub item: Option<RosterItem>,
     pub state: SubState,
-}
-
-pub(crate) fn sub_from_store(s: Subscription) -> Sub {
-    match s {
-        Subscription::None => Sub::None,
-        Subscription::To => Sub::To,
-        Subscription::From => Sub::From,
-        Subscription::Both => Sub::Both,
-    }
-}
-
-pub(crate) fn sub_to_store(s: Sub) -> Subscription {
-    match s {
-        Sub::None => Subscription::None,
-        Sub::To => Subscription::To,
-        Sub::From => Subscription::From,
-        Sub::Both => Subscription::Both,
-    }
 }
 
 /// The state of `contact` (a normalised bare JID string) in `account`'s roster. The pending
@@ -50,7 +32,7 @@ pub(crate) async fn load(
     let pending_in = roster.has_pending_in(user, domain, contact).await?;
     let state = match &item {
         Some(it) => SubState {
-            sub: sub_from_store(it.subscription),
+            sub: it.subscription,
             pending_out: it.ask_out,
             pending_in,
             preapproved: it.approved,
@@ -93,7 +75,7 @@ pub(crate) async fn save(
         jid: contact.to_owned(),
         ..RosterItem::default()
     });
-    item.subscription = sub_to_store(new.sub);
+    item.subscription = new.sub;
     item.ask_out = new.pending_out;
     item.approved = new.preapproved;
     if before.item.as_ref() == Some(&item) {

@@ -39,7 +39,8 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    /// Deadline for authentication (SECURITY.md §3.4: authenticate within N s of connect).
+    /// Deadline for authentication (`auth_timeout_secs` from connect), so nobody can hold
+    /// unauthenticated connections open.
     fn auth_deadline(&self, server: &Server) -> Instant {
         self.connected + server.config().limits.auth_timeout()
     }
@@ -344,7 +345,7 @@ async fn step_until_restart<S: ClientIo>(
                 }
             }
         }
-        // RFC 6120 §6.4 / SECURITY.md §3.6: nothing but negotiation before the session is bound.
+        // RFC 6120 §6.4 / §4.9.3.12: nothing but negotiation before the session is bound.
         stream
             .fail(&StreamError::new(StreamCondition::NotAuthorized))
             .await;

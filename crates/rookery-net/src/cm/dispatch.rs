@@ -1,7 +1,7 @@
-//! The read loop of an authenticated CM link on the server: session `create` / `close` /
-//! `failed` IQs (SEED-PROTOCOLS §3.4), `<route streamid>` payloads handed to the client
-//! sessions (§3.5), and the link extension — acknowledgements and `<resume/>` of a dropped
-//! link's traffic onto this one.
+//! The read loop of an authenticated CM link on the server: session `create` / `close` / `failed`
+//! IQs, `<route streamid>` payloads handed to the client sessions (both as Openfire's server
+//! handles them, see `wire.rs`), and the link extension — acknowledgements and `<resume/>` of a
+//! dropped link's traffic onto this one.
 
 use super::hub::Hub;
 use super::link::{Link, LinkReader};

@@ -1,4 +1,4 @@
-//! Connection managers (SEED-PROTOCOLS §3, Openfire's `jabber:connectionmanager` protocol):
+//! Connection managers (Openfire's `jabber:connectionmanager` protocol; decisions 0006, 0009):
 //! front processes that hold client sockets and carry their traffic over a few links to the
 //! server. `serve` is the server's link listener; `stream` makes each routed client an
 //! ordinary c2s session; `link` and `hub` (one CM's links and sessions, pinned) and `wire` are

@@ -1,4 +1,4 @@
-//! The server end of a connection-manager link (SEED-PROTOCOLS §3): header checks, the
+//! The server end of a connection-manager link (protocol: `wire.rs`): header checks, the
 //! `<handshake/>` and the configuration IQ; then `dispatch.rs` reads the link and
 //! `link::run_writer` writes it, and when it ends `expire.rs` decides what happens to its
 //! sessions.
@@ -258,7 +258,8 @@ pub(super) fn route_error(req: &Element, err_type: &str, cond: &str, app: Option
     route
 }
 
-/// The configuration IQ (SEED-PROTOCOLS §3.3) plus Rookery's extension: acknowledgements,
+/// The configuration IQ Openfire's server sends after the handshake (client TLS policy, SASL
+/// mechanisms, registration) plus Rookery's extension: acknowledgements,
 /// the features after authentication, and the client stream limits the CM must enforce.
 fn configuration(server: &Server) -> Element {
     let cfg = server.config();

@@ -1,8 +1,9 @@
-//! The connection-manager link protocol on the wire (Openfire's `jabber:connectionmanager`,
-//! SEED-PROTOCOLS §3), shared by the server's link listener and the `rookery cm` process: the
-//! handshake digest, the `<route>` wrapper, the session-control IQs and Rookery's link
-//! extension (`urn:rookery:cm:0`: acknowledgements `<a h/>`, `<resume previd h/>` /
-//! `<resumed previd h/>` / `<failed previd/>`). Pure functions, no I/O.
+//! The connection-manager link protocol on the wire (Openfire's `jabber:connectionmanager`, which
+//! no XEP defines: Openfire's server and CM are the reference, decision 0009), shared by the
+//! server's link listener and the `rookery cm` process: the handshake digest, the `<route>`
+//! wrapper, the session-control IQs and Rookery's link extension (`urn:rookery:cm:0`:
+//! acknowledgements `<a h/>`, `<resume previd h/>` / `<resumed previd h/>` / `<failed previd/>`).
+//! Pure functions, no I/O.
 
 use rookery_proto::ns;
 use rookery_xml::Element;
@@ -153,7 +154,8 @@ mod tests {
 
     #[test]
     fn handshake_vectors() {
-        // SEED-PROTOCOLS §3.2 and XEP-0114's example.
+        // A CM-style stream id (the CM's name, then random hex) and XEP-0114 §3's Example 3:
+        // the link handshake is XEP-0114's digest.
         assert_eq!(
             handshake_digest("cm01a7f3c9e2", "s3cret"),
             "b758c0998cedd4cc79edbac19749e12810359ec2"

@@ -27,7 +27,7 @@ pub(super) async fn accept<IO>(
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    // Counted from connect, like c2s and s2s authentication (SECURITY.md §3.4).
+    // Counted from connect, like c2s and s2s authentication.
     let deadline = Instant::now() + server.config().limits.auth_timeout();
     let stream_id = crate::c2s::new_stream_id();
     let header = tokio::select! {
@@ -111,7 +111,7 @@ where
             return None;
         }
     };
-    // The same brute-force brake as client logins (SECURITY.md §3.5): per-IP ban, and growing
+    // The same brute-force brake as client logins (XEP-0205): per-IP ban, and growing
     // delays per IP and per component domain (counted apart from accounts: no '@' in a domain).
     let throttle = server.throttle();
     let now = std::time::Instant::now();

@@ -1,4 +1,4 @@
-//! Router link set-up (SEED-PROTOCOLS §5.2): the component's header (jabberd2 sends neither
+//! Router link set-up, as jabberd2's router does it: the component's header (jabberd2 sends neither
 //! `to` nor a default namespace), our header with a 128-bit random id, features (STARTTLS while
 //! plaintext, SASL mechanisms until authenticated), SASL (`sasl.rs`) and the restart after
 //! which the link is `OPEN` and `router/mod.rs` runs it.

@@ -1,6 +1,7 @@
 //! The jabberd2 router listener: Rookery acts as jabberd2's router, so jabberd2's own `sm`,
 //! `c2s` and other components attach to it, serve their domains, and exchange stanzas with
-//! Rookery's users (SEED-PROTOCOLS §5). One task per connection:
+//! Rookery's users. The protocol is jabberd2's own (no XEP defines it), so jabberd2's router
+//! is the reference. One task per connection:
 //! `auth.rs` takes it from the first header to an authenticated, restarted (`OPEN`) stream;
 //! [`run`] is then the link actor, selecting over socket reads, its mailbox (routes from other
 //! connections and from the core), shutdown and the keepalive timer; `table.rs` is the shared
@@ -113,7 +114,7 @@ async fn run<IO>(
     let mut throttled: Option<VecDeque<Element>> = None;
     // A single space goes out after this long without a write (`[router] keepalive_secs`), so
     // a dead link (and its names) is noticed by TCP instead of lingering until the
-    // component's restart runs into `409` (SEED-PROTOCOLS §5.7).
+    // component's restart runs into `409` (the name still looks held).
     let keepalive = server.config().router.keepalive();
     let mut last_write = Instant::now();
     loop {

@@ -1,5 +1,5 @@
-//! `<route/>` handling on an open router link (SEED-PROTOCOLS §5.3): loop guard, unicast by
-//! name, broadcast, and the hand-over to Rookery's core for names Rookery itself serves.
+//! `<route/>` handling on an open router link (as jabberd2's `router.c` does): loop guard, unicast
+//! by name, broadcast, and the hand-over to Rookery's core for names Rookery itself serves.
 //!
 //! Where it sits: `router/mod.rs` calls [`handle`] for every `<route/>` a connection sends and
 //! writes back whatever bounce it returns; [`undeliverable`] returns routes that were queued for

@@ -1,6 +1,7 @@
 //! The router's bind table: which router connection holds which name, the default route, and
 //! the domain presence announcements that follow every change (jabberd2 `router.c` semantics,
-//! SEED-PROTOCOLS §5.3, with the duplicate-announcement bug of §5.7 avoided).
+//! except that a connection holding several names gets each announcement once, not once per
+//! name).
 //!
 //! Where it sits: every router connection (`router/mod.rs`) registers its mailbox here after
 //! authenticating and calls `bind`/`unbind`/`disconnect`; `route.rs` asks `lookup` where a
@@ -133,7 +134,7 @@ impl RouterHub {
         id
     }
 
-    /// jabberd2's bind rules in its order (§5.3). On success the name is announced to every
+    /// jabberd2's bind rules in its order (`router.c`). On success the name is announced to every
     /// other connection and, on its first bind, the connection learns every existing name.
     pub fn bind(
         &self,

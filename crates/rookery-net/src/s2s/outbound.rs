@@ -74,8 +74,7 @@ pub(crate) async fn authenticate(
                 tracing::info!(%local, %remote, what = "s2s-piggyback", "pair added to an existing stream");
                 return Ok(h);
             }
-            // The peer's verdict on our key is final: a new stream would only hear it again
-            // (SEED-PROTOCOLS §1.2 step 6).
+            // The peer's verdict on our key is final: a new stream would only hear it again.
             Err(Failure::DialbackInvalid) => return Err(Failure::DialbackInvalid),
             // Stream closing, or a dialback error such as resource-constraint: a new stream.
             Err(_) => {}
@@ -344,7 +343,7 @@ impl Actor {
     }
 
     /// Closes the stream, forgets its routes and re-routes what was still queued for it, so
-    /// nothing accepted is lost (SEED-PROTOCOLS §1.7): the router starts a new attempt.
+    /// nothing accepted is lost: the router starts a new attempt.
     async fn finish(
         self,
         mut stream: XmppStream<BoxIo>,

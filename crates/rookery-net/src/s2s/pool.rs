@@ -1,9 +1,9 @@
-//! The outgoing side of federation as the router sees it: `route_remote` puts a stanza on the
-//! live stream for its (local, remote) domain pair, or in that pair's queue while one
-//! establishment task sets the stream up (the "promise", SEED-PROTOCOLS §2.2). The queue drains
-//! in order into the new stream's mailbox under the same lock that routes new stanzas, so a new
-//! stanza can never overtake a queued one; on failure every queued stanza bounces once with the
-//! error that matches the cause.
+//! The outgoing side of federation as the router sees it: `route_remote` puts a stanza on the live
+//! stream for its (local, remote) domain pair, or in that pair's queue while one establishment task
+//! sets the stream up. The queue drains in order into the new stream's mailbox under the same lock
+//! that routes new stanzas, so a new stanza can never overtake a queued one (RFC 6120 §10.1:
+//! in-order processing); on failure every queued stanza bounces once with the error that matches
+//! the cause.
 
 use super::outbound::{self, OutHandle};
 use super::{Failure, S2s};
@@ -62,7 +62,7 @@ impl Pool {
 
 /// A stream ended. Under the routing lock: close its mailbox, forget every pair it carried,
 /// and queue what was still in the mailbox for new attempts - ahead of anything routed
-/// later, so nothing overtakes it (SEED-PROTOCOLS §1.7, §1.10).
+/// later, so nothing overtakes it (RFC 6120 §10.1).
 pub(crate) async fn retire(
     s2s: &S2s,
     server: &Server,
@@ -255,9 +255,9 @@ fn overflow_error() -> StanzaError {
         .with_text("too many stanzas queued for this domain")
 }
 
-/// Returns an undeliverable stanza to its local sender (SEED-PROTOCOLS §2.3, RFC 6121): never
-/// errors or iq results; of presences only `subscribe` is bounced (broadcast presence to a dead
-/// domain is not the user's error), exactly once.
+/// Returns an undeliverable stanza to its local sender (RFC 6120 §10.4.3): never errors or iq
+/// results (RFC 6120 §8.3.1, §8.2.3); of presences only `subscribe` is bounced (broadcast presence
+/// to a dead domain is not the user's error), exactly once.
 pub(crate) async fn bounce(server: &Server, st: &Stanza, err: StanzaError) {
     if st.kind() == Kind::Presence && st.type_attr() != "subscribe" {
         return;

@@ -5,7 +5,7 @@
 //! state must be stored and whether a roster push is due are derived here from the before and
 //! after states, so no table row can forget them.
 
-use super::state::{Sub, SubKind, SubState};
+use super::state::{SubKind, SubState, Subscription};
 
 /// The result of processing one subscription stanza. See the module docs of
 /// [`crate::subscription`] for the order in which the caller applies it.
@@ -108,7 +108,7 @@ impl Effects {
 /// The parts of a state a roster item shows (RFC 6121 §2.1.2: existence, `subscription`,
 /// `ask`, `approved`), taken as stored rather than normalised: if storage held a stale flag,
 /// clients may have been shown it, and the push corrects them.
-fn shown(s: &SubState) -> (bool, Sub, bool, bool) {
+fn shown(s: &SubState) -> (bool, Subscription, bool, bool) {
     (s.in_roster, s.sub, s.pending_out, s.preapproved)
 }
 

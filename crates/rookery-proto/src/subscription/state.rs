@@ -1,7 +1,10 @@
-//! The data of the subscription state machine: the roster `subscription` attribute ([`Sub`]),
-//! the four subscription stanza types ([`SubKind`]), the nine RFC 6121 "defined states"
-//! ([`DefinedState`], Appendix A.1) and the stored per-contact state ([`SubState`]).
+//! The data of the subscription state machine: the roster `subscription` attribute
+//! ([`Subscription`]), the four subscription stanza types ([`SubKind`]), the nine RFC 6121
+//! "defined states" ([`DefinedState`], Appendix A.1) and the stored per-contact state
+//! ([`SubState`]).
 //!
+//! [`Subscription`] is also the type rookery-store keeps in a roster item (stored as its
+//! attribute value, `as_str` / `FromStr`), so the store and this machine share one type.
 //! `SubState` has public fields because rookery-mods fills it from storage; combinations the
 //! RFC does not define are normalised ([`SubState::normalized`]) before any transition, so the
 //! tables in `outbound.rs` / `inbound.rs` only ever see the nine defined states.
@@ -11,7 +14,7 @@ use std::str::FromStr;
 
 /// The roster item's `subscription` attribute (RFC 6121 §2.1.2.5), i.e. who sees whose presence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Sub {
+pub enum Subscription {
     /// Neither sees the other's presence.
     #[default]
     None,
@@ -23,39 +26,39 @@ pub enum Sub {
     Both,
 }
 
-impl Sub {
+impl Subscription {
     /// The attribute value: `none`, `to`, `from` or `both`.
     pub fn as_str(self) -> &'static str {
         match self {
-            Sub::None => "none",
-            Sub::To => "to",
-            Sub::From => "from",
-            Sub::Both => "both",
+            Subscription::None => "none",
+            Subscription::To => "to",
+            Subscription::From => "from",
+            Subscription::Both => "both",
         }
     }
 
     /// Whether the user is subscribed to the contact's presence (`to` or `both`).
     pub fn has_to(self) -> bool {
-        matches!(self, Sub::To | Sub::Both)
+        matches!(self, Subscription::To | Subscription::Both)
     }
 
     /// Whether the contact is subscribed to the user's presence (`from` or `both`).
     pub fn has_from(self) -> bool {
-        matches!(self, Sub::From | Sub::Both)
+        matches!(self, Subscription::From | Subscription::Both)
     }
 
     /// Builds the attribute from its two directions.
-    pub fn from_directions(to: bool, from: bool) -> Sub {
+    pub fn from_directions(to: bool, from: bool) -> Subscription {
         match (to, from) {
-            (false, false) => Sub::None,
-            (true, false) => Sub::To,
-            (false, true) => Sub::From,
-            (true, true) => Sub::Both,
+            (false, false) => Subscription::None,
+            (true, false) => Subscription::To,
+            (false, true) => Subscription::From,
+            (true, true) => Subscription::Both,
         }
     }
 }
 
-impl fmt::Display for Sub {
+impl fmt::Display for Subscription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -70,17 +73,17 @@ pub struct ParseSubError {
     value: String,
 }
 
-impl FromStr for Sub {
+impl FromStr for Subscription {
     type Err = ParseSubError;
 
     /// Exact, case-sensitive attribute values. `remove` (RFC 6121 §2.5) is a roster-set
     /// instruction, never a stored state, so it is rejected here.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
-            "none" => Ok(Sub::None),
-            "to" => Ok(Sub::To),
-            "from" => Ok(Sub::From),
-            "both" => Ok(Sub::Both),
+            "none" => Ok(Subscription::None),
+            "to" => Ok(Subscription::To),
+            "from" => Ok(Subscription::From),
+            "both" => Ok(Subscription::Both),
             other => Err(ParseSubError {
                 what: "roster subscription",
                 value: other.to_owned(),
@@ -188,17 +191,17 @@ impl DefinedState {
     ];
 
     /// The state's parts: `(subscription, pending_out, pending_in)`.
-    pub fn parts(self) -> (Sub, bool, bool) {
+    pub fn parts(self) -> (Subscription, bool, bool) {
         match self {
-            DefinedState::None => (Sub::None, false, false),
-            DefinedState::NonePendingOut => (Sub::None, true, false),
-            DefinedState::NonePendingIn => (Sub::None, false, true),
-            DefinedState::NonePendingOutIn => (Sub::None, true, true),
-            DefinedState::To => (Sub::To, false, false),
-            DefinedState::ToPendingIn => (Sub::To, false, true),
-            DefinedState::From => (Sub::From, false, false),
-            DefinedState::FromPendingOut => (Sub::From, true, false),
-            DefinedState::Both => (Sub::Both, false, false),
+            DefinedState::None => (Subscription::None, false, false),
+            DefinedState::NonePendingOut => (Subscription::None, true, false),
+            DefinedState::NonePendingIn => (Subscription::None, false, true),
+            DefinedState::NonePendingOutIn => (Subscription::None, true, true),
+            DefinedState::To => (Subscription::To, false, false),
+            DefinedState::ToPendingIn => (Subscription::To, false, true),
+            DefinedState::From => (Subscription::From, false, false),
+            DefinedState::FromPendingOut => (Subscription::From, true, false),
+            DefinedState::Both => (Subscription::Both, false, false),
         }
     }
 
@@ -227,7 +230,7 @@ impl DefinedState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct SubState {
     /// The roster `subscription` attribute.
-    pub sub: Sub,
+    pub sub: Subscription,
     /// The user asked the contact for a subscription and has no answer yet (`ask='subscribe'`).
     pub pending_out: bool,
     /// The contact asked the user for a subscription and the user has not answered; the
@@ -243,7 +246,7 @@ pub struct SubState {
 impl SubState {
     /// No roster item and nothing pending: a stranger.
     pub const NOT_IN_ROSTER: SubState = SubState {
-        sub: Sub::None,
+        sub: Subscription::None,
         pending_out: false,
         pending_in: false,
         preapproved: false,
@@ -275,7 +278,7 @@ impl SubState {
         if s.sub.has_from() || s.pending_in {
             s.preapproved = false;
         }
-        if s.sub != Sub::None || s.pending_out || s.preapproved {
+        if s.sub != Subscription::None || s.pending_out || s.preapproved {
             s.in_roster = true;
         }
         s
@@ -290,15 +293,15 @@ impl SubState {
     pub fn defined(&self) -> DefinedState {
         let s = self.normalized();
         match (s.sub, s.pending_out, s.pending_in) {
-            (Sub::None, false, false) => DefinedState::None,
-            (Sub::None, true, false) => DefinedState::NonePendingOut,
-            (Sub::None, false, true) => DefinedState::NonePendingIn,
-            (Sub::None, true, true) => DefinedState::NonePendingOutIn,
-            (Sub::To, _, false) => DefinedState::To,
-            (Sub::To, _, true) => DefinedState::ToPendingIn,
-            (Sub::From, false, _) => DefinedState::From,
-            (Sub::From, true, _) => DefinedState::FromPendingOut,
-            (Sub::Both, _, _) => DefinedState::Both,
+            (Subscription::None, false, false) => DefinedState::None,
+            (Subscription::None, true, false) => DefinedState::NonePendingOut,
+            (Subscription::None, false, true) => DefinedState::NonePendingIn,
+            (Subscription::None, true, true) => DefinedState::NonePendingOutIn,
+            (Subscription::To, _, false) => DefinedState::To,
+            (Subscription::To, _, true) => DefinedState::ToPendingIn,
+            (Subscription::From, false, _) => DefinedState::From,
+            (Subscription::From, true, _) => DefinedState::FromPendingOut,
+            (Subscription::Both, _, _) => DefinedState::Both,
         }
     }
 

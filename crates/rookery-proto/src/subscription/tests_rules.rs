@@ -22,7 +22,12 @@ pub(super) fn preapproved(state: D) -> SubState {
 /// Every representable `SubState`, legal or not (4 × 2⁴).
 pub(super) fn all_states() -> Vec<SubState> {
     let mut v = Vec::new();
-    for sub in [Sub::None, Sub::To, Sub::From, Sub::Both] {
+    for sub in [
+        Subscription::None,
+        Subscription::To,
+        Subscription::From,
+        Subscription::Both,
+    ] {
         for bits in 0..16u8 {
             v.push(SubState {
                 sub,
@@ -41,27 +46,35 @@ pub(super) fn all_states() -> Vec<SubState> {
 #[test]
 fn sub_str_round_trip() {
     for (sub, s) in [
-        (Sub::None, "none"),
-        (Sub::To, "to"),
-        (Sub::From, "from"),
-        (Sub::Both, "both"),
+        (Subscription::None, "none"),
+        (Subscription::To, "to"),
+        (Subscription::From, "from"),
+        (Subscription::Both, "both"),
     ] {
         assert_eq!(sub.as_str(), s);
         assert_eq!(sub.to_string(), s);
-        assert_eq!(s.parse::<Sub>(), Ok(sub));
+        assert_eq!(s.parse::<Subscription>(), Ok(sub));
     }
     for bad in ["remove", "None", "BOTH", "", " to"] {
-        assert!(bad.parse::<Sub>().is_err(), "{bad:?} accepted");
+        assert!(bad.parse::<Subscription>().is_err(), "{bad:?} accepted");
     }
 }
 
 #[test]
 fn sub_directions() {
-    for sub in [Sub::None, Sub::To, Sub::From, Sub::Both] {
-        assert_eq!(Sub::from_directions(sub.has_to(), sub.has_from()), sub);
+    for sub in [
+        Subscription::None,
+        Subscription::To,
+        Subscription::From,
+        Subscription::Both,
+    ] {
+        assert_eq!(
+            Subscription::from_directions(sub.has_to(), sub.has_from()),
+            sub
+        );
     }
-    assert!(Sub::Both.has_to() && Sub::Both.has_from());
-    assert!(!Sub::None.has_to() && !Sub::None.has_from());
+    assert!(Subscription::Both.has_to() && Subscription::Both.has_from());
+    assert!(!Subscription::None.has_to() && !Subscription::None.has_from());
 }
 
 #[test]
@@ -97,7 +110,7 @@ fn ask_attr_only_while_own_request_pending() {
     }
     // An `ask` next to an existing subscription is moot and never shown.
     let odd = SubState {
-        sub: Sub::Both,
+        sub: Subscription::Both,
         pending_out: true,
         ..SubState::NOT_IN_ROSTER
     };
@@ -169,14 +182,14 @@ fn normalisation_is_idempotent_and_lands_on_a_defined_state() {
 #[test]
 fn illegal_combinations_are_normalised() {
     let to_out = SubState {
-        sub: Sub::To,
+        sub: Subscription::To,
         pending_out: true,
         ..SubState::NOT_IN_ROSTER
     };
     assert_eq!(to_out.defined(), D::To);
     assert!(to_out.normalized().in_roster);
     let both_in = SubState {
-        sub: Sub::Both,
+        sub: Subscription::Both,
         pending_in: true,
         pending_out: true,
         in_roster: true,

@@ -1,6 +1,6 @@
-//! The jabberd2 router listener over real TCP (SEED-PROTOCOLS §5.6 items 1–9): components
-//! written here log in with DIGEST-MD5 or SCRAM, bind names, exchange routes with each other
-//! and with Rookery's own users (bound fake sessions whose mailboxes the tests read).
+//! The jabberd2 router listener over real TCP: components written here log in with DIGEST-MD5
+//! or SCRAM, bind names, exchange routes with each other and with Rookery's own users (bound
+//! fake sessions whose mailboxes the tests read).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod client;

@@ -7,14 +7,18 @@
 //! on the same database (reopening, two processes, concurrency). Compiled for this crate's
 //! tests, and for other crates with the `contract` feature.
 //!
-//! [`CASES`] / [`MULTI_HANDLE_CASES`] list every case by name so a backend's runner can
-//! check it did not miss one.
+//! One file per feature, named like the feature's trait file in `src/` (`accounts.rs`,
+//! `roster.rs`, `offline.rs`, `kv.rs`, `blocking.rs`), plus `concurrency.rs` for the cases
+//! that span several handles. [`CASES`] / [`MULTI_HANDLE_CASES`] list every case by name so
+//! a backend's runner can check it did not miss one.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 // Test code: a panic is how a failed expectation is reported.
 
 mod accounts;
+mod blocking;
 mod concurrency;
-mod documents;
+mod kv;
+mod offline;
 mod roster;
 
 use async_trait::async_trait;
@@ -23,8 +27,10 @@ use rookery_proto::sasl::{Credentials, ScramCredential};
 use crate::Stores;
 
 pub use accounts::*;
+pub use blocking::*;
 pub use concurrency::*;
-pub use documents::*;
+pub use kv::*;
+pub use offline::*;
 pub use roster::*;
 
 /// Opens a new handle on the *same* database each call, as a second process would.

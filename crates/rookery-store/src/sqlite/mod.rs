@@ -1,6 +1,7 @@
-//! rookery-store, SQLite backend: implements every trait of `crate::traits` on one SQLite
-//! database file. `crate::open_sqlite` is the only way in; callers only ever see the
-//! `Stores` trait objects, never these types.
+//! rookery-store, SQLite backend: implements every store trait (`crate::accounts`,
+//! `crate::roster`, ...) on one SQLite database file, one file here per feature.
+//! `crate::open_sqlite` is the only way in; callers only ever see the `Stores` trait
+//! objects, never these types.
 //!
 //! Threading scheme (db.rs), chosen so no call blocks the tokio runtime:
 //! - One dedicated OS thread owns the only writing connection. Writes are boxed closures

@@ -303,6 +303,51 @@ async fn remove_keeps_at_most_max_tombstones() {
     assert_eq!(changes.len() as i64, roster::MAX_TOMBSTONES);
 }
 
+/// The `subscription` column holds the RFC 6121 attribute values, whichever type the code
+/// uses for them: rows written by earlier builds read back, and new rows use the same text.
+#[tokio::test]
+async fn roster_subscriptions_are_stored_as_attribute_values() {
+    let opener = FileOpener::new();
+    let s = opener.open().await;
+    make_account(&s, "alice", "d").await;
+    let conn = raw(&opener.path);
+    let account: i64 = conn
+        .query_row(
+            "SELECT id FROM accounts WHERE username = 'alice'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    for (n, value) in ["none", "to", "from", "both"].into_iter().enumerate() {
+        let jid = format!("old{n}@x");
+        conn.execute(
+            "INSERT INTO roster_items (account_id, jid, name, subscription, ask_out, approved,
+                                       version)
+             VALUES (?1, ?2, NULL, ?3, 0, 0, 0)",
+            (account, &jid, value),
+        )
+        .unwrap();
+        let item = s.roster.get("alice", "d", &jid).await.unwrap().unwrap();
+        assert_eq!(item.subscription.as_str(), value);
+
+        let jid = format!("new{n}@x");
+        let written = RosterItem {
+            jid: jid.clone(),
+            subscription: value.parse().unwrap(),
+            ..Default::default()
+        };
+        s.roster.put("alice", "d", &written).await.unwrap();
+        let stored: String = conn
+            .query_row(
+                "SELECT subscription FROM roster_items WHERE jid = ?1",
+                [&jid],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(stored, value);
+    }
+}
+
 /// Concurrent creates land in shared batches; the losing (Conflict) ones must roll back
 /// only their own savepoint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -12,8 +12,8 @@
 //! Validation follows RFC 6120 §13.7.2 with the RFC 6125 name rules in [`crate::Identity`].
 //! The certificate's extended key usage may be serverAuth *or* clientAuth in either direction:
 //! Let's Encrypt issues serverAuth-only certificates now, and a peer presents the same
-//! certificate as a TLS client on the streams it initiates (DEPENDENCIES.md finding 7;
-//! rustls's `WebPkiClientVerifier` would demand clientAuth and refuse them).
+//! certificate as a TLS client on the streams it initiates (rustls's `WebPkiClientVerifier`
+//! would demand clientAuth and refuse them).
 
 pub(crate) mod config;
 

@@ -41,7 +41,7 @@ struct In {
     pairs: HashSet<(String, String)>,
     sasl_done: bool,
     /// Until an authenticated pair exists, the stream must get one by then (counted from
-    /// connect, across STARTTLS; SECURITY.md §4).
+    /// connect, across STARTTLS), so nobody can hold unauthenticated streams open.
     auth_deadline: Instant,
     /// Dialback checks running for this stream (each opens a connection to another server;
     /// capped so one peer can't make us dial out without bound).
@@ -467,7 +467,7 @@ where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     if st.pairs.is_empty() {
-        // Nothing authenticated yet: stanzas are not allowed (SECURITY.md §3.6).
+        // Nothing authenticated yet: stanzas are not allowed (RFC 6120 §4.9.3.12).
         stream
             .fail(&StreamError::new(StreamCondition::NotAuthorized))
             .await;
