@@ -23,7 +23,7 @@ pub async fn run(args: CmArgs) -> anyhow::Result<()> {
     let name = args
         .name
         .clone()
-        .unwrap_or_else(|| format!("cm-{}", &rookery_net::c2s::new_stream_id()[..8]));
+        .unwrap_or_else(|| format!("cm-{}", &rookery_transport::stream::new_stream_id()[..8]));
     let mut opts = CmOptions::new(&name, args.server, &secret, args.data_dir.clone());
     opts.links = args.links;
     opts.grace = std::time::Duration::from_secs(args.grace_secs);

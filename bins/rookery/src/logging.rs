@@ -20,7 +20,7 @@ pub enum LogFormat {
 /// `EnvFilter` directive string) replaces the whole filter when set.
 pub fn init(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ROOKERY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("rookery={level},rookery_core={level},rookery_net={level},rookery_mods={level},rookery_store={level},rookery_cm={level},warn")));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("rookery={level},rookery_core={level},rookery_net={level},rookery_transport={level},rookery_mods={level},rookery_store={level},rookery_cm={level},warn")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -6,13 +6,13 @@
 
 use crate::state::{CLIENT_INBOX, Cm, ServerSettings, ToClient};
 use bytes::Bytes;
-use rookery_net::cm::wire;
-use rookery_net::limits::UnauthGuard;
-use rookery_net::stream::{ReadError, XmppStream, framer_stream_error};
-use rookery_net::tls::TlsContext;
 use rookery_proto::error::{StreamCondition, StreamError};
 use rookery_proto::ns;
 use rookery_proto::stanza::normalize_domain;
+use rookery_transport::cm::wire;
+use rookery_transport::limits::UnauthGuard;
+use rookery_transport::stream::{ReadError, XmppStream, framer_stream_error};
+use rookery_transport::tls::TlsContext;
 use rookery_xml::{Element, StreamEvent};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -453,7 +453,7 @@ async fn route(cm: &Cm, ctx: &Ctx, el: &Element) {
     wire::write_route(&mut out, &cm.opts.name, domain, &ctx.stream_id, el);
     // Backpressure: a link the server doesn't drain slows its clients down.
     cm.hub
-        .wait_room(&ctx.stream_id, rookery_net::stream::WRITE_TIMEOUT)
+        .wait_room(&ctx.stream_id, rookery_transport::stream::WRITE_TIMEOUT)
         .await;
     if !cm.hub.send(&ctx.stream_id, Bytes::from(out)) {
         tracing::warn!(stream = %ctx.stream_id, what = "cm-route-lost", "client not in hub; element dropped");

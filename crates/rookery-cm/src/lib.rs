@@ -1,10 +1,10 @@
 //! rookery-cm: the connection manager (`rookery cm`), a front process for the server. It
 //! accepts client connections (STARTTLS and Direct TLS), negotiates TLS and the stream itself,
 //! and carries everything else — SASL, bind, stanzas — to the server over a pool of links to
-//! the server's `cm` listener (the protocol is described in `rookery_net::cm`). Each client is
+//! the server's `cm` listener (the protocol is described in `rookery_transport::cm`). Each client
 //! pinned to one link, so its stanzas keep their order; when a link drops, its clients move to
 //! another link together with whatever the server had not acknowledged
-//! (`rookery_net::cm::link`), and stay connected.
+//! (`rookery_transport::cm::link`), and stay connected.
 //!
 //! Flow: `client.rs` (one task per client socket) ⇄ `Hub` (client ⇄ pinned link) ⇄ `pool.rs`
 //! (one task per link slot: connect, handshake, configuration, read loop, reconnect with
@@ -19,7 +19,7 @@ mod state;
 pub use options::{CmOptions, Host, Listen};
 pub use state::ServerSettings;
 
-use rookery_net::tls::TlsContext;
+use rookery_transport::tls::TlsContext;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -124,7 +124,7 @@ pub async fn start(opts: CmOptions, shutdown: CancellationToken) -> Result<Runni
     let state = state::Cm::new(opts, shutdown, tasks.clone());
     pool::start(&state);
     let mut listeners = Vec::new();
-    let limiter = rookery_net::limits::UnauthLimiter::default();
+    let limiter = rookery_transport::limits::UnauthLimiter::default();
     for (listener, local, direct_tls) in bound {
         tracing::info!(addr = %local, direct_tls, what = "listening", "connection manager listening");
         listeners.push((local, direct_tls));
@@ -153,7 +153,7 @@ async fn accept_loop(
     listener: TcpListener,
     tls: TlsContext,
     direct: bool,
-    limiter: rookery_net::limits::UnauthLimiter,
+    limiter: rookery_transport::limits::UnauthLimiter,
 ) {
     loop {
         let accepted = tokio::select! {

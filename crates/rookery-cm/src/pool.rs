@@ -7,12 +7,12 @@
 
 use crate::state::{Cm, ServerSettings, ToClient};
 use bytes::Bytes;
-use rookery_net::cm::link::{self, Link, LinkReader};
-use rookery_net::cm::wire;
-use rookery_net::stream::{ReadError, XmppStream};
 use rookery_proto::error::{StreamCondition, StreamError};
 use rookery_proto::ns;
 use rookery_proto::stanza::{Kind, Stanza};
+use rookery_transport::cm::link::{self, Link, LinkReader};
+use rookery_transport::cm::wire;
+use rookery_transport::stream::{ReadError, XmppStream};
 use rookery_xml::{Element, Node, StreamEvent};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -2,9 +2,9 @@
 //! settings the server sent in its configuration IQ, and the messages a client actor gets.
 
 use crate::options::CmOptions;
-use rookery_net::cm::hub::Hub;
 use rookery_proto::error::StreamError;
 use rookery_proto::ns;
+use rookery_transport::cm::hub::Hub;
 use rookery_xml::Element;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -167,6 +167,10 @@ impl Cm {
     /// A fresh client stream id: the CM's name and 128 random bits (RFC 6120 §4.7.3 wants
     /// stream ids unpredictable; Openfire's CM used 32 bits of a non-cryptographic RNG).
     pub fn new_stream_id(&self) -> String {
-        format!("{}-{}", self.opts.name, rookery_net::c2s::new_stream_id())
+        format!(
+            "{}-{}",
+            self.opts.name,
+            rookery_transport::stream::new_stream_id()
+        )
     }
 }

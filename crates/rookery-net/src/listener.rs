@@ -4,10 +4,10 @@
 //! to client and component listeners (a component's secret is guessed one connection at a
 //! time, so the connection-rate budget also bounds guessing).
 
-use crate::limits::UnauthLimiter;
-use crate::tls::TlsContext;
 use rookery_config::ListenerKind;
 use rookery_core::Server;
+use rookery_transport::limits::UnauthLimiter;
+use rookery_transport::tls::TlsContext;
 use tokio::net::TcpListener;
 
 /// What connections of the server-side kinds attach to, shared by every listener: federation
@@ -120,7 +120,7 @@ fn admit(
     server: &Server,
     limiter: &UnauthLimiter,
     peer: std::net::SocketAddr,
-) -> Option<crate::limits::UnauthGuard> {
+) -> Option<rookery_transport::limits::UnauthGuard> {
     let per_minute = server.config().limits.connects_per_minute_per_ip;
     if !limiter.attempt(peer.ip(), per_minute, std::time::Instant::now()) {
         tracing::info!(%peer, what = "connect-rate", "too many connection attempts from this address");

@@ -6,9 +6,9 @@
 
 use rookery_config::{Config, ListenerKind};
 use rookery_core::{Module, Server};
-use rookery_net::limits::UnauthLimiter;
 use rookery_net::s2s::S2s;
-use rookery_net::tls::TlsContext;
+use rookery_transport::limits::UnauthLimiter;
+use rookery_transport::tls::TlsContext;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -196,7 +196,7 @@ impl CmLink {
         // Stanzas come as Openfire's server writes them, without a namespace of their own
         // (decision 0009); the CM reads them as client stanzas.
         assert_ne!(payload.ns(), ns::CLIENT, "{}", r.to_xml());
-        rookery_net::cm::wire::client_payload(payload)
+        rookery_transport::cm::wire::client_payload(payload)
     }
 
     /// Logs `user@localhost` (password "pw") in as the client session `sid` through routes:

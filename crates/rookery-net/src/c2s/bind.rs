@@ -1,8 +1,8 @@
 //! Resource binding (RFC 6120 §7): server-generated resources, resourceprep, the configured
 //! conflict policy (§7.7.2.2), the per-account resource cap, and registration in the registry.
 
+use super::Conn;
 use super::io::ClientIo;
-use super::{Conn, new_stream_id};
 use rookery_config::ResourceConflict;
 use rookery_core::session::SessionReceiver;
 use rookery_core::sessions::BindRefused;
@@ -10,6 +10,7 @@ use rookery_core::{Server, Session};
 use rookery_proto::error::{Condition, StanzaError, StreamCondition, StreamError};
 use rookery_proto::ns;
 use rookery_proto::stanza::FullJid;
+use rookery_transport::stream::new_stream_id;
 use rookery_xml::Element;
 
 pub(crate) enum Outcome {

@@ -2,13 +2,14 @@
 //! failure sends our own header first (a stream error must be inside a stream, §4.9.1.1) and then
 //! the matching stream error.
 
+use super::Conn;
 use super::io::ClientIo;
-use super::{Conn, new_stream_id};
-use crate::stream::{ReadError, framer_stream_error};
 use rookery_core::Server;
 use rookery_proto::error::{StreamCondition, StreamError};
 use rookery_proto::ns;
 use rookery_proto::stanza::{BareJid, normalize_domain};
+use rookery_transport::stream::new_stream_id;
+use rookery_transport::stream::{ReadError, framer_stream_error};
 use rookery_xml::{StreamEvent, StreamHeader};
 
 /// Reads and answers the client's stream header. Err = the stream was closed with an error.

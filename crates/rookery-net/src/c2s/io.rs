@@ -5,8 +5,8 @@
 //! SASL, bind, the session actor — is the same code for both, which is what makes a CM-routed
 //! client an ordinary session.
 
-use crate::stream::{ReadError, XmppStream};
 use rookery_proto::error::StreamError;
+use rookery_transport::stream::{ReadError, XmppStream};
 use rookery_xml::{Element, FramerError, Limits, StreamEvent};
 use std::future::Future;
 use tokio::io::{AsyncRead, AsyncWrite};

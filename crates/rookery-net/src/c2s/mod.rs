@@ -11,15 +11,15 @@ mod header;
 pub(crate) mod io;
 mod session;
 
-use crate::limits::UnauthGuard;
-use crate::stream::{ReadError, XmppStream, framer_stream_error};
-use crate::tls::TlsContext;
 use io::ClientIo;
 use rookery_core::Server;
 use rookery_proto::error::{StreamCondition, StreamError};
 use rookery_proto::ns;
 use rookery_proto::sasl::ChannelBindings;
 use rookery_proto::stanza::BareJid;
+use rookery_transport::limits::UnauthGuard;
+use rookery_transport::stream::{ReadError, XmppStream, framer_stream_error};
+use rookery_transport::tls::TlsContext;
 use rookery_xml::{Element, StreamEvent};
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -110,7 +110,7 @@ async fn accept_tls(
     peer: SocketAddr,
     what: &'static str,
 ) -> Option<(
-    Box<XmppStream<crate::tls::ServerTls<TcpStream>>>,
+    Box<XmppStream<rookery_transport::tls::ServerTls<TcpStream>>>,
     ChannelBindings,
 )> {
     let handshake = tls.accept_with_bindings(tcp);
@@ -351,13 +351,4 @@ async fn step_until_restart<S: ClientIo>(
             .await;
         return Restart::Closed;
     }
-}
-
-/// A fresh stream id: 128 bits from the OS RNG (RFC 6120 §4.7.3 wants it unpredictable).
-pub fn new_stream_id() -> String {
-    let mut b = [0u8; 16];
-    // No RNG means no safe ids: abort the connection task rather than use a guessable one.
-    #[allow(clippy::expect_used)]
-    getrandom::fill(&mut b).expect("OS random number generator unavailable");
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }

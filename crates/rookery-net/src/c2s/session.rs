@@ -11,13 +11,13 @@
 
 use super::io::ClientIo;
 use crate::shaper::Shaper;
-use crate::stream::{ReadError, framer_stream_error};
 use rookery_config::PeerKind;
 use rookery_core::session::SessionReceiver;
 use rookery_core::{Ended, Server, Session, SessionMsg};
 use rookery_proto::error::{StreamCondition, StreamError};
 use rookery_proto::ns;
 use rookery_proto::stanza::{Jid, Stanza, StanzaParseError};
+use rookery_transport::stream::{ReadError, framer_stream_error};
 use rookery_xml::{Element, StreamEvent};
 use std::time::Duration;
 use tokio::time::Instant;

@@ -3,16 +3,16 @@
 //! handles them, see `wire.rs`), and the link extension — acknowledgements and `<resume/>` of a
 //! dropped link's traffic onto this one.
 
-use super::hub::Hub;
-use super::link::{Link, LinkReader};
 use super::serve::route_error;
 use super::stream::{CmIn, CmStream, CmTx, INBOX};
-use super::wire;
-use crate::stream::{ReadError, framer_stream_error, stream_error_xml};
 use rookery_core::Server;
 use rookery_proto::error::{StreamCondition, StreamError};
 use rookery_proto::ns;
 use rookery_proto::stanza::{Stanza, normalize_domain};
+use rookery_transport::cm::hub::Hub;
+use rookery_transport::cm::link::{Link, LinkReader};
+use rookery_transport::cm::wire;
+use rookery_transport::stream::{ReadError, framer_stream_error, stream_error_xml};
 use rookery_xml::{Element, Node, StreamEvent};
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -3,13 +3,13 @@
 //! CM without the acknowledgement extension moves its sessions to a live link at once.
 
 use super::CmRegistry;
-use super::hub::Hub;
-use super::link::Link;
 use super::stream::{CmIn, CmTx};
-use super::wire;
 use rookery_core::Server;
 use rookery_proto::ns;
 use rookery_proto::stanza::Stanza;
+use rookery_transport::cm::hub::Hub;
+use rookery_transport::cm::link::Link;
+use rookery_transport::cm::wire;
 use rookery_xml::StreamEvent;
 use std::sync::Arc;
 

@@ -1,18 +1,16 @@
-//! Connection managers (Openfire's `jabber:connectionmanager` protocol; decisions 0006, 0009):
-//! front processes that hold client sockets and carry their traffic over a few links to the
-//! server. `serve` is the server's link listener; `stream` makes each routed client an
-//! ordinary c2s session; `link` and `hub` (one CM's links and sessions, pinned) and `wire` are
-//! shared with the `rookery cm` process (crate rookery-cm), which is the other end.
+//! Connection managers (Openfire's `jabber:connectionmanager` protocol; decisions 0006,
+//! 0009): front processes that hold client sockets and carry their traffic over a few links to
+//! the server. `serve` is the server's link listener; `stream` makes each routed client an
+//! ordinary c2s session. The link itself (`link`, `hub`: one CM's links and sessions, pinned;
+//! `wire`) is rookery-transport's `cm`, shared with the `rookery cm` process (crate
+//! rookery-cm), which is the other end.
 
 mod dispatch;
 mod expire;
-pub mod hub;
-pub mod link;
 pub mod serve;
 pub mod stream;
-pub mod wire;
 
-use hub::Hub;
+use rookery_transport::cm::hub::Hub;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use stream::CmTx;

@@ -8,16 +8,18 @@
 //! within `[cm] resume_grace_secs`, the sessions close and the messages still queued for them
 //! go to offline storage.
 
-use super::hub::Hub;
-use super::link::{self, Link};
+use super::CmRegistry;
 use super::stream::CmTx;
-use super::{CmRegistry, wire};
-use crate::c2s::new_stream_id;
-use crate::stream::{ReadError, XmppStream, framer_stream_error, stream_error_xml};
 use rookery_core::Server;
 use rookery_proto::error::{StreamCondition, StreamError};
 use rookery_proto::ns;
 use rookery_proto::stanza::normalize_domain;
+use rookery_transport::cm::hub::Hub;
+use rookery_transport::cm::link::{self, Link};
+use rookery_transport::cm::wire;
+use rookery_transport::stream::{
+    ReadError, XmppStream, framer_stream_error, new_stream_id, stream_error_xml,
+};
 use rookery_xml::{Element, StreamEvent};
 use std::net::SocketAddr;
 use std::sync::Arc;

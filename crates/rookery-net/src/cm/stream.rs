@@ -8,12 +8,12 @@
 //! sent (the CM writes its own from the configuration IQ), and a stream restart after SASL is
 //! a header we synthesize, since the client's new header stays at the CM.
 
-use super::hub::Hub;
 use crate::c2s::io::ClientIo;
-use crate::stream::{ReadError, stream_error_xml};
 use bytes::Bytes;
 use rookery_proto::error::StreamError;
 use rookery_proto::ns;
+use rookery_transport::cm::hub::Hub;
+use rookery_transport::stream::{ReadError, stream_error_xml};
 use rookery_xml::{Element, FramerError, Limits, StreamEvent, StreamHeader};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -66,7 +66,7 @@ impl CmStream {
             domain,
             peer_closed: false,
             closed: false,
-            write_timeout_secs: crate::stream::WRITE_TIMEOUT_SECS,
+            write_timeout_secs: rookery_transport::stream::WRITE_TIMEOUT_SECS,
         };
         s.push_header();
         s
@@ -182,7 +182,13 @@ impl ClientIo for CmStream {
             return;
         }
         let mut b = Vec::with_capacity(256);
-        super::wire::write_route(&mut b, &self.domain, &self.hub.name, &self.streamid, el);
+        rookery_transport::cm::wire::write_route(
+            &mut b,
+            &self.domain,
+            &self.hub.name,
+            &self.streamid,
+            el,
+        );
         self.push_el(b);
     }
     async fn flush(&mut self) -> std::io::Result<()> {
@@ -193,7 +199,7 @@ impl ClientIo for CmStream {
         if !self.peer_closed {
             let raw = stream_error_xml(err);
             let mut b = Vec::new();
-            super::wire::write_route_raw(
+            rookery_transport::cm::wire::write_route_raw(
                 &mut b,
                 &self.domain,
                 &self.hub.name,
@@ -211,13 +217,13 @@ impl ClientIo for CmStream {
         self.closed = true;
         if !self.peer_closed {
             // Server-initiated close (kick, conflict, shutdown): the CM closes the client.
-            let iq = super::wire::session_iq(
+            let iq = rookery_transport::cm::wire::session_iq(
                 "set",
                 &format!("close-{}", self.streamid),
                 &self.streamid,
                 Some(Element::new("close", ns::CM)),
             );
-            self.push_el(super::wire::to_link_bytes(&iq));
+            self.push_el(rookery_transport::cm::wire::to_link_bytes(&iq));
         }
         let _ = self.write_out().await;
     }
@@ -226,7 +232,7 @@ impl ClientIo for CmStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cm::link::Link;
+    use rookery_transport::cm::link::Link;
 
     /// Regression: a flush of several stanzas was queued as one link item while the CM counts
     /// elements, so its acknowledgements ran ahead of our sequence numbers and a dropped link

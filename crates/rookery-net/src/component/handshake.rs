@@ -6,12 +6,12 @@
 //! nothing yet: the caller binds the domain first, so a `conflict` can still be reported before
 //! the component believes it is connected.
 
-use crate::stream::{ReadError, XmppStream, framer_stream_error};
 use rookery_core::Server;
 use rookery_proto::component::verify_handshake;
 use rookery_proto::error::{StreamCondition, StreamError};
 use rookery_proto::ns;
 use rookery_proto::stanza::normalize_domain;
+use rookery_transport::stream::{ReadError, XmppStream, framer_stream_error};
 use rookery_xml::{Element, StreamEvent};
 use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -29,7 +29,7 @@ where
 {
     // Counted from connect, like c2s and s2s authentication.
     let deadline = Instant::now() + server.config().limits.auth_timeout();
-    let stream_id = crate::c2s::new_stream_id();
+    let stream_id = rookery_transport::stream::new_stream_id();
     let header = tokio::select! {
         _ = server.shutdown_token().cancelled() => {
             return fail(stream, &stream_id, StreamError::new(StreamCondition::SystemShutdown)).await;

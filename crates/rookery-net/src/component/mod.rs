@@ -11,9 +11,7 @@
 mod handshake;
 mod link;
 
-use crate::limits::UnauthGuard;
 use crate::shaper::Shaper;
-use crate::stream::{ReadError, XmppStream, framer_stream_error};
 use link::Link;
 use rookery_config::PeerKind;
 use rookery_core::Server;
@@ -21,6 +19,8 @@ use rookery_core::components::{BindError, ComponentLink};
 use rookery_proto::error::{StanzaError, StreamCondition, StreamError};
 use rookery_proto::ns;
 use rookery_proto::stanza::{Jid, Stanza, StanzaParseError};
+use rookery_transport::limits::UnauthGuard;
+use rookery_transport::stream::{ReadError, XmppStream, framer_stream_error};
 use rookery_xml::{Element, StreamEvent};
 use std::net::SocketAddr;
 use std::sync::Arc;

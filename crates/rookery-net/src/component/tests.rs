@@ -4,11 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::{serve_with, within_domain};
-use crate::limits::UnauthLimiter;
-use crate::stream::XmppStream;
 use rookery_config::{ComponentConfig, Config};
 use rookery_core::Server;
 use rookery_proto::ns;
+use rookery_transport::limits::UnauthLimiter;
+use rookery_transport::stream::XmppStream;
 use rookery_xml::StreamEvent;
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,12 +7,12 @@
 
 use super::sasl::{DIGEST_MD5, SCRAM, Sasl, authenticate};
 use super::table::Acl;
-use crate::limits::UnauthGuard;
-use crate::stream::{ReadError, XmppStream, framer_stream_error};
 use rookery_core::Server;
 use rookery_proto::error::{StreamCondition, StreamError};
 use rookery_proto::ns;
 use rookery_proto::sasl::SaslFailure;
+use rookery_transport::limits::UnauthGuard;
+use rookery_transport::stream::{ReadError, XmppStream, framer_stream_error};
 use rookery_xml::{Element, StreamEvent};
 use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -192,7 +192,7 @@ async fn send_header<IO>(stream: &mut XmppStream<IO>)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let id = crate::c2s::new_stream_id();
+    let id = rookery_transport::stream::new_stream_id();
     let _ = stream
         .send_header(&[("id", id.as_str()), ("version", "1.0")])
         .await;

@@ -20,11 +20,11 @@ mod wire;
 pub use link::multi_index;
 pub use table::{Acl, BindRequest, Refusal, RouterHub, parse_name};
 
-use crate::limits::UnauthGuard;
-use crate::stream::{ReadError, XmppStream, framer_stream_error};
-use crate::tls::TlsContext;
 use rookery_core::Server;
 use rookery_proto::error::{StreamCondition, StreamError};
+use rookery_transport::limits::UnauthGuard;
+use rookery_transport::stream::{ReadError, XmppStream, framer_stream_error};
+use rookery_transport::tls::TlsContext;
 use rookery_xml::{Element, StreamEvent};
 use std::collections::VecDeque;
 use std::net::SocketAddr;

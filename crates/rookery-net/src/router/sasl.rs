@@ -6,7 +6,6 @@
 
 use super::auth::read_element;
 use super::table::Acl;
-use crate::stream::XmppStream;
 use rookery_config::RouterUser;
 use rookery_core::Server;
 use rookery_proto::ns;
@@ -15,6 +14,7 @@ use rookery_proto::sasl::{
     self, ChannelBindings, Credentials, DEFAULT_ITERATIONS, Mechanism, SaslConfig, SaslFailure,
     SaslSession, Step,
 };
+use rookery_transport::stream::XmppStream;
 use rookery_xml::Element;
 use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -130,7 +130,9 @@ where
     // the same way as a wrong secret.
     let secret = user
         .as_ref()
-        .map_or_else(crate::c2s::new_stream_id, |u| u.secret.clone());
+        .map_or_else(rookery_transport::stream::new_stream_id, |u| {
+            u.secret.clone()
+        });
     // `verify` fails only when the response does not match the secret.
     let rspauth = ex
         .verify(&parsed, &secret)

@@ -4,12 +4,12 @@
 //! boxed so STARTTLS can replace it mid-stream.
 
 use super::{Failure, S2s};
-use crate::stream::{ReadError, XmppStream};
 use rookery_config::S2sPolicy;
 use rookery_core::Server;
 use rookery_proto::error::{StreamCondition, StreamError};
 use rookery_proto::ns;
 use rookery_tls::CertError;
+use rookery_transport::stream::{ReadError, XmppStream};
 use rookery_xml::{Element, StreamEvent};
 use rustls_pki_types::{ServerName, UnixTime};
 use std::net::SocketAddr;

@@ -8,11 +8,11 @@
 use super::connect::{self, BoxIo, OutStream};
 use super::pool::Pair;
 use super::{Failure, S2s};
-use crate::stream::XmppStream;
 use rookery_core::Server;
 use rookery_proto::dialback::{self, DbKind, DbType, Dialback, Pending};
 use rookery_proto::ns;
 use rookery_proto::stanza::Stanza;
+use rookery_transport::stream::XmppStream;
 use rookery_xml::{Element, StreamEvent};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -117,7 +117,7 @@ async fn unauthenticated_links_are_capped_per_address_until_they_log_in() {
 async fn legacy_xep0114_headers_are_sent_to_a_component_listener() {
     let r = client::start().await;
     let tcp = tokio::net::TcpStream::connect(r.addr).await.unwrap();
-    let mut s = rookery_net::stream::XmppStream::new(tcp, rookery_xml::Limits::default(), NS);
+    let mut s = rookery_transport::stream::XmppStream::new(tcp, rookery_xml::Limits::default(), NS);
     s.queue_raw(
         b"<stream:stream xmlns='jabber:component:accept' \
           xmlns:stream='http://etherx.jabber.org/streams' to='legacy.test'>",

@@ -6,7 +6,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use rookery_config::{Config, ListenerKind};
-use rookery_net::stream::XmppStream;
+use rookery_transport::stream::XmppStream;
 use rookery_xml::{Element, StreamEvent};
 use std::net::SocketAddr;
 use std::sync::Arc;

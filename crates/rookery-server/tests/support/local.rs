@@ -115,7 +115,7 @@ pub async fn raw_connect(addr: SocketAddr, content_ns: &'static str) -> RawPeer 
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let io: Box<dyn Io> = Box::new(tcp);
     RawPeer {
-        stream: rookery_net::stream::XmppStream::new(
+        stream: rookery_transport::stream::XmppStream::new(
             io,
             rookery_xml::Limits::default(),
             content_ns,

@@ -5,12 +5,12 @@
 
 use super::{In, Next};
 use crate::s2s::{S2s, verify};
-use crate::stream::XmppStream;
 use rookery_core::Server;
 use rookery_proto::dialback::{self, DbKind, DbType, Dialback};
 use rookery_proto::error::{Condition, StanzaError};
 use rookery_proto::ns;
 use rookery_tls::CertError;
+use rookery_transport::stream::XmppStream;
 use rookery_xml::Element;
 use rustls_pki_types::UnixTime;
 use tokio::io::{AsyncRead, AsyncWrite};

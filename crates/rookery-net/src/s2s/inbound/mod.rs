@@ -9,7 +9,6 @@ mod auth;
 
 use super::S2s;
 use crate::shaper::Shaper;
-use crate::stream::{ReadError, XmppStream, framer_stream_error};
 use auth::{Checked, cert_valid, external, on_dialback, verdict};
 use rookery_config::PeerKind;
 use rookery_core::Server;
@@ -17,6 +16,7 @@ use rookery_proto::dialback::{DbParseError, Dialback};
 use rookery_proto::error::{StreamCondition, StreamError};
 use rookery_proto::ns;
 use rookery_proto::stanza::{Stanza, StanzaParseError, normalize_domain};
+use rookery_transport::stream::{ReadError, XmppStream, framer_stream_error};
 use rookery_xml::{Element, StreamEvent};
 use rustls_pki_types::CertificateDer;
 use std::collections::HashSet;
@@ -359,7 +359,7 @@ async fn send_header<IO>(
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    st.stream_id = crate::c2s::new_stream_id();
+    st.stream_id = rookery_transport::stream::new_stream_id();
     let from = if st.header_to.is_empty() {
         server
             .config()

@@ -1,6 +1,8 @@
-//! A framed XMPP stream over any byte transport (TCP, TLS; later a connection-manager link or a
-//! WebSocket adapter): bytes in → `Framer` → `StreamEvent`s; elements out → serialized into one
-//! write buffer. Used by the c2s actor (and later s2s/component actors); knows no protocol rules.
+//! A framed XMPP stream over any byte transport (TCP, TLS; later a WebSocket adapter): bytes
+//! in → `Framer` → `StreamEvent`s; elements out → serialized into one write buffer. Used by the
+//! server's stream actors (rookery-net: c2s, s2s, components, connection-manager and router
+//! links) and by the connection manager (rookery-cm); knows no protocol rules. Also the fresh
+//! stream ids every one of them hands out.
 
 use rookery_proto::error::StreamError;
 use rookery_proto::ns;
@@ -36,7 +38,7 @@ const KEEP_WRITE_BUF: usize = 16 * 1024;
 /// How long one write may take before the peer is considered not to be reading (unless the
 /// stream was given its own bound: `set_write_timeout`).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(WRITE_TIMEOUT_SECS as u64);
-pub(crate) const WRITE_TIMEOUT_SECS: u32 = 30;
+pub const WRITE_TIMEOUT_SECS: u32 = 30;
 
 pub struct XmppStream<IO> {
     io: IO,
@@ -259,4 +261,13 @@ pub fn framer_stream_error(e: &FramerError) -> StreamError {
         e.condition(),
     ))
     .with_text(e.to_string())
+}
+
+/// A fresh stream id: 128 bits from the OS RNG (RFC 6120 §4.7.3 wants it unpredictable).
+pub fn new_stream_id() -> String {
+    let mut b = [0u8; 16];
+    // No RNG means no safe ids: abort the connection task rather than use a guessable one.
+    #[allow(clippy::expect_used)]
+    getrandom::fill(&mut b).expect("OS random number generator unavailable");
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
