@@ -1,7 +1,8 @@
 //! What c2s negotiation and the bound session actor need of a client's stream. Two kinds of
-//! stream implement it: `XmppStream<IO>` for a client on its own socket (TCP or TLS), and
-//! `cm::CmStream` for a client behind a connection manager, whose elements arrive wrapped in
-//! `<route>` on a link shared with other clients. Everything above this trait — header checks,
+//! stream implement it: `XmppStream<IO>` for a client on its own socket (TCP or TLS), here; and
+//! a client behind a connection manager, whose elements arrive wrapped in `<route>` on a link
+//! shared with other clients (implemented in `cm/stream.rs`, which hands it to
+//! `c2s::serve_routed`; c2s never names it). Everything above this trait — header checks,
 //! SASL, bind, the session actor — is the same code for both, which is what makes a CM-routed
 //! client an ordinary session.
 

@@ -1,8 +1,9 @@
 //! Client-to-server connections (RFC 6120): one task per connection. `serve_connection` takes an
 //! accepted socket through stream negotiation — header checks, STARTTLS (or Direct TLS), SASL,
 //! resource binding — and then hands the bound session to `session::run`, the actor that ties the
-//! socket to the core `Server`. Negotiation is generic over the transport so the same code runs
-//! on TCP and on TLS.
+//! socket to the core `Server`. Negotiation is generic over the transport (`io::ClientIo`) so
+//! the same code runs on TCP, on TLS and on a client routed by a connection manager
+//! (`serve_routed`).
 
 mod auth;
 mod bind;
@@ -133,13 +134,15 @@ async fn accept_tls(
     }
 }
 
-/// Entry point for a client behind a connection manager (its `create` arrived on a link): the
-/// same negotiation and session as a direct client, over the routed stream. The CM enforces
-/// the TLS policy of the configuration IQ before it routes anything, so the stream counts as
-/// encrypted; there is no channel binding (the TLS session is the CM's).
-pub async fn serve_routed(
+/// Entry point for a client whose stream a front process routes to us over its own transport
+/// (a connection manager's link: `cm/dispatch.rs` calls this with its `ClientIo` when a
+/// `create` arrives): the same negotiation and session as a direct client. The front process
+/// terminates the client's TLS and enforces the TLS policy before it routes anything, so the
+/// stream counts as encrypted; there is no channel binding (the TLS session is not ours), and
+/// the front process counts unauthenticated connections itself.
+pub(crate) async fn serve_routed<S: ClientIo>(
     server: Server,
-    stream: crate::cm::stream::CmStream,
+    stream: S,
     peer: SocketAddr,
     stream_id: String,
 ) {
