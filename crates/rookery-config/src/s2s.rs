@@ -76,11 +76,11 @@ pub struct StaticRoute {
     pub direct_tls: bool,
 }
 
-/// The effective policy for one remote domain.
+/// The effective policy for one remote domain. `require_tls` is not here: it applies to every
+/// domain, and rookery-net reads it in one place (s2s `TlsPolicy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct S2sPolicy {
     pub allowed: bool,
-    pub require_tls: bool,
     pub require_valid_certs: bool,
     pub allow_dialback: bool,
 }
@@ -119,7 +119,6 @@ impl S2sConfig {
             .find(|d| d.domain.eq_ignore_ascii_case(remote));
         S2sPolicy {
             allowed,
-            require_tls: self.require_tls,
             require_valid_certs: over
                 .and_then(|d| d.require_valid_certs)
                 .unwrap_or(self.require_valid_certs),

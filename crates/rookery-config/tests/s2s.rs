@@ -26,7 +26,8 @@ fn check_err(text: &str, line: usize, key: &str, needle: &str) {
 fn defaults_federate_with_dialback_over_tls() {
     let c = parse("").unwrap();
     let p = c.s2s.policy("b.test");
-    assert!(p.allowed && p.require_tls && p.allow_dialback && !p.require_valid_certs);
+    assert!(c.s2s.require_tls);
+    assert!(p.allowed && p.allow_dialback && !p.require_valid_certs);
     assert_eq!(c.s2s.queue_max, 2000);
     assert_eq!(c.s2s.connect_timeout().as_secs(), 10);
     assert_eq!(c.s2s.idle_timeout().as_secs(), 1800);

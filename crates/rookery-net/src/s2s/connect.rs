@@ -3,8 +3,7 @@
 //! outgoing stream (`outbound`) and by the dialback verify client (`verify`). The transport is
 //! boxed so STARTTLS can replace it mid-stream.
 
-use super::{Failure, S2s};
-use rookery_config::S2sPolicy;
+use super::{Failure, S2s, TlsPolicy};
 use rookery_core::Server;
 use rookery_proto::error::{StreamCondition, StreamError};
 use rookery_proto::ns;
@@ -108,7 +107,7 @@ impl From<&str> for Attempt {
 }
 
 /// Resolves, connects and opens a stream `local` → `remote`; returns after the features of the
-/// final (TLS-protected, per policy) stream. When every candidate fails, the one that got
+/// final (TLS-protected, per `TlsPolicy`) stream. When every candidate fails, the one that got
 /// furthest decides the failure: a stream that could not be set up, else a connect timeout,
 /// else no connection at all.
 pub(crate) async fn open(
@@ -116,11 +115,10 @@ pub(crate) async fn open(
     server: &Server,
     local: &str,
     remote: &str,
-    policy: S2sPolicy,
 ) -> Result<OutStream, Failure> {
     let mut failure: Option<Failure> = None;
     for (addr, direct) in candidates(s2s, server, remote).await? {
-        let attempt = match open_one(s2s, server, local, remote, addr, direct, policy).await {
+        let attempt = match open_one(s2s, server, local, remote, addr, direct).await {
             Ok(s) => return Ok(s),
             Err(a) => a,
         };
@@ -150,7 +148,6 @@ async fn open_one(
     remote: &str,
     addr: SocketAddr,
     direct_tls: bool,
-    policy: S2sPolicy,
 ) -> Result<OutStream, Attempt> {
     let tcp = tokio::time::timeout(STEP, TcpStream::connect(addr))
         .await
@@ -184,7 +181,7 @@ async fn open_one(
             cert = Some(c);
             continue;
         }
-        if !tls && policy.require_tls {
+        if !TlsPolicy::of(server).allows_auth(tls) {
             stream
                 .fail(
                     &StreamError::new(StreamCondition::PolicyViolation)

@@ -13,6 +13,7 @@ mod connect;
 pub mod inbound;
 pub mod outbound;
 pub mod pool;
+mod tls_policy;
 mod verify;
 
 use rookery_core::Server;
@@ -21,6 +22,7 @@ use rookery_proto::error::{Condition, StanzaError};
 use rookery_proto::stanza::Stanza;
 use rookery_tls::{CertStore, S2sTrust};
 use std::sync::Arc;
+pub(crate) use tls_policy::TlsPolicy;
 use tokio_rustls::TlsAcceptor;
 
 /// Why an outgoing stream could not be set up; decides the bounce condition. The strings carry

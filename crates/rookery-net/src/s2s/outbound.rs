@@ -81,7 +81,7 @@ pub(crate) async fn authenticate(
         }
     }
     let policy = server.config().s2s.policy(remote);
-    let mut out = connect::open(s2s, server, local, remote, policy).await?;
+    let mut out = connect::open(s2s, server, local, remote).await?;
     let cert_ok = matches!(out.cert, Some(Ok(())));
     if !cert_ok && policy.require_valid_certs {
         let why = match &out.cert {

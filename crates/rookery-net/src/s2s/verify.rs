@@ -52,8 +52,7 @@ async fn ask(
     id: &str,
     key: &str,
 ) -> Result<DbType, Failure> {
-    let policy = server.config().s2s.policy(originating);
-    let mut out = connect::open(s2s, server, receiving, originating, policy).await?;
+    let mut out = connect::open(s2s, server, receiving, originating).await?;
     let req = Dialback {
         kind: DbKind::Verify,
         from: receiving.to_owned(),

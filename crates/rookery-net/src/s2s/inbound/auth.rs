@@ -4,7 +4,7 @@
 //! authoritative server we answer `db:verify` for our own keys. Part of `inbound`.
 
 use super::{In, Next};
-use crate::s2s::{S2s, verify};
+use crate::s2s::{S2s, TlsPolicy, verify};
 use rookery_core::Server;
 use rookery_proto::dialback::{self, DbKind, DbType, Dialback};
 use rookery_proto::error::{Condition, StanzaError};
@@ -153,7 +153,7 @@ where
                     Condition::Forbidden,
                     "dialback from this domain is not allowed",
                 ))
-            } else if server.config().s2s.require_tls && !st.tls {
+            } else if !TlsPolicy::of(server).allows_auth(st.tls) {
                 Some(refuse(
                     Condition::PolicyViolation,
                     "TLS is required before dialback",

@@ -7,7 +7,7 @@
 
 mod auth;
 
-use super::S2s;
+use super::{S2s, TlsPolicy};
 use crate::shaper::Shaper;
 use auth::{Checked, cert_valid, external, on_dialback, verdict};
 use rookery_config::PeerKind;
@@ -322,16 +322,16 @@ where
         .header_from
         .as_deref()
         .map(|d| server.config().s2s.policy(d));
-    let require_tls = server.config().s2s.require_tls;
+    let tls_policy = TlsPolicy::of(server);
     if !st.tls {
         let mut tls = Element::new("starttls", ns::TLS);
-        if require_tls {
+        if tls_policy.tls_required() {
             tls.append_child(Element::new("required", ns::TLS));
         }
         f.append_child(tls);
     }
     let authed = st.sasl_done;
-    if !authed && (st.tls || !require_tls) {
+    if !authed && tls_policy.allows_auth(st.tls) {
         // XEP-0178: offer EXTERNAL only when the certificate proves the claimed sender.
         if let Some(from) = &st.header_from
             && cert_valid(s2s, st, from).is_ok()
