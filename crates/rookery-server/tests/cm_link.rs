@@ -1006,6 +1006,68 @@ async fn shutdown_sends_system_shutdown_on_every_link() {
 
 // Resume (urn:rookery:cm:0) -------------------------------------------------------------------
 
+/// Regression (the interop test `test_a_cut_link_loses_and_reorders_nothing` saw one message
+/// twice about one run in ten): the CM resumed a link while the server still had unread bytes
+/// of it; the server's old reader went on taking them after it had reported its count in
+/// `<resumed h/>`, and the CM resent them. Here the old link stays open with a burst in
+/// flight when the resume arrives: whatever count the server reports, each message must
+/// reach the recipient exactly once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resuming_a_link_with_unread_bytes_delivers_each_element_once() {
+    let s = start("", "").await;
+    support::account(s.server(), "romeo@localhost").await;
+    let mut juliet = s.client("juliet", "j").await;
+    let (mut l1, _) = CmLink::connect(cm_addr(&s), "cm1/w1").await;
+    l1.login("cm1-r", "romeo", "r").await;
+    let before = l1.sent;
+    const N: u64 = 400;
+    let msg = |i: u64| {
+        format!(
+            "<message xmlns='jabber:client' to='juliet@localhost/j' id='m{i}'><body>{i}</body></message>"
+        )
+    };
+    for i in 1..=N {
+        l1.route("cm1-r", &msg(i)).await;
+    }
+    // At once, with l1 still open and its burst not yet all read by the server.
+    let (mut l2, _) = CmLink::connect(cm_addr(&s), "cm1/w2").await;
+    l2.p.raw(&format!(
+        "<resume xmlns='{}' previd='{}' h='{}'/>",
+        ns::ROOKERY_CM,
+        l1.id,
+        l1.got
+    ))
+    .await;
+    let r = l2.next(10).await;
+    assert!(r.is("resumed", ns::ROOKERY_CM), "{}", r.to_xml());
+    let taken: u64 = r.attr("h").unwrap().parse().unwrap();
+    assert!(taken >= before && taken <= before + N, "h={taken}");
+    // As a CM does: resend everything after what the server says it took.
+    for i in (taken - before + 1)..=N {
+        l2.route("cm1-r", &msg(i)).await;
+    }
+    for i in 1..=N {
+        let got = next_non_presence(&mut juliet, 10).await;
+        assert_eq!(
+            got.attr("id"),
+            Some(format!("m{i}").as_str()),
+            "{}",
+            got.to_xml()
+        );
+    }
+    juliet
+        .raw("<iq type='get' id='p' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    let got = next_non_presence(&mut juliet, 10).await;
+    assert_eq!(
+        got.attr("id"),
+        Some("p"),
+        "nothing after m{N}: {}",
+        got.to_xml()
+    );
+    drop(l1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_resends_exactly_the_unacknowledged_tail_in_order() {
     let s = start("", "").await;

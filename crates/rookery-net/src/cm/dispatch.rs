@@ -47,9 +47,14 @@ pub(super) async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
                 return false;
             }
         };
-        // Counted before it is handled: handling always completes once started (this task is
-        // only stopped between elements), so an ack or `<resumed h/>` never claims less than
-        // was taken, and a resumed tail never repeats an element.
+        // Counted before it is handled, within the reader's turn: handling always completes
+        // once started (this task is only stopped between elements), so an ack or
+        // `<resumed h/>` never claims less than was taken; and once the CM resumed this link
+        // elsewhere (`Link::seal`), nothing more is taken from it, so a resumed tail never
+        // repeats an element.
+        let Some(_turn) = link.read_turn().await else {
+            return false;
+        };
         if wire::is_reliable(&el) {
             link.note_received();
         }
@@ -77,7 +82,7 @@ async fn on_element(server: &Server, hub: &Arc<Hub<CmTx>>, link: &Arc<Link>, el:
             true
         }
         (ns::ROOKERY_CM, "resume") => {
-            on_resume(hub, link, &el);
+            on_resume(hub, link, &el).await;
             true
         }
         (ns::STREAM, "error") => false,
@@ -241,7 +246,7 @@ async fn on_iq(server: &Server, hub: &Arc<Hub<CmTx>>, link: &Arc<Link>, el: Elem
 }
 
 /// `<resume previd h/>`: the CM moves a dead link's traffic onto this one.
-fn on_resume(hub: &Arc<Hub<CmTx>>, link: &Arc<Link>, el: &Element) {
+async fn on_resume(hub: &Arc<Hub<CmTx>>, link: &Arc<Link>, el: &Element) {
     let (Some(previd), Some(h)) = (el.attr("previd"), wire::h_attr(el)) else {
         return;
     };
@@ -254,12 +259,22 @@ fn on_resume(hub: &Arc<Hub<CmTx>>, link: &Arc<Link>, el: &Element) {
         link.push_control(&wire::link_ext("resumed", previd, Some(our_h)));
         return;
     }
-    let Some(our_h) = hub.link(previd).map(|l| l.received()) else {
+    let Some(dead) = hub.link(previd) else {
         link.push_control(&wire::link_ext("failed", previd, None));
         return;
     };
+    // The old connection may still hold bytes we have not read: stop its reader first, so
+    // the count we report is final (the CM resends everything after it).
+    let our_h = dead.seal().await;
     let answer = wire::link_ext("resumed", previd, Some(our_h));
-    if let Some(r) = hub.resume(previd, link, h, Some(&answer)) {
-        tracing::info!(cm = %hub.name, from = %previd, onto = %link.address, sessions = r.moved, what = "cm-link-resumed", "link traffic resumed on another link");
+    match hub.resume(previd, link, h, Some(&answer)) {
+        Some(r) => {
+            tracing::info!(cm = %hub.name, from = %previd, onto = %link.address, sessions = r.moved, what = "cm-link-resumed", "link traffic resumed on another link");
+        }
+        // Another `<resume/>` for the same link finished while we waited for the seal.
+        None => match hub.already_resumed(previd) {
+            Some(our_h) => link.push_control(&wire::link_ext("resumed", previd, Some(our_h))),
+            None => link.push_control(&wire::link_ext("failed", previd, None)),
+        },
     }
 }

@@ -51,6 +51,11 @@ pub struct Link {
     wake: Notify,
     drained: Notify,
     alive: AtomicBool,
+    /// The link's traffic moved to another link (`seal`): its reader takes no more elements.
+    sealed: AtomicBool,
+    /// Held by the reader while it takes one element in (counts and handles it), so `seal`
+    /// can wait for the element in hand.
+    reading: tokio::sync::Mutex<()>,
     /// Reliable elements received on this link (what `<a h/>` and `<resume h/>` report).
     received: AtomicU64,
     acked_sent: AtomicU64,
@@ -71,6 +76,8 @@ impl Link {
             wake: Notify::new(),
             drained: Notify::new(),
             alive: AtomicBool::new(true),
+            sealed: AtomicBool::new(false),
+            reading: tokio::sync::Mutex::new(()),
             received: AtomicU64::new(0),
             acked_sent: AtomicU64::new(0),
             closed: CancellationToken::new(),
@@ -188,6 +195,25 @@ impl Link {
 
     pub fn received(&self) -> u64 {
         self.received.load(Ordering::Acquire)
+    }
+
+    /// The reader's turn for one element: count it and handle it while holding the guard.
+    /// `None` once the link is sealed: the element must be dropped (the peer sends it again
+    /// on the link that took over, counting from what `seal` reported).
+    pub async fn read_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        let turn = self.reading.lock().await;
+        (!self.sealed.load(Ordering::Acquire)).then_some(turn)
+    }
+
+    /// Stops this link's reader from taking further elements and waits until it is done with
+    /// the one in hand; returns how many reliable elements it took, which stays final. The
+    /// peer resumes the link elsewhere and resends everything after that count: without the
+    /// seal, bytes still buffered on the old connection could be read and handled after the
+    /// count was reported, and reach their recipient twice.
+    pub async fn seal(&self) -> u64 {
+        self.sealed.store(true, Ordering::Release);
+        drop(self.reading.lock().await);
+        self.received()
     }
 
     /// Marks the socket gone: the writer stops, queued elements stay for `take_tail`.
@@ -400,6 +426,34 @@ mod tests {
         assert_eq!(batch, vec![b("1")]);
         link.push(b("2"));
         assert_eq!(link.take_tail(0), vec![b("2")]);
+    }
+
+    #[tokio::test]
+    async fn a_sealed_link_takes_nothing_more_and_seal_waits_for_the_element_in_hand() {
+        let link = Link::new("l1".into(), "cm/1".into());
+        let turn = link.read_turn().await.expect("open link");
+        link.note_received();
+        // The reader holds its turn (handling an element): seal waits for it.
+        let sealing = tokio::spawn({
+            let link = link.clone();
+            async move { link.seal().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(
+            !sealing.is_finished(),
+            "seal returned while an element was in hand"
+        );
+        drop(turn);
+        assert_eq!(
+            sealing.await.unwrap(),
+            1,
+            "the count includes the element in hand"
+        );
+        assert!(
+            link.read_turn().await.is_none(),
+            "no element after the seal"
+        );
+        assert_eq!(link.received(), 1);
     }
 
     #[tokio::test]
