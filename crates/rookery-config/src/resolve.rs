@@ -304,6 +304,16 @@ impl Cx<'_> {
         if c2s.max_resources == 0 {
             return Err(self.at(&k.key("max_resources"), "must be at least 1"));
         }
+        for (name, value) in [
+            ("sm_request_after", u64::from(c2s.sm_request_after)),
+            ("sm_request_after_secs", c2s.sm_request_after_secs),
+            ("sm_ack_timeout_secs", c2s.sm_ack_timeout_secs),
+            ("sm_max_unacked", c2s.sm_max_unacked as u64),
+        ] {
+            if value == 0 {
+                return Err(self.at(&k.key(name), "must be at least 1"));
+            }
+        }
         if c2s.ping_interval_secs > 0 && c2s.ping_timeout_secs == 0 {
             return Err(self.at(
                 &k.key("ping_timeout_secs"),

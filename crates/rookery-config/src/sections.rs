@@ -71,6 +71,25 @@ pub struct C2sConfig {
     /// When absent (`None`): on if some host has only RSA certificates, where a resumption
     /// saves an RSA signature, off otherwise.
     pub tls_session_tickets: Option<bool>,
+    /// `sm_resume_window_secs` (integer, default `300`, like Prosody's; `0` = no resumption):
+    /// how long a stream-managed session (XEP-0198) whose connection was lost waits to be
+    /// resumed, keeping its presence and collecting what is sent to it. Offered to clients as
+    /// `<enabled max/>`. When it expires, what the session had not acknowledged goes to the
+    /// account's other resources or to offline storage.
+    pub sm_resume_window_secs: u64,
+    /// `sm_request_after` (integer ≥ 1, default `10`): the server asks a stream-managed client
+    /// to acknowledge (`<r/>`) once this many stanzas were sent to it since the last request.
+    pub sm_request_after: u32,
+    /// `sm_request_after_secs` (integer ≥ 1, default `5`): ... or once a stanza has waited this
+    /// long unacknowledged.
+    pub sm_request_after_secs: u64,
+    /// `sm_ack_timeout_secs` (integer ≥ 1, default `60`): a request left unanswered this long
+    /// means the connection is dead: the session waits to be resumed (if the client asked for
+    /// resumption) or ends.
+    pub sm_ack_timeout_secs: u64,
+    /// `sm_max_unacked` (integer ≥ 1, default `1000`): a client holding more unacknowledged
+    /// stanzas than this is closed with `<policy-violation/>` instead of letting its queue grow.
+    pub sm_max_unacked: usize,
 }
 
 impl Default for C2sConfig {
@@ -83,6 +102,11 @@ impl Default for C2sConfig {
             ping_interval_secs: 300,
             ping_timeout_secs: 60,
             tls_session_tickets: None,
+            sm_resume_window_secs: 300,
+            sm_request_after: 10,
+            sm_request_after_secs: 5,
+            sm_ack_timeout_secs: 60,
+            sm_max_unacked: 1000,
         }
     }
 }
@@ -96,6 +120,11 @@ impl C2sConfig {
     /// How long a pinged client has to answer.
     pub fn ping_timeout(&self) -> Duration {
         Duration::from_secs(self.ping_timeout_secs)
+    }
+
+    /// How long a lost stream-managed session waits to be resumed; `None` = no resumption.
+    pub fn sm_resume_window(&self) -> Option<Duration> {
+        (self.sm_resume_window_secs > 0).then(|| Duration::from_secs(self.sm_resume_window_secs))
     }
 }
 

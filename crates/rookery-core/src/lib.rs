@@ -12,6 +12,7 @@ pub mod hooks;
 mod mailbox;
 pub mod modules;
 mod registry;
+pub mod resume;
 pub mod server;
 pub mod session;
 pub mod session_id;
@@ -23,6 +24,7 @@ pub use hooks::{
     Targets,
 };
 pub use modules::{ModuleCx, ModuleError};
+pub use resume::{Parked, ResumeFailed};
 pub use server::Server;
 pub use session::{Session, SessionMsg};
 pub use session_id::{NodeName, SessionId};

@@ -204,6 +204,15 @@ impl Mailbox {
         Poll::Pending
     }
 
+    /// No actor drains the mailbox for now (a stream-managed session waiting to be resumed):
+    /// senders that would wait for room fail over at once instead, and a close asked of the
+    /// gone connection is forgotten.
+    pub(crate) fn park(&self) {
+        let mut s = self.lock();
+        s.stalled = true;
+        s.close_now = false;
+    }
+
     /// The actor's side: no more messages are accepted; queued ones can still be taken.
     pub(crate) fn close(&self) {
         self.lock().closed = true;

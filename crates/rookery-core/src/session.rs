@@ -58,6 +58,9 @@ struct HandleInner {
     state: Mutex<PresenceState>,
     /// In the registry (false before binding, after it ended, and once replaced).
     bound: AtomicBool,
+    /// A resumption (XEP-0198 §5) on another connection wants this session: its actor parks
+    /// it instead of ending it when it sees the close signal.
+    park_requested: AtomicBool,
 }
 
 /// Per-session state that routing reads.
@@ -97,6 +100,7 @@ impl Session {
             mailbox: Mailbox::new(capacity),
             state: Mutex::new(PresenceState::default()),
             bound: AtomicBool::new(false),
+            park_requested: AtomicBool::new(false),
         });
         let rx = SessionReceiver {
             rx: MailboxReceiver(inner.clone()),
@@ -127,6 +131,23 @@ impl Session {
         let mut guard = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut guard)
     }
+    /// Asks the actor to hand the session over to a resumption on another connection.
+    pub(crate) fn request_park(&self) {
+        self.inner.park_requested.store(true, Ordering::Release);
+        self.inner.mailbox.set_close_now();
+    }
+
+    /// Whether a resumption elsewhere asked for this session (the actor then parks it).
+    pub fn park_requested(&self) -> bool {
+        self.inner.park_requested.load(Ordering::Acquire)
+    }
+
+    /// No actor drains the mailbox for now (`Mailbox::park`); a new actor takes it over.
+    pub(crate) fn park_mailbox(&self) {
+        self.inner.park_requested.store(false, Ordering::Release);
+        self.inner.mailbox.park();
+    }
+
     pub(crate) fn resource(&self) -> &str {
         self.inner.jid.resource().as_str()
     }

@@ -130,6 +130,10 @@ impl<'a> Sessions<'a> {
         Sessions { server, registry }
     }
 
+    pub(crate) fn server(&self) -> &'a Server {
+        self.server
+    }
+
     // --- views -------------------------------------------------------------------------
 
     /// Every bound resource of an account, local ones first.

@@ -268,6 +268,9 @@ impl StreamCondition {
 pub struct StreamError {
     pub condition: StreamCondition,
     pub text: Option<String>,
+    /// An application-specific condition (RFC 6120 §4.9.4), e.g. XEP-0198's
+    /// `<handled-count-too-high/>`.
+    pub extra: Option<Box<Element>>,
 }
 
 impl StreamError {
@@ -275,10 +278,15 @@ impl StreamError {
         StreamError {
             condition,
             text: None,
+            extra: None,
         }
     }
     pub fn with_text(mut self, text: impl Into<String>) -> Self {
         self.text = Some(text.into());
+        self
+    }
+    pub fn with_extra(mut self, el: Element) -> Self {
+        self.extra = Some(Box::new(el));
         self
     }
     /// `<stream:error>`; the writer gives it the `stream:` prefix because its namespace is the
@@ -288,6 +296,9 @@ impl StreamError {
         el.append_child(Element::new(self.condition.as_str(), ns::STREAMS));
         if let Some(text) = &self.text {
             el.append_child(Element::new("text", ns::STREAMS).with_text(text.as_str()));
+        }
+        if let Some(extra) = &self.extra {
+            el.append_child(Element::clone(extra));
         }
         el
     }

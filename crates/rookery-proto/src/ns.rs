@@ -33,6 +33,8 @@ pub const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
 pub const DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
 pub const CAPS: &str = "http://jabber.org/protocol/caps";
 pub const PING: &str = "urn:xmpp:ping";
+/// XEP-0198 stream management.
+pub const SM: &str = "urn:xmpp:sm:3";
 pub const VERSION: &str = "jabber:iq:version";
 pub const TIME: &str = "urn:xmpp:time";
 pub const LAST: &str = "jabber:iq:last";

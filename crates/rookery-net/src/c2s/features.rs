@@ -74,6 +74,8 @@ pub(crate) async fn send<S: ClientIo>(
         }
     } else {
         f.append_child(Element::new("bind", ns::BIND));
+        // XEP-0198: stream management (enabled after binding, or resumed instead of it).
+        f.append_child(Element::new("sm", ns::SM));
         // RFC 6121 legacy session establishment, optional (draft-cridland-xmpp-session).
         f.append_child(
             Element::new("session", ns::SESSION).child(Element::new("optional", ns::SESSION)),

@@ -11,6 +11,8 @@ mod features;
 mod header;
 pub(crate) mod io;
 mod session;
+mod sm;
+mod sm_wire;
 
 use io::ClientIo;
 use rookery_core::Server;
@@ -170,8 +172,8 @@ async fn negotiate_and_run<S: ClientIo>(
 ) -> Option<(Box<S>, Conn)> {
     match Box::pin(negotiate(server, stream, conn)).await {
         Negotiated::StartTls(stream, conn) => Some((stream, conn)),
-        Negotiated::Bound(stream, handle, rx) => {
-            Box::pin(session::run(server.clone(), stream, handle, rx)).await;
+        Negotiated::Bound(stream, handle, rx, sm) => {
+            Box::pin(session::run(server.clone(), stream, handle, rx, sm)).await;
             None
         }
         Negotiated::Closed => None,
@@ -182,11 +184,12 @@ async fn negotiate_and_run<S: ClientIo>(
 enum Negotiated<S> {
     /// The client asked for STARTTLS (the caller wraps the transport and starts over).
     StartTls(Box<S>, Conn),
-    /// A resource is bound: the session takes over.
+    /// A resource is bound (or a stream-managed session resumed): the session takes over.
     Bound(
         Box<S>,
         rookery_core::Session,
         rookery_core::session::SessionReceiver,
+        Option<sm::Sm>,
     ),
     Closed,
 }
@@ -212,7 +215,7 @@ async fn negotiate<S: ClientIo>(
                 stream.restart();
                 continue;
             }
-            Restart::Bound(handle, rx) => return Negotiated::Bound(stream, handle, rx),
+            Restart::Bound(handle, rx, sm) => return Negotiated::Bound(stream, handle, rx, sm),
             Restart::Closed => return Negotiated::Closed,
         }
     }
@@ -224,6 +227,7 @@ enum Restart {
     Bound(
         rookery_core::Session,
         rookery_core::session::SessionReceiver,
+        Option<sm::Sm>,
     ),
     Closed,
 }
@@ -336,7 +340,7 @@ async fn step_until_restart<S: ClientIo>(
         if el.ns() == ns::CLIENT && el.name() == "iq" {
             if conn.authenticated.is_some() {
                 match bind::handle(server, stream, conn, &el).await {
-                    bind::Outcome::Bound(h, rx) => return Restart::Bound(h, rx),
+                    bind::Outcome::Bound(h, rx) => return Restart::Bound(h, rx, None),
                     bind::Outcome::Continue => continue,
                     bind::Outcome::Closed => return Restart::Closed,
                 }
@@ -347,6 +351,27 @@ async fn step_until_restart<S: ClientIo>(
                     Err(()) => return Restart::Closed,
                 }
             }
+        }
+        // XEP-0198 §5: a stream-managed session resumed instead of a resource bound.
+        if el.ns() == ns::SM
+            && let Some(account) = conn.authenticated.clone()
+        {
+            if el.name() == "resume" {
+                match sm_wire::resume(server, stream, &account, &el).await {
+                    sm_wire::Resumed::Session(h, rx, sm) => return Restart::Bound(h, rx, Some(sm)),
+                    sm_wire::Resumed::Failed => continue,
+                    sm_wire::Resumed::Closed => return Restart::Closed,
+                }
+            }
+            // <enable/> (or <r/>, <a/>) before a resource is bound.
+            if stream
+                .send(&sm::failed("unexpected-request", None))
+                .await
+                .is_err()
+            {
+                return Restart::Closed;
+            }
+            continue;
         }
         // RFC 6120 §6.4 / §4.9.3.12: nothing but negotiation before the session is bound.
         stream

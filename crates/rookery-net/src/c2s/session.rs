@@ -8,8 +8,13 @@
 //! While a stanza from the client is being routed, the actor keeps writing its own mailbox out:
 //! routing may wait for room in a recipient's full mailbox (backpressure, `mailbox.rs`), and two
 //! sessions flooding each other must not wait on each other.
+//!
+//! With XEP-0198 stream management (`sm.rs`, `sm_wire.rs`) every stanza written stays queued
+//! until the client acknowledges it; a connection lost while resumption is on parks the session
+//! in core (`rookery_core::resume`) instead of ending it.
 
 use super::io::ClientIo;
+use super::sm::Sm;
 use crate::shaper::Shaper;
 use rookery_config::PeerKind;
 use rookery_core::session::SessionReceiver;
@@ -25,9 +30,28 @@ use tokio::time::Instant;
 /// Mailbox messages written per flush, so one busy sender can't starve reads.
 const WRITE_BATCH: usize = 64;
 
-enum End {
+pub(crate) enum End {
     Clean,
+    /// Ended with a stream error of ours (or the client's): the session is over.
     Dropped,
+    /// The connection was lost (or taken over by a resumption): a resumable session parks.
+    Lost,
+}
+
+/// What the actor wrote and the client has not confirmed: with stream management the SM
+/// queue, else the stanzas of the batch being flushed.
+pub(crate) struct Out {
+    pub unflushed: Vec<Stanza>,
+    pub sm: Option<Sm>,
+}
+
+impl Out {
+    fn sent(&mut self, st: Stanza) {
+        match &mut self.sm {
+            Some(sm) => sm.on_sent(st, Instant::now()),
+            None => self.unflushed.push(st),
+        }
+    }
 }
 
 /// Memory: this future lives as long as the session, mostly idle, and stores inline whatever
@@ -39,6 +63,7 @@ pub(crate) async fn run<S: ClientIo>(
     mut stream: Box<S>,
     handle: Session,
     mut rx: SessionReceiver,
+    resumed: Option<Sm>,
 ) {
     let shutdown = server.shutdown_token().clone();
     let ping_every = server.config().c2s.ping_interval();
@@ -52,9 +77,20 @@ pub(crate) async fn run<S: ClientIo>(
     let mut last_read = Instant::now();
     let mut ping_pending: Option<(String, Instant)> = None;
     let mut ping_seq: u64 = 0;
-    // Stanzas written to the transport buffer but not yet flushed: if the write fails they go
-    // back to the router instead of being lost with the connection.
-    let mut unflushed: Vec<Stanza> = Vec::new();
+    // Stanzas written to the transport buffer but not yet flushed (or, with stream management,
+    // not yet acknowledged): if the connection fails they go back to the router instead of
+    // being lost with it.
+    let mut out = Out {
+        unflushed: Vec::new(),
+        sm: resumed,
+    };
+    if out.sm.is_some()
+        && Box::pin(super::sm_wire::resend(&mut *stream, &mut out))
+            .await
+            .is_err()
+    {
+        return Box::pin(end_session(server, handle, rx, out, End::Lost)).await;
+    }
 
     let end = 'outer: loop {
         // Process everything already buffered before waiting for more bytes, unless the
@@ -65,6 +101,20 @@ pub(crate) async fn run<S: ClientIo>(
                 break;
             }
             match stream.poll_event() {
+                Ok(Some(StreamEvent::Stanza(el))) if el.ns() == ns::SM => {
+                    if let Err(err) = Box::pin(super::sm_wire::on_element(
+                        &server,
+                        &mut *stream,
+                        &handle,
+                        &mut out,
+                        el,
+                    ))
+                    .await
+                    {
+                        Box::pin(stream.fail(&err)).await;
+                        break 'outer End::Dropped;
+                    }
+                }
                 Ok(Some(StreamEvent::Stanza(el))) => {
                     shaper.charge_stanza();
                     let routed =
@@ -83,12 +133,15 @@ pub(crate) async fn run<S: ClientIo>(
                             &mut *stream,
                             &handle,
                             &mut rx,
-                            &mut unflushed,
+                            &mut out,
                             st,
                         ))
                         .await
                     {
                         break 'outer end;
+                    }
+                    if let Some(sm) = &mut out.sm {
+                        sm.on_handled();
                     }
                 }
                 Ok(Some(StreamEvent::Close)) => {
@@ -125,6 +178,8 @@ pub(crate) async fn run<S: ClientIo>(
             next_tick
         };
         let next_tick = paused_until.map_or(next_tick, |p| next_tick.min(p));
+        let next_tick =
+            super::sm_wire::next_deadline(&server, &out).map_or(next_tick, |d| next_tick.min(d));
         let buffered_before = stream.buffered_len();
         tokio::select! {
             biased;
@@ -133,13 +188,11 @@ pub(crate) async fn run<S: ClientIo>(
                 break End::Clean;
             }
             _ = rx.close_now.raised() => {
-                Box::pin(stream.fail(&closed_by_server()))
-                    .await;
-                break End::Dropped;
+                break Box::pin(closed_by_server(&mut *stream, &handle)).await;
             }
             msg = rx.rx.recv() => {
                 let Some(msg) = msg else { break End::Dropped };
-                let batch = write_batch(&mut *stream, &server, &handle, &mut rx, &mut unflushed, msg);
+                let batch = write_batch(&mut *stream, &server, &handle, &mut rx, &mut out, msg);
                 if let Err(end) = Box::pin(batch).await {
                     break end;
                 }
@@ -155,7 +208,7 @@ pub(crate) async fn run<S: ClientIo>(
                         // Any traffic answers our liveness question.
                         ping_pending = None;
                     }
-                    Err(ReadError::Closed) => break End::Dropped,
+                    Err(ReadError::Closed) => break End::Lost,
                     Err(ReadError::Xml(e)) => {
                         Box::pin(stream.fail(&framer_stream_error(&e))).await;
                         break End::Dropped;
@@ -164,6 +217,10 @@ pub(crate) async fn run<S: ClientIo>(
             }
             _ = tokio::time::sleep_until(next_tick) => {
                 let now = Instant::now();
+                match Box::pin(super::sm_wire::on_tick(&server, &mut *stream, &handle, &mut out, now)).await {
+                    Ok(()) => {}
+                    Err(end) => break end,
+                }
                 if paused_until.is_some_and(|p| now >= p) {
                     paused_until = None;
                     // The client was not idle: we were not reading it.
@@ -178,7 +235,7 @@ pub(crate) async fn run<S: ClientIo>(
                 if let Some((_, deadline)) = &ping_pending {
                     if now >= *deadline {
                         Box::pin(stream.fail(&StreamError::new(StreamCondition::ConnectionTimeout))).await;
-                        break End::Dropped;
+                        break End::Lost;
                     }
                 } else if ping_every.is_some_and(|every| now >= last_read + every) {
                     ping_seq += 1;
@@ -190,35 +247,73 @@ pub(crate) async fn run<S: ClientIo>(
                         .with_attr("from", handle.jid().domain().as_str())
                         .child(Element::new("ping", ns::PING));
                     if Box::pin(stream.send(&ping)).await.is_err() {
-                        break End::Dropped;
+                        break End::Lost;
                     }
                     ping_pending = Some((id, now + ping_timeout));
                 }
             }
         }
     };
+    Box::pin(end_session(server, handle, rx, out, end)).await;
+}
+
+/// The connection is over: park a resumable session for a resumption, or end the session.
+async fn end_session(
+    server: Server,
+    handle: Session,
+    mut rx: SessionReceiver,
+    mut out: Out,
+    end: End,
+) {
+    if matches!(end, End::Lost)
+        && let Some(sm) = out.sm.take_if(|sm| sm.resumable)
+    {
+        match server.sessions().park(&handle, sm.park(rx)) {
+            Ok(()) => return,
+            Err(parked) => {
+                let (sm, back) = Sm::resumed(parked);
+                rx = back;
+                out.sm = Some(sm);
+            }
+        }
+    }
+    server.sessions().forget_resumption(&handle);
     // Out of the registry first, so nothing new is routed here as if it were available.
     let ended = server.sessions().unbind(&handle);
-    // Nothing accepted for this session is dropped with it: what was not written, or still
-    // waits in the mailbox, is routed again now that the resource is gone (to another resource
-    // or offline storage, RFC 6121 §8.5.3.2.1). A partly written batch may reach the client
-    // twice; clients dedupe by id, while a lost message has no remedy.
+    // Nothing accepted for this session is dropped with it: what was not written (or not
+    // acknowledged, with stream management), or still waits in the mailbox, is routed again
+    // now that the resource is gone (to another resource or offline storage, RFC 6121
+    // §8.5.3.2.1). A partly written batch may reach the client twice; clients dedupe by id,
+    // while a lost message has no remedy.
+    let mut left = out.sm.as_mut().map(Sm::take_unacked).unwrap_or_default();
+    left.append(&mut out.unflushed);
     rx.rx.close();
     while let Ok(msg) = rx.rx.try_recv() {
         if let SessionMsg::Stanza(st) = msg {
-            unflushed.push(*st);
+            left.push(*st);
         }
     }
     let ended = ended.map(|mut e| {
         e.clean = matches!(end, End::Clean);
         e
     });
-    Box::pin(finish(server, handle, unflushed, ended)).await;
+    Box::pin(finish(server, handle, left, ended)).await;
 }
 
-/// The stream error for a close the server asked for without waiting (`CloseSignal`).
-fn closed_by_server() -> StreamError {
-    StreamError::new(StreamCondition::PolicyViolation).with_text("session closed by the server")
+/// A close the server asked for without waiting (`CloseSignal`): a resumption of this session
+/// on another connection (XEP-0198 §5; the session then parks for it), or anything else
+/// (a stream error, and the session ends).
+async fn closed_by_server<S: ClientIo>(stream: &mut S, handle: &Session) -> End {
+    if handle.park_requested() {
+        let err = StreamError::new(StreamCondition::Conflict)
+            .with_text("the session was resumed on another connection");
+        stream.fail(&err).await;
+        return End::Lost;
+    }
+    let err = StreamError::new(StreamCondition::PolicyViolation)
+        .with_text("session closed by the server");
+    stream.fail(&err).await;
+    End::Dropped
 }
 
 /// Routes one stanza from the client while writing out what arrives in the session's own
@@ -231,7 +326,7 @@ async fn route_draining<S: ClientIo>(
     stream: &mut S,
     handle: &Session,
     rx: &mut SessionReceiver,
-    unflushed: &mut Vec<Stanza>,
+    out: &mut Out,
     st: Stanza,
 ) -> Result<(), End> {
     let mut route = Box::pin({
@@ -249,12 +344,11 @@ async fn route_draining<S: ClientIo>(
             }
             _ = rx.close_now.raised() => {
                 server.tasks().spawn(route);
-                Box::pin(stream.fail(&closed_by_server())).await;
-                return Err(End::Dropped);
+                return Err(Box::pin(closed_by_server(stream, handle)).await);
             }
             msg = rx.rx.recv() => {
                 let Some(msg) = msg else { return Err(End::Dropped) };
-                let batch = write_batch(stream, server, handle, rx, unflushed, msg);
+                let batch = write_batch(stream, server, handle, rx, out, msg);
                 if let Err(end) = Box::pin(batch).await {
                     server.tasks().spawn(route);
                     return Err(end);
@@ -272,7 +366,7 @@ async fn write_batch<S: ClientIo>(
     server: &Server,
     handle: &Session,
     rx: &mut SessionReceiver,
-    unflushed: &mut Vec<Stanza>,
+    out: &mut Out,
     first: SessionMsg,
 ) -> Result<(), End> {
     let mut next = Some(first);
@@ -283,7 +377,7 @@ async fn write_batch<S: ClientIo>(
                 // `Point::ToClient`: a module may hold or drop it (client state indication).
                 if let Some(st) = server.to_client(handle, *st) {
                     stream.queue(st.element());
-                    unflushed.push(st);
+                    out.sent(st);
                 }
             }
             SessionMsg::Close(err) => {
@@ -296,23 +390,36 @@ async fn write_batch<S: ClientIo>(
             next = rx.rx.try_recv().ok();
         }
     }
+    // Stream management: bound the unacknowledged queue, and ask for an acknowledgement
+    // with the batch when one is due.
+    if let Err(err) = super::sm_wire::after_batch(server, stream, handle, out) {
+        stream.fail(&err).await;
+        return Err(End::Dropped);
+    }
     // A client that stops reading blocks this write until the stream's write timeout
     // (`[limits] write_timeout_secs`, set at the start of `run`); a close the server asks for
     // meanwhile (e.g. a resource conflict) need not wait for it (there is no
     // way to write a stream error to a full socket anyway).
     let flushed = tokio::select! {
         r = stream.flush() => r.is_ok(),
-        _ = rx.close_now.raised() => false,
+        _ = rx.close_now.raised() => {
+            if handle.park_requested() {
+                // A resumption takes the session over; the stanzas stay unacknowledged.
+                return Err(End::Lost);
+            }
+            false
+        }
         // Shutdown does not wait out the write timeout either; what was not written goes
         // back to the router (offline storage) like any unwritten batch.
         _ = server.shutdown_token().cancelled() => return Err(End::Clean),
     };
     if !flushed {
         tracing::info!(jid = %handle.jid(), what = "slow-reader", "client not reading, dropped");
-        return Err(End::Dropped);
+        // A dead connection looks the same: a resumable session parks.
+        return Err(End::Lost);
     }
     // Not `clear`: an idle session should not keep the last batch's room.
-    *unflushed = Vec::new();
+    out.unflushed = Vec::new();
     Ok(())
 }
 
