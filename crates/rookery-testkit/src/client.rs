@@ -48,6 +48,20 @@ impl Client {
         c
     }
 
+    /// `available` with a mailbox of `capacity` stanzas.
+    pub async fn available_with_mailbox(server: &Server, jid: &str, capacity: usize) -> Client {
+        let c = Client::bind_with_mailbox(server, jid, capacity).await;
+        c.make_available();
+        c
+    }
+
+    /// `available`, and the session requested the roster: it gets roster pushes.
+    pub async fn interested(server: &Server, jid: &str) -> Client {
+        let c = Client::available(server, jid).await;
+        c.set_interested();
+        c
+    }
+
     pub fn jid(&self) -> &FullJid {
         self.handle.jid()
     }

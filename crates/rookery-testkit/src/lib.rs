@@ -23,6 +23,9 @@ mod harness;
 mod wait;
 pub mod xml;
 
+#[cfg(feature = "net")]
+pub mod net;
+
 pub use client::Client;
 pub use harness::{Harness, PASSWORD, create_account, put_roster_item};
 pub use wait::wait_until;
