@@ -5,30 +5,25 @@
 #![allow(clippy::unwrap_used)]
 
 use rookery_cm::{CmOptions, Host, Listen};
-use rookery_config::{Config, ListenerKind};
+use rookery_config::ListenerKind;
+use rookery_testkit::net::{TestServer, listen};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
 async fn heartbeats_keep_an_idle_link_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = Config::parse(
-        &format!(
-            "[server]\ndata_dir = \"{}\"\n[s2s]\nenabled = false\n\
-             [cm]\nsecret = \"s3cret-for-tests\"\nheartbeat_secs = 1\n\
-             [[host]]\ndomain = \"localhost\"\n\
-             [[listen]]\naddress = \"127.0.0.1\"\nport = 0\nkind = \"cm\"\n",
-            dir.path().join("srv").display()
-        ),
-        &dir.path().join("rookery.toml"),
-    )
-    .unwrap();
-    let server = rookery_server::start(cfg).await.unwrap();
+    let server = TestServer::start(&format!(
+        "[server]\ndata_dir = \"srv\"\n[s2s]\nenabled = false\n\
+         [cm]\nsecret = \"s3cret-for-tests\"\nheartbeat_secs = 1\n\
+         [[host]]\ndomain = \"localhost\"\n{}",
+        listen("cm")
+    ))
+    .await;
     let mut opts = CmOptions::new(
         "cm1",
-        server.addr(ListenerKind::Cm).unwrap(),
+        server.addr(ListenerKind::Cm),
         "s3cret-for-tests",
-        dir.path().join("cm"),
+        server.dir.path().join("cm"),
     );
     opts.links = 1;
     opts.idle_timeout = Duration::from_secs(2);
@@ -56,5 +51,5 @@ async fn heartbeats_keep_an_idle_link_open() {
         "the idle link was dropped and reopened"
     );
     cm.shutdown().await;
-    server.shutdown(Duration::from_secs(5)).await;
+    server.running.shutdown(Duration::from_secs(5)).await;
 }

@@ -8,18 +8,17 @@
 use async_trait::async_trait;
 use rookery_config::Config;
 use rookery_core::components::ComponentRoute;
-use rookery_core::session::SessionReceiver;
 use rookery_core::{
     Flow, IqReply, IqTarget, IqType, Module, ModuleCx, Point, Priority, Scope, Server, Session,
-    SessionMsg, Stage, StartResult, Targets,
+    Stage, StartResult, Targets,
 };
 use rookery_proto::error::StanzaError;
-use rookery_proto::stanza::{FullJid, Jid, Kind, Stanza};
+use rookery_proto::stanza::{Kind, Stanza};
+use rookery_testkit::Client;
 use rookery_xml::Element;
 use serde::Deserialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 const NS: &str = "urn:rookery:test:lifecycle";
 
@@ -115,31 +114,6 @@ async fn new_server(config: Config, dir: &std::path::Path) -> Server {
     Server::new(Arc::new(config), stores)
 }
 
-fn stanza(xml: &str) -> Stanza {
-    Stanza::new(Element::parse(xml).unwrap()).unwrap()
-}
-
-async fn client(server: &Server, jid: &str) -> (Session, SessionReceiver) {
-    server
-        .sessions()
-        .bind(FullJid::new(jid).unwrap(), false)
-        .await
-        .unwrap()
-}
-
-async fn send(server: &Server, s: &Session, xml: &str) {
-    let mut st = stanza(xml);
-    st.set_from(Some(Jid::from(s.jid().clone())));
-    server.handle_from_client(s, st).await;
-}
-
-fn next(rx: &mut SessionReceiver) -> Stanza {
-    match rx.rx.try_recv() {
-        Ok(SessionMsg::Stanza(st)) => *st,
-        other => panic!("expected a stanza, got {other:?}"),
-    }
-}
-
 fn iq_to(to: &str, id: &str) -> String {
     format!("<iq xmlns='jabber:client' type='get' id='{id}' to='{to}'><q xmlns='{NS}'/></iq>")
 }
@@ -150,7 +124,7 @@ async fn a_stopped_module_leaves_nothing_behind() {
     let server = new_server(parse(TWO_HOSTS, dir.path()).unwrap(), dir.path()).await;
     let probe = Arc::new(Probe::default());
     server.start_modules(vec![probe.clone()]).unwrap();
-    let (me, mut rx) = client(&server, "u@a.test/r").await;
+    let mut me = Client::bind(&server, "u@a.test/r").await;
 
     // Everything registered is live.
     assert_eq!(server.module_names(), vec!["probe"]);
@@ -160,39 +134,26 @@ async fn a_stopped_module_leaves_nothing_behind() {
         server.components().lookup("svc.a.test"),
         ComponentRoute::Bound(_)
     ));
-    send(
-        &server,
-        &me,
-        "<message xmlns='jabber:client' to='a.test' id='m1'/>",
-    )
-    .await;
+    me.send("<message xmlns='jabber:client' to='a.test' id='m1'/>")
+        .await;
     assert_eq!(probe.hooked.load(Ordering::SeqCst), 1);
-    send(&server, &me, &iq_to("a.test", "i1")).await;
-    let reply = next(&mut rx);
+    me.send(&iq_to("a.test", "i1")).await;
+    let reply = me.recv();
     assert_eq!(reply.type_attr(), "result", "{}", reply.element().to_xml());
     assert_eq!(
         reply.iq_payload().and_then(|p| p.attr("by")),
         Some("server")
     );
     // The service domain: iqs it registered go to handle_iq, the rest to domain_stanza.
-    send(&server, &me, &iq_to("svc.a.test", "i2")).await;
-    let reply = tokio::time::timeout(Duration::from_secs(5), rx.rx.recv())
-        .await
-        .unwrap();
-    let Some(SessionMsg::Stanza(reply)) = reply else {
-        panic!("no reply from the service domain")
-    };
+    me.send(&iq_to("svc.a.test", "i2")).await;
+    let reply = me.next(5).await;
     assert_eq!(
         reply.iq_payload().and_then(|p| p.attr("by")),
         Some("svc.a.test")
     );
     let seen = probe.domain_seen.notified();
-    send(
-        &server,
-        &me,
-        "<message xmlns='jabber:client' to='room@svc.a.test' id='m2'/>",
-    )
-    .await;
+    me.send("<message xmlns='jabber:client' to='room@svc.a.test' id='m2'/>")
+        .await;
     seen.await;
     assert_eq!(*probe.domain.lock().unwrap(), vec!["m2"]);
 
@@ -212,15 +173,11 @@ async fn a_stopped_module_leaves_nothing_behind() {
         server.components().lookup("svc.a.test"),
         ComponentRoute::None
     ));
-    send(
-        &server,
-        &me,
-        "<message xmlns='jabber:client' to='a.test' id='m3'/>",
-    )
-    .await;
+    me.send("<message xmlns='jabber:client' to='a.test' id='m3'/>")
+        .await;
     assert_eq!(probe.hooked.load(Ordering::SeqCst), hooked);
-    send(&server, &me, &iq_to("a.test", "i3")).await;
-    let reply = next(&mut rx);
+    me.send(&iq_to("a.test", "i3")).await;
+    let reply = me.recv();
     assert_eq!(reply.type_attr(), "error");
     assert!(reply.element().to_xml().contains("service-unavailable"));
     // And it can start again.
@@ -296,25 +253,17 @@ async fn a_module_disabled_for_one_host_is_absent_there_only() {
             .is_empty()
     );
 
-    let (a, mut arx) = client(&server, "u@a.test/r").await;
-    let (b, mut brx) = client(&server, "u@b.test/r").await;
-    send(&server, &a, &iq_to("a.test", "1")).await;
-    assert_eq!(next(&mut arx).type_attr(), "result");
-    send(&server, &b, &iq_to("b.test", "2")).await;
-    assert_eq!(next(&mut brx).type_attr(), "error");
+    let mut a = Client::bind(&server, "u@a.test/r").await;
+    let mut b = Client::bind(&server, "u@b.test/r").await;
+    a.send(&iq_to("a.test", "1")).await;
+    assert_eq!(a.recv().type_attr(), "result");
+    b.send(&iq_to("b.test", "2")).await;
+    assert_eq!(b.recv().type_attr(), "error");
     // Hooks too: a message from a b.test user does not reach it.
-    send(
-        &server,
-        &b,
-        "<message xmlns='jabber:client' to='x@b.test'/>",
-    )
-    .await;
+    b.send("<message xmlns='jabber:client' to='x@b.test'/>")
+        .await;
     assert_eq!(probe.hooked.load(Ordering::SeqCst), 0);
-    send(
-        &server,
-        &a,
-        "<message xmlns='jabber:client' to='x@a.test'/>",
-    )
-    .await;
+    a.send("<message xmlns='jabber:client' to='x@a.test'/>")
+        .await;
     assert_eq!(probe.hooked.load(Ordering::SeqCst), 1);
 }

@@ -125,16 +125,14 @@ fn component_items(server: &Server, host: &str) -> Element {
 
 #[cfg(test)]
 mod tests {
-    use crate::util::testkit::{Harness, features_of};
     use rookery_proto::ns;
+    use rookery_testkit::{Harness, features_of};
 
     #[tokio::test]
     async fn server_info_lists_identity_and_every_module_feature() {
-        let h = Harness::new().await;
+        let h = Harness::new(crate::iq_modules()).await;
         let mut c = h.login("romeo", "a").await;
-        h.send(
-            &c,
-            "<iq type='get' id='d1' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+        c.send("<iq type='get' id='d1' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
         )
         .await;
         let r = c.recv_result("d1");
@@ -165,15 +163,12 @@ mod tests {
 
     #[tokio::test]
     async fn account_info_for_self_and_others() {
-        let h = Harness::new().await;
+        let h = Harness::new(crate::iq_modules()).await;
         h.account("juliet").await;
         let mut c = h.login("romeo", "a").await;
         // disco_self.scs: no `to` = the account itself.
-        h.send(
-            &c,
-            "<iq type='get' id='s'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
-        )
-        .await;
+        c.send("<iq type='get' id='s'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+            .await;
         let r = c.recv_result("s");
         assert_eq!(r.from().map(|j| j.as_str()), Some("romeo@localhost"));
         let q = r.iq_payload().expect("query");
@@ -188,17 +183,13 @@ mod tests {
             h.server.features(rookery_core::Scope::Account, "localhost")
         );
 
-        h.send(
-            &c,
-            "<iq type='get' id='o' to='juliet@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+        c.send("<iq type='get' id='o' to='juliet@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
         )
         .await;
         let r = c.recv_result("o");
         assert_eq!(r.from().map(|j| j.as_str()), Some("juliet@localhost"));
         // A missing account: RFC 6121 §8.5.1, answered by core.
-        h.send(
-            &c,
-            "<iq type='get' id='x' to='nobody@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+        c.send("<iq type='get' id='x' to='nobody@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
         )
         .await;
         c.recv_error("x", "service-unavailable");
@@ -219,7 +210,7 @@ mod tests {
 
     #[tokio::test]
     async fn server_items_are_the_connected_components_under_the_host() {
-        let h = Harness::new().await;
+        let h = Harness::new(crate::iq_modules()).await;
         let comps = h.server.components();
         for d in [
             "echo.localhost",
@@ -234,9 +225,7 @@ mod tests {
             comps.bind(d, link).unwrap();
         }
         let mut c = h.login("romeo", "a").await;
-        h.send(
-            &c,
-            "<iq type='get' id='i' to='localhost'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>",
+        c.send("<iq type='get' id='i' to='localhost'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>",
         )
         .await;
         let r = c.recv_result("i");
@@ -252,26 +241,20 @@ mod tests {
 
     #[tokio::test]
     async fn items_are_empty_and_nodes_unknown() {
-        let h = Harness::new().await;
+        let h = Harness::new(crate::iq_modules()).await;
         let mut c = h.login("romeo", "a").await;
-        h.send(
-            &c,
-            "<iq type='get' id='i' to='localhost'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>",
+        c.send("<iq type='get' id='i' to='localhost'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>",
         )
         .await;
         let r = c.recv_result("i");
         let q = r.iq_payload().expect("query");
         assert!(q.is("query", ns::DISCO_ITEMS));
         assert_eq!(q.children().count(), 0);
-        h.send(
-            &c,
-            "<iq type='get' id='n' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info' node='x'/></iq>",
+        c.send("<iq type='get' id='n' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info' node='x'/></iq>",
         )
         .await;
         c.recv_error("n", "item-not-found");
-        h.send(
-            &c,
-            "<iq type='set' id='st' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+        c.send("<iq type='set' id='st' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
         )
         .await;
         c.recv_error("st", "service-unavailable");

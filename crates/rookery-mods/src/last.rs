@@ -164,8 +164,8 @@ impl Module for LastActivity {
 #[cfg(test)]
 mod tests {
     use super::Record;
-    use crate::util::testkit::Harness;
     use rookery_store::Subscription;
+    use rookery_testkit::Harness;
 
     #[test]
     fn record_round_trip() {
@@ -179,13 +179,10 @@ mod tests {
 
     #[tokio::test]
     async fn server_reports_uptime() {
-        let h = Harness::new().await;
+        let h = Harness::new(crate::iq_modules()).await;
         let mut c = h.login("romeo", "a").await;
-        h.send(
-            &c,
-            "<iq type='get' id='a' to='localhost'><query xmlns='jabber:iq:last'/></iq>",
-        )
-        .await;
+        c.send("<iq type='get' id='a' to='localhost'><query xmlns='jabber:iq:last'/></iq>")
+            .await;
         let r = c.recv_result("a");
         let q = r.iq_payload().expect("query");
         assert!(q.attr("seconds").is_some_and(|s| s.parse::<u64>().is_ok()));
@@ -195,7 +192,7 @@ mod tests {
     /// Last activity reads availability from core's session state, which the presence
     /// module sets: these tests need both.
     async fn with_presence() -> Harness {
-        Harness::with_modules(vec![
+        Harness::new(vec![
             std::sync::Arc::new(super::LastActivity::new()),
             std::sync::Arc::new(crate::presence::Presence::new()),
         ])
@@ -207,25 +204,15 @@ mod tests {
         // lastactivity.scs
         let h = with_presence().await;
         let mut c = h.login("romeo", "a").await;
-        h.send(
-            &c,
-            "<iq type='get' id='0'><query xmlns='jabber:iq:last'/></iq>",
-        )
-        .await;
-        c.recv_error("0", "item-not-found");
-        h.send(&c, "<presence><status>Hello</status></presence>")
+        c.send("<iq type='get' id='0'><query xmlns='jabber:iq:last'/></iq>")
             .await;
-        h.send(
-            &c,
-            "<presence type='unavailable'><status>Goodbye</status></presence>",
-        )
-        .await;
+        c.recv_error("0", "item-not-found");
+        c.send("<presence><status>Hello</status></presence>").await;
+        c.send("<presence type='unavailable'><status>Goodbye</status></presence>")
+            .await;
         while c.try_recv().is_some() {}
-        h.send(
-            &c,
-            "<iq type='get' id='a'><query xmlns='jabber:iq:last'/></iq>",
-        )
-        .await;
+        c.send("<iq type='get' id='a'><query xmlns='jabber:iq:last'/></iq>")
+            .await;
         let r = c.recv_result("a");
         let q = r.iq_payload().expect("query");
         assert_eq!(q.text(), "Goodbye");
@@ -239,14 +226,11 @@ mod tests {
     async fn disconnect_while_available_records_logout() {
         let h = with_presence().await;
         let c = h.login("juliet", "a").await;
-        h.send(&c, "<presence/>").await;
-        h.logout(c).await;
+        c.send("<presence/>").await;
+        c.logout().await;
         let mut me = h.login("juliet", "b").await;
-        h.send(
-            &me,
-            "<iq type='get' id='l'><query xmlns='jabber:iq:last'/></iq>",
-        )
-        .await;
+        me.send("<iq type='get' id='l'><query xmlns='jabber:iq:last'/></iq>")
+            .await;
         let r = me.recv_result("l");
         assert_eq!(r.iq_payload().expect("query").text(), "");
     }
@@ -255,30 +239,27 @@ mod tests {
     async fn only_self_and_subscribers_may_ask() {
         let h = with_presence().await;
         let j = h.login("juliet", "a").await;
-        h.send(&j, "<presence/>").await;
-        h.send(
-            &j,
-            "<presence type='unavailable'><status>bye</status></presence>",
-        )
-        .await;
+        j.send("<presence/>").await;
+        j.send("<presence type='unavailable'><status>bye</status></presence>")
+            .await;
         let mut r = h.login("romeo", "a").await;
         let ask =
             "<iq type='get' id='q' to='juliet@localhost'><query xmlns='jabber:iq:last'/></iq>";
-        h.send(&r, ask).await;
+        r.send(ask).await;
         r.recv_error("q", "forbidden");
         // Juliet's roster gives Romeo a `to` subscription only: still not allowed.
-        h.roster(&h.bare("juliet"), &h.bare("romeo"), Subscription::To)
+        h.roster_put(&h.bare("juliet"), &h.bare("romeo"), Subscription::To)
             .await;
-        h.send(&r, ask).await;
+        r.send(ask).await;
         r.recv_error("q", "forbidden");
-        h.roster(&h.bare("juliet"), &h.bare("romeo"), Subscription::From)
+        h.roster_put(&h.bare("juliet"), &h.bare("romeo"), Subscription::From)
             .await;
-        h.send(&r, ask).await;
+        r.send(ask).await;
         let res = r.recv_result("q");
         assert_eq!(res.iq_payload().expect("query").text(), "bye");
         // Online contact (RFC 6121 / §3): seconds='0', no status.
-        h.make_available(&j);
-        h.send(&r, ask).await;
+        j.make_available();
+        r.send(ask).await;
         let res = r.recv_result("q");
         let q = res.iq_payload().expect("query");
         assert_eq!(q.attr("seconds"), Some("0"));

@@ -57,8 +57,8 @@ mod tests {
     //! The whole default module stack together: blocking.scs and lastactivity.scs as far as
     //! they concern these modules' interplay with presence and roster.
 
-    use crate::util::testkit::{Client, Harness, error_condition};
     use rookery_proto::ns;
+    use rookery_testkit::{Client, Harness, error_condition};
 
     fn drain(c: &mut Client) {
         while c.try_recv().is_some() {}
@@ -66,7 +66,7 @@ mod tests {
 
     #[tokio::test]
     async fn default_modules_load_without_namespace_clashes() {
-        let h = Harness::with_modules(super::default_modules()).await;
+        let h = Harness::new(super::default_modules()).await;
         let mut names = h.server.module_names();
         names.sort_unstable();
         assert_eq!(
@@ -80,30 +80,27 @@ mod tests {
 
     #[tokio::test]
     async fn blocking_scenario_with_presence_and_roster() {
-        let h = Harness::with_modules(super::default_modules()).await;
+        let h = Harness::new(super::default_modules()).await;
         let mut r = h.login("blocker", "r").await;
         let mut j = h.login("blockee", "j").await;
-        h.send(&r, "<presence/>").await;
-        h.send(&j, "<presence/>").await;
-        h.send(&r, "<presence type='subscribe' to='blockee@localhost'/>")
+        r.send("<presence/>").await;
+        j.send("<presence/>").await;
+        r.send("<presence type='subscribe' to='blockee@localhost'/>")
             .await;
-        h.send(&j, "<presence type='subscribed' to='blocker@localhost'/>")
+        j.send("<presence type='subscribed' to='blocker@localhost'/>")
             .await;
-        h.send(&j, "<presence type='subscribe' to='blocker@localhost'/>")
+        j.send("<presence type='subscribe' to='blocker@localhost'/>")
             .await;
-        h.send(&r, "<presence type='subscribed' to='blockee@localhost'/>")
+        r.send("<presence type='subscribed' to='blockee@localhost'/>")
             .await;
         drain(&mut r);
         drain(&mut j);
 
-        h.send(
-            &j,
-            "<message type='chat' to='blocker@localhost'><body>ohai</body></message>",
-        )
-        .await;
+        j.send("<message type='chat' to='blocker@localhost'><body>ohai</body></message>")
+            .await;
         assert_eq!(r.recv().type_attr(), "chat");
 
-        h.send(&r, "<iq type='set' id='lx2'><block xmlns='urn:xmpp:blocking'><item jid='blockee@localhost'/></block></iq>")
+        r.send("<iq type='set' id='lx2'><block xmlns='urn:xmpp:blocking'><item jid='blockee@localhost'/></block></iq>")
             .await;
         r.recv_result("lx2");
         let p = j.recv();
@@ -111,49 +108,41 @@ mod tests {
         assert_eq!(p.from().map(|f| f.as_str()), Some("blocker@localhost/r"));
         j.assert_silent();
 
-        h.send(
-            &r,
-            "<message type='chat' to='blockee@localhost'><body>hello?</body></message>",
-        )
-        .await;
+        r.send("<message type='chat' to='blockee@localhost'><body>hello?</body></message>")
+            .await;
         let e = r.recv();
         assert_eq!(error_condition(&e).as_deref(), Some("not-acceptable"));
         let err = e.element().get_child("error", ns::CLIENT).expect("error");
         assert!(err.get_child("blocked", ns::BLOCKING_ERRORS).is_some());
-        h.send(&j, "<message type='chat' to='blocker@localhost'/>")
+        j.send("<message type='chat' to='blocker@localhost'/>")
             .await;
         assert_eq!(
             error_condition(&j.recv()).as_deref(),
             Some("service-unavailable")
         );
         // A presence change of the blocker does not reach the blocked contact.
-        h.send(&r, "<presence><show>away</show></presence>").await;
+        r.send("<presence><show>away</show></presence>").await;
         drain(&mut r);
         j.assert_silent();
         // Blocked: no last activity either (the contact is still subscribed, but
         // its iqs do not get through).
-        h.send(
-            &j,
+        j.send(
             "<iq type='get' id='la' to='blocker@localhost'><query xmlns='jabber:iq:last'/></iq>",
         )
         .await;
         j.recv_error("la", "service-unavailable");
 
-        h.send(&r, "<iq type='set' id='lx3'><unblock xmlns='urn:xmpp:blocking'><item jid='blockee@localhost'/></unblock></iq>")
+        r.send("<iq type='set' id='lx3'><unblock xmlns='urn:xmpp:blocking'><item jid='blockee@localhost'/></unblock></iq>")
             .await;
         r.recv_result("lx3");
         let p = j.recv();
         assert_eq!(p.type_attr(), "");
         assert_eq!(p.from().map(|f| f.as_str()), Some("blocker@localhost/r"));
-        h.send(
-            &r,
-            "<message type='chat' to='blockee@localhost'><body>hello!</body></message>",
-        )
-        .await;
+        r.send("<message type='chat' to='blockee@localhost'><body>hello!</body></message>")
+            .await;
         assert_eq!(j.recv().type_attr(), "chat");
         // Subscribed and online: last activity is 0 (XEP-0012 §3).
-        h.send(
-            &j,
+        j.send(
             "<iq type='get' id='lb' to='blocker@localhost'><query xmlns='jabber:iq:last'/></iq>",
         )
         .await;
@@ -164,22 +153,15 @@ mod tests {
     #[tokio::test]
     async fn last_activity_scenario_with_presence() {
         // lastactivity.scs
-        let h = Harness::with_modules(super::default_modules()).await;
+        let h = Harness::new(super::default_modules()).await;
         let mut r = h.login("romeo", "a").await;
-        h.send(&r, "<presence><status>Hello</status></presence>")
-            .await;
+        r.send("<presence><status>Hello</status></presence>").await;
         assert_eq!(r.recv().kind(), rookery_proto::stanza::Kind::Presence);
-        h.send(
-            &r,
-            "<presence type='unavailable'><status>Goodbye</status></presence>",
-        )
-        .await;
+        r.send("<presence type='unavailable'><status>Goodbye</status></presence>")
+            .await;
         assert_eq!(r.recv().type_attr(), "unavailable");
-        h.send(
-            &r,
-            "<iq id='a' type='get'><query xmlns='jabber:iq:last'/></iq>",
-        )
-        .await;
+        r.send("<iq id='a' type='get'><query xmlns='jabber:iq:last'/></iq>")
+            .await;
         let res = r.recv_result("a");
         assert_eq!(
             res.iq_payload().map(|q| q.text()).as_deref(),

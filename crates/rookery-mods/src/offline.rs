@@ -207,7 +207,7 @@ const FEED_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 #[allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic reports a failed expectation
 mod tests {
     use super::*;
-    use crate::presence::testkit::Harness;
+    use rookery_testkit::Harness;
 
     fn msg(xml: &str) -> Stanza {
         Stanza::new(Element::parse(xml).unwrap()).unwrap()
@@ -234,7 +234,7 @@ mod tests {
 
     #[tokio::test]
     async fn stored_then_delivered_with_delay_at_initial_presence() {
-        let h = Harness::new().await;
+        let h = Harness::new(crate::presence::test_modules()).await;
         h.account("romeo").await;
         h.account("juliet").await;
         let mut romeo = h.connect("romeo@localhost/a").await;
@@ -271,7 +271,10 @@ mod tests {
 
     #[tokio::test]
     async fn over_the_limit_bounces_and_negative_priority_waits() {
-        let h = Harness::with_offline_max(1).await;
+        let h = Harness::with_config(crate::presence::test_modules(), |c| {
+            c.limits.offline_max = 1
+        })
+        .await;
         h.account("romeo").await;
         h.account("juliet").await;
         let mut romeo = h.connect("romeo@localhost/a").await;

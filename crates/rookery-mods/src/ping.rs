@@ -46,39 +46,27 @@ impl Module for Ping {
 
 #[cfg(test)]
 mod tests {
-    use crate::util::testkit::Harness;
+    use rookery_testkit::Harness;
 
     #[tokio::test]
     async fn server_and_account_answer_pings() {
-        let h = Harness::new().await;
+        let h = Harness::new(crate::iq_modules()).await;
         h.account("juliet").await;
         let mut c = h.login("romeo", "a").await;
-        h.send(
-            &c,
-            "<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>",
-        )
-        .await;
+        c.send("<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+            .await;
         let r = c.recv_result("p1");
         assert!(r.iq_payload().is_none());
         assert_eq!(r.from().map(|j| j.as_str()), Some("localhost"));
-        h.send(
-            &c,
-            "<iq type='get' id='p2' to='juliet@localhost'><ping xmlns='urn:xmpp:ping'/></iq>",
-        )
-        .await;
+        c.send("<iq type='get' id='p2' to='juliet@localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+            .await;
         let r = c.recv_result("p2");
         assert_eq!(r.from().map(|j| j.as_str()), Some("juliet@localhost"));
-        h.send(
-            &c,
-            "<iq type='get' id='p3'><ping xmlns='urn:xmpp:ping'/></iq>",
-        )
-        .await;
+        c.send("<iq type='get' id='p3'><ping xmlns='urn:xmpp:ping'/></iq>")
+            .await;
         c.recv_result("p3");
-        h.send(
-            &c,
-            "<iq type='set' id='p4' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>",
-        )
-        .await;
+        c.send("<iq type='set' id='p4' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+            .await;
         c.recv_error("p4", "service-unavailable");
     }
 }

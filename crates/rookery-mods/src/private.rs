@@ -130,14 +130,14 @@ impl Module for Private {
 
 #[cfg(test)]
 mod tests {
-    use crate::util::testkit::Harness;
     use rookery_proto::ns;
+    use rookery_testkit::Harness;
 
     #[tokio::test]
     async fn store_and_retrieve_by_namespace() {
-        let h = Harness::new().await;
+        let h = Harness::new(crate::iq_modules()).await;
         let mut c = h.login("romeo", "a").await;
-        h.send(&c, "<iq type='get' id='g0'><query xmlns='jabber:iq:private'><prefs xmlns='ex:prefs'/></query></iq>")
+        c.send("<iq type='get' id='g0'><query xmlns='jabber:iq:private'><prefs xmlns='ex:prefs'/></query></iq>")
             .await;
         let r = c.recv_result("g0");
         let frag = r
@@ -146,11 +146,11 @@ mod tests {
             .expect("echo");
         assert_eq!(frag.children().count(), 0);
 
-        h.send(&c, "<iq type='set' id='s'><query xmlns='jabber:iq:private'>\
+        c.send("<iq type='set' id='s'><query xmlns='jabber:iq:private'>\
             <prefs xmlns='ex:prefs'><nick>Hamlet</nick></prefs><other xmlns='ex:other'/></query></iq>")
             .await;
         c.recv_result("s");
-        h.send(&c, "<iq type='get' id='g1' to='romeo@localhost'><query xmlns='jabber:iq:private'><prefs xmlns='ex:prefs'/></query></iq>")
+        c.send("<iq type='get' id='g1' to='romeo@localhost'><query xmlns='jabber:iq:private'><prefs xmlns='ex:prefs'/></query></iq>")
             .await;
         let r = c.recv_result("g1");
         let q = r.iq_payload().expect("query");
@@ -163,7 +163,7 @@ mod tests {
             Some("Hamlet")
         );
         // Same namespace, other element name: another key.
-        h.send(&c, "<iq type='get' id='g2'><query xmlns='jabber:iq:private'><other2 xmlns='ex:prefs'/></query></iq>")
+        c.send("<iq type='get' id='g2'><query xmlns='jabber:iq:private'><other2 xmlns='ex:prefs'/></query></iq>")
             .await;
         let r = c.recv_result("g2");
         assert!(
@@ -175,50 +175,46 @@ mod tests {
 
     #[tokio::test]
     async fn reserved_namespaces_and_empty_queries_are_not_acceptable() {
-        let h = Harness::new().await;
+        let h = Harness::new(crate::iq_modules()).await;
         let mut c = h.login("romeo", "a").await;
         for (id, inner) in [
             ("r1", "<x/>"),
             ("r2", "<x xmlns='jabber:client'/>"),
             ("r3", "<x xmlns='jabber:server'/>"),
         ] {
-            h.send(
-                &c,
-                &format!(
-                    "<iq type='set' id='{id}'><query xmlns='jabber:iq:private'>{inner}</query></iq>"
-                ),
-            )
+            c.send(&format!(
+                "<iq type='set' id='{id}'><query xmlns='jabber:iq:private'>{inner}</query></iq>"
+            ))
             .await;
             c.recv_error(id, "not-acceptable");
-            h.send(&c, &format!("<iq type='get' id='{id}g'><query xmlns='jabber:iq:private'>{inner}</query></iq>"))
-                .await;
+            c.send(&format!(
+                "<iq type='get' id='{id}g'><query xmlns='jabber:iq:private'>{inner}</query></iq>"
+            ))
+            .await;
             c.recv_error(&format!("{id}g"), "not-acceptable");
         }
-        h.send(
-            &c,
-            "<iq type='get' id='e'><query xmlns='jabber:iq:private'/></iq>",
-        )
-        .await;
+        c.send("<iq type='get' id='e'><query xmlns='jabber:iq:private'/></iq>")
+            .await;
         c.recv_error("e", "not-acceptable");
         // A refused multi-fragment set stores nothing.
-        h.send(&c, "<iq type='set' id='m'><query xmlns='jabber:iq:private'><a xmlns='ex:a'/><b/></query></iq>")
+        c.send("<iq type='set' id='m'><query xmlns='jabber:iq:private'><a xmlns='ex:a'/><b/></query></iq>")
             .await;
         c.recv_error("m", "not-acceptable");
         let big = "y".repeat(super::MAX_FRAGMENT_BYTES);
-        h.send(&c, &format!("<iq type='set' id='big'><query xmlns='jabber:iq:private'><a xmlns='ex:a'>{big}</a></query></iq>"))
+        c.send(&format!("<iq type='set' id='big'><query xmlns='jabber:iq:private'><a xmlns='ex:a'>{big}</a></query></iq>"))
             .await;
         c.recv_error("big", "not-acceptable");
     }
 
     #[tokio::test]
     async fn other_accounts_are_forbidden() {
-        let h = Harness::new().await;
+        let h = Harness::new(crate::iq_modules()).await;
         h.account("hamlet").await;
         let mut c = h.login("macbeth", "a").await;
-        h.send(&c, "<iq type='set' id='f1' to='hamlet@localhost'><query xmlns='jabber:iq:private'><p xmlns='ex:p'/></query></iq>")
+        c.send("<iq type='set' id='f1' to='hamlet@localhost'><query xmlns='jabber:iq:private'><p xmlns='ex:p'/></query></iq>")
             .await;
         c.recv_error("f1", "forbidden");
-        h.send(&c, "<iq type='get' id='f2' to='hamlet@localhost'><query xmlns='jabber:iq:private'><p xmlns='ex:p'/></query></iq>")
+        c.send("<iq type='get' id='f2' to='hamlet@localhost'><query xmlns='jabber:iq:private'><p xmlns='ex:p'/></query></iq>")
             .await;
         c.recv_error("f2", "forbidden");
     }

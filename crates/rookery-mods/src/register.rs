@@ -165,11 +165,11 @@ impl Module for Register {
 
 #[cfg(test)]
 mod tests {
-    use crate::util::testkit::Harness;
     use rookery_core::SessionMsg;
     use rookery_proto::error::StreamCondition;
     use rookery_proto::ns;
     use rookery_proto::sasl::HashAlg;
+    use rookery_testkit::Harness;
 
     async fn password_is(h: &Harness, user: &str, pw: &str) -> bool {
         let creds = h
@@ -187,13 +187,10 @@ mod tests {
 
     #[tokio::test]
     async fn get_reports_registration() {
-        let h = Harness::new().await;
+        let h = Harness::new(crate::iq_modules()).await;
         let mut c = h.login("romeo", "a").await;
-        h.send(
-            &c,
-            "<iq type='get' id='g' to='localhost'><query xmlns='jabber:iq:register'/></iq>",
-        )
-        .await;
+        c.send("<iq type='get' id='g' to='localhost'><query xmlns='jabber:iq:register'/></iq>")
+            .await;
         let r = c.recv_result("g");
         let q = r.iq_payload().expect("query");
         assert!(q.get_child("registered", ns::REGISTER).is_some());
@@ -207,10 +204,9 @@ mod tests {
 
     #[tokio::test]
     async fn password_change() {
-        let h = Harness::new().await;
+        let h = Harness::new(crate::iq_modules()).await;
         let mut c = h.login("romeo", "a").await;
-        h.send(
-            &c,
+        c.send(
             "<iq type='set' id='p' to='localhost'><query xmlns='jabber:iq:register'>\
             <username>romeo</username><password>n3w-passw0rd</password></query></iq>",
         )
@@ -218,22 +214,18 @@ mod tests {
         c.recv_result("p");
         assert!(password_is(&h, "romeo", "n3w-passw0rd").await);
         // Without `to`, username optional.
-        h.send(&c, "<iq type='set' id='q'><query xmlns='jabber:iq:register'><password>another-one</password></query></iq>")
+        c.send("<iq type='set' id='q'><query xmlns='jabber:iq:register'><password>another-one</password></query></iq>")
             .await;
         c.recv_result("q");
         assert!(password_is(&h, "romeo", "another-one").await);
         // Empty, short, or someone else's username: refused, password unchanged.
-        h.send(
-            &c,
-            "<iq type='set' id='e'><query xmlns='jabber:iq:register'><password/></query></iq>",
-        )
-        .await;
+        c.send("<iq type='set' id='e'><query xmlns='jabber:iq:register'><password/></query></iq>")
+            .await;
         c.recv_error("e", "bad-request");
-        h.send(&c, "<iq type='set' id='s'><query xmlns='jabber:iq:register'><password>short</password></query></iq>")
+        c.send("<iq type='set' id='s'><query xmlns='jabber:iq:register'><password>short</password></query></iq>")
             .await;
         c.recv_error("s", "not-acceptable");
-        h.send(
-            &c,
+        c.send(
             "<iq type='set' id='u'><query xmlns='jabber:iq:register'>\
             <username>juliet</username><password>long-enough-pw</password></query></iq>",
         )
@@ -244,10 +236,10 @@ mod tests {
 
     #[tokio::test]
     async fn other_accounts_and_domains_are_forbidden() {
-        let h = Harness::new().await;
+        let h = Harness::new(crate::iq_modules()).await;
         h.account("juliet").await;
         let mut c = h.login("romeo", "a").await;
-        h.send(&c, "<iq type='set' id='x' to='juliet@localhost'><query xmlns='jabber:iq:register'><remove/></query></iq>")
+        c.send("<iq type='set' id='x' to='juliet@localhost'><query xmlns='jabber:iq:register'><remove/></query></iq>")
             .await;
         c.recv_error("x", "forbidden");
         assert!(h.server.account_exists(&h.bare("juliet")).await);
@@ -255,17 +247,14 @@ mod tests {
 
     #[tokio::test]
     async fn remove_deletes_account_and_closes_sessions() {
-        let h = Harness::new().await;
+        let h = Harness::new(crate::iq_modules()).await;
         let mut c = h.login("romeo", "a").await;
         let mut other = h.login("romeo", "b").await;
-        h.send(&c, "<iq type='set' id='bad'><query xmlns='jabber:iq:register'><remove/><username/></query></iq>")
+        c.send("<iq type='set' id='bad'><query xmlns='jabber:iq:register'><remove/><username/></query></iq>")
             .await;
         c.recv_error("bad", "bad-request");
-        h.send(
-            &c,
-            "<iq type='set' id='rm'><query xmlns='jabber:iq:register'><remove/></query></iq>",
-        )
-        .await;
+        c.send("<iq type='set' id='rm'><query xmlns='jabber:iq:register'><remove/></query></iq>")
+            .await;
         c.recv_result("rm");
         for s in [&mut c, &mut other] {
             match s.rx.rx.try_recv() {

@@ -53,8 +53,8 @@ impl Module for Time {
 
 #[cfg(test)]
 mod tests {
-    use crate::util::testkit::Harness;
     use rookery_proto::ns;
+    use rookery_testkit::Harness;
 
     #[test]
     fn payload_shape() {
@@ -71,23 +71,17 @@ mod tests {
 
     #[tokio::test]
     async fn server_answers_utc_time() {
-        let h = Harness::new().await;
+        let h = Harness::new(crate::iq_modules()).await;
         let mut c = h.login("romeo", "a").await;
-        h.send(
-            &c,
-            "<iq type='get' id='t' to='localhost'><time xmlns='urn:xmpp:time'/></iq>",
-        )
-        .await;
+        c.send("<iq type='get' id='t' to='localhost'><time xmlns='urn:xmpp:time'/></iq>")
+            .await;
         let r = c.recv_result("t");
         let t = r.iq_payload().expect("time");
         let utc = t.get_child("utc", ns::TIME).expect("utc").text();
         assert_eq!(utc.len(), "2006-12-19T17:58:35Z".len());
         assert!(utc.ends_with('Z') && utc.as_bytes()[10] == b'T', "{utc}");
-        h.send(
-            &c,
-            "<iq type='get' id='a'><time xmlns='urn:xmpp:time'/></iq>",
-        )
-        .await;
+        c.send("<iq type='get' id='a'><time xmlns='urn:xmpp:time'/></iq>")
+            .await;
         c.recv_error("a", "service-unavailable");
     }
 }

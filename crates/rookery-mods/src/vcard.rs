@@ -115,8 +115,8 @@ impl Module for VCard {
 
 #[cfg(test)]
 mod tests {
-    use crate::util::testkit::Harness;
     use rookery_proto::ns;
+    use rookery_testkit::Harness;
 
     const CARD: &str = "<iq id='s' type='set'><vCard xmlns='vcard-temp'><FN>Romeo Montague</FN>\
         <N><FAMILY>Montague</FAMILY><GIVEN>Romeo</GIVEN><MIDDLE/></N></vCard></iq>";
@@ -124,18 +124,18 @@ mod tests {
     #[tokio::test]
     async fn set_own_then_read_by_self_and_others() {
         // vcard_temp.scs
-        let h = Harness::new().await;
+        let h = Harness::new(crate::iq_modules()).await;
         let mut r = h.login("romeo", "a").await;
-        h.send(&r, "<iq id='e' type='get'><vCard xmlns='vcard-temp'/></iq>")
+        r.send("<iq id='e' type='get'><vCard xmlns='vcard-temp'/></iq>")
             .await;
         let res = r.recv_result("e");
         let empty = res.iq_payload().expect("vCard");
         assert!(empty.is("vCard", ns::VCARD));
         assert_eq!(empty.children().count(), 0);
 
-        h.send(&r, CARD).await;
+        r.send(CARD).await;
         r.recv_result("s");
-        h.send(&r, "<iq id='g' type='get'><vCard xmlns='vcard-temp'/></iq>")
+        r.send("<iq id='g' type='get'><vCard xmlns='vcard-temp'/></iq>")
             .await;
         let res = r.recv_result("g");
         let card = res.iq_payload().expect("vCard");
@@ -145,11 +145,8 @@ mod tests {
         );
 
         let mut j = h.login("juliet", "a").await;
-        h.send(
-            &j,
-            "<iq id='o' type='get' to='romeo@localhost'><vCard xmlns='vcard-temp'/></iq>",
-        )
-        .await;
+        j.send("<iq id='o' type='get' to='romeo@localhost'><vCard xmlns='vcard-temp'/></iq>")
+            .await;
         let res = j.recv_result("o");
         assert_eq!(res.from().map(|f| f.as_str()), Some("romeo@localhost"));
         let n = res
@@ -164,26 +161,23 @@ mod tests {
 
     #[tokio::test]
     async fn others_cannot_write_and_missing_accounts_are_unavailable() {
-        let h = Harness::new().await;
+        let h = Harness::new(crate::iq_modules()).await;
         h.account("romeo").await;
         let mut j = h.login("juliet", "a").await;
-        h.send(&j, "<iq id='w' type='set' to='romeo@localhost'><vCard xmlns='vcard-temp'><FN>x</FN></vCard></iq>")
+        j.send("<iq id='w' type='set' to='romeo@localhost'><vCard xmlns='vcard-temp'><FN>x</FN></vCard></iq>")
             .await;
         j.recv_error("w", "forbidden");
-        h.send(
-            &j,
-            "<iq id='m' type='get' to='ghost@localhost'><vCard xmlns='vcard-temp'/></iq>",
-        )
-        .await;
+        j.send("<iq id='m' type='get' to='ghost@localhost'><vCard xmlns='vcard-temp'/></iq>")
+            .await;
         j.recv_error("m", "service-unavailable");
     }
 
     #[tokio::test]
     async fn oversized_vcard_is_refused() {
-        let h = Harness::new().await;
+        let h = Harness::new(crate::iq_modules()).await;
         let mut r = h.login("romeo", "a").await;
         let big = "x".repeat(super::MAX_VCARD_BYTES);
-        h.send(&r, &format!("<iq id='b' type='set'><vCard xmlns='vcard-temp'><PHOTO><BINVAL>{big}</BINVAL></PHOTO></vCard></iq>"))
+        r.send(&format!("<iq id='b' type='set'><vCard xmlns='vcard-temp'><PHOTO><BINVAL>{big}</BINVAL></PHOTO></vCard></iq>"))
             .await;
         r.recv_error("b", "not-acceptable");
     }

@@ -83,19 +83,16 @@ impl Module for Version {
 
 #[cfg(test)]
 mod tests {
-    use crate::util::testkit::Harness;
     use rookery_proto::ns;
+    use rookery_testkit::Harness;
 
     #[tokio::test]
     async fn server_reports_name_and_version_without_os() {
-        let h = Harness::new().await;
+        let h = Harness::new(crate::iq_modules()).await;
         h.account("juliet").await;
         let mut c = h.login("romeo", "a").await;
-        h.send(
-            &c,
-            "<iq type='get' id='v' to='localhost'><query xmlns='jabber:iq:version'/></iq>",
-        )
-        .await;
+        c.send("<iq type='get' id='v' to='localhost'><query xmlns='jabber:iq:version'/></iq>")
+            .await;
         let r = c.recv_result("v");
         let q = r.iq_payload().expect("query");
         assert_eq!(
@@ -111,8 +108,7 @@ mod tests {
             Some(env!("CARGO_PKG_VERSION"))
         );
         assert!(q.get_child("os", ns::VERSION).is_none());
-        h.send(
-            &c,
+        c.send(
             "<iq type='get' id='u' to='juliet@localhost'><query xmlns='jabber:iq:version'/></iq>",
         )
         .await;

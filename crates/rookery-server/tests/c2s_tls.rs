@@ -8,30 +8,40 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use rookery_config::ListenerKind;
+use rookery_proto::ns::SASL;
+use rookery_testkit::net::c2s::{self, Tls, bind_and_ping, element, exporter};
+use rookery_testkit::net::{LocalOpts, TestServer};
 use rookery_xml::Element;
 use std::net::SocketAddr;
 use std::time::Duration;
-use support::c2s_tls::{SASL, Tls, bind_and_ping, element, exporter};
 
-#[path = "support/mod.rs"]
-mod support;
-
-async fn start() -> (rookery_server::Running, tempfile::TempDir, SocketAddr) {
+async fn start() -> (TestServer, SocketAddr) {
     start_with("").await
 }
 
-/// Like [`start`], with extra config (e.g. a `[limits]` table).
-async fn start_with(extra: &str) -> (rookery_server::Running, tempfile::TempDir, SocketAddr) {
-    support::c2s_tls::start("", extra).await
+/// A server for `localhost` with a c2s listener (defaults: TLS required) and the account
+/// juliet; `extra` is more config (e.g. a `[limits]` table).
+async fn start_with(extra: &str) -> (TestServer, SocketAddr) {
+    let s = TestServer::local_with(LocalOpts {
+        c2s: String::new(),
+        listeners: vec!["c2s"],
+        extra: extra.to_owned(),
+        ..LocalOpts::default()
+    })
+    .await;
+    s.account("juliet").await;
+    let addr = s.addr(ListenerKind::C2s);
+    (s, addr)
 }
 
 /// STARTTLS with a client that accepts the self-signed certificate; TLS 1.3, so the server
 /// hands the connection to its compact record layer.
 async fn tls_stream(addr: SocketAddr) -> (Tls, Element) {
     let cfg = std::sync::Arc::new(rookery_tls::client_config_insecure_for_tests());
-    let (s, features) = support::c2s_tls::tls_stream(addr, cfg).await;
+    let (s, features) = c2s::tls_stream(addr, cfg).await;
     assert_eq!(
-        support::c2s_tls::conn(&s).protocol_version(),
+        c2s::conn(&s).protocol_version(),
         Some(tokio_rustls::rustls::ProtocolVersion::TLSv1_3)
     );
     (s, features)
@@ -39,12 +49,12 @@ async fn tls_stream(addr: SocketAddr) -> (Tls, Element) {
 
 /// SCRAM-SHA-1-PLUS with `tls-exporter` and the given binding data.
 async fn scram_plus(s: &mut Tls, cb_data: &[u8]) -> bool {
-    support::c2s_tls::scram_plus(s, "tls-exporter", cb_data).await
+    c2s::scram_plus(s, "tls-exporter", cb_data).await
 }
 
 #[tokio::test]
 async fn scram_plus_with_tls_exporter_then_a_session_over_the_compact_stream() {
-    let (_running, _dir, addr) = start().await;
+    let (_s, addr) = start().await;
     let (mut s, features) = tls_stream(addr).await;
     let mechs: Vec<String> = features
         .children()
@@ -66,7 +76,7 @@ async fn scram_plus_with_tls_exporter_then_a_session_over_the_compact_stream() {
 
 #[tokio::test]
 async fn a_binding_from_another_connection_is_refused() {
-    let (_running, _dir, addr) = start().await;
+    let (_s, addr) = start().await;
     let (other, _) = tls_stream(addr).await;
     let (mut s, _) = tls_stream(addr).await;
     let foreign = exporter(&other);
@@ -110,9 +120,9 @@ fn failure_of(el: &Element) -> (String, String) {
 /// logs in; wrong passwords are still counted and lead to the ban.
 #[tokio::test]
 async fn only_wrong_credentials_count_against_the_throttle() {
-    let (running, _dir, addr) =
+    let (s, addr) =
         start_with("[limits]\nauth_failures_per_ip = 1\nauth_ban_threshold = 2\n").await;
-    let throttle = running.server.throttle();
+    let throttle = s.server().throttle();
     let ip: std::net::IpAddr = "127.0.0.1".parse().unwrap();
     let (mut s, features) = tls_stream(addr).await;
     // XEP-0440: the types -PLUS may use here.

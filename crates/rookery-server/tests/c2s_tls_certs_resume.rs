@@ -9,17 +9,31 @@
 //!   either: the binding hashes the certificate that client was shown.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use rookery_config::ListenerKind;
+use rookery_testkit::net::c2s::{self, Tls, bind_and_ping, conn, exporter, scram_plus};
+use rookery_testkit::net::{LocalOpts, TestServer};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use support::c2s_tls::{Tls, bind_and_ping, conn, exporter, scram_plus, start};
 use tokio_rustls::rustls::{self, ClientConfig, HandshakeKind, SignatureScheme};
 
-#[path = "support/mod.rs"]
-mod support;
+/// A server for `localhost` with `host` in its `[[host]]` (certificates), `extra` more config,
+/// a c2s listener and the account juliet.
+async fn start(host: &str, extra: &str) -> (TestServer, SocketAddr) {
+    let s = TestServer::local_with(LocalOpts {
+        c2s: String::new(),
+        host: host.to_owned(),
+        listeners: vec!["c2s"],
+        extra: extra.to_owned(),
+    })
+    .await;
+    s.account("juliet").await;
+    let addr = s.addr(ListenerKind::C2s);
+    (s, addr)
+}
 
 /// Connects and STARTTLS with `config` (the features are not needed here).
 async fn tls_stream(addr: SocketAddr, config: Arc<ClientConfig>) -> Tls {
-    support::c2s_tls::tls_stream(addr, config).await.0
+    c2s::tls_stream(addr, config).await.0
 }
 
 fn resuming_client() -> Arc<ClientConfig> {
@@ -65,7 +79,7 @@ fn rsa_host(dir: &std::path::Path) -> (String, Vec<u8>) {
 async fn a_reconnecting_client_resumes_and_logs_in() {
     let certs = tempfile::tempdir().unwrap();
     let (host, _) = rsa_host(certs.path());
-    let (_running, _dir, addr) = start(&host, "").await;
+    let (_s, addr) = start(&host, "").await;
     let config = resuming_client();
     first_login(addr, &config).await;
 
@@ -88,7 +102,7 @@ async fn a_reconnecting_client_resumes_and_logs_in() {
 
 /// The second connection's handshake on a server with `host` in its `[[host]]` and `extra`.
 async fn second_handshake(host: &str, extra: &str) -> HandshakeKind {
-    let (_running, _dir, addr) = start(host, extra).await;
+    let (_s, addr) = start(host, extra).await;
     let config = resuming_client();
     first_login(addr, &config).await;
     let s = tls_stream(addr, config).await;
@@ -128,7 +142,7 @@ async fn ecdsa_and_rsa_side_by_side_with_end_point_binding() {
         write("ec.pem", &ec_cert.pem()),
         write("ec.key", &ec.serialize_pem()),
     );
-    let (_running, _dir, addr) = start(&host, "").await;
+    let (_s, addr) = start(&host, "").await;
 
     let default = Arc::new(rookery_tls::client_config_insecure_for_tests());
     let mut rsa_only = rookery_tls::client_config_insecure_for_tests();

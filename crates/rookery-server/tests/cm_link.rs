@@ -5,23 +5,21 @@
 //! (`urn:rookery:cm:0`: acks and resume).
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use base64::Engine;
 use rookery_config::ListenerKind;
 use rookery_proto::ns;
+use rookery_testkit::net::{Ev, LocalOpts, RawPeer, TestServer, c2s, raw_connect};
+use rookery_testkit::wait_until;
 use rookery_xml::Element;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use support::local::{Local, LocalOpts, next_non_presence, raw_connect};
-use support::{Ev, RawPeer, wait_until};
 use tokio::io::AsyncReadExt;
 
 const SECRET: &str = "cm-link-secret";
 
 /// A server with a c2s and a cm listener; `cm` adds keys to `[cm]`, `extra` more sections.
-async fn start(cm: &str, extra: &str) -> Local {
-    Local::start_with(LocalOpts {
+async fn start(cm: &str, extra: &str) -> TestServer {
+    TestServer::local_with(LocalOpts {
         listeners: vec!["c2s", "cm"],
         extra: format!("[cm]\nsecret = \"{SECRET}\"\n{cm}\n{extra}"),
         ..LocalOpts::default()
@@ -29,7 +27,7 @@ async fn start(cm: &str, extra: &str) -> Local {
     .await
 }
 
-fn cm_addr(s: &Local) -> SocketAddr {
+fn cm_addr(s: &TestServer) -> SocketAddr {
     s.addr(ListenerKind::Cm)
 }
 
@@ -253,7 +251,7 @@ fn link_error(el: &Element) -> (String, String, Option<String>) {
 }
 
 /// The live links and sessions of the CM called `name` (0, 0 when it is not known).
-fn cm_state(s: &Local, name: &str) -> (usize, usize) {
+fn cm_state(s: &TestServer, name: &str) -> (usize, usize) {
     s.running
         .cms
         .summary()
@@ -265,7 +263,7 @@ fn cm_state(s: &Local, name: &str) -> (usize, usize) {
 
 /// The messages stored offline for `user@localhost`, polled until there are `n` (bounded):
 /// storage happens in the background and no event announces it.
-async fn offline_messages(s: &Local, user: &str, n: usize) -> Vec<String> {
+async fn offline_messages(s: &TestServer, user: &str, n: usize) -> Vec<String> {
     let offline = s.server().stores().offline.clone();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -361,10 +359,11 @@ fn mechanisms(cfg: &Element) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configuration_iq_reflects_the_config() {
     // Encryption required, registration off.
-    let s = Local::start_with(LocalOpts {
+    let s = TestServer::local_with(LocalOpts {
         c2s: "require_encryption = true\n".to_owned(),
         listeners: vec!["cm"],
         extra: format!("[cm]\nsecret = \"{SECRET}\"\n"),
+        ..LocalOpts::default()
     })
     .await;
     let (mut l, cfg) = CmLink::connect(cm_addr(&s), "cm1/w1").await;
@@ -392,10 +391,11 @@ async fn configuration_iq_reflects_the_config() {
     l.create("s1").await;
 
     // Encryption optional, registration on.
-    let s = Local::start_with(LocalOpts {
+    let s = TestServer::local_with(LocalOpts {
         c2s: "require_encryption = false\n".to_owned(),
         listeners: vec!["cm"],
         extra: format!("[cm]\nsecret = \"{SECRET}\"\n[registration]\nallow = true\n"),
+        ..LocalOpts::default()
     })
     .await;
     let (_l, cfg) = CmLink::connect(cm_addr(&s), "cm1/w1").await;
@@ -484,7 +484,7 @@ async fn session_create_and_close() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_stores_one_message_offline() {
     let s = start("", "").await;
-    support::account(s.server(), "juliet@localhost").await;
+    s.account("juliet").await;
     let (mut l, _) = CmLink::connect(cm_addr(&s), "cm1/w1").await;
     l.create("s1").await;
 
@@ -655,10 +655,10 @@ async fn server_side_kick_sends_a_close_iq_to_the_cm() {
     let (mut l, _) = CmLink::connect(cm_addr(&s), "cm1/w1").await;
     // romeo@localhost/r through the CM, then the same full JID directly: the default
     // `kick_old` policy ends the routed session.
-    support::account(s.server(), "romeo@localhost").await;
+    s.account("romeo").await;
     l.login("cm1-r", "romeo", "r").await;
     let c2s = s.addr(ListenerKind::C2s);
-    let _direct = support::local::c2s_login(c2s, "localhost", "romeo", "pw", "r").await;
+    let _direct = c2s::login_plain(c2s, "localhost", "romeo", "pw", "r").await;
     let err = l.next(10).await;
     assert!(err.is("route", ns::CM_LINK), "{}", err.to_xml());
     assert_eq!(err.attr("streamid"), Some("cm1-r"));
@@ -689,7 +689,7 @@ async fn server_side_kick_sends_a_close_iq_to_the_cm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_logs_in_and_chats_through_routes() {
     let s = start("", "").await;
-    support::account(s.server(), "juliet@localhost").await;
+    s.account("juliet").await;
     let mut romeo = s.client("romeo", "r").await;
     let (mut l, _) = CmLink::connect(cm_addr(&s), "cm1/w1").await;
 
@@ -702,7 +702,7 @@ async fn client_logs_in_and_chats_through_routes() {
          <body>wherefore</body></message>",
     )
     .await;
-    let got = next_non_presence(&mut romeo, 10).await;
+    let got = romeo.next_non_presence(10).await;
     assert_eq!(got.attr("id"), Some("j1"), "{}", got.to_xml());
     assert_eq!(got.attr("from"), Some("juliet@localhost/balcony"));
 
@@ -741,14 +741,15 @@ async fn client_logs_in_and_chats_through_routes() {
 async fn clients_behind_a_cm_log_in_when_the_server_requires_encryption() {
     // The CM terminates the clients' TLS: the server's `require_encryption` (the default)
     // must not refuse what arrives over a link, and PLAIN is fine there.
-    let s = Local::start_with(LocalOpts {
+    let s = TestServer::local_with(LocalOpts {
         c2s: "require_encryption = true\n".to_owned(),
         listeners: vec!["cm"],
         extra: format!("[cm]\nsecret = \"{SECRET}\"\n"),
+        ..LocalOpts::default()
     })
     .await;
-    support::account(s.server(), "juliet@localhost").await;
-    support::account(s.server(), "romeo@localhost").await;
+    s.account("juliet").await;
+    s.account("romeo").await;
     let (mut w1, cfg) = CmLink::connect(cm_addr(&s), "cm1/w1").await;
     assert!(
         mechanisms(&cfg).iter().any(|m| m == "PLAIN"),
@@ -772,7 +773,7 @@ async fn clients_behind_a_cm_log_in_when_the_server_requires_encryption() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replies_follow_the_link_the_session_is_pinned_to() {
     let s = start("", "").await;
-    support::account(s.server(), "juliet@localhost").await;
+    s.account("juliet").await;
     let (mut w1, _) = CmLink::connect(cm_addr(&s), "cm1/w1").await;
     let (mut w2, _) = CmLink::connect(cm_addr(&s), "cm1/w2").await;
     w1.create("cm1-j").await;
@@ -811,7 +812,7 @@ async fn without_acks_a_lost_links_sessions_move_to_a_live_link_at_once() {
     // Openfire's CM answers the configuration without <acks/> and never resumes: when one of
     // its links drops, the sessions on it carry on over another link.
     let s = start("", "").await;
-    support::account(s.server(), "juliet@localhost").await;
+    s.account("juliet").await;
     let mut romeo = s.client("romeo", "r").await;
     let (mut w1, cfg1) = CmLink::connect(cm_addr(&s), "cm1/w1").await;
     let (mut w2, cfg2) = CmLink::connect(cm_addr(&s), "cm1/w2").await;
@@ -832,7 +833,7 @@ async fn without_acks_a_lost_links_sessions_move_to_a_live_link_at_once() {
         "<message xmlns='jabber:client' to='romeo@localhost/r' id='yes'><body>yes</body></message>",
     )
     .await;
-    let got = next_non_presence(&mut romeo, 10).await;
+    let got = romeo.next_non_presence(10).await;
     assert_eq!(got.attr("id"), Some("yes"), "{}", got.to_xml());
 }
 
@@ -841,7 +842,7 @@ async fn resuming_a_link_the_server_still_holds_takes_it_over() {
     // The CM gave up on a link the server still thinks alive (half-open TCP, the CM's own
     // idle timeout): the resume moves its traffic and the server drops the old link.
     let s = start("", "").await;
-    support::account(s.server(), "juliet@localhost").await;
+    s.account("juliet").await;
     let mut romeo = s.client("romeo", "r").await;
     let (mut w1, _) = CmLink::connect(cm_addr(&s), "cm1/w1").await;
     w1.login("cm1-j", "juliet", "balcony").await;
@@ -880,7 +881,7 @@ async fn message_for_a_lost_link_goes_offline_after_the_grace() {
     // A real second of grace: the link is real TCP, and paused time would also expire the
     // test's own read timeouts while the server works.
     let s = start("resume_grace_secs = 1", "").await;
-    support::account(s.server(), "juliet@localhost").await;
+    s.account("juliet").await;
     let mut romeo = s.client("romeo", "r").await;
     let (mut l, _) = CmLink::connect(cm_addr(&s), "cm1/w1").await;
     l.login("cm1-j", "juliet", "balcony").await;
@@ -990,7 +991,7 @@ async fn whitespace_heartbeats_keep_a_link_open() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_sends_system_shutdown_on_every_link() {
     let s = start("", "").await;
-    support::account(s.server(), "juliet@localhost").await;
+    s.account("juliet").await;
     let (mut l1, _) = CmLink::connect(cm_addr(&s), "cm1/w1").await;
     let (mut l2, _) = CmLink::connect(cm_addr(&s), "cm2/w1").await;
     l1.login("cm1-j", "juliet", "balcony").await;
@@ -1015,7 +1016,7 @@ async fn shutdown_sends_system_shutdown_on_every_link() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resuming_a_link_with_unread_bytes_delivers_each_element_once() {
     let s = start("", "").await;
-    support::account(s.server(), "romeo@localhost").await;
+    s.account("romeo").await;
     let mut juliet = s.client("juliet", "j").await;
     let (mut l1, _) = CmLink::connect(cm_addr(&s), "cm1/w1").await;
     l1.login("cm1-r", "romeo", "r").await;
@@ -1047,7 +1048,7 @@ async fn resuming_a_link_with_unread_bytes_delivers_each_element_once() {
         l2.route("cm1-r", &msg(i)).await;
     }
     for i in 1..=N {
-        let got = next_non_presence(&mut juliet, 10).await;
+        let got = juliet.next_non_presence(10).await;
         assert_eq!(
             got.attr("id"),
             Some(format!("m{i}").as_str()),
@@ -1058,7 +1059,7 @@ async fn resuming_a_link_with_unread_bytes_delivers_each_element_once() {
     juliet
         .raw("<iq type='get' id='p' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
         .await;
-    let got = next_non_presence(&mut juliet, 10).await;
+    let got = juliet.next_non_presence(10).await;
     assert_eq!(
         got.attr("id"),
         Some("p"),
@@ -1071,7 +1072,7 @@ async fn resuming_a_link_with_unread_bytes_delivers_each_element_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_resends_exactly_the_unacknowledged_tail_in_order() {
     let s = start("", "").await;
-    support::account(s.server(), "juliet@localhost").await;
+    s.account("juliet").await;
     let mut romeo = s.client("romeo", "r").await;
     let (mut l1, _) = CmLink::connect(cm_addr(&s), "cm1/w1").await;
     l1.login("cm1-j", "juliet", "balcony").await;
@@ -1138,7 +1139,7 @@ async fn resume_resends_exactly_the_unacknowledged_tail_in_order() {
         "<message xmlns='jabber:client' to='romeo@localhost/r' id='back'><body>b</body></message>",
     )
     .await;
-    let got = next_non_presence(&mut romeo, 10).await;
+    let got = romeo.next_non_presence(10).await;
     assert_eq!(got.attr("id"), Some("back"), "{}", got.to_xml());
 
     // The `<resumed/>` got lost with another link: asking again is answered again, and

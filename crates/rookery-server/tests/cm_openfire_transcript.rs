@@ -9,15 +9,14 @@
 //! writes stanzas the way Openfire's server does.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use rookery_config::ListenerKind;
 use rookery_proto::ns;
+use rookery_testkit::net::{
+    Ev, LocalOpts, RawPeer, TestServer, c2s, raw_connect, scram_sha1_final,
+};
 use rookery_xml::Element;
-use support::local::{Local, LocalOpts, c2s_login, next_non_presence, raw_connect};
-use support::{Ev, RawPeer};
 
 const SECRET: &str = "s3cret";
 /// A link address as Openfire's CM names its links: `<manager name>/<worker thread name>`.
@@ -25,8 +24,8 @@ const LINK: &str = "cm01/Connection Worker - 1";
 /// The client's stream id, made by the CM: its name and a random part.
 const SID: &str = "cm01a7f3c9e2";
 
-async fn start() -> Local {
-    Local::start_with(LocalOpts {
+async fn start() -> TestServer {
+    TestServer::local_with(LocalOpts {
         listeners: vec!["c2s", "cm"],
         extra: format!("[cm]\nsecret = \"{SECRET}\"\n"),
         ..LocalOpts::default()
@@ -95,7 +94,7 @@ fn session_iq(id: &str, action: &str) -> String {
 
 /// Connects, opens the link, authenticates and answers the configuration IQ, each step as
 /// Openfire's CM does it and each answer checked. Returns the link.
-async fn link_up(s: &Local) -> RawPeer {
+async fn link_up(s: &TestServer) -> RawPeer {
     let mut l = raw_connect(s.addr(ListenerKind::Cm), ns::CM_LINK).await;
     send(
         &mut l,
@@ -167,8 +166,7 @@ async fn sasl_scram(l: &mut RawPeer) {
     let ch = routed(l).await;
     assert!(ch.is("challenge", ns::SASL), "{}", ch.to_xml());
     let server_first = String::from_utf8(B64.decode(ch.text()).unwrap()).unwrap();
-    let (client_final, server_sig) =
-        support::scram_sha1_final("pw", first_bare, &server_first, b"n,,");
+    let (client_final, server_sig) = scram_sha1_final("pw", first_bare, &server_first, b"n,,");
     route(
         l,
         &format!(
@@ -204,7 +202,7 @@ async fn iq(l: &mut RawPeer, id: &str, client_bytes: &str) -> Element {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openfire_cm_transcript_logs_in_and_chats_with_a_direct_client() {
     let s = start().await;
-    support::account(s.server(), "juliet@localhost").await;
+    s.account("juliet").await;
     let mut romeo = s.client("romeo", "r").await;
     romeo.raw("<presence/>").await;
     let own = romeo.element(10).await;
@@ -298,7 +296,7 @@ async fn openfire_cm_transcript_logs_in_and_chats_with_a_direct_client() {
          <body>Wherefore art thou, Romeo?</body></message>",
     )
     .await;
-    let got = next_non_presence(&mut romeo, 10).await;
+    let got = romeo.next_non_presence(10).await;
     assert!(got.is("message", ns::CLIENT), "{}", got.to_xml());
     assert_eq!(got.attr("id"), Some("m1"));
     assert_eq!(got.attr("from"), Some("juliet@localhost/balcony"));
@@ -364,7 +362,7 @@ async fn a_message_openfire_cm_could_not_deliver_is_stored_offline() {
     // stanza, as it parsed it (no namespace), inside `<failed>`: there it inherits the
     // session element's namespace.
     let s = start().await;
-    support::account(s.server(), "juliet@localhost").await;
+    s.account("juliet").await;
     let mut l = link_up(&s).await;
     send(
         &mut l,
@@ -380,7 +378,7 @@ async fn a_message_openfire_cm_could_not_deliver_is_stored_offline() {
     assert_eq!(r.attr("type"), Some("result"), "{}", r.to_xml());
 
     // Juliet logs in directly and gets it with her first presence.
-    let mut juliet = c2s_login(
+    let mut juliet = c2s::login_plain(
         s.addr(ListenerKind::C2s),
         "localhost",
         "juliet",
@@ -389,7 +387,7 @@ async fn a_message_openfire_cm_could_not_deliver_is_stored_offline() {
     )
     .await;
     juliet.raw("<presence/>").await;
-    let got = next_non_presence(&mut juliet, 10).await;
+    let got = juliet.next_non_presence(10).await;
     assert!(got.is("message", ns::CLIENT), "{}", got.to_xml());
     assert_eq!(got.attr("id"), Some("lost"), "{}", got.to_xml());
     assert_eq!(

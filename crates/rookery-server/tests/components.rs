@@ -5,19 +5,15 @@
 //! and what clients see while the component is away (service-unavailable).
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use rookery_core::components::ComponentRoute;
 use rookery_proto::ns;
-use support::local::{
-    Local, component_connect, component_handshake, component_open, next_non_presence, raw_connect,
-};
-use support::{Ev, RawPeer, wait_until};
+use rookery_testkit::net::{Ev, RawPeer, TestServer, component, raw_connect};
+use rookery_testkit::wait_until;
 
 const SECRET: &str = "component-secret";
 
-async fn server() -> Local {
-    Local::start(&format!(
+async fn server() -> TestServer {
+    TestServer::local(&format!(
         "[[component]]\ndomain = \"echo.localhost\"\nsecret = \"{SECRET}\"\n\
          [[component]]\ndomain = \"other.localhost\"\nsecret = \"other-secret\"\n"
     ))
@@ -65,14 +61,14 @@ async fn client_and_component_exchange_messages() {
          <body>pong</body></message>",
     )
     .await;
-    let got = next_non_presence(&mut romeo, 10).await;
+    let got = romeo.next_non_presence(10).await;
     assert_eq!(got.attr("id"), Some("m2"), "{}", got.to_xml());
     assert_eq!(got.attr("from"), Some("echo.localhost"));
 
     // Without `from`, a stanza comes from the component's domain (Prosody's reading).
     echo.raw("<message to='romeo@localhost/r' id='nofrom'><body>anonymous?</body></message>")
         .await;
-    let got = next_non_presence(&mut romeo, 10).await;
+    let got = romeo.next_non_presence(10).await;
     assert_eq!(
         (got.attr("id"), got.attr("from")),
         (Some("nofrom"), Some("echo.localhost")),
@@ -96,7 +92,7 @@ async fn client_and_component_exchange_messages() {
          <body>from the room</body></message>",
     )
     .await;
-    let got = next_non_presence(&mut romeo, 10).await;
+    let got = romeo.next_non_presence(10).await;
     assert_eq!(
         got.attr("from"),
         Some("bot@room.echo.localhost/x"),
@@ -127,7 +123,7 @@ async fn component_iq_reaches_the_server_and_server_disco_lists_the_component() 
     romeo
         .raw("<iq to='localhost' type='get' id='i1'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
         .await;
-    let r = next_non_presence(&mut romeo, 10).await;
+    let r = romeo.next_non_presence(10).await;
     let items: Vec<String> = r
         .get_child("query", ns::DISCO_ITEMS)
         .unwrap()
@@ -140,15 +136,15 @@ async fn component_iq_reaches_the_server_and_server_disco_lists_the_component() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_secret_is_not_authorized() {
     let s = server().await;
-    let mut c = component_open(s.component_addr(), "echo.localhost").await;
-    component_handshake(&mut c, "not-the-secret").await;
+    let mut c = component::open(s.component_addr(), "echo.localhost").await;
+    component::handshake(&mut c, "not-the-secret").await;
     assert_eq!(c.expect_stream_error(5).await, "not-authorized");
     // The secret of another component does not open this one either.
-    let mut c = component_open(s.component_addr(), "echo.localhost").await;
-    component_handshake(&mut c, "other-secret").await;
+    let mut c = component::open(s.component_addr(), "echo.localhost").await;
+    component::handshake(&mut c, "other-secret").await;
     assert_eq!(c.expect_stream_error(5).await, "not-authorized");
     // A stanza instead of the handshake is refused the same way.
-    let mut c = component_open(s.component_addr(), "echo.localhost").await;
+    let mut c = component::open(s.component_addr(), "echo.localhost").await;
     c.raw("<message from='echo.localhost' to='romeo@localhost'/>")
         .await;
     assert_eq!(c.expect_stream_error(5).await, "not-authorized");
@@ -162,7 +158,7 @@ async fn wrong_secret_is_not_authorized() {
 async fn unknown_domain_or_namespace_is_refused() {
     let s = server().await;
     for to in ["nope.localhost", "localhost", "xecho.localhost"] {
-        let c = component_connect(s.component_addr(), to).await;
+        let c = component::connect(s.component_addr(), to).await;
         expect_error_header_then(c, "host-unknown").await;
     }
     // No `to` at all.
@@ -182,8 +178,8 @@ async fn unknown_domain_or_namespace_is_refused() {
 async fn second_connection_conflicts_and_the_first_keeps_working() {
     let s = server().await;
     let mut first = s.component("echo.localhost", SECRET).await;
-    let mut second = component_open(s.component_addr(), "echo.localhost").await;
-    component_handshake(&mut second, SECRET).await;
+    let mut second = component::open(s.component_addr(), "echo.localhost").await;
+    component::handshake(&mut second, SECRET).await;
     assert_eq!(second.expect_stream_error(5).await, "conflict");
 
     let mut romeo = s.client("romeo", "r").await;
@@ -222,7 +218,7 @@ async fn spoofed_from_is_invalid_from() {
     romeo
         .raw("<iq to='localhost' type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
         .await;
-    let got = next_non_presence(&mut romeo, 10).await;
+    let got = romeo.next_non_presence(10).await;
     assert_eq!(got.attr("id"), Some("p"), "{}", got.to_xml());
 }
 
@@ -246,7 +242,7 @@ async fn messages_bounce_while_the_component_is_away() {
     romeo
         .raw("<message to='echo.localhost' id='b1'><body>anyone?</body></message>")
         .await;
-    let r = next_non_presence(&mut romeo, 10).await;
+    let r = romeo.next_non_presence(10).await;
     assert_eq!(
         (r.attr("id"), r.attr("from")),
         (Some("b1"), Some("echo.localhost"))
@@ -271,7 +267,7 @@ async fn messages_bounce_while_the_component_is_away() {
     romeo
         .raw("<message to='echo.localhost' id='b3'><body>still there?</body></message>")
         .await;
-    let r = next_non_presence(&mut romeo, 10).await;
+    let r = romeo.next_non_presence(10).await;
     assert_eq!(r.attr("id"), Some("b3"), "{}", r.to_xml());
     assert_eq!(condition(&r), "service-unavailable");
 
@@ -287,7 +283,7 @@ async fn messages_bounce_while_the_component_is_away() {
 async fn shutdown_sends_system_shutdown() {
     let s = server().await;
     let mut echo = s.component("echo.localhost", SECRET).await;
-    let mut pending = component_open(s.component_addr(), "other.localhost").await;
+    let mut pending = component::open(s.component_addr(), "other.localhost").await;
     assert!(s.running.shutdown(std::time::Duration::from_secs(10)).await);
     assert_eq!(echo.expect_stream_error(5).await, "system-shutdown");
     assert_eq!(pending.expect_stream_error(5).await, "system-shutdown");
@@ -296,7 +292,7 @@ async fn shutdown_sends_system_shutdown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_handshake_is_refused_before_authentication() {
     let s = server().await;
-    let mut c = component_open(s.component_addr(), "echo.localhost").await;
+    let mut c = component::open(s.component_addr(), "echo.localhost").await;
     // Larger than the pre-authentication stanza cap (10 kB by default).
     c.raw(&format!("<handshake>{}</handshake>", "a".repeat(20_000)))
         .await;
@@ -305,13 +301,13 @@ async fn oversized_handshake_is_refused_before_authentication() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_component_times_out() {
-    let s = Local::start(&format!(
+    let s = TestServer::local(&format!(
         "[[component]]\ndomain = \"echo.localhost\"\nsecret = \"{SECRET}\"\n\
          [limits]\nheader_timeout_secs = 1\nauth_timeout_secs = 1\n"
     ))
     .await;
     // A header but no handshake.
-    let mut c = component_open(s.component_addr(), "echo.localhost").await;
+    let mut c = component::open(s.component_addr(), "echo.localhost").await;
     assert_eq!(c.expect_stream_error(5).await, "connection-timeout");
     // Not even a header.
     let mut c = raw_connect(s.component_addr(), ns::COMPONENT).await;
@@ -320,19 +316,19 @@ async fn silent_component_times_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_wrong_secrets_ban_the_address() {
-    let s = Local::start(&format!(
+    let s = TestServer::local(&format!(
         "[[component]]\ndomain = \"echo.localhost\"\nsecret = \"{SECRET}\"\n\
          [limits]\nauth_failures_per_ip = 2\nauth_ban_threshold = 2\n"
     ))
     .await;
     for _ in 0..2 {
-        let mut c = component_open(s.component_addr(), "echo.localhost").await;
-        component_handshake(&mut c, "guess").await;
+        let mut c = component::open(s.component_addr(), "echo.localhost").await;
+        component::handshake(&mut c, "guess").await;
         assert_eq!(c.expect_stream_error(5).await, "not-authorized");
     }
     // Banned now: even the right secret is refused from this address.
-    let mut c = component_open(s.component_addr(), "echo.localhost").await;
-    component_handshake(&mut c, SECRET).await;
+    let mut c = component::open(s.component_addr(), "echo.localhost").await;
+    component::handshake(&mut c, SECRET).await;
     assert_eq!(c.expect_stream_error(5).await, "not-authorized");
 }
 
@@ -340,13 +336,13 @@ async fn repeated_wrong_secrets_ban_the_address() {
 /// first is refused at once and not counted (docs/decisions/0008).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elements_other_than_a_handshake_are_not_counted_as_guesses() {
-    let s = Local::start(&format!(
+    let s = TestServer::local(&format!(
         "[[component]]\ndomain = \"echo.localhost\"\nsecret = \"{SECRET}\"\n\
          [limits]\nauth_failures_per_ip = 1\nauth_ban_threshold = 1\n"
     ))
     .await;
     for _ in 0..3 {
-        let mut c = component_open(s.component_addr(), "echo.localhost").await;
+        let mut c = component::open(s.component_addr(), "echo.localhost").await;
         c.raw("<message to='x@localhost'><body>hi</body></message>")
             .await;
         assert_eq!(c.expect_stream_error(5).await, "not-authorized");

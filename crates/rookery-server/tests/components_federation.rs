@@ -4,11 +4,11 @@
 //! component's domain as for its own hosts.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use rookery_config::ListenerKind;
-use support::local::component_login;
-use support::{Certs, Opts, dns, node, node_with, publish_at, recv_non_presence, send, session};
+use rookery_testkit::Client;
+use rookery_testkit::net::component;
+use rookery_testkit::net::dns::{dns, publish_at};
+use rookery_testkit::net::federation::{Certs, Opts, node, node_with};
 
 const SECRET: &str = "echo-secret";
 
@@ -33,14 +33,11 @@ async fn component_and_remote_user_exchange_messages() {
     publish_at(&dns, "echo.a.test", a.s2s_port(), false);
     let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
     let addr = a.running.addr(ListenerKind::Component).unwrap();
-    let mut echo = component_login(addr, "echo.a.test", SECRET).await;
-    let (juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
+    let mut echo = component::login(addr, "echo.a.test", SECRET).await;
+    let mut juliet = Client::available(b.server(), "juliet@b.test/j").await;
 
     // Remote user → component: b.test dials a.test's s2s listener for echo.a.test.
-    send(
-        b.server(),
-        &juliet,
-        "<message xmlns='jabber:client' to='echo.a.test' id='in'><body>hi echo</body></message>",
+    juliet.send("<message xmlns='jabber:client' to='echo.a.test' id='in'><body>hi echo</body></message>",
     )
     .await;
     let got = echo.element(20).await;
@@ -57,7 +54,7 @@ async fn component_and_remote_user_exchange_messages() {
         "<message from='echo.a.test' to='juliet@b.test/j' id='out'><body>hi juliet</body></message>",
     )
     .await;
-    let got = recv_non_presence(&mut juliet_rx, 20).await;
+    let got = juliet.next_non_presence(20).await;
     assert_eq!(got.id(), Some("out"), "{}", got.element().to_xml());
     assert_eq!(got.from().map(|f| f.as_str()), Some("echo.a.test"));
 }

@@ -2,20 +2,20 @@
 //! test starts: messages and IQs both ways, with TLS + SASL EXTERNAL and with dialback only.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
-use support::{Ca, Certs, dns, node, recv_non_presence, send, session};
+use rookery_testkit::Client;
+use rookery_testkit::net::dns::dns;
+use rookery_testkit::net::federation::{Ca, Certs, node};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dialback_only_messages_and_iq_both_ways() {
     let dns = dns().await;
     let a = node(&["a.test"], &dns, Certs::SelfSigned, "").await;
     let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
-    let (romeo, mut romeo_rx) = session(a.server(), "romeo@a.test/r").await;
-    let (juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
+    let mut romeo = Client::available(a.server(), "romeo@a.test/r").await;
+    let mut juliet = Client::available(b.server(), "juliet@b.test/j").await;
 
-    send(a.server(), &romeo, "<message xmlns='jabber:client' to='juliet@b.test/j' id='m1' type='chat'><body>hi</body></message>").await;
-    let got = recv_non_presence(&mut juliet_rx, 10).await;
+    romeo.send("<message xmlns='jabber:client' to='juliet@b.test/j' id='m1' type='chat'><body>hi</body></message>").await;
+    let got = juliet.next_non_presence(10).await;
     assert_eq!(got.from().unwrap().as_str(), "romeo@a.test/r");
     assert_eq!(got.id(), Some("m1"));
     assert_eq!(
@@ -26,13 +26,13 @@ async fn dialback_only_messages_and_iq_both_ways() {
         "hi"
     );
 
-    send(b.server(), &juliet, "<message xmlns='jabber:client' to='romeo@a.test/r' id='m2' type='chat'><body>hello</body></message>").await;
-    let back = recv_non_presence(&mut romeo_rx, 10).await;
+    juliet.send("<message xmlns='jabber:client' to='romeo@a.test/r' id='m2' type='chat'><body>hello</body></message>").await;
+    let back = romeo.next_non_presence(10).await;
     assert_eq!(back.from().unwrap().as_str(), "juliet@b.test/j");
 
     // An iq to the remote server itself comes back as a result.
-    send(a.server(), &romeo, "<iq xmlns='jabber:client' to='b.test' id='p1' type='get'><ping xmlns='urn:xmpp:ping'/></iq>").await;
-    let pong = recv_non_presence(&mut romeo_rx, 10).await;
+    romeo.send("<iq xmlns='jabber:client' to='b.test' id='p1' type='get'><ping xmlns='urn:xmpp:ping'/></iq>").await;
+    let pong = romeo.next_non_presence(10).await;
     assert_eq!((pong.type_attr(), pong.id()), ("result", Some("p1")));
     assert_eq!(pong.from().unwrap().as_str(), "b.test");
 
@@ -54,15 +54,12 @@ async fn tls_with_sasl_external() {
     let ca = Ca::new();
     let a = node(&["a.test"], &dns, Certs::Ca(&ca), "").await;
     let b = node(&["b.test"], &dns, Certs::Ca(&ca), "").await;
-    let (romeo, _romeo_rx) = session(a.server(), "romeo@a.test/r").await;
-    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
-    send(
-        a.server(),
-        &romeo,
-        "<message xmlns='jabber:client' to='juliet@b.test/j' id='x1'><body>tls</body></message>",
+    let romeo = Client::available(a.server(), "romeo@a.test/r").await;
+    let mut juliet = Client::available(b.server(), "juliet@b.test/j").await;
+    romeo.send("<message xmlns='jabber:client' to='juliet@b.test/j' id='x1'><body>tls</body></message>",
     )
     .await;
-    let got = recv_non_presence(&mut juliet_rx, 10).await;
+    let got = juliet.next_non_presence(10).await;
     assert_eq!(got.id(), Some("x1"));
     let pair = ("a.test".to_owned(), "b.test".to_owned());
     let (_, dialback) = a
@@ -82,7 +79,7 @@ async fn tls_with_sasl_external() {
 /// Static routes: b.test is not in DNS at all; a `[[s2s.route]]` on A points at its listener.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn static_route_reaches_a_domain_missing_from_dns() {
-    use support::{Opts, node_with};
+    use rookery_testkit::net::federation::{Opts, node_with};
     let dns = dns().await;
     let b = node_with(
         &["b.test"],
@@ -108,15 +105,12 @@ async fn static_route_reaches_a_domain_missing_from_dns() {
     )
     .await;
     assert_eq!(dns.query_count("_xmpp-server._tcp.b.test"), 0);
-    let (romeo, _r) = session(a.server(), "romeo@a.test/r").await;
-    let (_j, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
-    send(
-        a.server(),
-        &romeo,
-        "<message xmlns='jabber:client' to='juliet@b.test/j' id='sr'><body>routed</body></message>",
+    let romeo = Client::available(a.server(), "romeo@a.test/r").await;
+    let mut j = Client::available(b.server(), "juliet@b.test/j").await;
+    romeo.send("<message xmlns='jabber:client' to='juliet@b.test/j' id='sr'><body>routed</body></message>",
     )
     .await;
-    assert_eq!(recv_non_presence(&mut juliet_rx, 10).await.id(), Some("sr"));
+    assert_eq!(j.next_non_presence(10).await.id(), Some("sr"));
     // The route replaced DNS for b.test entirely.
     assert_eq!(dns.query_count("_xmpp-server._tcp.b.test"), 0);
 }

@@ -5,48 +5,37 @@
 //! untyped presence never bounce; a `subscribe` bounces once.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
-use support::{
-    Certs, Opts, Silent, account, assert_empty, dns, expect_error, node, node_with, publish_at,
-    send, session,
-};
+use rookery_testkit::Client;
+use rookery_testkit::create_account;
+use rookery_testkit::net::dns::{dns, publish_at};
+use rookery_testkit::net::federation::{Certs, Opts, node, node_with};
+use rookery_testkit::net::s2s::Silent;
 
 /// The sender gets exactly this bounce: the next stanza is it, and a later probe's bounce
 /// comes right after it with nothing in between.
-async fn bounced_once(
-    a: &support::Node,
-    h: &rookery_core::Session,
-    rx: &mut rookery_core::session::SessionReceiver,
-    to: &str,
-    cond: &str,
-    ty: &str,
-) {
-    let e = expect_error(rx, 10, cond, ty).await;
+async fn bounced_once(romeo: &mut Client, to: &str, cond: &str, ty: &str) {
+    let e = romeo.expect_error(10, cond, ty).await;
     assert_eq!(e.id(), Some("m1"));
     assert_eq!(e.from().unwrap().as_str(), to);
     assert_eq!(e.to().unwrap().as_str(), "romeo@a.test/r");
-    send(
-        a.server(),
-        h,
-        &format!("<message xmlns='jabber:client' to='{to}' id='probe'><body>2</body></message>"),
-    )
-    .await;
-    let p = expect_error(rx, 10, cond, ty).await;
+    romeo
+        .send(&format!(
+            "<message xmlns='jabber:client' to='{to}' id='probe'><body>2</body></message>"
+        ))
+        .await;
+    let p = romeo.expect_error(10, cond, ty).await;
     assert_eq!(p.id(), Some("probe"), "{}", p.element().to_xml());
-    assert_empty(rx);
+    romeo.assert_silent();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unresolvable_domain_bounces_remote_server_not_found() {
     let dns = dns().await;
     let a = node(&["a.test"], &dns, Certs::SelfSigned, "").await;
-    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r").await;
-    send(a.server(), &romeo, "<message xmlns='jabber:client' to='juliet@nowhere.test' id='m1' type='chat'><body>hi</body></message>").await;
+    let mut romeo = Client::available(a.server(), "romeo@a.test/r").await;
+    romeo.send("<message xmlns='jabber:client' to='juliet@nowhere.test' id='m1' type='chat'><body>hi</body></message>").await;
     bounced_once(
-        &a,
-        &romeo,
-        &mut rx,
+        &mut romeo,
         "juliet@nowhere.test",
         "remote-server-not-found",
         "cancel",
@@ -63,17 +52,12 @@ async fn nothing_listening_bounces_remote_server_not_found() {
         l.local_addr().unwrap().port()
     };
     publish_at(&dns, "closed.test", closed, false);
-    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r").await;
-    send(
-        a.server(),
-        &romeo,
-        "<message xmlns='jabber:client' to='juliet@closed.test' id='m1'><body>hi</body></message>",
+    let mut romeo = Client::available(a.server(), "romeo@a.test/r").await;
+    romeo.send("<message xmlns='jabber:client' to='juliet@closed.test' id='m1'><body>hi</body></message>",
     )
     .await;
     bounced_once(
-        &a,
-        &romeo,
-        &mut rx,
+        &mut romeo,
         "juliet@closed.test",
         "remote-server-not-found",
         "cancel",
@@ -119,24 +103,21 @@ async fn dialback_refused_bounces_internal_server_error() {
         },
     )
     .await;
-    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r").await;
-    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
-    send(
-        a.server(),
-        &romeo,
-        "<message xmlns='jabber:client' to='juliet@b.test/j' id='m1'><body>hi</body></message>",
-    )
-    .await;
+    let mut romeo = Client::available(a.server(), "romeo@a.test/r").await;
+    let mut juliet = Client::available(b.server(), "juliet@b.test/j").await;
+    romeo
+        .send(
+            "<message xmlns='jabber:client' to='juliet@b.test/j' id='m1'><body>hi</body></message>",
+        )
+        .await;
     bounced_once(
-        &a,
-        &romeo,
-        &mut rx,
+        &mut romeo,
         "juliet@b.test/j",
         "internal-server-error",
         "cancel",
     )
     .await;
-    assert_empty(&mut juliet_rx);
+    juliet.assert_silent();
     assert!(a.stream_of("a.test", "b.test").is_none());
     drop(c);
 }
@@ -145,9 +126,11 @@ async fn dialback_refused_bounces_internal_server_error() {
 async fn iq_get_to_unresolvable_domain_gets_an_iq_error() {
     let dns = dns().await;
     let a = node(&["a.test"], &dns, Certs::SelfSigned, "").await;
-    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r").await;
-    send(a.server(), &romeo, "<iq xmlns='jabber:client' to='nowhere.test' id='q1' type='get'><ping xmlns='urn:xmpp:ping'/></iq>").await;
-    let e = expect_error(&mut rx, 10, "remote-server-not-found", "cancel").await;
+    let mut romeo = Client::available(a.server(), "romeo@a.test/r").await;
+    romeo.send("<iq xmlns='jabber:client' to='nowhere.test' id='q1' type='get'><ping xmlns='urn:xmpp:ping'/></iq>").await;
+    let e = romeo
+        .expect_error(10, "remote-server-not-found", "cancel")
+        .await;
     assert_eq!(e.kind(), rookery_proto::stanza::Kind::Iq);
     assert_eq!(e.id(), Some("q1"));
     assert_eq!(e.from().unwrap().as_str(), "nowhere.test");
@@ -172,8 +155,8 @@ async fn only_bounceable_stanzas_bounce_and_once() {
     .await;
     let silent = Silent::start().await;
     publish_at(&dns, "dead.test", silent.port, false);
-    account(a.server(), "romeo@a.test").await;
-    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r").await;
+    create_account(a.server(), "romeo@a.test").await;
+    let mut romeo = Client::available(a.server(), "romeo@a.test/r").await;
     for xml in [
         "<iq xmlns='jabber:client' to='juliet@dead.test/x' id='res' type='result'/>",
         "<iq xmlns='jabber:client' to='juliet@dead.test/x' id='err' type='error'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
@@ -182,18 +165,22 @@ async fn only_bounceable_stanzas_bounce_and_once() {
         "<presence xmlns='jabber:client' to='juliet@dead.test' type='subscribe' id='sub'/>",
         "<message xmlns='jabber:client' to='juliet@dead.test' id='last'><body>x</body></message>",
     ] {
-        send(a.server(), &romeo, xml).await;
+        romeo.send(xml).await;
     }
     // (The session did not ask for the roster, so no roster push arrives.)
-    let sub = expect_error(&mut rx, 10, "remote-server-timeout", "wait").await;
+    let sub = romeo
+        .expect_error(10, "remote-server-timeout", "wait")
+        .await;
     assert_eq!(
         (sub.kind(), sub.id()),
         (rookery_proto::stanza::Kind::Presence, Some("sub"))
     );
     assert_eq!(sub.to().unwrap().as_str(), "romeo@a.test");
-    let last = expect_error(&mut rx, 10, "remote-server-timeout", "wait").await;
+    let last = romeo
+        .expect_error(10, "remote-server-timeout", "wait")
+        .await;
     assert_eq!(last.id(), Some("last"), "{}", last.element().to_xml());
-    assert_empty(&mut rx);
+    romeo.assert_silent();
     assert_eq!(
         silent.accepted(),
         1,

@@ -4,18 +4,17 @@
 //! dialback error verdict, and policy refusals.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use rookery_proto::ns;
+use rookery_testkit::net::RawPeer;
+use rookery_testkit::net::dns::{TestDns, dns, publish_at};
+use rookery_testkit::net::federation::{Certs, Node, Opts, node, node_a, node_with};
+use rookery_testkit::net::s2s::{FakeOpts, FakeServer};
+use rookery_testkit::{Client, error_of, stanza};
 use std::net::{Ipv4Addr, SocketAddr};
-use support::{
-    Certs, FakeOpts, FakeServer, Opts, RawPeer, assert_empty, dns, expect_error, node, node_a,
-    node_with, publish_at, recv_non_presence, send, session,
-};
 
 const A_SECRET: &str = "the-dialback-secret-of-a-test";
 
-fn addr(n: &support::Node) -> SocketAddr {
+fn addr(n: &Node) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, n.s2s_port()))
 }
 
@@ -34,7 +33,7 @@ fn dialback_error_condition(el: &rookery_xml::Element) -> String {
         .unwrap_or_default()
 }
 
-async fn a_and_b(b_extra: &str) -> (rookery_testdns::TestDns, support::Node, support::Node) {
+async fn a_and_b(b_extra: &str) -> (TestDns, Node, Node) {
     let dns = dns().await;
     let a = node_a(&dns).await;
     let b = node(&["b.test"], &dns, Certs::SelfSigned, b_extra).await;
@@ -46,7 +45,7 @@ async fn a_and_b(b_extra: &str) -> (rookery_testdns::TestDns, support::Node, sup
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_dialback_requests_leave_the_stream_open() {
     let (_dns, _a, b) = a_and_b("").await;
-    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
+    let mut juliet = Client::available(b.server(), "juliet@b.test/j").await;
     let mut peer = RawPeer::connect(addr(&b), Some("a.test"), "b.test").await;
 
     peer.raw("<db:result from='a.test' to='elsewhere.test'>00</db:result>")
@@ -92,18 +91,18 @@ async fn refused_dialback_requests_leave_the_stream_open() {
         "<message from='mallory@a.test' to='juliet@b.test/j' id='ok'><body>x</body></message>",
     )
     .await;
-    assert_eq!(recv_non_presence(&mut juliet_rx, 10).await.id(), Some("ok"));
+    assert_eq!(juliet.next_non_presence(10).await.id(), Some("ok"));
     // But not for the domains that were refused.
     peer.raw("<message from='x@ghost.test' to='juliet@b.test/j' id='no'><body>x</body></message>")
         .await;
     assert_eq!(peer.expect_stream_error(10).await, "invalid-from");
-    assert_empty(&mut juliet_rx);
+    juliet.assert_silent();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stanza_without_from_is_improper_addressing() {
     let (_dns, _a, b) = a_and_b("").await;
-    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
+    let mut juliet = Client::available(b.server(), "juliet@b.test/j").await;
     let mut peer = RawPeer::connect(addr(&b), Some("a.test"), "b.test").await;
     let key =
         rookery_proto::dialback::key(A_SECRET.as_bytes(), "b.test", "a.test", &peer.stream_id);
@@ -115,7 +114,7 @@ async fn stanza_without_from_is_improper_addressing() {
     peer.raw("<message to='juliet@b.test/j' id='nf'><body>who?</body></message>")
         .await;
     assert_eq!(peer.expect_stream_error(10).await, "improper-addressing");
-    assert_empty(&mut juliet_rx);
+    juliet.assert_silent();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,14 +139,13 @@ async fn peer_header_without_id_is_refused() {
     )
     .await;
     publish_at(&dns, "b.test", fake.port, false);
-    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r").await;
-    send(
-        a.server(),
-        &romeo,
-        "<message xmlns='jabber:client' to='juliet@b.test' id='m1'><body>x</body></message>",
-    )
-    .await;
-    let e = expect_error(&mut rx, 10, "remote-server-timeout", "wait").await;
+    let mut romeo = Client::available(a.server(), "romeo@a.test/r").await;
+    romeo
+        .send("<message xmlns='jabber:client' to='juliet@b.test' id='m1'><body>x</body></message>")
+        .await;
+    let e = romeo
+        .expect_error(10, "remote-server-timeout", "wait")
+        .await;
     assert_eq!(e.id(), Some("m1"));
     let err = fake.received.recv().await.unwrap();
     assert_eq!(
@@ -174,14 +172,13 @@ async fn peer_without_tls_is_refused_when_tls_is_required() {
     )
     .await;
     publish_at(&dns, "b.test", fake.port, false);
-    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r").await;
-    send(
-        a.server(),
-        &romeo,
-        "<message xmlns='jabber:client' to='juliet@b.test' id='m1'><body>x</body></message>",
-    )
-    .await;
-    expect_error(&mut rx, 10, "remote-server-timeout", "wait").await;
+    let mut romeo = Client::available(a.server(), "romeo@a.test/r").await;
+    romeo
+        .send("<message xmlns='jabber:client' to='juliet@b.test' id='m1'><body>x</body></message>")
+        .await;
+    romeo
+        .expect_error(10, "remote-server-timeout", "wait")
+        .await;
     let err = fake.received.recv().await.unwrap();
     assert_eq!(
         (err.name(), err.ns()),
@@ -208,16 +205,15 @@ async fn dialback_error_verdict_bounces_remote_server_timeout() {
     )
     .await;
     publish_at(&dns, "b.test", fake.port, false);
-    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r").await;
-    send(
-        a.server(),
-        &romeo,
-        "<message xmlns='jabber:client' to='juliet@b.test' id='m1'><body>x</body></message>",
-    )
-    .await;
-    let e = expect_error(&mut rx, 10, "remote-server-timeout", "wait").await;
+    let mut romeo = Client::available(a.server(), "romeo@a.test/r").await;
+    romeo
+        .send("<message xmlns='jabber:client' to='juliet@b.test' id='m1'><body>x</body></message>")
+        .await;
+    let e = romeo
+        .expect_error(10, "remote-server-timeout", "wait")
+        .await;
     assert_eq!(e.id(), Some("m1"));
-    assert_empty(&mut rx);
+    romeo.assert_silent();
 }
 
 /// A fake peer that says `invalid` to our key: internal-server-error.
@@ -231,14 +227,13 @@ async fn dialback_invalid_verdict_bounces_internal_server_error() {
     )
     .await;
     publish_at(&dns, "b.test", fake.port, false);
-    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r").await;
-    send(
-        a.server(),
-        &romeo,
-        "<message xmlns='jabber:client' to='juliet@b.test' id='m1'><body>x</body></message>",
-    )
-    .await;
-    let e = expect_error(&mut rx, 10, "internal-server-error", "cancel").await;
+    let mut romeo = Client::available(a.server(), "romeo@a.test/r").await;
+    romeo
+        .send("<message xmlns='jabber:client' to='juliet@b.test' id='m1'><body>x</body></message>")
+        .await;
+    let e = romeo
+        .expect_error(10, "internal-server-error", "cancel")
+        .await;
     assert_eq!(e.id(), Some("m1"));
 }
 
@@ -259,26 +254,22 @@ async fn policy_refusals_bounce() {
     )
     .await;
     let _b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
-    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r").await;
-    send(
-        a.server(),
-        &romeo,
-        "<message xmlns='jabber:client' to='x@denied.test' id='d1'><body>x</body></message>",
-    )
-    .await;
-    let e = support::take_now(&mut rx);
+    let mut romeo = Client::available(a.server(), "romeo@a.test/r").await;
+    romeo
+        .send("<message xmlns='jabber:client' to='x@denied.test' id='d1'><body>x</body></message>")
+        .await;
+    let e = romeo.recv();
     assert_eq!(
-        support::error_of(&e),
+        error_of(&e),
         ("remote-server-not-found".into(), "cancel".into())
     );
     assert_eq!(dns.query_count("_xmpp-server._tcp.denied.test"), 0);
-    send(
-        a.server(),
-        &romeo,
-        "<message xmlns='jabber:client' to='juliet@b.test' id='b1'><body>x</body></message>",
-    )
-    .await;
-    let e = expect_error(&mut rx, 10, "remote-server-timeout", "wait").await;
+    romeo
+        .send("<message xmlns='jabber:client' to='juliet@b.test' id='b1'><body>x</body></message>")
+        .await;
+    let e = romeo
+        .expect_error(10, "remote-server-timeout", "wait")
+        .await;
     assert_eq!(e.id(), Some("b1"));
 }
 
@@ -286,20 +277,19 @@ async fn policy_refusals_bounce() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_relaying_for_foreign_senders() {
     let (dns, a, b) = a_and_b("").await;
-    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
-    let st = support::stanza(
+    let mut juliet = Client::available(b.server(), "juliet@b.test/j").await;
+    let st = stanza(
         "<message xmlns='jabber:client' from='eve@c.test' to='juliet@b.test/j' id='r'><body>x</body></message>",
     );
     a.server().route(st).await;
-    let (romeo, _r) = session(a.server(), "romeo@a.test/r").await;
-    send(
-        a.server(),
-        &romeo,
-        "<message xmlns='jabber:client' to='juliet@b.test/j' id='ok'><body>x</body></message>",
-    )
-    .await;
-    assert_eq!(recv_non_presence(&mut juliet_rx, 10).await.id(), Some("ok"));
-    assert_empty(&mut juliet_rx);
+    let romeo = Client::available(a.server(), "romeo@a.test/r").await;
+    romeo
+        .send(
+            "<message xmlns='jabber:client' to='juliet@b.test/j' id='ok'><body>x</body></message>",
+        )
+        .await;
+    assert_eq!(juliet.next_non_presence(10).await.id(), Some("ok"));
+    juliet.assert_silent();
     assert!(a.stream_of("c.test", "b.test").is_none());
     drop(dns);
 }

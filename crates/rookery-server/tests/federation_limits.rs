@@ -2,13 +2,12 @@
 //! unfinished-stanza timeout, and the cap on dialback checks one incoming stream may start.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
+use rookery_testkit::Client;
+use rookery_testkit::net::RawPeer;
+use rookery_testkit::net::dns::{dns, publish_at};
+use rookery_testkit::net::federation::{Certs, Opts, node, node_a, node_with, peer_as_a};
+use rookery_testkit::net::s2s::Silent;
 use std::net::{Ipv4Addr, SocketAddr};
-use support::{
-    Certs, Opts, RawPeer, Silent, dns, node, node_a, node_with, peer_as_a, publish_at,
-    recv_non_presence, session, session_with_mailbox,
-};
 
 /// Regression: authenticated s2s streams were held to the c2s limit (256 KiB); a 300 KB
 /// stanza must pass under the s2s limit (512 KiB by default).
@@ -17,8 +16,8 @@ async fn stanza_between_c2s_and_s2s_limits_is_federated() {
     let dns = dns().await;
     let a = node(&["a.test"], &dns, Certs::SelfSigned, "").await;
     let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
-    let (romeo, _r) = session(a.server(), "romeo@a.test/r").await;
-    let (_j, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
+    let romeo = Client::available(a.server(), "romeo@a.test/r").await;
+    let mut j = Client::available(b.server(), "juliet@b.test/j").await;
     // Built directly: the test's own XML parser has the default 256 KiB cap.
     let el = rookery_xml::Element::new("message", "jabber:client")
         .with_attr("to", "juliet@b.test/j")
@@ -26,8 +25,8 @@ async fn stanza_between_c2s_and_s2s_limits_is_federated() {
         .child(rookery_xml::Element::new("body", "jabber:client").with_text("y".repeat(300_000)));
     let mut st = rookery_proto::stanza::Stanza::new(el).unwrap();
     st.set_from(Some(romeo.jid().clone().into()));
-    a.server().handle_from_client(&romeo, st).await;
-    let got = recv_non_presence(&mut juliet_rx, 10).await;
+    a.server().handle_from_client(&romeo.handle, st).await;
+    let got = j.next_non_presence(10).await;
     assert_eq!(got.id(), Some("big"));
     assert_eq!(
         got.element()
@@ -101,7 +100,7 @@ async fn a_peer_flooding_one_user_is_slowed_and_the_user_gets_everything() {
     let dns = dns().await;
     let _a = node_a(&dns).await;
     let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
-    let (_juliet, mut rx) = session_with_mailbox(b.server(), "juliet@b.test/j", 64).await;
+    let mut juliet = Client::available_with_mailbox(b.server(), "juliet@b.test/j", 64).await;
     let mut peer = peer_as_a(&b).await;
     let flood = tokio::spawn(async move {
         for start in (0..N).step_by(500) {
@@ -117,15 +116,18 @@ async fn a_peer_flooding_one_user_is_slowed_and_the_user_gets_everything() {
         peer
     });
     for i in 0..N {
-        let st = recv_non_presence(&mut rx, 60).await;
+        let st = juliet.next_non_presence(60).await;
         assert_eq!(st.id(), Some(format!("f{i}").as_str()));
     }
     let mut peer = flood.await.unwrap();
-    assert!(!rx.close_now.is_raised(), "the recipient was not closed");
+    assert!(
+        !juliet.rx.close_now.is_raised(),
+        "the recipient was not closed"
+    );
     // The peer's stream is still open and served.
     peer.raw("<message from='romeo@a.test/r' to='juliet@b.test/j' type='chat' id='after'/>")
         .await;
-    assert_eq!(recv_non_presence(&mut rx, 10).await.id(), Some("after"));
+    assert_eq!(juliet.next_non_presence(10).await.id(), Some("after"));
     assert!(
         peer.next_within(std::time::Duration::from_millis(1))
             .await

@@ -3,32 +3,29 @@
 //! is fixed to its header, is never reused for another domain.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
-use support::{Ca, Certs, dns, node, recv_non_presence, send, session};
+use rookery_testkit::Client;
+use rookery_testkit::net::dns::dns;
+use rookery_testkit::net::federation::{Ca, Certs, node};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dialback_stream_carries_a_second_local_domain() {
     let dns = dns().await;
     let a = node(&["a.test", "a2.test"], &dns, Certs::SelfSigned, "").await;
     let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
-    let (romeo, _r) = session(a.server(), "romeo@a.test/r").await;
-    let (mercutio, _m) = session(a.server(), "mercutio@a2.test/m").await;
-    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
+    let romeo = Client::available(a.server(), "romeo@a.test/r").await;
+    let mercutio = Client::available(a.server(), "mercutio@a2.test/m").await;
+    let mut juliet = Client::available(b.server(), "juliet@b.test/j").await;
 
-    send(
-        a.server(),
-        &romeo,
-        "<message xmlns='jabber:client' to='juliet@b.test/j' id='r1'><body>from a</body></message>",
+    romeo.send("<message xmlns='jabber:client' to='juliet@b.test/j' id='r1'><body>from a</body></message>",
     )
     .await;
-    let got = recv_non_presence(&mut juliet_rx, 10).await;
+    let got = juliet.next_non_presence(10).await;
     assert_eq!(
         (got.id(), got.from().unwrap().as_str()),
         (Some("r1"), "romeo@a.test/r")
     );
-    send(a.server(), &mercutio, "<message xmlns='jabber:client' to='juliet@b.test/j' id='m1'><body>from a2</body></message>").await;
-    let got = recv_non_presence(&mut juliet_rx, 10).await;
+    mercutio.send("<message xmlns='jabber:client' to='juliet@b.test/j' id='m1'><body>from a2</body></message>").await;
+    let got = juliet.next_non_presence(10).await;
     assert_eq!(
         (got.id(), got.from().unwrap().as_str()),
         (Some("m1"), "mercutio@a2.test/m")
@@ -46,19 +43,16 @@ async fn sasl_external_stream_is_never_piggybacked() {
     let ca = Ca::new();
     let a = node(&["a.test", "a2.test"], &dns, Certs::Ca(&ca), "").await;
     let b = node(&["b.test"], &dns, Certs::Ca(&ca), "").await;
-    let (romeo, _r) = session(a.server(), "romeo@a.test/r").await;
-    let (mercutio, _m) = session(a.server(), "mercutio@a2.test/m").await;
-    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
+    let romeo = Client::available(a.server(), "romeo@a.test/r").await;
+    let mercutio = Client::available(a.server(), "mercutio@a2.test/m").await;
+    let mut juliet = Client::available(b.server(), "juliet@b.test/j").await;
 
-    send(
-        a.server(),
-        &romeo,
-        "<message xmlns='jabber:client' to='juliet@b.test/j' id='r1'><body>from a</body></message>",
+    romeo.send("<message xmlns='jabber:client' to='juliet@b.test/j' id='r1'><body>from a</body></message>",
     )
     .await;
-    assert_eq!(recv_non_presence(&mut juliet_rx, 10).await.id(), Some("r1"));
-    send(a.server(), &mercutio, "<message xmlns='jabber:client' to='juliet@b.test/j' id='m1'><body>from a2</body></message>").await;
-    let got = recv_non_presence(&mut juliet_rx, 10).await;
+    assert_eq!(juliet.next_non_presence(10).await.id(), Some("r1"));
+    mercutio.send("<message xmlns='jabber:client' to='juliet@b.test/j' id='m1'><body>from a2</body></message>").await;
+    let got = juliet.next_non_presence(10).await;
     assert_eq!(
         (got.id(), got.from().unwrap().as_str()),
         (Some("m1"), "mercutio@a2.test/m")

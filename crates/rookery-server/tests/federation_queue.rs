@@ -3,15 +3,14 @@
 //! once with `resource-constraint`, and the queued ones bounce when set-up fails.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use rookery_proto::ns;
+use rookery_testkit::Client;
+use rookery_testkit::error_of;
+use rookery_testkit::net::dns::{dns, publish_at};
+use rookery_testkit::net::federation::{Certs, Opts, node, node_with};
+use rookery_testkit::net::s2s::Silent;
 use std::collections::HashMap;
 use std::sync::Arc;
-use support::{
-    Certs, Opts, Silent, assert_empty, dns, error_of, expect_error, node, node_with, publish_at,
-    recv_non_presence, send, session, take_now,
-};
 
 const SENDERS: usize = 10;
 const PER_SENDER: usize = 100;
@@ -21,22 +20,18 @@ async fn concurrent_senders_during_setup_arrive_once_and_in_order() {
     let dns = dns().await;
     let a = node(&["a.test"], &dns, Certs::SelfSigned, "").await;
     let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
-    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
+    let mut juliet = Client::available(b.server(), "juliet@b.test/j").await;
     assert!(a.stream_of("a.test", "b.test").is_none(), "no stream yet");
     let barrier = Arc::new(tokio::sync::Barrier::new(SENDERS));
     let mut tasks = Vec::new();
     for u in 0..SENDERS {
         let server = a.server().clone();
-        let (h, _rx) = session(&server, &format!("user{u}@a.test/r")).await;
+        let h = Client::available(&server, &format!("user{u}@a.test/r")).await;
         let barrier = barrier.clone();
         tasks.push(tokio::spawn(async move {
-            let _keep = _rx;
             barrier.wait().await;
             for i in 0..PER_SENDER {
-                send(
-                    &server,
-                    &h,
-                    &format!(
+                h.send(&format!(
                         "<message xmlns='jabber:client' to='juliet@b.test/j' id='{u}-{i}'><body>{i}</body></message>"
                     ),
                 )
@@ -49,7 +44,7 @@ async fn concurrent_senders_during_setup_arrive_once_and_in_order() {
     }
     let mut next: HashMap<String, usize> = HashMap::new();
     for _ in 0..SENDERS * PER_SENDER {
-        let st = recv_non_presence(&mut juliet_rx, 20).await;
+        let st = juliet.next_non_presence(20).await;
         let from = st.from().unwrap().as_str().to_owned();
         let seq: usize = st
             .element()
@@ -64,7 +59,7 @@ async fn concurrent_senders_during_setup_arrive_once_and_in_order() {
     }
     assert_eq!(next.len(), SENDERS);
     assert!(next.values().all(|n| *n == PER_SENDER));
-    assert_empty(&mut juliet_rx);
+    juliet.assert_silent();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,13 +78,10 @@ async fn queue_overflow_bounces_resource_constraint_then_timeout() {
     .await;
     let silent = Silent::start().await;
     publish_at(&dns, "hang.test", silent.port, false);
-    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r").await;
+    let mut romeo = Client::available(a.server(), "romeo@a.test/r").await;
     const N: usize = 12;
     for i in 0..N {
-        send(
-            a.server(),
-            &romeo,
-            &format!(
+        romeo.send(&format!(
                 "<message xmlns='jabber:client' to='juliet@hang.test' id='m{i}'><body>{i}</body></message>"
             ),
         )
@@ -97,11 +89,11 @@ async fn queue_overflow_bounces_resource_constraint_then_timeout() {
     }
     // The 6th..Nth bounced before `send` returned, while the first five wait for the stream.
     for i in 5..N {
-        let e = take_now(&mut rx);
+        let e = romeo.recv();
         assert_eq!(error_of(&e), ("resource-constraint".into(), "wait".into()));
         assert_eq!(e.id(), Some(format!("m{i}").as_str()));
     }
-    assert_empty(&mut rx);
+    romeo.assert_silent();
     assert!(
         a.s2s()
             .pool()
@@ -109,8 +101,10 @@ async fn queue_overflow_bounces_resource_constraint_then_timeout() {
             .is_none()
     );
     for i in 0..5 {
-        let e = expect_error(&mut rx, 10, "remote-server-timeout", "wait").await;
+        let e = romeo
+            .expect_error(10, "remote-server-timeout", "wait")
+            .await;
         assert_eq!(e.id(), Some(format!("m{i}").as_str()));
     }
-    assert_empty(&mut rx);
+    romeo.assert_silent();
 }

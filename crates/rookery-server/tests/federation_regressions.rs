@@ -2,9 +2,9 @@
 //! named for the bug.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
-use support::{Certs, dns, node, recv_non_presence, send, session};
+use rookery_testkit::net::dns::{dns, publish_at};
+use rookery_testkit::net::federation::{Certs, node};
+use rookery_testkit::{Client, wait_until};
 
 /// Regression: incoming s2s streams kept the pre-authentication stanza limit
 /// (`preauth_stanza_bytes`, 10 kB) after the peer authenticated, so any larger stanza from a
@@ -14,12 +14,12 @@ async fn incoming_stream_accepts_large_stanzas_after_authentication() {
     let dns = dns().await;
     let a = node(&["a.test"], &dns, Certs::SelfSigned, "").await;
     let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
-    let (romeo, _r) = session(a.server(), "romeo@a.test/r").await;
-    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
+    let romeo = Client::available(a.server(), "romeo@a.test/r").await;
+    let mut juliet = Client::available(b.server(), "juliet@b.test/j").await;
     let body = "x".repeat(50_000);
-    send(a.server(), &romeo, &format!("<message xmlns='jabber:client' to='juliet@b.test/j' id='big'><body>{body}</body></message>")).await;
-    send(a.server(), &romeo, "<message xmlns='jabber:client' to='juliet@b.test/j' id='small'><body>after</body></message>").await;
-    let got = recv_non_presence(&mut juliet_rx, 10).await;
+    romeo.send(&format!("<message xmlns='jabber:client' to='juliet@b.test/j' id='big'><body>{body}</body></message>")).await;
+    romeo.send("<message xmlns='jabber:client' to='juliet@b.test/j' id='small'><body>after</body></message>").await;
+    let got = juliet.next_non_presence(10).await;
     assert_eq!(got.id(), Some("big"));
     assert_eq!(
         got.element()
@@ -29,10 +29,7 @@ async fn incoming_stream_accepts_large_stanzas_after_authentication() {
             .len(),
         body.len()
     );
-    assert_eq!(
-        recv_non_presence(&mut juliet_rx, 10).await.id(),
-        Some("small")
-    );
+    assert_eq!(juliet.next_non_presence(10).await.id(), Some("small"));
 }
 
 /// Regression: when the live outgoing stream's mailbox was full (a peer not keeping up), the
@@ -44,8 +41,11 @@ async fn incoming_stream_accepts_large_stanzas_after_authentication() {
 async fn full_stream_mailbox_does_not_open_a_second_stream() {
     use rookery_proto::ns;
     use rookery_proto::stanza::{Jid, Stanza};
+    use rookery_testkit::error_of;
+    use rookery_testkit::net::dns::publish_at;
+    use rookery_testkit::net::federation::{Opts, node_with};
+    use rookery_testkit::net::s2s::FakeServer;
     use rookery_xml::Element;
-    use support::{FakeServer, Opts, error_of, node_with, publish_at};
 
     let dns = dns().await;
     let a = node_with(
@@ -66,7 +66,7 @@ async fn full_stream_mailbox_does_not_open_a_second_stream() {
     )
     .await;
     publish_at(&dns, "b.test", fake.port, false);
-    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r").await;
+    let mut romeo = Client::available(a.server(), "romeo@a.test/r").await;
     let msg = |id: String, body: String| {
         let el = Element::new("message", ns::CLIENT)
             .with_attr("to", "juliet@b.test")
@@ -76,13 +76,12 @@ async fn full_stream_mailbox_does_not_open_a_second_stream() {
         st.set_from(Some(Jid::from(romeo.jid().clone())));
         st
     };
-    send(
-        a.server(),
-        &romeo,
-        "<message xmlns='jabber:client' to='juliet@b.test' id='first'><body>1</body></message>",
-    )
-    .await;
-    support::wait_until(10, "the stream to b.test", || {
+    romeo
+        .send(
+            "<message xmlns='jabber:client' to='juliet@b.test' id='first'><body>1</body></message>",
+        )
+        .await;
+    wait_until(10, "the stream to b.test", || {
         a.stream_of("a.test", "b.test").is_some()
     })
     .await;
@@ -91,13 +90,13 @@ async fn full_stream_mailbox_does_not_open_a_second_stream() {
     let big = "x".repeat(512 * 1024);
     for i in 0..48 {
         a.server()
-            .handle_from_client(&romeo, msg(format!("big{i}"), big.clone()))
+            .handle_from_client(&romeo.handle, msg(format!("big{i}"), big.clone()))
             .await;
     }
     // ...and its mailbox fills up.
     for i in 0..3000 {
         a.server()
-            .handle_from_client(&romeo, msg(format!("s{i}"), i.to_string()))
+            .handle_from_client(&romeo.handle, msg(format!("s{i}"), i.to_string()))
             .await;
     }
     assert_eq!(
@@ -106,7 +105,7 @@ async fn full_stream_mailbox_does_not_open_a_second_stream() {
         "the route stays on the stream (no second stream to overtake it)"
     );
     let mut bounced = 0;
-    while let Ok(rookery_core::session::SessionMsg::Stanza(st)) = rx.rx.try_recv() {
+    while let Some(st) = romeo.try_recv() {
         assert_eq!(
             error_of(&st),
             ("resource-constraint".into(), "wait".into()),
@@ -128,7 +127,7 @@ async fn full_stream_mailbox_does_not_open_a_second_stream() {
 /// invalid while a.test on the same stream is fine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_piggybacked_domain_keeps_the_stream_of_the_others() {
-    use support::{Opts, expect_error, node_with};
+    use rookery_testkit::net::federation::{Opts, node_with};
 
     let dns_a = dns().await;
     let dns_b = dns().await;
@@ -164,36 +163,35 @@ async fn invalid_piggybacked_domain_keeps_the_stream_of_the_others() {
         },
     )
     .await;
-    support::publish_at(&dns_b, "a.test", a.s2s_port(), false);
+    publish_at(&dns_b, "a.test", a.s2s_port(), false);
 
-    let (romeo, _r) = session(a.server(), "romeo@a.test/r").await;
-    let (mercutio, mut mercutio_rx) = session(a.server(), "mercutio@a2.test/m").await;
-    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
-    send(
-        a.server(),
-        &romeo,
-        "<message xmlns='jabber:client' to='juliet@b.test/j' id='r1'><body>1</body></message>",
-    )
-    .await;
-    assert_eq!(recv_non_presence(&mut juliet_rx, 10).await.id(), Some("r1"));
+    let romeo = Client::available(a.server(), "romeo@a.test/r").await;
+    let mut mercutio = Client::available(a.server(), "mercutio@a2.test/m").await;
+    let mut juliet = Client::available(b.server(), "juliet@b.test/j").await;
+    romeo
+        .send(
+            "<message xmlns='jabber:client' to='juliet@b.test/j' id='r1'><body>1</body></message>",
+        )
+        .await;
+    assert_eq!(juliet.next_non_presence(10).await.id(), Some("r1"));
     let (stream, _) = a.stream_of("a.test", "b.test").unwrap();
 
-    send(
-        a.server(),
-        &mercutio,
-        "<message xmlns='jabber:client' to='juliet@b.test/j' id='m1'><body>x</body></message>",
-    )
-    .await;
-    expect_error(&mut mercutio_rx, 10, "internal-server-error", "cancel").await;
+    mercutio
+        .send(
+            "<message xmlns='jabber:client' to='juliet@b.test/j' id='m1'><body>x</body></message>",
+        )
+        .await;
+    mercutio
+        .expect_error(10, "internal-server-error", "cancel")
+        .await;
 
     // a.test's stream survived: the next message goes out on it and arrives.
-    send(
-        a.server(),
-        &romeo,
-        "<message xmlns='jabber:client' to='juliet@b.test/j' id='r2'><body>2</body></message>",
-    )
-    .await;
-    assert_eq!(recv_non_presence(&mut juliet_rx, 10).await.id(), Some("r2"));
+    romeo
+        .send(
+            "<message xmlns='jabber:client' to='juliet@b.test/j' id='r2'><body>2</body></message>",
+        )
+        .await;
+    assert_eq!(juliet.next_non_presence(10).await.id(), Some("r2"));
     assert_eq!(a.stream_of("a.test", "b.test").map(|s| s.0), Some(stream));
     drop(c);
 }
@@ -208,8 +206,10 @@ async fn invalid_piggybacked_domain_keeps_the_stream_of_the_others() {
 async fn stanzas_left_on_a_closed_stream_are_not_overtaken() {
     use rookery_proto::ns;
     use rookery_proto::stanza::{Jid, Stanza};
+    use rookery_testkit::net::dns::publish_at;
+    use rookery_testkit::net::federation::{Opts, node_with};
+    use rookery_testkit::net::s2s::FakeServer;
     use rookery_xml::Element;
-    use support::{FakeServer, Opts, node_with, publish_at};
 
     let dns = dns().await;
     let a = node_with(
@@ -228,7 +228,7 @@ async fn stanzas_left_on_a_closed_stream_are_not_overtaken() {
     )
     .await;
     publish_at(&dns, "b.test", fake.port, false);
-    let (romeo, _rx) = session(a.server(), "romeo@a.test/r").await;
+    let romeo = Client::available(a.server(), "romeo@a.test/r").await;
     let msg = move |jid: &rookery_proto::stanza::FullJid, id: String, body: String| {
         let el = Element::new("message", ns::CLIENT)
             .with_attr("to", "juliet@b.test")
@@ -238,13 +238,10 @@ async fn stanzas_left_on_a_closed_stream_are_not_overtaken() {
         st.set_from(Some(Jid::from(jid.clone())));
         st
     };
-    send(
-        a.server(),
-        &romeo,
-        "<message xmlns='jabber:client' to='juliet@b.test' id='first'><body>first</body></message>",
+    romeo.send("<message xmlns='jabber:client' to='juliet@b.test' id='first'><body>first</body></message>",
     )
     .await;
-    support::wait_until(10, "the stream to b.test", || {
+    wait_until(10, "the stream to b.test", || {
         a.stream_of("a.test", "b.test").is_some()
     })
     .await;
@@ -252,13 +249,19 @@ async fn stanzas_left_on_a_closed_stream_are_not_overtaken() {
     let big = "x".repeat(512 * 1024);
     for i in 0..48 {
         a.server()
-            .handle_from_client(&romeo, msg(romeo.jid(), format!("big{i}"), big.clone()))
+            .handle_from_client(
+                &romeo.handle,
+                msg(romeo.jid(), format!("big{i}"), big.clone()),
+            )
             .await;
     }
     const BACKLOG: usize = 2000;
     for i in 0..BACKLOG {
         a.server()
-            .handle_from_client(&romeo, msg(romeo.jid(), format!("s{i}"), i.to_string()))
+            .handle_from_client(
+                &romeo.handle,
+                msg(romeo.jid(), format!("s{i}"), i.to_string()),
+            )
             .await;
     }
     let (first, _) = a.stream_of("a.test", "b.test").unwrap();
@@ -269,7 +272,10 @@ async fn stanzas_left_on_a_closed_stream_are_not_overtaken() {
     let mut after = None;
     while after.is_none_or(|n| i < n) {
         a.server()
-            .handle_from_client(&romeo, msg(romeo.jid(), format!("s{i}"), i.to_string()))
+            .handle_from_client(
+                &romeo.handle,
+                msg(romeo.jid(), format!("s{i}"), i.to_string()),
+            )
             .await;
         i += 1;
         if after.is_none() && a.stream_of("a.test", "b.test").map(|s| s.0) != Some(first) {
@@ -316,7 +322,8 @@ async fn stanzas_left_on_a_closed_stream_are_not_overtaken() {
 /// `connection-timeout`, as client streams are.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unauthenticated_incoming_stream_times_out() {
-    use support::{Opts, RawPeer, node_with};
+    use rookery_testkit::net::RawPeer;
+    use rookery_testkit::net::federation::{Opts, node_with};
 
     let dns = dns().await;
     let b = node_with(
@@ -343,8 +350,9 @@ async fn unauthenticated_incoming_stream_times_out() {
 /// and no second connection is made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_piggyback_verdict_does_not_open_another_stream() {
+    use rookery_testkit::net::dns::publish_at;
+    use rookery_testkit::net::s2s::{FakeOpts, FakeServer};
     use std::sync::Arc;
-    use support::{FakeOpts, FakeServer, expect_error, publish_at};
 
     let dns = dns().await;
     let a = node(&["a.test", "a2.test"], &dns, Certs::SelfSigned, "").await;
@@ -361,27 +369,23 @@ async fn invalid_piggyback_verdict_does_not_open_another_stream() {
     )
     .await;
     publish_at(&dns, "b.test", fake.port, false);
-    let (romeo, _r) = session(a.server(), "romeo@a.test/r").await;
-    let (mercutio, mut mercutio_rx) = session(a.server(), "mercutio@a2.test/m").await;
-    send(
-        a.server(),
-        &romeo,
-        "<message xmlns='jabber:client' to='juliet@b.test' id='r1'><body>1</body></message>",
-    )
-    .await;
+    let romeo = Client::available(a.server(), "romeo@a.test/r").await;
+    let mut mercutio = Client::available(a.server(), "mercutio@a2.test/m").await;
+    romeo
+        .send("<message xmlns='jabber:client' to='juliet@b.test' id='r1'><body>1</body></message>")
+        .await;
     loop {
         let el = fake.received.recv().await.unwrap();
         if el.name() == "message" {
             break;
         }
     }
-    send(
-        a.server(),
-        &mercutio,
-        "<message xmlns='jabber:client' to='juliet@b.test' id='m1'><body>x</body></message>",
-    )
-    .await;
-    expect_error(&mut mercutio_rx, 10, "internal-server-error", "cancel").await;
+    mercutio
+        .send("<message xmlns='jabber:client' to='juliet@b.test' id='m1'><body>x</body></message>")
+        .await;
+    mercutio
+        .expect_error(10, "internal-server-error", "cancel")
+        .await;
     assert!(
         fake.later.try_recv().is_err(),
         "no second connection for a domain the peer refused"
@@ -428,7 +432,9 @@ fn assert_reveals_nothing(xml: &str, port: u16) {
 /// go to the server's log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_domain_bounce_reveals_no_internals() {
-    use support::{Opts, Silent, expect_error, node_with, publish_at};
+    use rookery_testkit::net::dns::publish_at;
+    use rookery_testkit::net::federation::{Opts, node_with};
+    use rookery_testkit::net::s2s::Silent;
 
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -451,7 +457,7 @@ async fn unreachable_domain_bounce_reveals_no_internals() {
         },
     )
     .await;
-    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r").await;
+    let mut romeo = Client::available(a.server(), "romeo@a.test/r").await;
     for (domain, port, cond, ty, text) in [
         (
             "closed-route.test",
@@ -475,13 +481,10 @@ async fn unreachable_domain_bounce_reveals_no_internals() {
             "timed out connecting to silent.test",
         ),
     ] {
-        send(
-            a.server(),
-            &romeo,
-            &format!("<message xmlns='jabber:client' to='juliet@{domain}' id='m'><body>hi</body></message>"),
+        romeo.send(&format!("<message xmlns='jabber:client' to='juliet@{domain}' id='m'><body>hi</body></message>"),
         )
         .await;
-        let e = expect_error(&mut rx, 10, cond, ty).await;
+        let e = romeo.expect_error(10, cond, ty).await;
         assert_eq!(e.from().unwrap().as_str(), format!("juliet@{domain}"));
         let (xml, got) = bounce_error(&e);
         assert_eq!(got, text, "{xml}");

@@ -4,19 +4,20 @@
 //! Nothing gets through.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
-use std::net::{Ipv4Addr, SocketAddr};
-use support::{
-    A_SECRET, Certs, FakeServer, Opts, RawPeer, assert_empty, dns, expect_error, node, node_a,
-    node_with, peer_as_a, publish_at, recv_non_presence, send, session,
+use rookery_testkit::Client;
+use rookery_testkit::net::RawPeer;
+use rookery_testkit::net::dns::{TestDns, dns, publish_at};
+use rookery_testkit::net::federation::{
+    A_SECRET, Certs, Node, Opts, node, node_a, node_with, peer_as_a,
 };
+use rookery_testkit::net::s2s::FakeServer;
+use std::net::{Ipv4Addr, SocketAddr};
 
-fn addr(n: &support::Node) -> SocketAddr {
+fn addr(n: &Node) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, n.s2s_port()))
 }
 
-async fn a_and_b() -> (rookery_testdns::TestDns, support::Node, support::Node) {
+async fn a_and_b() -> (TestDns, Node, Node) {
     let dns = dns().await;
     let a = node_a(&dns).await;
     let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
@@ -26,7 +27,7 @@ async fn a_and_b() -> (rookery_testdns::TestDns, support::Node, support::Node) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unearned_valid_verdict_authenticates_nothing() {
     let (_dns, _a, b) = a_and_b().await;
-    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
+    let mut juliet = Client::available(b.server(), "juliet@b.test/j").await;
     let mut peer = RawPeer::connect(addr(&b), Some("a.test"), "b.test").await;
     // Verdicts nobody asked for, in both directions.
     peer.raw("<db:result from='a.test' to='b.test' type='valid'/>")
@@ -42,27 +43,27 @@ async fn unearned_valid_verdict_authenticates_nothing() {
         cond == "not-authorized" || cond == "invalid-from",
         "stream error {cond}"
     );
-    assert_empty(&mut juliet_rx);
+    juliet.assert_silent();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stanza_from_another_domain_after_dialback_is_invalid_from() {
     let (_dns, _a, b) = a_and_b().await;
-    let (_juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
+    let mut juliet = Client::available(b.server(), "juliet@b.test/j").await;
     let mut peer = peer_as_a(&b).await;
     // The authenticated pair works...
     peer.raw(
         "<message from='mallory@a.test' to='juliet@b.test/j' id='ok'><body>legit</body></message>",
     )
     .await;
-    assert_eq!(recv_non_presence(&mut juliet_rx, 10).await.id(), Some("ok"));
+    assert_eq!(juliet.next_non_presence(10).await.id(), Some("ok"));
     // ...another sender domain does not.
     peer.raw(
         "<message from='x@other.test' to='juliet@b.test/j' id='bad'><body>spoof</body></message>",
     )
     .await;
     assert_eq!(peer.expect_stream_error(10).await, "invalid-from");
-    assert_empty(&mut juliet_rx);
+    juliet.assert_silent();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,14 +133,13 @@ async fn verdict_for_another_pair_is_ignored_on_our_stream() {
     )
     .await;
     publish_at(&dns, "b.test", fake.port, false);
-    let (romeo, mut rx) = session(a.server(), "romeo@a.test/r").await;
-    send(
-        a.server(),
-        &romeo,
-        "<message xmlns='jabber:client' to='juliet@b.test' id='m1'><body>secret</body></message>",
+    let mut romeo = Client::available(a.server(), "romeo@a.test/r").await;
+    romeo.send("<message xmlns='jabber:client' to='juliet@b.test' id='m1'><body>secret</body></message>",
     )
     .await;
-    let e = expect_error(&mut rx, 10, "remote-server-timeout", "wait").await;
+    let e = romeo
+        .expect_error(10, "remote-server-timeout", "wait")
+        .await;
     assert_eq!(e.id(), Some("m1"));
     assert!(a.stream_of("a.test", "b.test").is_none());
     // The fake saw STARTTLS, our request and nothing after it.

@@ -3,12 +3,13 @@
 //! and juliet's presence.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use rookery_proto::ns;
 use rookery_proto::stanza::{Kind, Stanza};
 use rookery_store::Subscription;
-use support::{Certs, account, dns, node, recv, send, session_interested};
+use rookery_testkit::Client;
+use rookery_testkit::create_account;
+use rookery_testkit::net::dns::dns;
+use rookery_testkit::net::federation::{Certs, node};
 
 fn push_item(st: &Stanza) -> Option<(String, String, Option<String>)> {
     if st.kind() != Kind::Iq || st.type_attr() != "set" {
@@ -30,26 +31,20 @@ async fn subscription_round_trip() {
     let dns = dns().await;
     let a = node(&["a.test"], &dns, Certs::SelfSigned, "").await;
     let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
-    account(a.server(), "romeo@a.test").await;
-    account(b.server(), "juliet@b.test").await;
-    let (romeo, mut romeo_rx) = session_interested(a.server(), "romeo@a.test/r").await;
-    let (juliet, mut juliet_rx) = session_interested(b.server(), "juliet@b.test/j").await;
+    create_account(a.server(), "romeo@a.test").await;
+    create_account(b.server(), "juliet@b.test").await;
+    let mut romeo = Client::interested(a.server(), "romeo@a.test/r").await;
+    let mut juliet = Client::interested(b.server(), "juliet@b.test/j").await;
     // Juliet is online with a presence the server can send to a new subscriber.
-    send(
-        b.server(),
-        &juliet,
-        "<presence xmlns='jabber:client'><status>here</status></presence>",
-    )
-    .await;
+    juliet
+        .send("<presence xmlns='jabber:client'><status>here</status></presence>")
+        .await;
 
-    send(
-        a.server(),
-        &romeo,
-        "<presence xmlns='jabber:client' to='juliet@b.test' type='subscribe'/>",
-    )
-    .await;
+    romeo
+        .send("<presence xmlns='jabber:client' to='juliet@b.test' type='subscribe'/>")
+        .await;
     // Romeo's own push: juliet, subscription none, ask subscribe.
-    let push = recv(&mut romeo_rx, 10).await;
+    let push = romeo.next(10).await;
     assert_eq!(
         push_item(&push),
         Some((
@@ -63,7 +58,7 @@ async fn subscription_round_trip() {
 
     // Juliet's session gets the request (after the echo of her own presence).
     let req = loop {
-        let st = recv(&mut juliet_rx, 10).await;
+        let st = juliet.next(10).await;
         if st.kind() == Kind::Presence && st.type_attr() != "" {
             break st;
         }
@@ -71,17 +66,14 @@ async fn subscription_round_trip() {
     assert_eq!(req.type_attr(), "subscribe", "{}", req.element().to_xml());
     assert_eq!(req.from().unwrap().as_str(), "romeo@a.test");
 
-    send(
-        b.server(),
-        &juliet,
-        "<presence xmlns='jabber:client' to='romeo@a.test' type='subscribed'/>",
-    )
-    .await;
+    juliet
+        .send("<presence xmlns='jabber:client' to='romeo@a.test' type='subscribed'/>")
+        .await;
 
     // Romeo: the roster push with subscription 'to', the `subscribed`, and juliet's presence.
     let (mut pushed_to, mut subscribed, mut presence) = (false, false, false);
     while !(pushed_to && subscribed && presence) {
-        let st = recv(&mut romeo_rx, 10).await;
+        let st = romeo.next(10).await;
         if let Some((jid, sub, ask)) = push_item(&st) {
             assert_eq!(jid, "juliet@b.test");
             if sub == "to" {

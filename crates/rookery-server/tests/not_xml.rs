@@ -5,7 +5,8 @@
 //! seconds can only have seen the framer's verdict.
 #![allow(clippy::unwrap_used)]
 
-use rookery_config::{Config, ListenerKind};
+use rookery_config::ListenerKind;
+use rookery_testkit::net::{TestServer, listen};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -17,8 +18,7 @@ const KINDS: [ListenerKind; 5] = [
     ListenerKind::Router,
 ];
 
-async fn server() -> (rookery_server::Running, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
+async fn server() -> TestServer {
     let mut toml = String::from(
         "[server]\ndata_dir = \"data\"\n[[host]]\ndomain = \"localhost\"\n\
          [limits]\nheader_timeout_secs = 3600\nauth_timeout_secs = 3600\n\
@@ -26,15 +26,9 @@ async fn server() -> (rookery_server::Running, tempfile::TempDir) {
          [[router.user]]\nname = \"jabberd\"\nsecret = \"router-secret\"\n",
     );
     for kind in KINDS {
-        toml.push_str(&format!(
-            "[[listen]]\naddress = \"127.0.0.1\"\nport = 0\nkind = \"{}\"\n",
-            kind.as_str()
-        ));
+        toml.push_str(&listen(kind.as_str()));
     }
-    let path = dir.path().join("rookery.toml");
-    std::fs::write(&path, &toml).unwrap();
-    let cfg = Config::load(&path).unwrap_or_else(|e| panic!("{e}\n{toml}"));
-    (rookery_server::start(cfg).await.unwrap(), dir)
+    TestServer::start(&toml).await
 }
 
 /// Sends `bytes` to the `kind` listener and returns everything the server wrote until it
@@ -69,10 +63,10 @@ fn assert_not_well_formed(kind: ListenerKind, got: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_request_is_not_well_formed_at_once_on_every_listener() {
-    let (running, _dir) = server().await;
+    let s = server().await;
     for kind in KINDS {
         let got = answer(
-            &running,
+            &s.running,
             kind,
             b"GET / HTTP/1.1\r\nHost: localhost:5222\r\nUser-Agent: curl/8.5.0\r\n\r\n",
         )
@@ -84,10 +78,10 @@ async fn http_request_is_not_well_formed_at_once_on_every_listener() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_garbage_byte_is_not_well_formed_at_once_on_every_listener() {
-    let (running, _dir) = server().await;
+    let s = server().await;
     for kind in KINDS {
         // One byte, then silence: nothing more is needed to know it is not XML.
-        let got = answer(&running, kind, b"?").await;
+        let got = answer(&s.running, kind, b"?").await;
         assert_not_well_formed(kind, &got);
     }
 }

@@ -1,10 +1,10 @@
 //! XEP-0191 tests against a real server: commands, pushes, presence, and both filters.
 
 use super::{list_matches, match_forms};
-use crate::util::testkit::{Client, Harness, error_condition, stanza};
 use rookery_proto::ns;
 use rookery_proto::stanza::Jid;
 use rookery_store::Subscription;
+use rookery_testkit::{Client, Harness, error_condition, stanza};
 use std::collections::HashSet;
 
 fn items(st: &rookery_proto::stanza::Stanza, name: &str) -> Vec<String> {
@@ -17,11 +17,10 @@ fn items(st: &rookery_proto::stanza::Stanza, name: &str) -> Vec<String> {
         .collect()
 }
 
-async fn block(h: &Harness, c: &mut Client, jid: &str) {
-    h.send(
-        c,
-        &format!("<iq type='set' id='b'><block xmlns='urn:xmpp:blocking'><item jid='{jid}'/></block></iq>"),
-    )
+async fn block(c: &mut Client, jid: &str) {
+    c.send(&format!(
+        "<iq type='set' id='b'><block xmlns='urn:xmpp:blocking'><item jid='{jid}'/></block></iq>"
+    ))
     .await;
     c.recv_result("b");
 }
@@ -53,19 +52,15 @@ fn matching_covers_full_bare_and_domain_forms() {
 
 #[tokio::test]
 async fn blocklist_get_block_unblock_with_pushes() {
-    let h = Harness::new().await;
+    let h = Harness::new(crate::iq_modules()).await;
     let mut a = h.login("romeo", "a").await;
     let mut b = h.login("romeo", "b").await;
-    h.send(
-        &a,
-        "<iq type='get' id='l'><blocklist xmlns='urn:xmpp:blocking'/></iq>",
-    )
-    .await;
+    a.send("<iq type='get' id='l'><blocklist xmlns='urn:xmpp:blocking'/></iq>")
+        .await;
     assert!(items(&a.recv_result("l"), "blocklist").is_empty());
 
     // Resource b never asked for the list: it gets no pushes (§3.3).
-    h.send(
-        &b,
+    b.send(
         "<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'>\
         <item jid='Juliet@Localhost'/><item jid='evil.example'/></block></iq>",
     )
@@ -80,57 +75,43 @@ async fn blocklist_get_block_unblock_with_pushes() {
         vec!["juliet@localhost", "evil.example"]
     );
 
-    h.send(
-        &a,
-        "<iq type='get' id='l2'><blocklist xmlns='urn:xmpp:blocking'/></iq>",
-    )
-    .await;
+    a.send("<iq type='get' id='l2'><blocklist xmlns='urn:xmpp:blocking'/></iq>")
+        .await;
     assert_eq!(
         items(&a.recv_result("l2"), "blocklist"),
         vec!["evil.example", "juliet@localhost"]
     );
 
-    h.send(&b, "<iq type='set' id='u1'><unblock xmlns='urn:xmpp:blocking'><item jid='evil.example'/></unblock></iq>")
+    b.send("<iq type='set' id='u1'><unblock xmlns='urn:xmpp:blocking'><item jid='evil.example'/></unblock></iq>")
         .await;
     b.recv_result("u1");
     assert_eq!(items(&a.recv(), "unblock"), vec!["evil.example"]);
 
-    h.send(
-        &a,
-        "<iq type='set' id='u2'><unblock xmlns='urn:xmpp:blocking'/></iq>",
-    )
-    .await;
+    a.send("<iq type='set' id='u2'><unblock xmlns='urn:xmpp:blocking'/></iq>")
+        .await;
     // The push to a itself comes before the result (pushes are sent while handling).
     let push = a.recv();
     assert!(items(&push, "unblock").is_empty());
     a.recv_result("u2");
-    h.send(
-        &a,
-        "<iq type='get' id='l3'><blocklist xmlns='urn:xmpp:blocking'/></iq>",
-    )
-    .await;
+    a.send("<iq type='get' id='l3'><blocklist xmlns='urn:xmpp:blocking'/></iq>")
+        .await;
     assert!(items(&a.recv_result("l3"), "blocklist").is_empty());
 }
 
 #[tokio::test]
 async fn bad_commands_are_refused() {
-    let h = Harness::new().await;
+    let h = Harness::new(crate::iq_modules()).await;
     h.account("juliet").await;
     let mut a = h.login("romeo", "a").await;
-    h.send(
-        &a,
-        "<iq type='set' id='e'><block xmlns='urn:xmpp:blocking'/></iq>",
-    )
-    .await;
+    a.send("<iq type='set' id='e'><block xmlns='urn:xmpp:blocking'/></iq>")
+        .await;
     a.recv_error("e", "bad-request");
-    h.send(
-        &a,
+    a.send(
         "<iq type='set' id='m'><block xmlns='urn:xmpp:blocking'><item jid='a@@b'/></block></iq>",
     )
     .await;
     a.recv_error("m", "jid-malformed");
-    h.send(
-        &a,
+    a.send(
         "<iq type='get' id='o' to='juliet@localhost'><blocklist xmlns='urn:xmpp:blocking'/></iq>",
     )
     .await;
@@ -138,10 +119,9 @@ async fn bad_commands_are_refused() {
     let many: String = (0..=super::MAX_ITEMS)
         .map(|i| format!("<item jid='u{i}@spam.example'/>"))
         .collect();
-    h.send(
-        &a,
-        &format!("<iq type='set' id='x'><block xmlns='urn:xmpp:blocking'>{many}</block></iq>"),
-    )
+    a.send(&format!(
+        "<iq type='set' id='x'><block xmlns='urn:xmpp:blocking'>{many}</block></iq>"
+    ))
     .await;
     a.recv_error("x", "policy-violation");
 }
@@ -149,17 +129,14 @@ async fn bad_commands_are_refused() {
 #[tokio::test]
 async fn outbound_to_blocked_jid_is_refused() {
     // blocking.scs: "Can't talk anymore".
-    let h = Harness::new().await;
+    let h = Harness::new(crate::iq_modules()).await;
     let mut r = h.login("romeo", "a").await;
     let mut j = h.login("juliet", "a").await;
-    h.make_available(&j);
-    block(&h, &mut r, "juliet@localhost").await;
+    j.make_available();
+    block(&mut r, "juliet@localhost").await;
 
-    h.send(
-        &r,
-        "<message type='chat' to='juliet@localhost' id='m1'><body>hello?</body></message>",
-    )
-    .await;
+    r.send("<message type='chat' to='juliet@localhost' id='m1'><body>hello?</body></message>")
+        .await;
     let err = r.recv();
     assert_eq!(err.type_attr(), "error");
     assert_eq!(err.from().map(|f| f.as_str()), Some("juliet@localhost"));
@@ -169,13 +146,10 @@ async fn outbound_to_blocked_jid_is_refused() {
     assert!(e.get_child("blocked", ns::BLOCKING_ERRORS).is_some());
 
     // A full JID of a blocked bare JID is covered too; iqs are refused the same way.
-    h.send(
-        &r,
-        "<iq type='get' id='i1' to='juliet@localhost/a'><ping xmlns='urn:xmpp:ping'/></iq>",
-    )
-    .await;
+    r.send("<iq type='get' id='i1' to='juliet@localhost/a'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
     r.recv_error("i1", "not-acceptable");
-    h.send(&r, "<presence type='subscribe' to='juliet@localhost'/>")
+    r.send("<presence type='subscribe' to='juliet@localhost'/>")
         .await;
     r.assert_silent();
     j.assert_silent();
@@ -183,14 +157,14 @@ async fn outbound_to_blocked_jid_is_refused() {
 
 #[tokio::test]
 async fn inbound_from_blocked_jid_is_dropped_or_bounced() {
-    let h = Harness::new().await;
+    let h = Harness::new(crate::iq_modules()).await;
     let mut r = h.login("romeo", "a").await;
-    h.make_available(&r);
+    r.make_available();
     let mut j = h.login("juliet", "a").await;
-    block(&h, &mut r, "juliet@localhost").await;
+    block(&mut r, "juliet@localhost").await;
 
     // blocking.scs: Juliet's message bounces with service-unavailable from Romeo's bare JID.
-    h.send(&j, "<message type='chat' to='romeo@localhost' id='m'/>")
+    j.send("<message type='chat' to='romeo@localhost' id='m'/>")
         .await;
     let err = j.recv();
     assert_eq!(err.type_attr(), "error");
@@ -200,31 +174,25 @@ async fn inbound_from_blocked_jid_is_dropped_or_bounced() {
         Some("service-unavailable")
     );
     // Iq get/set: service-unavailable, to the bare or a full JID.
-    h.send(
-        &j,
-        "<iq type='get' id='p1' to='romeo@localhost'><ping xmlns='urn:xmpp:ping'/></iq>",
-    )
-    .await;
+    j.send("<iq type='get' id='p1' to='romeo@localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
     j.recv_error("p1", "service-unavailable");
-    h.send(
-        &j,
-        "<iq type='get' id='p2' to='romeo@localhost/a'><ping xmlns='urn:xmpp:ping'/></iq>",
-    )
-    .await;
+    j.send("<iq type='get' id='p2' to='romeo@localhost/a'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
     j.recv_error("p2", "service-unavailable");
     // Presence and iq results: dropped without a word.
-    h.send(&j, "<presence to='romeo@localhost'/>").await;
-    h.send(&j, "<presence type='subscribe' to='romeo@localhost'/>")
+    j.send("<presence to='romeo@localhost'/>").await;
+    j.send("<presence type='subscribe' to='romeo@localhost'/>")
         .await;
-    h.send(&j, "<iq type='result' id='r' to='romeo@localhost/a'/>")
+    j.send("<iq type='result' id='r' to='romeo@localhost/a'/>")
         .await;
     j.assert_silent();
     r.assert_silent();
 
     // A domain block covers every user of it.
     let mut o = h.login("other", "x").await;
-    block(&h, &mut o, "localhost").await;
-    h.send(&j, "<message type='chat' to='other@localhost/x' id='d'/>")
+    block(&mut o, "localhost").await;
+    j.send("<message type='chat' to='other@localhost/x' id='d'/>")
         .await;
     assert_eq!(
         error_condition(&j.recv()).as_deref(),
@@ -236,18 +204,17 @@ async fn inbound_from_blocked_jid_is_dropped_or_bounced() {
 #[tokio::test]
 async fn blocking_sends_unavailable_and_unblocking_current_presence() {
     // blocking.scs: Juliet sees Romeo go offline, then come back.
-    let h = Harness::new().await;
+    let h = Harness::new(crate::iq_modules()).await;
     let mut r = h.login("romeo", "a").await;
-    h.make_available(&r);
+    r.make_available();
     let mut j = h.login("juliet", "a").await;
-    h.make_available(&j);
+    j.make_available();
     let mut n = h.login("nosy", "a").await;
-    h.make_available(&n);
-    h.roster(&h.bare("romeo"), &h.bare("juliet"), Subscription::Both)
+    n.make_available();
+    h.roster_put(&h.bare("romeo"), &h.bare("juliet"), Subscription::Both)
         .await;
     // Nosy is not subscribed to Romeo: blocking it sends nothing.
-    h.send(
-        &r,
+    r.send(
         "<iq type='set' id='b'><block xmlns='urn:xmpp:blocking'>\
         <item jid='juliet@localhost'/><item jid='nosy@localhost'/></block></iq>",
     )
@@ -267,7 +234,7 @@ async fn blocking_sends_unavailable_and_unblocking_current_presence() {
     h.server.route(bcast).await;
     n.assert_silent();
 
-    h.send(&r, "<iq type='set' id='u'><unblock xmlns='urn:xmpp:blocking'><item jid='juliet@localhost'/></unblock></iq>")
+    r.send("<iq type='set' id='u'><unblock xmlns='urn:xmpp:blocking'><item jid='juliet@localhost'/></unblock></iq>")
         .await;
     r.recv_result("u");
     let p = j.recv();
@@ -281,35 +248,29 @@ async fn blocking_sends_unavailable_and_unblocking_current_presence() {
         Some("here")
     );
     // Talking works again.
-    h.send(
-        &r,
-        "<message type='chat' to='juliet@localhost' id='ok'><body>hello!</body></message>",
-    )
-    .await;
+    r.send("<message type='chat' to='juliet@localhost' id='ok'><body>hello!</body></message>")
+        .await;
     assert_eq!(j.recv().type_attr(), "chat");
     n.assert_silent();
 }
 
 #[tokio::test]
 async fn blocklist_survives_logout_and_cache_is_dropped() {
-    let h = Harness::new().await;
+    let h = Harness::new(crate::iq_modules()).await;
     let mut r = h.login("romeo", "a").await;
-    block(&h, &mut r, "juliet@localhost").await;
-    h.logout(r).await;
+    block(&mut r, "juliet@localhost").await;
+    r.logout().await;
     // Romeo offline: the check reads the store.
     let mut j = h.login("juliet", "a").await;
-    h.send(&j, "<message type='chat' to='romeo@localhost' id='m'/>")
+    j.send("<message type='chat' to='romeo@localhost' id='m'/>")
         .await;
     assert_eq!(
         error_condition(&j.recv()).as_deref(),
         Some("service-unavailable")
     );
     let mut r = h.login("romeo", "b").await;
-    h.send(
-        &r,
-        "<iq type='get' id='l'><blocklist xmlns='urn:xmpp:blocking'/></iq>",
-    )
-    .await;
+    r.send("<iq type='get' id='l'><blocklist xmlns='urn:xmpp:blocking'/></iq>")
+        .await;
     assert_eq!(
         items(&r.recv_result("l"), "blocklist"),
         vec!["juliet@localhost"]
@@ -321,10 +282,10 @@ async fn blocklist_survives_logout_and_cache_is_dropped() {
 /// caught, on their way out).
 #[tokio::test]
 async fn iq_from_a_blocked_remote_sender_is_stopped() {
-    let h = Harness::new().await;
+    let h = Harness::new(crate::iq_modules()).await;
     let mut r = h.login("romeo", "a").await;
-    h.make_available(&r);
-    block(&h, &mut r, "evil.example").await;
+    r.make_available();
+    block(&mut r, "evil.example").await;
     // As the s2s inbound stream would hand it over: routed, `from` a remote domain.
     let mut iq =
         stanza("<iq type='get' id='x' to='romeo@localhost/a'><ping xmlns='urn:xmpp:ping'/></iq>");

@@ -11,8 +11,6 @@ pub(crate) mod send;
 pub(crate) mod subscription;
 
 #[cfg(test)]
-pub(crate) mod testkit;
-#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_sub;
@@ -23,6 +21,17 @@ use rookery_core::{
 };
 use rookery_proto::stanza::{Jid, Kind, Stanza};
 use rookery_proto::subscription::SubKind;
+
+/// What the roster, presence and offline tests run: the modules that share subscription
+/// state and availability.
+#[cfg(test)]
+pub(crate) fn test_modules() -> Vec<std::sync::Arc<dyn Module>> {
+    vec![
+        std::sync::Arc::new(crate::roster::Roster::new()),
+        std::sync::Arc::new(Presence::new()),
+        std::sync::Arc::new(crate::offline::Offline::new()),
+    ]
+}
 
 /// The presence module. It keeps no state of its own: availability, priority, the last
 /// presence and directed-presence recipients are core's session state, changed through the

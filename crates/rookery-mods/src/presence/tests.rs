@@ -3,8 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic reports a failed expectation
 
-use super::testkit::{Client, Harness, presences};
 use rookery_proto::stanza::Stanza;
+use rookery_testkit::{Client, Harness, presences};
 
 /// Makes `a` and `b` subscribed to each other (both ways) through the real subscription flow.
 pub(crate) async fn befriend(a: &mut Client, b: &mut Client) {
@@ -27,7 +27,7 @@ fn from_of(st: &Stanza) -> &str {
 
 #[tokio::test]
 async fn initial_presence_is_echoed_and_shared_with_own_resources() {
-    let h = Harness::new().await;
+    let h = Harness::new(crate::presence::test_modules()).await;
     h.account("juliet").await;
     let mut laptop = h.connect("juliet@localhost/laptop").await;
     let mut phone = h.connect("juliet@localhost/phone").await;
@@ -64,7 +64,7 @@ async fn initial_presence_is_echoed_and_shared_with_own_resources() {
 
 #[tokio::test]
 async fn broadcast_reaches_subscribers_and_probes_bring_theirs() {
-    let h = Harness::new().await;
+    let h = Harness::new(crate::presence::test_modules()).await;
     h.account("romeo").await;
     h.account("juliet").await;
     h.account("paris").await;
@@ -133,7 +133,7 @@ async fn broadcast_reaches_subscribers_and_probes_bring_theirs() {
 
 #[tokio::test]
 async fn unavailable_on_disconnect_reaches_subscribers_resources_and_directed() {
-    let h = Harness::new().await;
+    let h = Harness::new(crate::presence::test_modules()).await;
     h.account("romeo").await;
     h.account("juliet").await;
     h.account("nurse").await;
@@ -156,7 +156,7 @@ async fn unavailable_on_disconnect_reaches_subscribers_resources_and_directed() 
     );
     juliet.drain();
     romeo2.drain();
-    romeo.disconnect().await;
+    romeo.drop_connection().await;
     for (client, who) in [
         (&mut juliet, "juliet"),
         (&mut romeo2, "romeo2"),
@@ -171,7 +171,7 @@ async fn unavailable_on_disconnect_reaches_subscribers_resources_and_directed() 
 
 #[tokio::test]
 async fn explicit_unavailable_then_close_sends_once() {
-    let h = Harness::new().await;
+    let h = Harness::new(crate::presence::test_modules()).await;
     h.account("romeo").await;
     h.account("juliet").await;
     let mut romeo = h.connect("romeo@localhost/r").await;
@@ -194,6 +194,6 @@ async fn explicit_unavailable_then_close_sends_once() {
     assert_eq!(echo.len(), 1);
     assert_eq!(echo[0].type_attr(), "unavailable");
     assert_eq!(from_of(&echo[0]), "romeo@localhost/r");
-    romeo.disconnect().await;
+    romeo.drop_connection().await;
     assert!(juliet.drain().is_empty());
 }

@@ -3,8 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic reports a failed expectation
 
-use super::testkit::{Harness, presences, pushes};
 use rookery_proto::stanza::Stanza;
+use rookery_testkit::{Harness, presences, pushes};
 
 fn from_of(st: &Stanza) -> &str {
     st.from().map(|j| j.as_str()).unwrap_or("")
@@ -19,7 +19,7 @@ fn find<'a>(got: &'a [Stanza], from: &str, ty: &str) -> Option<&'a Stanza> {
 /// issue1121.scs end to end: mutual subscription, then Juliet removes Romeo from her roster.
 #[tokio::test]
 async fn subscribe_approve_round_trip_and_removal() {
-    let h = Harness::new().await;
+    let h = Harness::new(crate::presence::test_modules()).await;
     h.account("romeo").await;
     h.account("juliet").await;
     let mut romeo = h.connect("romeo@localhost/r").await;
@@ -109,7 +109,7 @@ async fn subscribe_approve_round_trip_and_removal() {
 /// presence_preapproval.scs and RFC 6121 §3.4.
 #[tokio::test]
 async fn pre_approval() {
-    let h = Harness::new().await;
+    let h = Harness::new(crate::presence::test_modules()).await;
     h.account("alice").await;
     h.account("bob").await;
     let mut alice = h.connect("alice@localhost/a").await;
@@ -155,7 +155,7 @@ async fn pre_approval() {
 /// login until answered, and survives a restart.
 #[tokio::test]
 async fn pending_request_survives_restart_and_is_redelivered() {
-    let mut h = Harness::new().await;
+    let mut h = Harness::new(crate::presence::test_modules()).await;
     h.account("alice").await;
     h.account("bob").await;
     let alice = h.connect("alice@localhost/a").await;
@@ -165,8 +165,8 @@ async fn pending_request_survives_restart_and_is_redelivered() {
              token='1tMFqYDdKhfe2pwp'/></presence>",
         )
         .await;
-    alice.disconnect().await;
-    h.restart().await;
+    alice.drop_connection().await;
+    h.restart(crate::presence::test_modules()).await;
 
     for resource in ["b", "phone"] {
         let mut bob = h.connect(&format!("bob@localhost/{resource}")).await;
@@ -184,7 +184,7 @@ async fn pending_request_survives_restart_and_is_redelivered() {
             .find(|c| c.name() == "preauth")
             .unwrap();
         assert_eq!(preauth.attr("token"), Some("1tMFqYDdKhfe2pwp"));
-        bob.disconnect().await;
+        bob.drop_connection().await;
     }
 
     // Denying it forgets it.
@@ -198,7 +198,7 @@ async fn pending_request_survives_restart_and_is_redelivered() {
 /// A request to an account that does not exist is answered with `unsubscribed` (§8.5.1).
 #[tokio::test]
 async fn request_to_missing_account_is_refused() {
-    let h = Harness::new().await;
+    let h = Harness::new(crate::presence::test_modules()).await;
     h.account("alice").await;
     let mut alice = h.connect("alice@localhost/a").await;
     alice.send("<presence/>").await;
@@ -217,7 +217,7 @@ async fn request_to_missing_account_is_refused() {
 /// storage without bound. At the cap a new request is dropped; the waiting ones stay.
 #[tokio::test]
 async fn pending_requests_are_capped_per_account() {
-    let h = Harness::new().await;
+    let h = Harness::new(crate::presence::test_modules()).await;
     h.account("alice").await;
     h.account("bob").await;
     let roster = &h.server.stores().roster;
@@ -252,7 +252,7 @@ async fn pending_requests_are_capped_per_account() {
 /// does: the benchmark's stall was not reproduced here, see the session notes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simultaneous_mutual_requests_both_complete() {
-    let h = Harness::new().await;
+    let h = Harness::new(crate::presence::test_modules()).await;
     let mut pairs = Vec::new();
     for i in 0..12 {
         h.account(&format!("a{i}")).await;

@@ -1,11 +1,11 @@
-//! Roster module tests against a real server (see `presence::testkit`): RFC 6121 §2 get/set/
+//! Roster module tests against a real server (rookery-testkit's `Harness`): RFC 6121 §2 get/set/
 //! remove with pushes, the §2.3.3 error cases, and XEP-0237 versioning.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic reports a failed expectation
 
-use crate::presence::testkit::{Harness, pushes};
 use rookery_proto::ns;
 use rookery_proto::stanza::{Kind, Stanza};
+use rookery_testkit::{Harness, pushes};
 
 fn error_condition(st: &Stanza) -> String {
     let err = st
@@ -17,7 +17,7 @@ fn error_condition(st: &Stanza) -> String {
 
 #[tokio::test]
 async fn empty_roster_has_a_version() {
-    let h = Harness::new().await;
+    let h = Harness::new(crate::presence::test_modules()).await;
     h.account("romeo").await;
     let mut romeo = h.connect("romeo@localhost/a").await;
     let res = romeo.roster().await;
@@ -30,7 +30,7 @@ async fn empty_roster_has_a_version() {
 
 #[tokio::test]
 async fn set_replies_first_then_pushes_to_interested_resources_only() {
-    let h = Harness::new().await;
+    let h = Harness::new(crate::presence::test_modules()).await;
     h.account("romeo").await;
     let mut a = h.connect("romeo@localhost/a").await;
     let mut b = h.connect("romeo@localhost/b").await;
@@ -87,7 +87,7 @@ async fn set_replies_first_then_pushes_to_interested_resources_only() {
 
 #[tokio::test]
 async fn roster_versioning_xep_0237() {
-    let h = Harness::new().await;
+    let h = Harness::new(crate::presence::test_modules()).await;
     h.account("romeo").await;
     let mut a = h.connect("romeo@localhost/a").await;
     for (i, jid) in ["x@localhost", "y@localhost", "z@localhost"]
@@ -137,7 +137,7 @@ async fn roster_versioning_xep_0237() {
 
 #[tokio::test]
 async fn error_cases() {
-    let h = Harness::new().await;
+    let h = Harness::new(crate::presence::test_modules()).await;
     h.account("romeo").await;
     h.account("juliet").await;
     let mut a = h.connect("romeo@localhost/a").await;

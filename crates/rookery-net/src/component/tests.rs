@@ -4,13 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::{serve_with, within_domain};
-use rookery_config::{ComponentConfig, Config};
-use rookery_core::Server;
+use rookery_config::ComponentConfig;
 use rookery_proto::ns;
+use rookery_testkit::Harness;
 use rookery_transport::limits::UnauthLimiter;
 use rookery_transport::stream::XmppStream;
 use rookery_xml::StreamEvent;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -26,22 +25,21 @@ fn within_domain_respects_label_boundaries() {
     assert!(!within_domain("echo.example.org", "echo.example"));
 }
 
-async fn server(dir: &std::path::Path) -> Server {
-    let mut cfg = Config::zero_config(dir);
-    cfg.components.push(ComponentConfig {
-        domain: "echo.localhost".into(),
-        secret: "s".into(),
-    });
-    let stores = rookery_store::open_sqlite(&dir.join("db.sqlite"))
-        .await
-        .unwrap();
-    Server::new(Arc::new(cfg), stores)
+/// A server without modules that knows the component `echo.localhost` (secret `s`).
+async fn harness() -> Harness {
+    Harness::with_config(Vec::new(), |c| {
+        c.components.push(ComponentConfig {
+            domain: "echo.localhost".into(),
+            secret: "s".into(),
+        })
+    })
+    .await
 }
 
 #[tokio::test]
 async fn idle_stream_gets_whitespace_keepalives() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = server(dir.path()).await;
+    let h = harness().await;
+    let server = h.server.clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let srv = server.clone();

@@ -3,11 +3,12 @@
 //! a user of that domain over real s2s streams (dialback both ways: b.test checks
 //! `jd2.a.test` against a.test, which answers for names bound on its router).
 
-use super::client::{Comp, SECRET, route};
-use super::support::{
-    Certs, Opts, dns, node, node_with, publish_at, recv_non_presence, send, session,
-};
+use super::SECRET;
 use rookery_config::ListenerKind;
+use rookery_testkit::Client;
+use rookery_testkit::net::dns::{dns, publish_at};
+use rookery_testkit::net::federation::{Certs, Opts, node, node_with};
+use rookery_testkit::net::router::{RouterComponent, route};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn router_domain_and_remote_user_exchange_messages() {
@@ -27,20 +28,18 @@ async fn router_domain_and_remote_user_exchange_messages() {
     .await;
     publish_at(&dns, "jd2.a.test", a.s2s_port(), false);
     let b = node(&["b.test"], &dns, Certs::SelfSigned, "").await;
-    let mut sm = Comp::bound(
+    let mut sm = RouterComponent::bound(
         a.running.addr(ListenerKind::Router).unwrap(),
         "jabberd",
+        SECRET,
         "jd2.a.test",
     )
     .await;
     let _ = sm.drain().await;
-    let (juliet, mut juliet_rx) = session(b.server(), "juliet@b.test/j").await;
+    let mut juliet = Client::available(b.server(), "juliet@b.test/j").await;
 
     // Remote user → router domain: b.test dials a.test's s2s listener for jd2.a.test.
-    send(
-        b.server(),
-        &juliet,
-        "<message xmlns='jabber:client' to='bob@jd2.a.test' id='in'><body>hi bob</body></message>",
+    juliet.send("<message xmlns='jabber:client' to='bob@jd2.a.test' id='in'><body>hi bob</body></message>",
     )
     .await;
     let got = sm.next_named("route", 20).await;
@@ -64,7 +63,7 @@ async fn router_domain_and_remote_user_exchange_messages() {
          <body>hi juliet</body></message>",
     ))
     .await;
-    let got = recv_non_presence(&mut juliet_rx, 20).await;
+    let got = juliet.next_non_presence(20).await;
     assert_eq!(got.id(), Some("out"), "{}", got.element().to_xml());
     assert_eq!(got.from().map(|f| f.as_str()), Some("bob@jd2.a.test/x"));
 }

@@ -3,13 +3,49 @@
 //! fake sessions whose mailboxes the tests read).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod client;
 mod federation;
-#[path = "../support/mod.rs"]
-mod support;
 
-use client::{Comp, Ev, NS, SASL, SECRET, route};
+use rookery_config::ListenerKind;
+use rookery_proto::ns::SASL;
+use rookery_server::Running;
+use rookery_testkit::Client;
+use rookery_testkit::net::router::{NS, RouterComponent, route};
+use rookery_testkit::net::{Ev, TestServer, XmppStream, listen};
 use rookery_xml::Element;
+use std::net::SocketAddr;
+
+const SECRET: &str = "router-secret";
+
+struct Router {
+    running: Running,
+    _dir: tempfile::TempDir,
+    addr: SocketAddr,
+}
+
+/// Starts Rookery serving `localhost` with a router listener and three users: `jabberd`
+/// (binds anything), `s2s` (may also take the default route), `narrow` (own name only).
+async fn start() -> Router {
+    start_with("").await
+}
+
+/// Like `start`, with more configuration (whole sections, e.g. `[router]` or `[limits]`).
+async fn start_with(extra: &str) -> Router {
+    let TestServer { running, dir } = TestServer::start(&format!(
+        "[server]\ndata_dir = \"data\"\n[s2s]\nenabled = false\n{extra}\n\
+         [[host]]\ndomain = \"localhost\"\n{}\
+         [[router.user]]\nname = \"jabberd\"\nsecret = \"{SECRET}\"\n\
+         [[router.user]]\nname = \"s2s\"\nsecret = \"{SECRET}\"\ndefault_route = true\n\
+         [[router.user]]\nname = \"narrow\"\nsecret = \"{SECRET}\"\nbind_any = false\n",
+        listen("router")
+    ))
+    .await;
+    let addr = running.addr(ListenerKind::Router).unwrap();
+    Router {
+        running,
+        _dir: dir,
+        addr,
+    }
+}
 
 fn msg(from: &str, to: &str, id: &str) -> String {
     format!(
@@ -29,8 +65,8 @@ fn inner_id(route: &Element) -> String {
 // 1. SASL success and failure; packets before auth are ignored.
 #[tokio::test]
 async fn digest_md5_and_scram_log_in_wrong_secrets_fail_and_preauth_packets_are_ignored() {
-    let r = client::start().await;
-    let mut c = Comp::connect(r.addr).await;
+    let r = start().await;
+    let mut c = RouterComponent::connect(r.addr).await;
     let mechs = c.mechanisms();
     assert!(mechs.contains(&"DIGEST-MD5".to_owned()), "{mechs:?}");
     assert!(mechs.contains(&"SCRAM-SHA-1".to_owned()), "{mechs:?}");
@@ -50,7 +86,7 @@ async fn digest_md5_and_scram_log_in_wrong_secrets_fail_and_preauth_packets_are_
     let b = c.bind("name='late.test'/>").await;
     assert_eq!(b.attr("error"), None, "{}", b.to_xml());
 
-    let mut s = Comp::connect(r.addr).await;
+    let mut s = RouterComponent::connect(r.addr).await;
     assert!(!s.scram_sha1("jabberd", "wrong-secret").await);
     assert!(s.scram_sha1("jabberd", SECRET).await);
     assert_eq!(s.bind("name='scram.test'/>").await.attr("error"), None);
@@ -58,8 +94,8 @@ async fn digest_md5_and_scram_log_in_wrong_secrets_fail_and_preauth_packets_are_
 
 #[tokio::test]
 async fn starttls_then_digest_md5_opens_an_encrypted_link() {
-    let r = client::start().await;
-    let mut c = Comp::connect(r.addr).await;
+    let r = start().await;
+    let mut c = RouterComponent::connect(r.addr).await;
     c.starttls().await;
     assert!(
         c.features
@@ -75,8 +111,8 @@ async fn starttls_then_digest_md5_opens_an_encrypted_link() {
 
 #[tokio::test]
 async fn require_tls_offers_sasl_only_after_starttls() {
-    let r = client::start_with("[router]\nrequire_tls = true").await;
-    let mut c = Comp::connect(r.addr).await;
+    let r = start_with("[router]\nrequire_tls = true").await;
+    let mut c = RouterComponent::connect(r.addr).await;
     assert!(c.mechanisms().is_empty(), "{}", c.features.to_xml());
     c.raw(&format!("<auth xmlns='{SASL}' mechanism='DIGEST-MD5'/>"))
         .await;
@@ -93,9 +129,9 @@ async fn require_tls_offers_sasl_only_after_starttls() {
 
 #[tokio::test]
 async fn unauthenticated_links_are_capped_per_address_until_they_log_in() {
-    let r = client::start_with("[limits]\nunauth_per_ip = 2").await;
-    let mut first = Comp::connect(r.addr).await;
-    let _second = Comp::connect(r.addr).await;
+    let r = start_with("[limits]\nunauth_per_ip = 2").await;
+    let mut first = RouterComponent::connect(r.addr).await;
+    let _second = RouterComponent::connect(r.addr).await;
     // The third is closed before any byte is read.
     let mut third = tokio::net::TcpStream::connect(r.addr).await.unwrap();
     let mut buf = [0u8; 64];
@@ -109,15 +145,15 @@ async fn unauthenticated_links_are_capped_per_address_until_they_log_in() {
     assert_eq!(n, 0, "{:?}", String::from_utf8_lossy(&buf[..n]));
     // Logging in frees the slot.
     assert!(first.digest_md5("jabberd", SECRET).await);
-    let mut fourth = Comp::connect(r.addr).await;
+    let mut fourth = RouterComponent::connect(r.addr).await;
     assert!(fourth.digest_md5("jabberd", SECRET).await);
 }
 
 #[tokio::test]
 async fn legacy_xep0114_headers_are_sent_to_a_component_listener() {
-    let r = client::start().await;
+    let r = start().await;
     let tcp = tokio::net::TcpStream::connect(r.addr).await.unwrap();
-    let mut s = rookery_transport::stream::XmppStream::new(tcp, rookery_xml::Limits::default(), NS);
+    let mut s = XmppStream::new(tcp, rookery_xml::Limits::default(), NS);
     s.queue_raw(
         b"<stream:stream xmlns='jabber:component:accept' \
           xmlns:stream='http://etherx.jabber.org/streams' to='legacy.test'>",
@@ -141,8 +177,8 @@ async fn legacy_xep0114_headers_are_sent_to_a_component_listener() {
 
 #[tokio::test]
 async fn three_failed_logins_close_the_connection() {
-    let r = client::start().await;
-    let mut c = Comp::connect(r.addr).await;
+    let r = start().await;
+    let mut c = RouterComponent::connect(r.addr).await;
     for _ in 0..2 {
         assert!(!c.digest_md5("jabberd", "wrong-secret").await);
     }
@@ -166,11 +202,10 @@ async fn three_failed_logins_close_the_connection() {
 /// aborts and unusable responses do not, however many (docs/decisions/0008).
 #[tokio::test]
 async fn only_wrong_secrets_count_against_the_throttle() {
-    let r =
-        client::start_with("[limits]\nauth_failures_per_ip = 1\nauth_ban_threshold = 2\n").await;
+    let r = start_with("[limits]\nauth_failures_per_ip = 1\nauth_ban_threshold = 2\n").await;
     let ip: std::net::IpAddr = "127.0.0.1".parse().unwrap();
     for _ in 0..3 {
-        let mut c = Comp::connect(r.addr).await;
+        let mut c = RouterComponent::connect(r.addr).await;
         c.raw(&format!("<auth xmlns='{SASL}' mechanism='CRAM-MD5'/>"))
             .await;
         let f = c.next_named("failure", 5).await;
@@ -199,9 +234,9 @@ async fn only_wrong_secrets_count_against_the_throttle() {
     }
     let throttle = r.running.server.throttle();
     assert!(!throttle.is_banned(ip, std::time::Instant::now()));
-    let _ok = Comp::login(r.addr, "jabberd").await;
+    let _ok = RouterComponent::login(r.addr, "jabberd", SECRET).await;
     // Wrong secrets do count: the second bans the address.
-    let mut c = Comp::connect(r.addr).await;
+    let mut c = RouterComponent::connect(r.addr).await;
     assert!(!c.digest_md5("jabberd", "wrong-secret").await);
     assert!(!c.digest_md5("jabberd", "wrong-secret").await);
     assert!(throttle.is_banned(ip, std::time::Instant::now()));
@@ -210,11 +245,11 @@ async fn only_wrong_secrets_count_against_the_throttle() {
 // 2. Announcements: once per connection; a newcomer learns every existing name.
 #[tokio::test]
 async fn bind_is_announced_once_per_connection_and_newcomers_learn_every_name() {
-    let r = client::start().await;
-    let mut b = Comp::bound(r.addr, "jabberd", "b1.test").await;
+    let r = start().await;
+    let mut b = RouterComponent::bound(r.addr, "jabberd", SECRET, "b1.test").await;
     let got = b.drain().await;
     assert_eq!(
-        Comp::announcements(&got),
+        RouterComponent::announcements(&got),
         vec!["localhost"],
         "Rookery's own host"
     );
@@ -224,22 +259,28 @@ async fn bind_is_announced_once_per_connection_and_newcomers_learn_every_name() 
         "the full list comes once per connection"
     );
 
-    let mut a = Comp::bound(r.addr, "jabberd", "a1.test").await;
-    let mut learnt = Comp::announcements(&a.drain().await);
+    let mut a = RouterComponent::bound(r.addr, "jabberd", SECRET, "a1.test").await;
+    let mut learnt = RouterComponent::announcements(&a.drain().await);
     learnt.sort();
     assert_eq!(learnt, vec!["b1.test", "b2.test", "localhost"]);
-    assert_eq!(Comp::announcements(&b.drain().await), vec!["a1.test"]);
+    assert_eq!(
+        RouterComponent::announcements(&b.drain().await),
+        vec!["a1.test"]
+    );
     assert_eq!(a.bind("name='a2.test'/>").await.attr("error"), None);
-    assert_eq!(Comp::announcements(&b.drain().await), vec!["a2.test"]);
+    assert_eq!(
+        RouterComponent::announcements(&b.drain().await),
+        vec!["a2.test"]
+    );
     assert!(a.drain().await.is_empty(), "no echo of its own names");
 }
 
 // 3. Bind refusals.
 #[tokio::test]
 async fn bind_refusals_use_jabberd2_codes() {
-    let r = client::start().await;
-    let mut a = Comp::bound(r.addr, "jabberd", "taken.test").await;
-    let mut b = Comp::login(r.addr, "jabberd").await;
+    let r = start().await;
+    let mut a = RouterComponent::bound(r.addr, "jabberd", SECRET, "taken.test").await;
+    let mut b = RouterComponent::login(r.addr, "jabberd", SECRET).await;
     let e = b.bind("name='taken.test'/>").await;
     assert_eq!((e.attr("error"), e.attr("name")), (Some("409"), None));
     assert_eq!(
@@ -270,7 +311,7 @@ async fn bind_refusals_use_jabberd2_codes() {
         "twice"
     );
 
-    let mut n = Comp::login(r.addr, "narrow").await;
+    let mut n = RouterComponent::login(r.addr, "narrow", SECRET).await;
     assert_eq!(
         n.bind("name='other.test'/>").await.attr("error"),
         Some("403")
@@ -281,12 +322,12 @@ async fn bind_refusals_use_jabberd2_codes() {
         "its own name"
     );
 
-    let mut s1 = Comp::login(r.addr, "s2s").await;
+    let mut s1 = RouterComponent::login(r.addr, "s2s", SECRET).await;
     assert_eq!(
         s1.bind("name='s2s'><default/></bind>").await.attr("error"),
         None
     );
-    let mut s2 = Comp::login(r.addr, "s2s").await;
+    let mut s2 = RouterComponent::login(r.addr, "s2s", SECRET).await;
     assert_eq!(
         s2.bind("name='s2s-two'><default/></bind>")
             .await
@@ -299,9 +340,9 @@ async fn bind_refusals_use_jabberd2_codes() {
 // 4. Unbind.
 #[tokio::test]
 async fn unbind_unknown_is_404_and_the_last_holder_leaving_is_announced() {
-    let r = client::start().await;
-    let mut a = Comp::bound(r.addr, "jabberd", "a.test").await;
-    let mut b = Comp::bound(r.addr, "jabberd", "b.test").await;
+    let r = start().await;
+    let mut a = RouterComponent::bound(r.addr, "jabberd", SECRET, "a.test").await;
+    let mut b = RouterComponent::bound(r.addr, "jabberd", SECRET, "b.test").await;
     let _ = a.drain().await;
     let _ = b.drain().await;
     a.raw(&format!("<unbind xmlns='{NS}' name='b.test'/>"))
@@ -315,14 +356,14 @@ async fn unbind_unknown_is_404_and_the_last_holder_leaving_is_announced() {
     let ok = a.next_named("unbind", 5).await;
     assert_eq!((ok.attr("error"), ok.attr("name")), (None, None));
     assert_eq!(
-        Comp::announcements(&b.drain().await),
+        RouterComponent::announcements(&b.drain().await),
         vec!["a.test/unavailable"]
     );
     // And a disconnect releases everything it held.
     drop(b);
     let mut gone = Vec::new();
     while gone.is_empty() {
-        gone = Comp::announcements(&a.drain().await);
+        gone = RouterComponent::announcements(&a.drain().await);
     }
     assert_eq!(gone, vec!["b.test/unavailable"]);
     // The name is free again.
@@ -332,9 +373,9 @@ async fn unbind_unknown_is_404_and_the_last_holder_leaving_is_announced() {
 // 5. Unicast: bound name, unknown name with and without default route, default-route loop.
 #[tokio::test]
 async fn unicast_to_bound_unknown_and_default_routes() {
-    let r = client::start().await;
-    let mut a = Comp::bound(r.addr, "jabberd", "a.test").await;
-    let mut b = Comp::bound(r.addr, "jabberd", "b.test").await;
+    let r = start().await;
+    let mut a = RouterComponent::bound(r.addr, "jabberd", SECRET, "a.test").await;
+    let mut b = RouterComponent::bound(r.addr, "jabberd", SECRET, "b.test").await;
     let _ = (a.drain().await, b.drain().await);
     let m = msg("x@a.test", "y@b.test", "m1");
     a.raw(&route("a.test", "b.test", &m)).await;
@@ -374,7 +415,7 @@ async fn unicast_to_bound_unknown_and_default_routes() {
     assert_eq!(a.next_named("route", 5).await.attr("error"), Some("404"));
 
     // With a default route, the unbound name goes to its holder…
-    let mut d = Comp::login(r.addr, "s2s").await;
+    let mut d = RouterComponent::login(r.addr, "s2s", SECRET).await;
     assert_eq!(
         d.bind("name='s2s'><default/></bind>").await.attr("error"),
         None
@@ -408,9 +449,9 @@ async fn unicast_to_bound_unknown_and_default_routes() {
 // 6. Forged from → 401; a route carrying an error is dropped.
 #[tokio::test]
 async fn forged_from_is_401_and_error_routes_are_dropped() {
-    let r = client::start().await;
-    let mut a = Comp::bound(r.addr, "jabberd", "a.test").await;
-    let mut b = Comp::bound(r.addr, "jabberd", "b.test").await;
+    let r = start().await;
+    let mut a = RouterComponent::bound(r.addr, "jabberd", SECRET, "a.test").await;
+    let mut b = RouterComponent::bound(r.addr, "jabberd", SECRET, "b.test").await;
     let _ = (a.drain().await, b.drain().await);
     a.raw(&route(
         "b.test",
@@ -431,7 +472,7 @@ async fn forged_from_is_401_and_error_routes_are_dropped() {
     assert!(a.drain().await.is_empty(), "no bounce of a bounce");
     assert!(b.drain().await.is_empty(), "not forwarded either");
     // Unwrapping for Rookery: the stanza's own from must be a name the sender holds.
-    let (_h, mut rx) = support::session(&r.running.server, "alice@localhost/r").await;
+    let mut h = Client::available(&r.running.server, "alice@localhost/r").await;
     a.raw(&route(
         "a.test",
         "localhost",
@@ -444,34 +485,34 @@ async fn forged_from_is_401_and_error_routes_are_dropped() {
         (Some("401"), "s1"),
         "the sender's own route comes back, payload included"
     );
-    support::assert_empty(&mut rx);
+    h.assert_silent();
 }
 
 // 7. Multi-bound names.
 #[tokio::test]
 async fn multi_bound_name_hashes_bare_jids_and_spreads_node_less_ones() {
-    let r = client::start().await;
-    let mut m1 = Comp::bound(r.addr, "jabberd", "m1.test").await;
+    let r = start().await;
+    let mut m1 = RouterComponent::bound(r.addr, "jabberd", SECRET, "m1.test").await;
     assert_eq!(
         m1.bind("name='multi.test' multi='to'/>")
             .await
             .attr("error"),
         None
     );
-    let mut m2 = Comp::bound(r.addr, "jabberd", "m2.test").await;
+    let mut m2 = RouterComponent::bound(r.addr, "jabberd", SECRET, "m2.test").await;
     assert_eq!(
         m2.bind("name='multi.test' multi='to'/>")
             .await
             .attr("error"),
         None
     );
-    let mut m3 = Comp::login(r.addr, "jabberd").await;
+    let mut m3 = RouterComponent::login(r.addr, "jabberd", SECRET).await;
     assert_eq!(
         m3.bind("name='multi.test'/>").await.attr("error"),
         Some("409"),
         "single bind on a multi name"
     );
-    let mut src = Comp::bound(r.addr, "jabberd", "src.test").await;
+    let mut src = RouterComponent::bound(r.addr, "jabberd", SECRET, "src.test").await;
     let _ = (m1.drain().await, m2.drain().await, src.drain().await);
     for (i, res) in ["a", "b", "c", "a", "b"].iter().enumerate() {
         src.raw(&route(
@@ -523,12 +564,12 @@ async fn multi_bound_name_hashes_bare_jids_and_spreads_node_less_ones() {
 // 8. Broadcast.
 #[tokio::test]
 async fn broadcast_reaches_every_other_connection_exactly_once() {
-    let r = client::start().await;
-    let mut a = Comp::bound(r.addr, "jabberd", "a.test").await;
+    let r = start().await;
+    let mut a = RouterComponent::bound(r.addr, "jabberd", SECRET, "a.test").await;
     assert_eq!(a.bind("name='a2.test'/>").await.attr("error"), None);
-    let mut b = Comp::bound(r.addr, "jabberd", "b.test").await;
+    let mut b = RouterComponent::bound(r.addr, "jabberd", SECRET, "b.test").await;
     assert_eq!(b.bind("name='b2.test'/>").await.attr("error"), None);
-    let mut c = Comp::login(r.addr, "jabberd").await;
+    let mut c = RouterComponent::login(r.addr, "jabberd", SECRET).await;
     let _ = (a.drain().await, b.drain().await, c.drain().await);
     let bc = format!(
         "<route xmlns='{NS}' type='broadcast' from='a.test'>{}</route>",
@@ -557,9 +598,9 @@ async fn broadcast_reaches_every_other_connection_exactly_once() {
 // 9. Throttle.
 #[tokio::test]
 async fn throttle_holds_routes_in_order_and_disconnect_bounces_them() {
-    let r = client::start().await;
-    let mut a = Comp::bound(r.addr, "jabberd", "a.test").await;
-    let mut b = Comp::bound(r.addr, "jabberd", "b.test").await;
+    let r = start().await;
+    let mut a = RouterComponent::bound(r.addr, "jabberd", SECRET, "a.test").await;
+    let mut b = RouterComponent::bound(r.addr, "jabberd", SECRET, "b.test").await;
     let _ = (a.drain().await, b.drain().await);
     b.raw(&format!("<throttle xmlns='{NS}'/>")).await;
     b.next_named("throttle", 5).await;
@@ -588,13 +629,9 @@ async fn throttle_holds_routes_in_order_and_disconnect_bounces_them() {
         &msg("x@a.test", "y@b.test", "q1"),
     ))
     .await;
-    let (h, mut rx) = support::session(&r.running.server, "alice@localhost/r").await;
-    support::send(
-        &r.running.server,
-        &h,
-        "<message xmlns='jabber:client' to='y@b.test' id='q2'><body>hi</body></message>",
-    )
-    .await;
+    let mut h = Client::available(&r.running.server, "alice@localhost/r").await;
+    h.send("<message xmlns='jabber:client' to='y@b.test' id='q2'><body>hi</body></message>")
+        .await;
     let _ = a.drain().await;
     drop(b);
     let mut back = Vec::new();
@@ -610,15 +647,15 @@ async fn throttle_holds_routes_in_order_and_disconnect_bounces_them() {
         (back[0].attr("error"), inner_id(&back[0]).as_str()),
         (Some("503"), "q1")
     );
-    let err = support::expect_error(&mut rx, 5, "service-unavailable", "cancel").await;
+    let err = h.expect_error(5, "service-unavailable", "cancel").await;
     assert_eq!(err.id(), Some("q2"));
 }
 
 #[tokio::test]
 async fn a_throttled_connection_holds_at_most_a_mailbox_of_routes() {
-    let r = client::start().await;
-    let mut a = Comp::bound(r.addr, "jabberd", "a.test").await;
-    let mut b = Comp::bound(r.addr, "jabberd", "b.test").await;
+    let r = start().await;
+    let mut a = RouterComponent::bound(r.addr, "jabberd", SECRET, "a.test").await;
+    let mut b = RouterComponent::bound(r.addr, "jabberd", SECRET, "b.test").await;
     let _ = (a.drain().await, b.drain().await);
     b.raw(&format!("<throttle xmlns='{NS}'/>")).await;
     b.next_named("throttle", 5).await;
@@ -657,30 +694,26 @@ async fn a_throttled_connection_holds_at_most_a_mailbox_of_routes() {
 
 #[tokio::test]
 async fn router_names_are_exact_and_subdomains_are_separate_names() {
-    let r = client::start().await;
+    let r = start().await;
     let server = &r.running.server;
-    let mut sm = Comp::bound(r.addr, "jabberd", "jd2.test").await;
+    let mut sm = RouterComponent::bound(r.addr, "jabberd", SECRET, "jd2.test").await;
     let _ = sm.drain().await;
-    let (h, mut rx) = support::session(server, "alice@localhost/r").await;
+    let mut h = Client::available(server, "alice@localhost/r").await;
     // Nobody holds muc.jd2.test: jabberd2's router would not give it to jd2.test's holder.
-    support::send(
-        server,
-        &h,
+    h.send(
         "<message xmlns='jabber:client' to='room@muc.jd2.test' id='m1'><body>x</body></message>",
     )
     .await;
-    let err = support::expect_error(&mut rx, 5, "service-unavailable", "cancel").await;
+    let err = h.expect_error(5, "service-unavailable", "cancel").await;
     assert_eq!(err.id(), Some("m1"));
     assert!(
         sm.drain().await.is_empty(),
         "not delivered to jd2.test's holder"
     );
     // Another connection may bind the subdomain as a name of its own.
-    let mut muc = Comp::bound(r.addr, "jabberd", "muc.jd2.test").await;
+    let mut muc = RouterComponent::bound(r.addr, "jabberd", SECRET, "muc.jd2.test").await;
     let _ = muc.drain().await;
-    support::send(
-        server,
-        &h,
+    h.send(
         "<message xmlns='jabber:client' to='room@muc.jd2.test' id='m2'><body>x</body></message>",
     )
     .await;
@@ -694,12 +727,12 @@ async fn router_names_are_exact_and_subdomains_are_separate_names() {
 // Rookery's users and router components, both ways.
 #[tokio::test]
 async fn rookery_users_and_router_domains_exchange_messages() {
-    let r = client::start().await;
+    let r = start().await;
     let server = &r.running.server;
-    let mut sm = Comp::bound(r.addr, "jabberd", "jd2.test").await;
+    let mut sm = RouterComponent::bound(r.addr, "jabberd", SECRET, "jd2.test").await;
     let _ = sm.drain().await;
-    let (h, mut rx) = support::session(server, "alice@localhost/r").await;
-    support::send(server, &h, "<message xmlns='jabber:client' to='bob@jd2.test' id='out1' type='chat'><body>hello bob</body></message>").await;
+    let mut h = Client::available(server, "alice@localhost/r").await;
+    h.send("<message xmlns='jabber:client' to='bob@jd2.test' id='out1' type='chat'><body>hello bob</body></message>").await;
     let got = sm.next_named("route", 5).await;
     assert_eq!(
         (got.attr("from"), got.attr("to")),
@@ -716,7 +749,7 @@ async fn rookery_users_and_router_domains_exchange_messages() {
         &msg("bob@jd2.test/x", "alice@localhost/r", "in1"),
     ))
     .await;
-    let st = support::recv_non_presence(&mut rx, 5).await;
+    let st = h.next_non_presence(5).await;
     assert_eq!(st.id(), Some("in1"));
     assert_eq!(
         st.from().map(|f| f.to_string()).as_deref(),
@@ -726,8 +759,8 @@ async fn rookery_users_and_router_domains_exchange_messages() {
 
 #[tokio::test]
 async fn an_idle_link_gets_a_whitespace_keepalive() {
-    let r = client::start_with("[router]\nkeepalive_secs = 1").await;
-    let mut a = Comp::bound(r.addr, "jabberd", "a.test").await;
+    let r = start_with("[router]\nkeepalive_secs = 1").await;
+    let mut a = RouterComponent::bound(r.addr, "jabberd", SECRET, "a.test").await;
     let _ = a.drain().await;
     assert_eq!(a.stream.framer().buffered_len(), 0);
     // Below the framer (which skips whitespace between elements): the raw bytes.
@@ -745,8 +778,8 @@ async fn an_idle_link_gets_a_whitespace_keepalive() {
 
 #[tokio::test]
 async fn shutdown_sends_system_shutdown_to_router_links() {
-    let r = client::start().await;
-    let mut a = Comp::bound(r.addr, "jabberd", "a.test").await;
+    let r = start().await;
+    let mut a = RouterComponent::bound(r.addr, "jabberd", SECRET, "a.test").await;
     let _ = a.drain().await;
     assert!(r.running.shutdown(std::time::Duration::from_secs(5)).await);
     let e = a.element(5).await;

@@ -1,12 +1,12 @@
-//! A hand-written client over STARTTLS on a real c2s listener (rustls' client): a server for
-//! `localhost` with the account juliet/pw, stream opening, STARTTLS, SCRAM-SHA-1-PLUS with the
-//! binding the client computes itself, bind and an IQ round trip. Used by the c2s TLS tests
-//! (`c2s_tls.rs`, `c2s_tls_certs_resume.rs`).
+//! A hand-written c2s client on a real listener: over plain TCP with SASL PLAIN (servers
+//! configured with `allow_plain_unencrypted`), or over STARTTLS with rustls' client and
+//! SCRAM-SHA-1-PLUS, computing the channel binding itself (RFC 5802, RFC 9266); then resource
+//! binding (RFC 6120 §7).
 
+use super::{RawPeer, XmppStream, raw_connect};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use rookery_config::{Config, ListenerKind};
-use rookery_transport::stream::XmppStream;
+use rookery_proto::ns;
 use rookery_xml::{Element, StreamEvent};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,37 +17,46 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::ClientConfig;
 use tokio_rustls::rustls::pki_types::ServerName;
 
-pub const SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
+/// Logs in over plaintext c2s with SASL PLAIN and binds `resource`; returns after the bind
+/// result. The stream id is kept in `stream_id`, the bound JID is `user@domain/resource`.
+pub async fn login_plain(
+    addr: SocketAddr,
+    domain: &str,
+    user: &str,
+    password: &str,
+    resource: &str,
+) -> RawPeer {
+    let mut p = raw_connect(addr, ns::CLIENT).await;
+    p.open(None, domain).await;
+    let creds = STANDARD.encode(format!("\0{user}\0{password}"));
+    p.raw(&format!(
+        "<auth xmlns='{}' mechanism='PLAIN'>{creds}</auth>",
+        ns::SASL
+    ))
+    .await;
+    let r = p.element(10).await;
+    assert_eq!(r.name(), "success", "{}", r.to_xml());
+    p.open(None, domain).await;
+    p.raw(&format!(
+        "<iq type='set' id='bind'><bind xmlns='{}'>\
+         <resource>{resource}</resource></bind></iq>",
+        ns::BIND
+    ))
+    .await;
+    let r = p.element(10).await;
+    assert_eq!(r.attr("type"), Some("result"), "{}", r.to_xml());
+    p
+}
+
+// --- STARTTLS, typed so tests can look at the TLS connection -------------------------------
+
+/// A c2s stream over the client's TLS connection.
+pub type Tls = XmppStream<TlsStream<TcpStream>>;
+
 const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
      xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
 
-pub type Tls = XmppStream<TlsStream<TcpStream>>;
-
-/// A server for `localhost` with `host_extra` in its `[[host]]` and `extra` before it (further
-/// sections), and the account juliet/pw; the directory holds its data.
-pub async fn start(
-    host_extra: &str,
-    extra: &str,
-) -> (rookery_server::Running, tempfile::TempDir, SocketAddr) {
-    let dir = tempfile::tempdir().unwrap();
-    let toml = format!(
-        "[server]\ndata_dir = \"data\"\n[s2s]\nenabled = false\n{extra}\n\
-         [[host]]\ndomain = \"localhost\"\n{host_extra}\n\
-         [[listen]]\naddress = \"127.0.0.1\"\nport = 0\nkind = \"c2s\"\n"
-    );
-    let path = dir.path().join("rookery.toml");
-    std::fs::write(&path, toml).unwrap();
-    let running = rookery_server::start(Config::load(&path).unwrap())
-        .await
-        .unwrap();
-    let bare = rookery_proto::stanza::BareJid::new("juliet@localhost").unwrap();
-    rookery_core::accounts::create(running.server.stores(), &bare, "pw", 4096)
-        .await
-        .unwrap();
-    let addr = running.addr(ListenerKind::C2s).unwrap();
-    (running, dir, addr)
-}
-
+/// The next element; fails the test after 5 s or on anything else.
 pub async fn element<IO: AsyncRead + AsyncWrite + Unpin>(s: &mut XmppStream<IO>) -> Element {
     match tokio::time::timeout(Duration::from_secs(5), s.next_event()).await {
         Ok(Ok(StreamEvent::Stanza(el))) => el,
@@ -55,7 +64,7 @@ pub async fn element<IO: AsyncRead + AsyncWrite + Unpin>(s: &mut XmppStream<IO>)
     }
 }
 
-/// Sends our header, reads the server's and its features.
+/// Sends our header (to `localhost`), reads the server's and its features.
 pub async fn open<IO: AsyncRead + AsyncWrite + Unpin>(s: &mut XmppStream<IO>) -> Element {
     s.restart();
     s.queue_raw(HEADER.as_bytes());
@@ -70,7 +79,7 @@ pub async fn open<IO: AsyncRead + AsyncWrite + Unpin>(s: &mut XmppStream<IO>) ->
 /// Connects, STARTTLS with `config`, and reopens on TLS: the stream and the features there.
 pub async fn tls_stream(addr: SocketAddr, config: Arc<ClientConfig>) -> (Tls, Element) {
     let tcp = TcpStream::connect(addr).await.unwrap();
-    let mut s = XmppStream::new(tcp, rookery_xml::Limits::default(), "jabber:client");
+    let mut s = XmppStream::new(tcp, rookery_xml::Limits::default(), ns::CLIENT);
     open(&mut s).await;
     s.queue_raw(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
     s.flush().await.unwrap();
@@ -80,7 +89,7 @@ pub async fn tls_stream(addr: SocketAddr, config: Arc<ClientConfig>) -> (Tls, El
         .connect(name, s.into_inner())
         .await
         .unwrap();
-    let mut s = XmppStream::new(tls, rookery_xml::Limits::default(), "jabber:client");
+    let mut s = XmppStream::new(tls, rookery_xml::Limits::default(), ns::CLIENT);
     let features = open(&mut s).await;
     (s, features)
 }
@@ -97,14 +106,15 @@ pub fn exporter(s: &Tls) -> Vec<u8> {
         .unwrap()
 }
 
-/// SCRAM-SHA-1-PLUS as juliet with channel binding `cb_type` and data `cb_data`; true on
-/// success (the server's signature is checked).
+/// SCRAM-SHA-1-PLUS as `juliet` (password `PASSWORD`) with channel binding `cb_type` and data
+/// `cb_data`; true on success (the server's signature is checked).
 pub async fn scram_plus(s: &mut Tls, cb_type: &str, cb_data: &[u8]) -> bool {
     let gs2 = format!("p={cb_type},,");
     let bare = "n=juliet,r=clientnonce0123456789";
     s.queue_raw(
         format!(
-            "<auth xmlns='{SASL}' mechanism='SCRAM-SHA-1-PLUS'>{}</auth>",
+            "<auth xmlns='{}' mechanism='SCRAM-SHA-1-PLUS'>{}</auth>",
+            ns::SASL,
             STANDARD.encode(format!("{gs2}{bare}"))
         )
         .as_bytes(),
@@ -115,10 +125,11 @@ pub async fn scram_plus(s: &mut Tls, cb_type: &str, cb_data: &[u8]) -> bool {
     let first = String::from_utf8(STANDARD.decode(ch.text().trim()).unwrap()).unwrap();
     let mut cbind = gs2.as_bytes().to_vec();
     cbind.extend_from_slice(cb_data);
-    let (final_msg, server_sig) = super::scram_sha1_final("pw", bare, &first, &cbind);
+    let (final_msg, server_sig) = super::scram_sha1_final(crate::PASSWORD, bare, &first, &cbind);
     s.queue_raw(
         format!(
-            "<response xmlns='{SASL}'>{}</response>",
+            "<response xmlns='{}'>{}</response>",
+            ns::SASL,
             STANDARD.encode(final_msg)
         )
         .as_bytes(),
@@ -138,8 +149,9 @@ pub async fn bind_and_ping(s: &mut Tls, resource: &str) {
     open(s).await;
     s.queue_raw(
         format!(
-            "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
-             <resource>{resource}</resource></bind></iq>"
+            "<iq type='set' id='b1'><bind xmlns='{}'>\
+             <resource>{resource}</resource></bind></iq>",
+            ns::BIND
         )
         .as_bytes(),
     );

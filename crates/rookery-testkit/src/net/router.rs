@@ -1,85 +1,60 @@
-//! A hand-written jabberd2-style component for the router tests: the header jabberd2 sends (no
-//! `to`, no default namespace), DIGEST-MD5 computed here from RFC 2831 (or SCRAM-SHA-1), the
-//! restart, then raw component-protocol XML out and framed elements in. Also starts the Rookery
-//! under test with a router listener.
-#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+//! A hand-written jabberd2-style component for the router listener: the header jabberd2
+//! sends (no `to`, no default namespace), DIGEST-MD5 computed here from RFC 2831 the way
+//! jabberd2's client (gsasl) does it, or SCRAM-SHA-1 (RFC 5802), the stream restart, then raw
+//! component-protocol XML out and framed elements in.
 
+use super::peer::framed;
+use super::{Ev, Io, XmppStream};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use md5::{Digest, Md5};
-use rookery_config::{Config, ListenerKind};
-use rookery_server::Running;
-use rookery_transport::stream::XmppStream;
+use rookery_proto::ns;
 use rookery_xml::{Element, StreamEvent};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpStream;
 
+/// The jabberd2 component protocol namespace.
 pub const NS: &str = "http://jabberd.jabberstudio.org/ns/component/1.0";
-pub const SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
-pub const SECRET: &str = "router-secret";
-
-pub struct Router {
-    pub running: Running,
-    pub dir: tempfile::TempDir,
-    pub addr: SocketAddr,
-}
-
-/// Starts Rookery serving `localhost` with a router listener and three users: `jabberd`
-/// (binds anything), `s2s` (may also take the default route), `narrow` (own name only).
-pub async fn start() -> Router {
-    start_with("").await
-}
-
-/// Like `start`, with more configuration (whole sections, e.g. `[router]` or `[limits]`).
-pub async fn start_with(extra: &str) -> Router {
-    let dir = tempfile::tempdir().unwrap();
-    let toml = format!(
-        "[server]\ndata_dir = \"data\"\n[s2s]\nenabled = false\n{extra}\n\
-         [[host]]\ndomain = \"localhost\"\n\
-         [[listen]]\naddress = \"127.0.0.1\"\nport = 0\nkind = \"router\"\n\
-         [[router.user]]\nname = \"jabberd\"\nsecret = \"{SECRET}\"\n\
-         [[router.user]]\nname = \"s2s\"\nsecret = \"{SECRET}\"\ndefault_route = true\n\
-         [[router.user]]\nname = \"narrow\"\nsecret = \"{SECRET}\"\nbind_any = false\n"
-    );
-    let path = dir.path().join("rookery.toml");
-    std::fs::write(&path, &toml).unwrap();
-    let cfg = Config::load(&path).unwrap();
-    let running = rookery_server::start(cfg).await.unwrap();
-    let addr = running.addr(ListenerKind::Router).unwrap();
-    Router { running, dir, addr }
-}
-
-/// Any transport a component may run on (TCP, or TLS after STARTTLS).
-pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
-
-pub struct Comp {
-    pub stream: XmppStream<Box<dyn Io>>,
-    pub features: Element,
-}
-
-fn framed(io: Box<dyn Io>) -> XmppStream<Box<dyn Io>> {
-    XmppStream::new(io, rookery_xml::Limits::default(), NS)
-}
-
-pub enum Ev {
-    El(Element),
-    End,
-}
 
 const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' \
      version='1.0' xmlns:ack='http://www.xmpp.org/extensions/xep-0198.html#ns'>";
 
-impl Comp {
+/// A route element with a message payload.
+pub fn route(from: &str, to: &str, inner: &str) -> String {
+    format!("<route xmlns='{NS}' from='{from}' to='{to}'>{inner}</route>")
+}
+
+pub struct RouterComponent {
+    pub stream: XmppStream<Box<dyn Io>>,
+    pub features: Element,
+}
+
+impl RouterComponent {
     /// Connects and reads the header and features; not authenticated yet.
-    pub async fn connect(addr: SocketAddr) -> Comp {
+    pub async fn connect(addr: SocketAddr) -> RouterComponent {
         let tcp = TcpStream::connect(addr).await.unwrap();
-        let mut c = Comp {
-            stream: framed(Box::new(tcp)),
+        let mut c = RouterComponent {
+            stream: framed(Box::new(tcp), NS),
             features: Element::new("features", ""),
         };
         c.open().await;
+        c
+    }
+
+    /// Connects as `user` with DIGEST-MD5 and returns the open link.
+    pub async fn login(addr: SocketAddr, user: &str, secret: &str) -> RouterComponent {
+        let mut c = RouterComponent::connect(addr).await;
+        assert!(c.digest_md5(user, secret).await, "login as {user} failed");
+        c
+    }
+
+    /// Logs in as `user` and binds `name`; panics unless the bind succeeds.
+    pub async fn bound(addr: SocketAddr, user: &str, secret: &str, name: &str) -> RouterComponent {
+        let mut c = RouterComponent::login(addr, user, secret).await;
+        c.raw(&format!("<bind xmlns='{NS}' name='{name}'/>")).await;
+        let r = c.next_named("bind", 5).await;
+        assert_eq!(r.attr("error"), None, "bind {name}: {}", r.to_xml());
         c
     }
 
@@ -89,15 +64,15 @@ impl Comp {
             .await;
         let p = self.element(5).await;
         assert_eq!(p.name(), "proceed", "{}", p.to_xml());
-        let io =
-            std::mem::replace(&mut self.stream, framed(Box::new(tokio::io::empty()))).into_inner();
+        let io = std::mem::replace(&mut self.stream, framed(Box::new(tokio::io::empty()), NS))
+            .into_inner();
         let cfg = std::sync::Arc::new(rookery_tls::client_config_insecure_for_tests());
         let name = tokio_rustls::rustls::pki_types::ServerName::try_from("localhost").unwrap();
         let tls = tokio_rustls::TlsConnector::from(cfg)
             .connect(name, io)
             .await
             .unwrap();
-        self.stream = framed(Box::new(tls));
+        self.stream = framed(Box::new(tls), NS);
         self.open().await;
     }
 
@@ -116,25 +91,10 @@ impl Comp {
         self.features = f;
     }
 
-    /// Connects as `user` with DIGEST-MD5 and returns the open link.
-    pub async fn login(addr: SocketAddr, user: &str) -> Comp {
-        let mut c = Comp::connect(addr).await;
-        assert!(c.digest_md5(user, SECRET).await, "login as {user} failed");
-        c
-    }
-
-    /// Logs in as `user` and binds `name`; panics unless the bind succeeds.
-    pub async fn bound(addr: SocketAddr, user: &str, name: &str) -> Comp {
-        let mut c = Comp::login(addr, user).await;
-        c.raw(&format!("<bind xmlns='{NS}' name='{name}'/>")).await;
-        let r = c.next_named("bind", 5).await;
-        assert_eq!(r.attr("error"), None, "bind {name}: {}", r.to_xml());
-        c
-    }
-
+    /// The SASL mechanisms offered in the current features.
     pub fn mechanisms(&self) -> Vec<String> {
         self.features
-            .get_child("mechanisms", SASL)
+            .get_child("mechanisms", ns::SASL)
             .map(|m| m.children().map(|c| c.text()).collect())
             .unwrap_or_default()
     }
@@ -142,8 +102,11 @@ impl Comp {
     /// DIGEST-MD5 the way jabberd2's client (gsasl) does it; true on `<success/>`, whose
     /// `rspauth` must then prove the server knows the secret. Restarts the stream on success.
     pub async fn digest_md5(&mut self, user: &str, pass: &str) -> bool {
-        self.raw(&format!("<auth xmlns='{SASL}' mechanism='DIGEST-MD5'/>"))
-            .await;
+        self.raw(&format!(
+            "<auth xmlns='{}' mechanism='DIGEST-MD5'/>",
+            ns::SASL
+        ))
+        .await;
         let ch = self.element(5).await;
         assert_eq!(ch.name(), "challenge", "{}", ch.to_xml());
         let ch = String::from_utf8(STANDARD.decode(ch.text().trim()).unwrap()).unwrap();
@@ -152,6 +115,7 @@ impl Comp {
         assert_eq!(realm, "jabberd-router");
         let cnonce = "Y2xpZW50LW5vbmNl";
         let uri = "jabberd-router/test-host";
+        // RFC 2831 §2.1.2.1: A1 = H(user:realm:pass):nonce:cnonce, A2 = method:digest-uri.
         let resp = |a2: &str| {
             let mut a1 = Md5::digest(format!("{user}:{realm}:{pass}").as_bytes()).to_vec();
             a1.extend_from_slice(format!(":{nonce}:{cnonce}").as_bytes());
@@ -167,7 +131,8 @@ impl Comp {
             resp("AUTHENTICATE")
         );
         self.raw(&format!(
-            "<response xmlns='{SASL}'>{}</response>",
+            "<response xmlns='{}'>{}</response>",
+            ns::SASL,
             STANDARD.encode(msg)
         ))
         .await;
@@ -189,7 +154,8 @@ impl Comp {
         let cnonce = "fyko+d2lbbFgONRv9qkxdawL";
         let bare = format!("n={user},r={cnonce}");
         self.raw(&format!(
-            "<auth xmlns='{SASL}' mechanism='SCRAM-SHA-1'>{}</auth>",
+            "<auth xmlns='{}' mechanism='SCRAM-SHA-1'>{}</auth>",
+            ns::SASL,
             STANDARD.encode(format!("n,,{bare}"))
         ))
         .await;
@@ -198,9 +164,10 @@ impl Comp {
             return false;
         }
         let first = String::from_utf8(STANDARD.decode(ch.text().trim()).unwrap()).unwrap();
-        let (final_msg, server_sig) = super::support::scram_sha1_final(pass, &bare, &first, b"n,,");
+        let (final_msg, server_sig) = super::scram_sha1_final(pass, &bare, &first, b"n,,");
         self.raw(&format!(
-            "<response xmlns='{SASL}'>{}</response>",
+            "<response xmlns='{}'>{}</response>",
+            ns::SASL,
             STANDARD.encode(final_msg)
         ))
         .await;
@@ -214,11 +181,14 @@ impl Comp {
         true
     }
 
+    /// Writes `xml` as it is and flushes.
     pub async fn raw(&mut self, xml: &str) {
         self.stream.queue_raw(xml.as_bytes());
         self.stream.flush().await.unwrap();
     }
 
+    /// The next element or the end of the stream; fails the test after `secs` or on a
+    /// stream header.
     pub async fn next(&mut self, secs: u64) -> Ev {
         match tokio::time::timeout(Duration::from_secs(secs), self.stream.next_event()).await {
             Err(_) => panic!("component: nothing within {secs} s"),
@@ -231,7 +201,7 @@ impl Comp {
     pub async fn element(&mut self, secs: u64) -> Element {
         match self.next(secs).await {
             Ev::El(e) => e,
-            Ev::End => panic!("stream ended"),
+            _ => panic!("stream ended"),
         }
     }
 
@@ -293,9 +263,4 @@ fn directive(s: &str, k: &str) -> String {
         .unwrap()
         .trim_matches('"')
         .to_owned()
-}
-
-/// A route element with a message payload.
-pub fn route(from: &str, to: &str, inner: &str) -> String {
-    format!("<route xmlns='{NS}' from='{from}' to='{to}'>{inner}</route>")
 }
