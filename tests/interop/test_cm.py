@@ -306,3 +306,41 @@ async def test_a_stopped_cm_tells_its_clients_and_the_server(start_server, cms):
     await carol.wait_presence(
         lambda p: went(p) and any(p is x for x in carol.presences.items[seen:]),
         "alice offline well before the 60 s resume grace", timeout=10)
+
+
+async def test_a_client_behind_a_cm_resumes_its_stream_managed_session(start_server, cms):
+    """XEP-0198 through `rookery cm`: slixmpp's xep_0198 plugin enables resumption, its
+    connection to the CM dies, it reconnects to the CM and resumes: every message once."""
+    server = start_server(CM_CONFIG)
+    cm, _ = await cms(server, "cmx")
+    romeo = server.client("alice")
+    juliet = via(cm, "bob", server)
+    juliet.register_plugin("xep_0198")
+    loop = asyncio.get_running_loop()
+    enabled, gone, resumed = (loop.create_future() for _ in range(3))
+
+    def settle(fut):
+        return lambda e: fut.done() or fut.set_result(e)
+
+    juliet.add_event_handler("sm_enabled", settle(enabled))
+    await romeo.login()
+    await juliet.login()
+    sm = await asyncio.wait_for(enabled, 10)
+    assert sm["resume"], f"resumption not granted through the CM: {sm}"
+    for i in range(1, 4):
+        romeo.send_message(mto=juliet.boundjid.full, mbody=f"m{i}", mtype="chat")
+    await juliet.wait_message(body_is("m3"), "m3")
+    juliet.add_event_handler("disconnected", settle(gone))
+    juliet.transport.abort()
+    await asyncio.wait_for(gone, 10)
+    for i in range(4, 6):
+        romeo.send_message(mto=juliet.boundjid.full, mbody=f"m{i}", mtype="chat")
+    await romeo.barrier()
+    juliet.add_event_handler("session_resumed", settle(resumed))
+    juliet.connect(*juliet.address)
+    await asyncio.wait_for(resumed, 20)
+    await juliet.wait_message(body_is("m5"), "m5 after the resumption")
+    await juliet.barrier()
+    for i in range(1, 6):
+        n = len(juliet.messages.matching(body_is(f"m{i}")))
+        assert n == 1, f"m{i} received {n} times"

@@ -57,6 +57,8 @@ struct Ctx {
     unauth: Option<UnauthGuard>,
     /// A message taken out of `rx` while batching that is not part of the batch.
     held: Option<ToClient>,
+    /// The client closed its stream (`</stream:stream>`); otherwise its connection was lost.
+    client_closed: bool,
 }
 
 enum Next {
@@ -94,6 +96,7 @@ pub async fn serve(
         deadline: Instant::now() + Duration::from_secs(auth_secs),
         unauth: Some(guard),
         held: None,
+        client_closed: false,
     };
     if direct {
         if let Ok(Ok(s)) = tokio::time::timeout(HEADER_TIMEOUT, tls.accept(tcp)).await {
@@ -119,15 +122,16 @@ pub async fn serve(
     end(&cm, &ctx);
 }
 
-/// The client is gone: tell the server (unless it closed us) and forget it.
+/// The client is gone: tell the server (unless it closed us) and forget it. A connection
+/// lost without a stream close says so (`<lost/>`, Rookery's extension): a stream-managed
+/// session then waits to be resumed instead of ending.
 fn end(cm: &Cm, ctx: &Ctx) {
     if ctx.registered && cm.hub.session(&ctx.stream_id).is_some() {
-        let iq = wire::session_iq(
-            "set",
-            &cm.next_id("close"),
-            &ctx.stream_id,
-            Some(Element::new("close", ns::CM)),
-        );
+        let mut close = Element::new("close", ns::CM);
+        if !ctx.client_closed {
+            close.append_child(Element::new("lost", ns::ROOKERY_CM));
+        }
+        let iq = wire::session_iq("set", &cm.next_id("close"), &ctx.stream_id, Some(close));
         cm.hub
             .send(&ctx.stream_id, Bytes::from(wire::to_link_bytes(&iq)));
         cm.hub.remove_session(&ctx.stream_id);
@@ -374,6 +378,7 @@ where
                 let el = match ev {
                     StreamEvent::Stanza(el) => el,
                     StreamEvent::Close => {
+                        ctx.client_closed = true;
                         stream.close().await;
                         return Step::Done;
                     }

@@ -206,7 +206,8 @@ async fn on_iq(server: &Server, hub: &Arc<Hub<CmTx>>, link: &Arc<Link>, el: Elem
         }
         Some((ns::CM, "close")) => match hub.start_close(&id) {
             Some(tx) => {
-                let _ = tx.send(CmIn::Close).await;
+                let lost = action.is_some_and(|a| a.get_child("lost", ns::ROOKERY_CM).is_some());
+                let _ = tx.send(if lost { CmIn::Lost } else { CmIn::Close }).await;
                 reply(result());
             }
             None => reply(wire::iq_error(&el, "cancel", "item-not-found", None, None)),

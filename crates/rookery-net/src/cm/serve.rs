@@ -281,11 +281,21 @@ fn configuration(server: &Server) -> Element {
     if cfg.hosts.iter().any(|h| h.registration) {
         c.append_child(Element::new("register", ns::REGISTER_FEATURE));
     }
-    let bound = Element::new("bound", ns::ROOKERY_CM)
+    // The features after authentication, as c2s offers them (`c2s/features.rs`): bind, the
+    // legacy session, stream management, then what the modules offer. The CM serves one set
+    // for all its clients: the default host's.
+    let mut bound = Element::new("bound", ns::ROOKERY_CM)
         .child(Element::new("bind", ns::BIND))
         .child(Element::new("session", ns::SESSION).child(Element::new("optional", ns::SESSION)))
-        .child(Element::new("ver", ns::ROSTER_VER))
-        .child(Element::new("sub", ns::PRE_APPROVAL));
+        .child(Element::new("sm", ns::SM));
+    let host = cfg
+        .hosts
+        .first()
+        .map(|h| h.domain.as_str())
+        .unwrap_or_default();
+    for el in server.stream_features(rookery_core::Stage::AfterAuth, host) {
+        bound.append_child(el);
+    }
     c.append_child(bound);
     let l = &cfg.limits;
     c.append_child(

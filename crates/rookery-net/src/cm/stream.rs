@@ -28,6 +28,10 @@ pub enum CmIn {
     Element(Box<Element>),
     /// The CM closed the client (it disconnected, or the CM is gone).
     Close,
+    /// The client's connection to the CM was lost without a stream close (Rookery's CM says
+    /// so with `<close><lost xmlns='urn:rookery:cm:0'/></close>`): to the session it is a
+    /// broken connection, which a stream-managed session survives (XEP-0198 §5).
+    Lost,
 }
 
 pub type CmTx = mpsc::Sender<CmIn>;
@@ -45,6 +49,8 @@ pub struct CmStream {
     streamid: String,
     domain: String,
     peer_closed: bool,
+    /// The client's connection was lost (`CmIn::Lost`): every read fails from now on.
+    lost: bool,
     closed: bool,
     /// How long `flush` waits for room on the link, in seconds (`set_write_timeout`).
     write_timeout_secs: u32,
@@ -65,6 +71,7 @@ impl CmStream {
             streamid,
             domain,
             peer_closed: false,
+            lost: false,
             closed: false,
             write_timeout_secs: rookery_transport::stream::WRITE_TIMEOUT_SECS,
         };
@@ -86,12 +93,18 @@ impl CmStream {
         }));
     }
 
-    fn take(&mut self, m: CmIn) -> StreamEvent {
+    /// The event a message is; `None` once the connection is lost (reads then fail).
+    fn take(&mut self, m: CmIn) -> Option<StreamEvent> {
         match m {
-            CmIn::Element(el) => StreamEvent::Stanza(*el),
+            CmIn::Element(el) => Some(StreamEvent::Stanza(*el)),
             CmIn::Close => {
                 self.peer_closed = true;
-                StreamEvent::Close
+                Some(StreamEvent::Close)
+            }
+            CmIn::Lost => {
+                self.peer_closed = true;
+                self.lost = true;
+                None
             }
         }
     }
@@ -138,8 +151,11 @@ impl ClientIo for CmStream {
         if let Some(ev) = self.pending.pop_front() {
             return Ok(ev);
         }
-        match self.rx.recv().await {
-            Some(m) => Ok(self.take(m)),
+        if self.lost {
+            return Err(ReadError::Closed);
+        }
+        match self.rx.recv().await.and_then(|m| self.take(m)) {
+            Some(ev) => Ok(ev),
             None => Err(ReadError::Closed),
         }
     }
@@ -147,12 +163,17 @@ impl ClientIo for CmStream {
         if let Some(ev) = self.pending.pop_front() {
             return Ok(Some(ev));
         }
-        Ok(self.rx.try_recv().ok().map(|m| self.take(m)))
+        if self.lost {
+            return Ok(None);
+        }
+        Ok(self.rx.try_recv().ok().and_then(|m| self.take(m)))
     }
     async fn read_more(&mut self) -> Result<(), ReadError> {
-        match self.rx.recv().await {
-            Some(m) => {
-                let ev = self.take(m);
+        if self.lost {
+            return Err(ReadError::Closed);
+        }
+        match self.rx.recv().await.and_then(|m| self.take(m)) {
+            Some(ev) => {
                 self.pending.push_back(ev);
                 Ok(())
             }
