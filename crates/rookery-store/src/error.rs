@@ -2,7 +2,7 @@
 //!
 //! Backend-neutral on purpose: callers in rookery-mods match on `Conflict` / `NotFound` /
 //! `Limit` to pick an XMPP error condition, and treat `Backend` as an internal server error.
-//! Driver errors (rusqlite today, tokio-postgres later) are flattened into `Backend` with a
+//! Driver errors (rusqlite, tokio-postgres) are flattened into `Backend` with a
 //! short description of what was being done, so no driver type leaks into the public API.
 
 /// Why a storage call failed.

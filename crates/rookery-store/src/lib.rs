@@ -7,12 +7,14 @@
 //! trait objects and never see SQL; the backend is chosen once, at startup, by calling an
 //! `open_*` function.
 //!
-//! Layout: each feature has three files of the same name, its trait and data types in
-//! `src/<feature>.rs`, its SQLite implementation in `src/sqlite/<feature>.rs` and its
-//! backend-neutral test cases in `src/contract/<feature>.rs`. A new feature (a message
-//! archive, chat rooms, ...) adds those three files, a field in [`Stores`] filled in by
-//! `sqlite::open`, its cases in `contract::CASES` and the backend's test runner, and a new
-//! numbered migration for its tables.
+//! Layout: each feature has four files of the same name, its trait and data types in
+//! `src/<feature>.rs`, its SQLite implementation in `src/sqlite/<feature>.rs`, its
+//! PostgreSQL implementation in `src/postgres/<feature>.rs` and its backend-neutral test
+//! cases in `src/contract/<feature>.rs`. A new feature (a message archive, chat rooms, ...)
+//! adds those four files, a field in [`Stores`] filled in by `sqlite::open` and
+//! `postgres::open`, its cases in `contract::CASES` and both backends' test runners
+//! (`sqlite/tests.rs`, `postgres/tests.rs`), and a new numbered migration for its tables in
+//! both `migrations/sqlite/` and `migrations/postgres/`, with the same number and name.
 //!
 //! Conventions shared by every trait:
 //! - Accounts are keyed by `(user, domain)`: already-normalised strings (nodeprep'd
@@ -29,19 +31,28 @@
 //!   threading scheme. Its numbered migrations are SQL files in this crate's
 //!   `migrations/sqlite/NNNN_name.sql`, embedded into the binary with `include_str!`, so a
 //!   server binary can never be paired with the wrong schema files.
-//! - PostgreSQL: planned; it must implement the same traits and pass the `contract`
-//!   test suite (`src/contract/`).
+//! - PostgreSQL ([`open_postgres`]); see `postgres/mod.rs` for the pool, pipelining and
+//!   locking scheme. Its migrations are `migrations/postgres/NNNN_name.sql`, embedded the
+//!   same way and numbered like the SQLite ones. Both backends pass the `contract` suite.
 
 mod accounts;
 mod blocking;
 mod error;
 mod kv;
 mod offline;
+mod postgres;
 mod roster;
 mod sqlite;
 
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
+
+/// Test support for other crates: a throw-away PostgreSQL schema per test
+/// ([`testing::PgTestSchema`]).
+#[cfg(any(test, feature = "contract"))]
+pub mod testing {
+    pub use crate::postgres::testing::PgTestSchema;
+}
 
 use std::path::Path;
 use std::sync::Arc;
@@ -51,6 +62,7 @@ pub use blocking::BlockStore;
 pub use error::StoreError;
 pub use kv::KvStore;
 pub use offline::OfflineStore;
+pub use postgres::{PgOptions, check_schema_name};
 /// The RFC 6121 roster `subscription` attribute: the subscription state machine's type,
 /// re-exported because [`RosterItem::subscription`] carries it.
 pub use rookery_proto::subscription::Subscription;
@@ -82,4 +94,11 @@ pub async fn open_sqlite(path: &Path) -> Result<Stores, StoreError> {
 /// A fresh, private in-memory SQLite database (for tests); gone when the last handle drops.
 pub async fn open_sqlite_memory() -> Result<Stores, StoreError> {
     sqlite::open(sqlite::Location::Memory).await
+}
+
+/// Connects to the PostgreSQL database `opts` names, creates its schema if needed and
+/// migrates it to the newest version. Several processes may use the same schema at once
+/// (e.g. the server and `rookery user add`).
+pub async fn open_postgres(opts: &PgOptions) -> Result<Stores, StoreError> {
+    postgres::open(opts).await
 }

@@ -15,6 +15,11 @@ use rookery_proto::subscription::Subscription;
 
 use crate::StoreError;
 
+/// Tombstones kept per account, by every backend. A client whose cached version predates
+/// the oldest kept one gets the full roster instead of a delta, which is always correct,
+/// just bigger.
+pub(crate) const MAX_TOMBSTONES: i64 = 1000;
+
 /// One roster entry as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RosterItem {

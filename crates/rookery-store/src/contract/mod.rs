@@ -1,15 +1,16 @@
 //! rookery-store: the backend-neutral contract test suite.
 //!
-//! Every backend (SQLite now, PostgreSQL later) must pass all of these. Each case is a
+//! Every backend (SQLite, PostgreSQL) must pass all of these. Each case is a
 //! plain async function that panics on failure; a backend's test module calls them, one
-//! `#[tokio::test]` per case, on a fresh empty database (see `sqlite/tests.rs`). Cases that
+//! `#[tokio::test]` per case, on a fresh empty database (see `sqlite/tests.rs` and
+//! `postgres/tests.rs`). Cases that
 //! take a `&Stores` work on one handle; cases that take an [`Opener`] open several handles
 //! on the same database (reopening, two processes, concurrency). Compiled for this crate's
 //! tests, and for other crates with the `contract` feature.
 //!
 //! One file per feature, named like the feature's trait file in `src/` (`accounts.rs`,
 //! `roster.rs`, `offline.rs`, `kv.rs`, `blocking.rs`), plus `concurrency.rs` for the cases
-//! that span several handles. [`CASES`] / [`MULTI_HANDLE_CASES`] list every case by name so
+//! that span several handles and `ordering.rs` for the sort order every listing shares. [`CASES`] / [`MULTI_HANDLE_CASES`] list every case by name so
 //! a backend's runner can check it did not miss one.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 // Test code: a panic is how a failed expectation is reported.
@@ -19,6 +20,7 @@ mod blocking;
 mod concurrency;
 mod kv;
 mod offline;
+mod ordering;
 mod roster;
 
 use async_trait::async_trait;
@@ -31,6 +33,7 @@ pub use blocking::*;
 pub use concurrency::*;
 pub use kv::*;
 pub use offline::*;
+pub use ordering::*;
 pub use roster::*;
 
 /// Opens a new handle on the *same* database each call, as a second process would.
@@ -54,6 +57,7 @@ pub const CASES: &[&str] = &[
     "offline_order_limit_take_all",
     "kv_round_trip",
     "blocklist",
+    "sorting_is_byte_order",
 ];
 
 /// Names of the cases taking an [`Opener`].

@@ -41,6 +41,16 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::{StoreError, Stores};
 use db::Db;
 
+/// `(version, name)` of every SQLite migration, for the test that keeps the PostgreSQL
+/// migrations numbered and named the same (`postgres/tests.rs`).
+#[cfg(test)]
+pub(crate) fn migration_names() -> Vec<(i64, &'static str)> {
+    migrate::MIGRATIONS
+        .iter()
+        .map(|m| (m.version, m.name))
+        .collect()
+}
+
 /// Where the database lives.
 #[derive(Debug, Clone)]
 pub(crate) enum Location {

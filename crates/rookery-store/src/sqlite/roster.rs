@@ -19,9 +19,7 @@ use crate::{RosterChange, RosterItem, RosterStore, StoreError, Subscription};
 
 pub(crate) struct SqliteRoster(pub(crate) Arc<Db>);
 
-/// Tombstones kept per account. A client whose cached version predates the oldest kept
-/// one gets the full roster instead of a delta, which is always correct, just bigger.
-pub(crate) const MAX_TOMBSTONES: i64 = 1000;
+pub(crate) use crate::roster::MAX_TOMBSTONES;
 
 /// Which items `load_items` returns.
 enum Select<'a> {

@@ -92,6 +92,7 @@ mod file {
         offline_order_limit_take_all,
         kv_round_trip,
         blocklist,
+        sorting_is_byte_order,
     ]);
 }
 
@@ -125,6 +126,7 @@ mod memory {
             offline_order_limit_take_all,
             kv_round_trip,
             blocklist,
+            sorting_is_byte_order,
         ]
     );
 
