@@ -140,28 +140,27 @@ impl ListenerKind {
 
 /// `[storage].backend`: where accounts, rosters and offline messages live.
 ///
-/// Marked `non_exhaustive` because more backends are planned (PostgreSQL); code matching on
-/// it must keep a wildcard arm.
+/// Marked `non_exhaustive` because more backends may come; code matching on it in other
+/// crates must keep a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum StorageBackend {
     /// A single SQLite database file (`[storage].path`).
     #[default]
     Sqlite,
+    /// A PostgreSQL database (`[storage].url`, `schema`, `pool_size`).
+    Postgres,
 }
 
 impl StorageBackend {
     /// Backends that can be selected in this build.
-    pub const VALUES: &'static [&'static str] = &["sqlite"];
-
-    /// Backends that are planned: recognised so the error can say "not built yet" rather than
-    /// "unknown".
-    const PLANNED: &'static [&'static str] = &["postgres"];
+    pub const VALUES: &'static [&'static str] = &["sqlite", "postgres"];
 
     /// The spelling used in the configuration file.
     pub fn as_str(self) -> &'static str {
         match self {
             StorageBackend::Sqlite => "sqlite",
+            StorageBackend::Postgres => "postgres",
         }
     }
 }
@@ -177,9 +176,7 @@ impl FromStr for StorageBackend {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "sqlite" => Ok(StorageBackend::Sqlite),
-            planned if Self::PLANNED.contains(&planned) => Err(format!(
-                "storage backend \"{planned}\" is not built yet; the only backend available is \"sqlite\""
-            )),
+            "postgres" => Ok(StorageBackend::Postgres),
             other => Err(unknown_value(other, Self::VALUES)),
         }
     }
@@ -218,10 +215,12 @@ mod tests {
                     .to_owned()
             )
         );
-        let pg = "postgres".parse::<StorageBackend>();
-        assert!(
-            matches!(pg, Err(ref m) if m.contains("not built yet")),
-            "{pg:?}"
+        for v in StorageBackend::VALUES {
+            assert_eq!(v.parse::<StorageBackend>().map(|k| k.as_str()), Ok(*v));
+        }
+        assert_eq!(
+            "postgresql".parse::<StorageBackend>(),
+            Err(r#"unknown value "postgresql", expected one of "sqlite", "postgres""#.to_owned())
         );
     }
 }

@@ -30,8 +30,8 @@ pub use modules::ModulesConfig;
 pub use router::{RouterConfig, RouterUser};
 pub use s2s::{S2sConfig, S2sDomain, S2sPolicy, StaticRoute};
 pub use sections::{
-    C2sConfig, CertKeyPaths, HostConfig, Limits, ListenerConfig, PeerKind, RegistrationConfig,
-    ServerConfig, Shaping, StorageConfig,
+    C2sConfig, CertKeyPaths, HostConfig, Limits, ListenerConfig, PeerKind, PostgresConfig,
+    RegistrationConfig, ServerConfig, Shaping, StorageConfig,
 };
 
 use jid::BareJid;
@@ -133,6 +133,7 @@ impl Config {
             storage: StorageConfig {
                 backend: StorageBackend::Sqlite,
                 path: data_dir.join(DEFAULT_SQLITE_FILE),
+                postgres: None,
             },
             server: ServerConfig {
                 data_dir,

@@ -3,14 +3,13 @@
 //! path resolution. Every error is located by key path in the parsed document so the user sees
 //! file, line, column and key, whether serde or a semantic check found the problem.
 
-use crate::enums::{ListenerKind, LogLevel, StorageBackend};
+use crate::enums::{ListenerKind, LogLevel};
 use crate::error::{ConfigError, reword};
 use crate::locate::{KeyPath, line_col, path_at, span_of};
 use crate::sections::{
     C2sConfig, CertKeyPaths, HostConfig, Limits, ListenerConfig, RegistrationConfig, ServerConfig,
-    StorageConfig,
 };
-use crate::{Config, DEFAULT_DATA_DIR, DEFAULT_SQLITE_FILE};
+use crate::{Config, DEFAULT_DATA_DIR};
 use jid::{BareJid, Jid};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -22,12 +21,13 @@ use toml::de::{DeTable, Deserializer};
 mod component;
 mod router;
 mod s2s;
+mod storage;
 
 #[derive(Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 struct RawConfig {
     server: RawServer,
-    storage: RawStorage,
+    storage: storage::RawStorage,
     c2s: C2sConfig,
     registration: RegistrationConfig,
     limits: Limits,
@@ -48,22 +48,6 @@ struct RawServer {
     data_dir: Option<String>,
     log_level: LogLevel,
     admins: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct RawStorage {
-    backend: StorageBackend,
-    path: String,
-}
-
-impl Default for RawStorage {
-    fn default() -> Self {
-        RawStorage {
-            backend: StorageBackend::Sqlite,
-            path: DEFAULT_SQLITE_FILE.to_owned(),
-        }
-    }
 }
 
 #[derive(Deserialize)]
@@ -201,11 +185,7 @@ impl Cx<'_> {
             &server_k.key("data_dir"),
         )?;
 
-        let storage_k = root.key("storage");
-        let storage = StorageConfig {
-            backend: raw.storage.backend,
-            path: self.path(&data_dir, &raw.storage.path, &storage_k.key("path"))?,
-        };
+        let storage = self.storage(&raw.storage, &data_dir)?;
 
         self.check_c2s(&raw.c2s)?;
         if raw.registration.min_password_len == 0 {

@@ -31,12 +31,65 @@ pub struct ServerConfig {
 /// `[storage]`: persistence backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageConfig {
-    /// `backend` (`"sqlite"`, default `"sqlite"`). `"postgres"` is reserved and rejected as
-    /// "not built yet".
+    /// `backend` (`"sqlite"` | `"postgres"`, default `"sqlite"`).
     pub backend: StorageBackend,
-    /// `path` (string, default `"rookery.sqlite"`): the SQLite database file. A relative path
-    /// is resolved against `data_dir`. Always absolute here.
+    /// `path` (string, default `"rookery.sqlite"`; `backend = "sqlite"` only): the SQLite
+    /// database file. A relative path is resolved against `data_dir`. Always absolute here
+    /// (and still the default file under a PostgreSQL backend, which does not use it).
     pub path: PathBuf,
+    /// The PostgreSQL keys; `Some` exactly when `backend = "postgres"`.
+    pub postgres: Option<PostgresConfig>,
+}
+
+/// `[storage]` keys of the PostgreSQL backend (`backend = "postgres"`; each is an error
+/// with another backend).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresConfig {
+    /// `url` (string, required): `postgresql://user[:password]@host[:port]/database`, with
+    /// optional `?param=value` connection parameters (libpq URL syntax; `postgres://` too).
+    /// No TLS is used to the database.
+    pub url: String,
+    /// `schema` (string, default `"public"`): the schema holding Rookery's tables, created
+    /// on first start if missing; 1 to 63 lowercase letters, digits and `_`, not starting
+    /// with a digit or `pg_`.
+    pub schema: String,
+    /// `pool_size` (integer ≥ 1, default `16`): most connections the server opens at once.
+    pub pool_size: usize,
+}
+
+impl PostgresConfig {
+    /// The default of `schema`.
+    pub const DEFAULT_SCHEMA: &'static str = "public";
+    /// The default of `pool_size`.
+    pub const DEFAULT_POOL_SIZE: usize = 16;
+}
+
+/// Like the derived form, without the password the URL may hold (configs get logged and
+/// printed in test failures).
+impl std::fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("url", &redact_password(&self.url))
+            .field("schema", &self.schema)
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
+}
+
+/// `scheme://user:password@host...` with the password replaced by `***`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
 }
 
 /// `[c2s]`: client connections.

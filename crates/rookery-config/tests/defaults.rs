@@ -262,6 +262,40 @@ kind = "s2s-tls"
 }
 
 #[test]
+fn postgres_storage_is_read() {
+    let text = "[storage]\nbackend = \"postgres\"\n\
+                url = \"postgresql://rookery:s3cret@db.internal:5433/xmpp?connect_timeout=3\"\n\
+                schema = \"rookery\"\npool_size = 4\n[[host]]\ndomain = \"example.com\"\n";
+    let c = Config::parse(text, Path::new("/x/r.toml")).unwrap();
+    assert_eq!(c.storage.backend, StorageBackend::Postgres);
+    let pg = c.storage.postgres.clone().unwrap();
+    assert_eq!(
+        pg.url,
+        "postgresql://rookery:s3cret@db.internal:5433/xmpp?connect_timeout=3"
+    );
+    assert_eq!((pg.schema.as_str(), pg.pool_size), ("rookery", 4));
+    // The password never shows in debug output.
+    let shown = format!("{c:?}");
+    assert!(!shown.contains("s3cret"), "{shown}");
+    assert!(
+        shown.contains("postgresql://rookery:***@db.internal:5433/xmpp"),
+        "{shown}"
+    );
+
+    let minimal = "[storage]\nbackend = \"postgres\"\nurl = \"postgres://h/d\"\n\
+                   [[host]]\ndomain = \"example.com\"\n";
+    let pg = Config::parse(minimal, Path::new("/x/r.toml"))
+        .unwrap()
+        .storage
+        .postgres
+        .unwrap();
+    assert_eq!(pg.schema, PostgresConfig::DEFAULT_SCHEMA);
+    assert_eq!(pg.pool_size, PostgresConfig::DEFAULT_POOL_SIZE);
+    // SQLite (the default) has no PostgreSQL settings.
+    assert_eq!(Config::zero_config(Path::new("/")).storage.postgres, None);
+}
+
+#[test]
 fn host_lookup_ignores_case_and_root_dot() {
     let c = Config::parse(MINIMAL, Path::new("/r.toml")).unwrap();
     assert!(c.host("example.com").is_some());

@@ -196,16 +196,74 @@ fn bad_enum_values() {
         r#"expected one of "kick_old", "refuse_new", "random_suffix""#,
     );
     check(
-        &format!("[storage]\nbackend = \"postgres\"\n{HOST}"),
-        2,
-        "storage.backend",
-        "\"postgres\" is not built yet",
-    );
-    check(
         &format!("[storage]\nbackend = \"mysql\"\n{HOST}"),
         2,
         "storage.backend",
-        r#"unknown value "mysql", expected one of "sqlite""#,
+        r#"unknown value "mysql", expected one of "sqlite", "postgres""#,
+    );
+}
+
+#[test]
+fn storage_keys_belong_to_their_backend() {
+    let pg = "[storage]\nbackend = \"postgres\"\n";
+    let url = "url = \"postgresql://rookery:pw@127.0.0.1/xmpp\"\n";
+    // PostgreSQL needs a URL; the error points at [storage], where it belongs.
+    check(&format!("{pg}{HOST}"), 1, "storage.url", "needs url =");
+    check(
+        &format!("{pg}url = \"mysql://x@y/z\"\n{HOST}"),
+        3,
+        "storage.url",
+        "starting with \"postgresql://\"",
+    );
+    let e = check(
+        &format!("{pg}url = \"postgresql://u:secret@h/d x\"\n{HOST}"),
+        3,
+        "storage.url",
+        "spaces",
+    );
+    assert!(!e.to_string().contains("secret"), "{e}");
+    check(
+        &format!("{pg}{url}schema = \"Rookery\"\n{HOST}"),
+        4,
+        "storage.schema",
+        "invalid schema name \"Rookery\"",
+    );
+    check(
+        &format!("{pg}{url}schema = \"pg_temp\"\n{HOST}"),
+        4,
+        "storage.schema",
+        "reserved",
+    );
+    check(
+        &format!("{pg}{url}pool_size = 0\n{HOST}"),
+        4,
+        "storage.pool_size",
+        "must be at least 1",
+    );
+    check(
+        &format!("{pg}{url}path = \"x.sqlite\"\n{HOST}"),
+        4,
+        "storage.path",
+        "SQLite database file",
+    );
+    // The PostgreSQL keys with SQLite (explicit or by default) are mistakes too.
+    check(
+        &format!("[storage]\n{url}{HOST}"),
+        2,
+        "storage.url",
+        "only used with backend = \"postgres\"",
+    );
+    check(
+        &format!("[storage]\nbackend = \"sqlite\"\npool_size = 4\n{HOST}"),
+        3,
+        "storage.pool_size",
+        "only used with backend = \"postgres\"",
+    );
+    check(
+        &format!("[storage]\nschema = \"x\"\n{HOST}"),
+        2,
+        "storage.schema",
+        "only used with backend = \"postgres\"",
     );
 }
 
