@@ -1,5 +1,7 @@
-//! `rookery user …`: account administration on the configured storage. Safe while the server
-//! runs (SQLite in WAL mode takes concurrent writers from several processes).
+//! `rookery user …`: account administration on the configured storage, opened the way the
+//! server opens it (`rookery_server::open_stores`: SQLite or PostgreSQL, by `[storage]`). Safe
+//! while the server runs: SQLite in WAL mode takes concurrent writers from several processes,
+//! and PostgreSQL is a server made for many clients.
 
 use crate::cli::UserCommand;
 use crate::serve::load_config;

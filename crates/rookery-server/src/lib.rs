@@ -4,7 +4,7 @@
 //! loops spawned. The `rookery` binary and the in-process integration tests both start servers
 //! through `start`.
 
-use rookery_config::{Config, ListenerKind};
+use rookery_config::{Config, ListenerKind, StorageBackend};
 use rookery_core::{Module, Server};
 use rookery_net::s2s::S2s;
 use rookery_transport::limits::UnauthLimiter;
@@ -64,11 +64,33 @@ impl Running {
     }
 }
 
-/// Opens the configured storage (the server and the admin CLI share it).
+/// Opens the configured storage (the server and the admin CLI share it): the SQLite file, or
+/// the PostgreSQL schema (created and migrated if needed). The error names the database
+/// (for PostgreSQL: host, database and schema, never the password).
 pub async fn open_stores(cfg: &Config) -> Result<rookery_store::Stores, StartError> {
-    rookery_store::open_sqlite(&cfg.storage.path)
-        .await
-        .map_err(|e| StartError::Store(cfg.storage.path.display().to_string(), e))
+    match (cfg.storage.backend, &cfg.storage.postgres) {
+        (StorageBackend::Postgres, Some(pg)) => {
+            let opts = rookery_store::PgOptions {
+                url: pg.url.clone(),
+                schema: pg.schema.clone(),
+                pool_size: pg.pool_size,
+            };
+            rookery_store::open_postgres(&opts)
+                .await
+                .map_err(|e| StartError::Store(opts.describe(), e))
+        }
+        (StorageBackend::Sqlite, _) => rookery_store::open_sqlite(&cfg.storage.path)
+            .await
+            .map_err(|e| StartError::Store(cfg.storage.path.display().to_string(), e)),
+        // rookery-config only builds a PostgreSQL backend with its settings; a backend this
+        // build does not know cannot come out of it either.
+        (other, _) => Err(StartError::Store(
+            format!("[storage] backend = \"{other}\""),
+            rookery_store::StoreError::Backend(
+                "storage backend not supported by this build".into(),
+            ),
+        )),
+    }
 }
 
 /// Starts a server with the default modules.
