@@ -4,8 +4,11 @@
 # packages pinned in tests/interop_js/package-lock.json (xmpp.js), and Debian's own slixmpp
 # (python3-slixmpp, 1.8.3 in bookworm) beside the pinned PyPI one, because that is the client a
 # Debian user has (tests/interop/test_debian_slixmpp.py runs it with /usr/bin/python3).
+# It also makes the PostgreSQL test database usable (scripts/postgres.sh: the psql client, the
+# server on 127.0.0.1:5432 started or installed when it is not there, database `test`), which
+# the PostgreSQL store tests in `cargo test` need.
 # Idempotent: what is already installed at the pinned versions is left alone. Needs CPython
-# >= 3.11 with the venv module, pip, Node.js and npm; the Debian package needs root and apt-get.
+# >= 3.11 with the venv module, pip, Node.js and npm; the Debian packages need root and apt-get.
 #
 #   scripts/test-deps.sh                        # create/update .venv
 #   PYTHON=python3.12 scripts/test-deps.sh      # another interpreter
@@ -98,3 +101,7 @@ debian_slixmpp
 if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import slixmpp' 2>/dev/null; then
   say "Debian slixmpp $(/usr/bin/python3 -c 'import slixmpp; print(slixmpp.__version__)' 2>/dev/null) ($(dpkg-query -W -f='${Version}' python3-slixmpp))"
 fi
+
+# PostgreSQL for the PostgreSQL store tests (crates/rookery-store, crates/rookery-server): with
+# CI set, this fails when the database cannot be made usable; otherwise those tests skip.
+"$root/scripts/postgres.sh"
