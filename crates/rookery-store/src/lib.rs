@@ -46,6 +46,8 @@ mod sqlite;
 
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
+#[cfg(test)]
+mod throughput;
 
 /// Test support for other crates: a throw-away PostgreSQL schema per test
 /// ([`testing::PgTestSchema`]).
