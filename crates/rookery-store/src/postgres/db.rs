@@ -360,10 +360,16 @@ pub(crate) fn store_error(what: &str, e: &tokio_postgres::Error) -> StoreError {
 /// message in the cause.
 fn chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
+    let mut last = text.clone();
     let mut cause = e.source();
     while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
+        // Wrappers sometimes repeat their cause's message; say it once.
+        let this = c.to_string();
+        if this != last {
+            text.push_str(": ");
+            text.push_str(&this);
+        }
+        last = this;
         cause = c.source();
     }
     text
