@@ -7,10 +7,12 @@
 
 mod auth;
 mod bind;
+mod element;
 mod features;
 mod header;
 pub(crate) mod io;
 mod session;
+mod session_end;
 mod sm;
 mod sm_wire;
 

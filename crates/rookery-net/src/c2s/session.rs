@@ -18,10 +18,10 @@ use super::sm::Sm;
 use crate::shaper::Shaper;
 use rookery_config::PeerKind;
 use rookery_core::session::SessionReceiver;
-use rookery_core::{Ended, Server, Session, SessionMsg};
+use rookery_core::{Server, Session, SessionMsg};
 use rookery_proto::error::{StreamCondition, StreamError};
 use rookery_proto::ns;
-use rookery_proto::stanza::{Jid, Stanza, StanzaParseError};
+use rookery_proto::stanza::Stanza;
 use rookery_transport::stream::{ReadError, framer_stream_error};
 use rookery_xml::{Element, StreamEvent};
 use std::time::Duration;
@@ -89,7 +89,14 @@ pub(crate) async fn run<S: ClientIo>(
             .await
             .is_err()
     {
-        return Box::pin(end_session(server, handle, rx, out, End::Lost)).await;
+        return Box::pin(super::session_end::end_session(
+            server,
+            handle,
+            rx,
+            out,
+            End::Lost,
+        ))
+        .await;
     }
 
     let end = 'outer: loop {
@@ -117,16 +124,20 @@ pub(crate) async fn run<S: ClientIo>(
                 }
                 Ok(Some(StreamEvent::Stanza(el))) => {
                     shaper.charge_stanza();
-                    let routed =
-                        match Box::pin(on_element(&mut *stream, &handle, el, &mut ping_pending))
-                            .await
-                        {
-                            Ok(routed) => routed,
-                            Err(err) => {
-                                Box::pin(stream.fail(&err)).await;
-                                break 'outer End::Dropped;
-                            }
-                        };
+                    let routed = match Box::pin(super::element::on_element(
+                        &mut *stream,
+                        &handle,
+                        el,
+                        &mut ping_pending,
+                    ))
+                    .await
+                    {
+                        Ok(routed) => routed,
+                        Err(err) => {
+                            Box::pin(stream.fail(&err)).await;
+                            break 'outer End::Dropped;
+                        }
+                    };
                     if let Some(st) = routed
                         && let Err(end) = Box::pin(route_draining(
                             &server,
@@ -254,50 +265,10 @@ pub(crate) async fn run<S: ClientIo>(
             }
         }
     };
-    Box::pin(end_session(server, handle, rx, out, end)).await;
-}
-
-/// The connection is over: park a resumable session for a resumption, or end the session.
-async fn end_session(
-    server: Server,
-    handle: Session,
-    mut rx: SessionReceiver,
-    mut out: Out,
-    end: End,
-) {
-    if matches!(end, End::Lost)
-        && let Some(sm) = out.sm.take_if(|sm| sm.resumable)
-    {
-        match server.sessions().park(&handle, sm.park(rx)) {
-            Ok(()) => return,
-            Err(parked) => {
-                let (sm, back) = Sm::resumed(parked);
-                rx = back;
-                out.sm = Some(sm);
-            }
-        }
-    }
-    server.sessions().forget_resumption(&handle);
-    // Out of the registry first, so nothing new is routed here as if it were available.
-    let ended = server.sessions().unbind(&handle);
-    // Nothing accepted for this session is dropped with it: what was not written (or not
-    // acknowledged, with stream management), or still waits in the mailbox, is routed again
-    // now that the resource is gone (to another resource or offline storage, RFC 6121
-    // §8.5.3.2.1). A partly written batch may reach the client twice; clients dedupe by id,
-    // while a lost message has no remedy.
-    let mut left = out.sm.as_mut().map(Sm::take_unacked).unwrap_or_default();
-    left.append(&mut out.unflushed);
-    rx.rx.close();
-    while let Ok(msg) = rx.rx.try_recv() {
-        if let SessionMsg::Stanza(st) = msg {
-            left.push(*st);
-        }
-    }
-    let ended = ended.map(|mut e| {
-        e.clean = matches!(end, End::Clean);
-        e
-    });
-    Box::pin(finish(server, handle, left, ended)).await;
+    Box::pin(super::session_end::end_session(
+        server, handle, rx, out, end,
+    ))
+    .await;
 }
 
 /// A close the server asked for without waiting (`CloseSignal`): a resumption of this session
@@ -421,96 +392,4 @@ async fn write_batch<S: ClientIo>(
     // Not `clear`: an idle session should not keep the last batch's room.
     out.unflushed = Vec::new();
     Ok(())
-}
-
-/// After the session: route what it did not write, tell the modules. Its own future so the
-/// session's (idle) future does not carry room for it.
-async fn finish(server: Server, handle: Session, unflushed: Vec<Stanza>, ended: Option<Ended>) {
-    for st in unflushed {
-        if st.kind() == rookery_proto::stanza::Kind::Message {
-            server.route(st).await;
-        }
-    }
-    let clean = ended.as_ref().is_some_and(|e| e.clean);
-    tracing::info!(jid = %handle.jid(), clean, what = "closed", "session ended");
-    // A replaced session was reported when its successor bound (`Sessions::bind`).
-    if let Some(ended) = ended {
-        server.fire_session_closed(&handle, &ended).await;
-    }
-}
-
-/// One element from the client: answered here, or returned to be routed. Err = close the
-/// stream with this error.
-async fn on_element<S: ClientIo>(
-    stream: &mut S,
-    handle: &Session,
-    el: Element,
-    ping_pending: &mut Option<(String, Instant)>,
-) -> Result<Option<Stanza>, StreamError> {
-    let mut st = match Stanza::from_element(el, ns::CLIENT) {
-        Ok(st) => st,
-        Err((StanzaParseError::NotAStanza, original)) => {
-            return Err(
-                StreamError::new(StreamCondition::UnsupportedStanzaType).with_text(format!(
-                    "unsupported element {{{}}}{}",
-                    original.ns(),
-                    original.name()
-                )),
-            );
-        }
-        Err((StanzaParseError::Bad(err), original)) => {
-            // Reply straight to the client: the header was unusable for routing.
-            if original.attr("type") != Some("error") {
-                let mut reply =
-                    Element::new(original.name(), ns::CLIENT).with_attr("type", "error");
-                if let Some(id) = original.attr("id") {
-                    reply.set_attr("id", id);
-                }
-                reply.append_child(err.to_element(ns::CLIENT));
-                stream
-                    .send(&reply)
-                    .await
-                    .map_err(|_| StreamError::new(StreamCondition::UndefinedCondition))?;
-            }
-            return Ok(None);
-        }
-    };
-    // RFC 6120 §8.1.2.1: the server stamps `from`; a client may only use its own JIDs.
-    if let Some(from) = st.from() {
-        let own_full = from.as_str() == handle.jid().as_str();
-        let own_bare = from.is_bare() && from.to_bare() == handle.jid().to_bare();
-        if !own_full && !own_bare {
-            return Err(StreamError::new(StreamCondition::InvalidFrom));
-        }
-    }
-    st.set_from(Some(Jid::from(handle.jid().clone())));
-
-    if st.kind() == rookery_proto::stanza::Kind::Iq {
-        let to_server = st
-            .to()
-            .is_none_or(|t| t.node().is_none() && t.domain() == handle.jid().domain());
-        // The answer to our keepalive ping.
-        let answers_ping = ping_pending
-            .as_ref()
-            .is_some_and(|(id, _)| st.id() == Some(id.as_str()));
-        if answers_ping && to_server && matches!(st.type_attr(), "result" | "error") {
-            *ping_pending = None;
-            return Ok(None);
-        }
-        // Legacy session establishment: a no-op since RFC 6121, answered for old clients.
-        if st.type_attr() == "set"
-            && st
-                .iq_payload()
-                .is_some_and(|p| p.is("session", ns::SESSION))
-        {
-            let mut reply = st.iq_result(None);
-            reply.set_from(Some(Jid::from(handle.jid().domain().to_owned())));
-            stream
-                .send(reply.element())
-                .await
-                .map_err(|_| StreamError::new(StreamCondition::UndefinedCondition))?;
-            return Ok(None);
-        }
-    }
-    Ok(Some(st))
 }
