@@ -21,7 +21,7 @@ use toml::de::{DeTable, Deserializer};
 mod component;
 mod router;
 mod s2s;
-mod storage;
+pub(crate) mod storage;
 
 #[derive(Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]

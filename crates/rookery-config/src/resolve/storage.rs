@@ -107,10 +107,12 @@ impl Cx<'_> {
     }
 }
 
-/// The rule rookery-store applies to schema names (`rookery_store::check_schema_name`),
-/// checked here so a bad name is reported with its line: a plain lowercase identifier that
-/// never needs quoting, and not one of PostgreSQL's reserved `pg_` names.
-fn check_schema_name(name: &str) -> Result<(), String> {
+/// Whether `name` is usable as `[storage] schema`: 1 to 63 characters (PostgreSQL's
+/// identifier length), lowercase ASCII letters, digits and `_`, not starting with a digit,
+/// and not `pg_`-prefixed (reserved for system schemas). So it never needs quoting, in SQL or
+/// in the connection's `-c search_path=` option. Checked here so a bad name is reported with
+/// its line, and again by rookery-store (which calls this) before it builds any SQL.
+pub fn check_schema_name(name: &str) -> Result<(), String> {
     let first_ok = name
         .chars()
         .next()

@@ -86,31 +86,8 @@ impl PgOptions {
     }
 }
 
-/// Whether `name` is usable as `[storage] schema`: 1 to 63 characters (PostgreSQL's
-/// identifier length), lowercase ASCII letters, digits and `_`, not starting with a digit,
-/// and not `pg_`-prefixed (reserved for system schemas). So it never needs quoting, in SQL
-/// or in the connection's `-c search_path=` option. rookery-config applies the same rule.
-pub fn check_schema_name(name: &str) -> Result<(), String> {
-    let first_ok = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
-    let rest_ok = name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if name.is_empty() || name.len() > 63 || !first_ok || !rest_ok {
-        return Err(format!(
-            "invalid schema name \"{}\": use 1 to 63 lowercase letters, digits and '_', not starting with a digit",
-            name.escape_debug()
-        ));
-    }
-    if name.starts_with("pg_") {
-        return Err(format!(
-            "invalid schema name \"{name}\": names starting with \"pg_\" are reserved by PostgreSQL"
-        ));
-    }
-    Ok(())
-}
+/// The schema-name rule, shared with the configuration's check.
+pub use rookery_config::check_schema_name;
 
 /// Connects, creates the schema if needed, migrates it and wraps the pool in `Stores`.
 pub(crate) async fn open(opts: &PgOptions) -> Result<Stores, StoreError> {
