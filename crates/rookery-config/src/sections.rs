@@ -175,6 +175,16 @@ impl C2sConfig {
         Duration::from_secs(self.ping_timeout_secs)
     }
 
+    /// How long an unacknowledged stanza waits before the server asks for an acknowledgement.
+    pub fn sm_request_wait(&self) -> Duration {
+        Duration::from_secs(self.sm_request_after_secs)
+    }
+
+    /// How long a request for an acknowledgement may stay unanswered.
+    pub fn sm_ack_timeout(&self) -> Duration {
+        Duration::from_secs(self.sm_ack_timeout_secs)
+    }
+
     /// How long a lost stream-managed session waits to be resumed; `None` = no resumption.
     pub fn sm_resume_window(&self) -> Option<Duration> {
         (self.sm_resume_window_secs > 0).then(|| Duration::from_secs(self.sm_resume_window_secs))

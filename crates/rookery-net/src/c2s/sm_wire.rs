@@ -98,8 +98,7 @@ pub(crate) fn after_batch<S: ClientIo>(
             .with_text("too many unacknowledged stanzas"));
     }
     let now = Instant::now();
-    let wait = std::time::Duration::from_secs(c2s.sm_request_after_secs);
-    if sm.request_due(c2s.sm_request_after, wait, now) {
+    if sm.request_due(c2s.sm_request_after, c2s.sm_request_wait(), now) {
         stream.queue(&sm::request());
         sm.requested(now);
     }
@@ -109,10 +108,9 @@ pub(crate) fn after_batch<S: ClientIo>(
 /// When the actor's timer must look at stream management.
 pub(crate) fn next_deadline(server: &Server, out: &Out) -> Option<Instant> {
     let c2s = &server.config().c2s;
-    out.sm.as_ref()?.next_deadline(
-        std::time::Duration::from_secs(c2s.sm_request_after_secs),
-        std::time::Duration::from_secs(c2s.sm_ack_timeout_secs),
-    )
+    out.sm
+        .as_ref()?
+        .next_deadline(c2s.sm_request_wait(), c2s.sm_ack_timeout())
 }
 
 /// The timer fired: a request unanswered for `sm_ack_timeout_secs` means the connection is
@@ -129,13 +127,14 @@ pub(crate) async fn on_tick<S: ClientIo>(
         return Ok(());
     };
     let c2s = &server.config().c2s;
-    let ack_timeout = std::time::Duration::from_secs(c2s.sm_ack_timeout_secs);
-    if sm.requested_at.is_some_and(|t| now >= t + ack_timeout) {
+    if sm
+        .requested_at
+        .is_some_and(|t| now >= t + c2s.sm_ack_timeout())
+    {
         tracing::info!(jid = %handle.jid(), what = "sm-ack-timeout", "no acknowledgement; connection considered lost");
         return Err(End::Lost);
     }
-    let wait = std::time::Duration::from_secs(c2s.sm_request_after_secs);
-    if sm.request_due(c2s.sm_request_after, wait, now) {
+    if sm.request_due(c2s.sm_request_after, c2s.sm_request_wait(), now) {
         sm.requested(now);
         if stream.send(&sm::request()).await.is_err() {
             return Err(End::Lost);
