@@ -6,6 +6,7 @@
 //! sessions from the registry, others through the `Cluster`.
 
 use crate::hooks::{Flow, IqTarget, Point};
+use crate::modules::Table;
 use crate::server::Server;
 use crate::session::{SendError, Undelivered};
 use crate::sessions::{Resource, SessionRef};
@@ -24,18 +25,18 @@ pub async fn deliver(server: &Server, mut st: Stanza) {
     let bare = to.to_bare();
     // Modules see every kind first, iqs included: a user's blocklist must stop iqs from remote
     // senders too (XEP-0191 §3.3); local senders were already checked on their way out.
+    // One look at the module tables for the whole delivery.
+    let table = server.inner().modules.table();
     {
-        let table = server.inner().modules.table();
         let host = to.domain().as_str();
-        for e in table.hooks(Point::ToAccount, st.kind()) {
-            if e.enabled_for(host) && e.module.to_account(server, &mut st).await == Flow::Done {
+        for m in table.hooks(Point::ToAccount, st.kind(), host) {
+            if m.to_account(server, &mut st).await == Flow::Done {
                 return;
             }
         }
         if to.try_as_full().is_ok() {
-            for e in table.hooks(Point::ToFullJid, st.kind()) {
-                if e.enabled_for(host) && e.module.to_full_jid(server, &mut st).await == Flow::Done
-                {
+            for m in table.hooks(Point::ToFullJid, st.kind(), host) {
+                if m.to_full_jid(server, &mut st).await == Flow::Done {
                     return;
                 }
             }
@@ -43,7 +44,7 @@ pub async fn deliver(server: &Server, mut st: Stanza) {
     }
     if st.kind() == Kind::Iq {
         match to.try_as_full() {
-            Ok(full) => match session_of(server, full) {
+            Ok(full) => match server.sessions().session_ref(full) {
                 Some(target) => {
                     if let Err(back) = hand_to(server, &target, st).await {
                         // The session did not make room in time (or is going): the requester
@@ -61,7 +62,7 @@ pub async fn deliver(server: &Server, mut st: Stanza) {
         return;
     }
     match st.kind() {
-        Kind::Message => deliver_message(server, st, bare).await,
+        Kind::Message => deliver_message(server, &table, st, bare).await,
         Kind::Presence => deliver_presence(server, st).await,
         Kind::Iq => {}
     }
@@ -85,14 +86,6 @@ async fn hand_to(server: &Server, to: &SessionRef, st: Stanza) -> Result<(), Und
     }
 }
 
-/// The session bound to `full`, here or on another node.
-fn session_of(server: &Server, full: &FullJid) -> Option<SessionRef> {
-    match server.registry().get(full) {
-        Some(s) => Some(SessionRef::Local(s)),
-        None => server.sessions().resource(full).map(|r| r.session),
-    }
-}
-
 /// RFC 6121 §8.5.2.1: the available resources with the highest non-negative priority.
 fn best_resources(server: &Server, bare: &BareJid) -> Vec<Resource> {
     let avail: Vec<Resource> = server
@@ -108,11 +101,10 @@ fn best_resources(server: &Server, bare: &BareJid) -> Vec<Resource> {
 }
 
 /// `Point::Undeliverable`: `Done` if a module took the message.
-async fn undeliverable(server: &Server, st: &Stanza) -> bool {
-    let table = server.inner().modules.table();
+async fn undeliverable(server: &Server, table: &Table, st: &Stanza) -> bool {
     let host = st.to().map(|t| t.domain().as_str()).unwrap_or_default();
-    for e in table.hooks(Point::Undeliverable, st.kind()) {
-        if e.enabled_for(host) && e.module.undeliverable(server, st).await == Flow::Done {
+    for m in table.hooks(Point::Undeliverable, st.kind(), host) {
+        if m.undeliverable(server, st).await == Flow::Done {
             return true;
         }
     }
@@ -120,13 +112,10 @@ async fn undeliverable(server: &Server, st: &Stanza) -> bool {
 }
 
 /// `Point::Delivered`, when anyone registered for it.
-async fn delivered(server: &Server, st: &Stanza, to: &[FullJid]) {
-    let table = server.inner().modules.table();
+async fn delivered(server: &Server, table: &Table, st: &Stanza, to: &[FullJid]) {
     let host = st.to().map(|t| t.domain().as_str()).unwrap_or_default();
-    for e in table.hooks(Point::Delivered, st.kind()) {
-        if e.enabled_for(host) {
-            e.module.delivered(server, st, to).await;
-        }
+    for m in table.hooks(Point::Delivered, st.kind(), host) {
+        m.delivered(server, st, to).await;
     }
 }
 
@@ -160,7 +149,7 @@ async fn deliver_to_host(server: &Server, st: Stanza) {
 }
 
 /// RFC 6121 §8.5.2 / §8.5.3 message rules.
-async fn deliver_message(server: &Server, st: Stanza, bare: BareJid) {
+async fn deliver_message(server: &Server, table: &Table, st: Stanza, bare: BareJid) {
     // A 'static name, so `st` can move into a session (and come back) while `ty` is in use.
     // `Stanza` accepts no other message types.
     let ty = match st.type_attr() {
@@ -175,7 +164,7 @@ async fn deliver_message(server: &Server, st: Stanza, bare: BareJid) {
         if let Some(target) = st
             .to()
             .and_then(|t| t.try_as_full().ok())
-            .and_then(|full| session_of(server, full))
+            .and_then(|full| server.sessions().session_ref(full))
         {
             let _ = hand_to(server, &target, st).await;
         }
@@ -183,12 +172,12 @@ async fn deliver_message(server: &Server, st: Stanza, bare: BareJid) {
     }
     let mut st = st;
     if let Some(full) = st.to().and_then(|t| t.try_as_full().ok()).cloned() {
-        if let Some(target) = session_of(server, &full) {
-            let copy = has_delivered_hooks(server, &st).then(|| st.clone());
+        if let Some(target) = server.sessions().session_ref(&full) {
+            let copy = has_delivered_hooks(table, &st).then(|| st.clone());
             match hand_to(server, &target, st).await {
                 Ok(()) => {
                     if let Some(copy) = copy {
-                        delivered(server, &copy, std::slice::from_ref(&full)).await;
+                        delivered(server, table, &copy, std::slice::from_ref(&full)).await;
                     }
                     return;
                 }
@@ -230,15 +219,15 @@ async fn deliver_message(server: &Server, st: Stanza, bare: BareJid) {
         _ => {
             // chat / normal: the highest-priority non-negative resources, else offline.
             let best = best_resources(server, &bare);
-            let copy = has_delivered_hooks(server, &st).then(|| st.clone());
+            let copy = has_delivered_hooks(table, &st).then(|| st.clone());
             let (left, took) = send_all(server, &best, st).await;
             let Some(st) = left else {
                 if let Some(copy) = copy {
-                    delivered(server, &copy, &took).await;
+                    delivered(server, table, &copy, &took).await;
                 }
                 return;
             };
-            if undeliverable(server, &st).await {
+            if undeliverable(server, table, &st).await {
                 return;
             }
             server.bounce(&st, StanzaError::service_unavailable()).await;
@@ -253,19 +242,14 @@ pub async fn store_undeliverable(server: &Server, st: Stanza) {
     if st.kind() != Kind::Message {
         return;
     }
-    if undeliverable(server, &st).await {
+    if undeliverable(server, &server.inner().modules.table(), &st).await {
         return;
     }
     server.bounce(&st, StanzaError::service_unavailable()).await;
 }
 
-fn has_delivered_hooks(server: &Server, st: &Stanza) -> bool {
-    !server
-        .inner()
-        .modules
-        .table()
-        .hooks(Point::Delivered, st.kind())
-        .is_empty()
+fn has_delivered_hooks(table: &Table, st: &Stanza) -> bool {
+    table.hooked(Point::Delivered, st.kind())
 }
 
 /// Gives `st` to every resource in `to`; returns it if none took it (no sessions, or all of
@@ -299,7 +283,7 @@ async fn deliver_presence(server: &Server, st: Stanza) {
     };
     match to.try_as_full() {
         Ok(full) => {
-            if let Some(target) = session_of(server, full) {
+            if let Some(target) = server.sessions().session_ref(full) {
                 let _ = hand_to(server, &target, st).await;
             }
         }

@@ -164,19 +164,49 @@ pub(crate) struct Table {
     stream_features: Vec<(Stage, Entry)>,
 }
 
+/// The modules of `entries` that run for `host`, in order.
+fn enabled<'a>(entries: &'a [Entry], host: &'a str) -> impl Iterator<Item = &'a dyn Module> {
+    entries
+        .iter()
+        .filter(move |e| e.enabled_for(host))
+        .map(|e| e.module.as_ref())
+}
+
 impl Table {
-    pub(crate) fn hooks(&self, point: Point, kind: Kind) -> &[Entry] {
+    fn hook_entries(&self, point: Point, kind: Kind) -> &[Entry] {
         self.stanza
             .get(point.index())
             .map_or(&[], |k| k[kind_index(kind)].as_slice())
+    }
+    /// The modules hooked at `point` for stanzas of `kind`, in priority order, that run for
+    /// `host`.
+    pub(crate) fn hooks<'a>(
+        &'a self,
+        point: Point,
+        kind: Kind,
+        host: &'a str,
+    ) -> impl Iterator<Item = &'a dyn Module> {
+        enabled(self.hook_entries(point, kind), host)
+    }
+    /// Whether anything is hooked at `point` for `kind` (on any host).
+    pub(crate) fn hooked(&self, point: Point, kind: Kind) -> bool {
+        !self.hook_entries(point, kind).is_empty()
     }
     pub(crate) fn has_hooks(&self, point: Point) -> bool {
         self.stanza
             .get(point.index())
             .is_some_and(|k| k.iter().any(|v| !v.is_empty()))
     }
-    pub(crate) fn events(&self, event: Event) -> &[Entry] {
-        self.events.get(event.index()).map_or(&[], Vec::as_slice)
+    /// The modules registered for `event` that run for `host`, in load order.
+    pub(crate) fn events<'a>(
+        &'a self,
+        event: Event,
+        host: &'a str,
+    ) -> impl Iterator<Item = &'a dyn Module> {
+        enabled(
+            self.events.get(event.index()).map_or(&[], Vec::as_slice),
+            host,
+        )
     }
     pub(crate) fn iq_handler(&self, ty: IqType, ns: &str, target: &IqTarget) -> Option<&Entry> {
         // The key borrows a 'static str; look up by a fitting entry instead of allocating.
@@ -457,10 +487,8 @@ impl Server {
             return Some(st);
         }
         let host = session.jid().domain().as_str();
-        for e in t.hooks(Point::ToClient, st.kind()) {
-            if e.enabled_for(host)
-                && e.module.to_client(session, &mut st) == crate::hooks::Flow::Done
-            {
+        for m in t.hooks(Point::ToClient, st.kind(), host) {
+            if m.to_client(session, &mut st) == crate::hooks::Flow::Done {
                 return None;
             }
         }

@@ -82,9 +82,6 @@ impl Server {
     pub(crate) fn inner(&self) -> &Inner {
         &self.inner
     }
-    pub(crate) fn registry(&self) -> &Registry {
-        &self.inner.registry
-    }
 
     pub fn config(&self) -> &Config {
         &self.inner.config
@@ -172,10 +169,8 @@ impl Server {
     pub async fn handle_from_client(&self, session: &Session, mut st: Stanza) {
         let table = self.inner.modules.table();
         let host = session.jid().domain().as_str();
-        for e in table.hooks(Point::FromClient, st.kind()) {
-            if e.enabled_for(host)
-                && e.module.from_client(self, session, &mut st).await == Flow::Done
-            {
+        for m in table.hooks(Point::FromClient, st.kind(), host) {
+            if m.from_client(self, session, &mut st).await == Flow::Done {
                 return;
             }
         }
@@ -216,8 +211,8 @@ impl Server {
             .clone();
         let table = self.inner.modules.table();
         let host = st.from().map(|f| f.domain().as_str()).unwrap_or_default();
-        for e in table.hooks(Point::ToRemote, st.kind()) {
-            if e.enabled_for(host) && e.module.to_remote(self, &st).await == Flow::Done {
+        for m in table.hooks(Point::ToRemote, st.kind(), host) {
+            if m.to_remote(self, &st).await == Flow::Done {
                 return;
             }
         }
@@ -300,40 +295,32 @@ impl Server {
     pub async fn fire_session_bound(&self, session: &Session) {
         let table = self.inner.modules.table();
         let host = session.jid().domain().as_str();
-        for e in table.events(Event::SessionBound) {
-            if e.enabled_for(host) {
-                e.module.session_bound(self, session).await;
-            }
+        for m in table.events(Event::SessionBound, host) {
+            m.session_bound(self, session).await;
         }
     }
     /// `Event::InitialPresence`.
     pub async fn fire_initial_presence(&self, session: &Session) {
         let table = self.inner.modules.table();
         let host = session.jid().domain().as_str();
-        for e in table.events(Event::InitialPresence) {
-            if e.enabled_for(host) {
-                e.module.initial_presence(self, session).await;
-            }
+        for m in table.events(Event::InitialPresence, host) {
+            m.initial_presence(self, session).await;
         }
     }
     /// `Event::SessionClosed`, with what `Sessions::unbind` returned.
     pub async fn fire_session_closed(&self, session: &Session, ended: &Ended) {
         let table = self.inner.modules.table();
         let host = session.jid().domain().as_str();
-        for e in table.events(Event::SessionClosed) {
-            if e.enabled_for(host) {
-                e.module.session_closed(self, session, ended).await;
-            }
+        for m in table.events(Event::SessionClosed, host) {
+            m.session_closed(self, session, ended).await;
         }
     }
     /// `Event::AccountDeleted`.
     pub async fn fire_account_deleted(&self, account: &BareJid) {
         let table = self.inner.modules.table();
         let host = account.domain().as_str();
-        for e in table.events(Event::AccountDeleted) {
-            if e.enabled_for(host) {
-                e.module.account_deleted(self, account).await;
-            }
+        for m in table.events(Event::AccountDeleted, host) {
+            m.account_deleted(self, account).await;
         }
     }
 }

@@ -161,6 +161,19 @@ impl<'a> Sessions<'a> {
         v
     }
 
+    /// The session bound to `full`, here or on another node, without building a view.
+    pub fn session_ref(&self, full: &FullJid) -> Option<SessionRef> {
+        if let Some(s) = self.registry.get(full) {
+            return Some(SessionRef::Local(s));
+        }
+        self.server
+            .cluster()
+            .remote_resources(&full.to_bare())
+            .into_iter()
+            .find(|r| r.session.jid == *full)
+            .map(|r| SessionRef::Remote(r.session))
+    }
+
     /// One resource by full JID.
     pub fn resource(&self, full: &FullJid) -> Option<Resource> {
         if let Some(s) = self.registry.get(full) {
@@ -256,8 +269,8 @@ impl<'a> Sessions<'a> {
     /// `send` to a full JID (local or on another node).
     #[allow(clippy::result_large_err)] // the stanza itself is handed back, not an error value
     pub fn send_to(&self, to: &FullJid, st: Stanza) -> Result<(), Undelivered> {
-        match self.resource(to) {
-            Some(r) => self.send(&r.session, st),
+        match self.session_ref(to) {
+            Some(r) => self.send(&r, st),
             None => Err(Undelivered {
                 reason: SendError::Closed,
                 stanza: st,
