@@ -42,6 +42,7 @@ mod kv;
 mod offline;
 mod postgres;
 mod roster;
+mod sm;
 mod sqlite;
 
 #[cfg(any(test, feature = "contract"))]
@@ -69,6 +70,7 @@ pub use postgres::{PgOptions, check_schema_name};
 /// re-exported because [`RosterItem::subscription`] carries it.
 pub use rookery_proto::subscription::Subscription;
 pub use roster::{RosterChange, RosterItem, RosterStore};
+pub use sm::{DeadLetter, OutboxRow, SmOp, SmSession, SmStore};
 
 /// One handle per feature store, all backed by the same database. Cheap to clone.
 #[derive(Clone)]

@@ -1,0 +1,120 @@
+//! rookery-store, stream management: the [`SmStore`] trait, the durable record of every
+//! stream-managed session (XEP-0198) and its outbox.
+//!
+//! Written by core's group-commit writer (`rookery-core/src/outbox.rs`) as the session actors
+//! work: a session's record when resumption is enabled and when its presence changes, an
+//! outbox row for every stanza written to the client, and a deletion when the client
+//! acknowledges. Read once at start (`load`) to rebuild the sessions that a restart
+//! interrupted, so a client can resume them. Implemented by `sqlite/sm.rs` and
+//! `postgres/sm.rs`, checked by `contract/sm.rs`.
+//!
+//! Sequence numbers are per session, start at 1 and never wrap (`u64`); XEP-0198's 32-bit
+//! `h` is the low half of a sequence number, mapped by the caller.
+
+use async_trait::async_trait;
+
+use crate::StoreError;
+
+/// The durable record of one resumable session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmSession {
+    /// The session (and resumption) id: primary key.
+    pub id: String,
+    /// The account, as in every store (normalised strings).
+    pub user: String,
+    pub domain: String,
+    pub resource: String,
+    /// The cluster node holding the session (`load` reads one node's).
+    pub node: String,
+    /// Stanzas from the client handled: the `h` reported to it.
+    pub handled: u32,
+    /// Outbox sequence number the client acknowledged (rows up to it are gone).
+    pub acked: u64,
+    /// Unix milliseconds until which a parked session may be resumed; `None` while a
+    /// connection holds it.
+    pub parked_until: Option<i64>,
+    /// The last available presence (XML); `None` while unavailable.
+    pub presence: Option<String>,
+    pub priority: i32,
+    /// The resource asked for the roster (RFC 6121 §2.1.5: an interested resource).
+    pub interested: bool,
+    /// JIDs the session sent directed presence to (RFC 6121 §4.6), in the order sent.
+    pub directed: Vec<String>,
+}
+
+/// A stanza written to a session's client and not acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// Position in the session's outgoing stream (1, 2, ...).
+    pub seq: u64,
+    /// The stanza's stable id (XEP-0359), or its `id` attribute, or empty.
+    pub stanza_id: String,
+    /// The stanza (XML).
+    pub xml: String,
+    /// How many connections it was written to (1 when appended).
+    pub attempts: u32,
+    /// `"<sending session id>#<its stanza number>"` when a stream-managed client sent it: a
+    /// second row with the same origin for the same session is a resent duplicate and ignored.
+    pub origin: Option<String>,
+}
+
+/// A stanza given up on: written to `attempts` connections, never acknowledged. Kept for the
+/// operator, never resent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub session: String,
+    pub resource: String,
+    pub seq: u64,
+    pub stanza_id: String,
+    pub xml: String,
+    pub attempts: u32,
+    /// Unix milliseconds when it was given up on.
+    pub died_at: i64,
+}
+
+/// One change, applied with others in one transaction (`SmStore::apply`), in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmOp {
+    /// Inserts the record or replaces every field of it (its rows are untouched).
+    Put(SmSession),
+    /// Appends a row. Ignored when the session already has a row with that `seq`, or (with an
+    /// origin) with that origin, or when the session has no record.
+    Append { session: String, row: OutboxRow },
+    /// The client acknowledged everything up to `upto`: deletes those rows and raises
+    /// `acked` to `upto` (never lowers it).
+    Ack { session: String, upto: u64 },
+    /// Sets `handled`.
+    Handled { session: String, handled: u32 },
+    /// The live rows are being written to a new connection: each row's `attempts` grows by
+    /// one; a row that reaches `max_attempts` moves to the dead letters instead (with the
+    /// time `now_ms`).
+    Attempt {
+        session: String,
+        max_attempts: u32,
+        now_ms: i64,
+    },
+    /// The connection was lost; resumable until `until_ms`.
+    Park { session: String, until_ms: i64 },
+    /// A connection holds it again.
+    Attach { session: String },
+    /// The session ended: deletes its record and its live rows (dead letters stay).
+    End { session: String },
+}
+
+/// Durable stream-management sessions and their outboxes.
+#[async_trait]
+pub trait SmStore: Send + Sync {
+    /// Applies `ops` in order in one transaction: all or nothing. An op naming a session that
+    /// has no record does nothing (it ended meanwhile).
+    async fn apply(&self, ops: &[SmOp]) -> Result<(), StoreError>;
+
+    /// Every session of `node` with its live rows in `seq` order, sessions sorted by id.
+    async fn load(&self, node: &str) -> Result<Vec<(SmSession, Vec<OutboxRow>)>, StoreError>;
+
+    /// The account's dead letters, oldest first.
+    async fn dead_letters(&self, user: &str, domain: &str) -> Result<Vec<DeadLetter>, StoreError>;
+
+    /// Deletes the account's sessions, rows and dead letters (account deletion); returns how
+    /// many dead letters went.
+    async fn remove_account(&self, user: &str, domain: &str) -> Result<usize, StoreError>;
+}
