@@ -85,6 +85,15 @@ pub enum SmOp {
     Ack { session: String, upto: u64 },
     /// Sets `handled`.
     Handled { session: String, handled: u32 },
+    /// The session's presence state changed: sets `presence`, `priority`, `interested` and
+    /// `directed` (the other fields are untouched).
+    State {
+        session: String,
+        presence: Option<String>,
+        priority: i32,
+        interested: bool,
+        directed: Vec<String>,
+    },
     /// The live rows are being written to a new connection: each row's `attempts` grows by
     /// one; a row that reaches `max_attempts` moves to the dead letters instead (with the
     /// time `now_ms`).
