@@ -9,7 +9,9 @@
 //! `postgres/sm.rs`, checked by `contract/sm.rs`.
 //!
 //! Sequence numbers are per session, start at 1 and never wrap (`u64`); XEP-0198's 32-bit
-//! `h` is the low half of a sequence number, mapped by the caller.
+//! `h` is the low half of a sequence number, mapped by the caller. Both backends store them
+//! as signed 64-bit integers, so one above `i64::MAX` fails its `apply` (no session lives
+//! that long).
 
 use async_trait::async_trait;
 
@@ -35,10 +37,14 @@ pub struct SmSession {
     pub parked_until: Option<i64>,
     /// The last available presence (XML); `None` while unavailable.
     pub presence: Option<String>,
+    /// RFC 6121 §4.7.2.3: from -128 to +127; the store refuses any other value, in a `Put`
+    /// or a `State` (the whole `apply` fails).
     pub priority: i32,
     /// The resource asked for the roster (RFC 6121 §2.1.5: an interested resource).
     pub interested: bool,
-    /// JIDs the session sent directed presence to (RFC 6121 §4.6), in the order sent.
+    /// JIDs the session sent directed presence to (RFC 6121 §4.6), in the order sent. JIDs
+    /// hold no control characters (RFC 7622 §3), and the SQLite backend relies on it: an
+    /// entry with a newline (in a `Put` or a `State`) fails the `apply`.
     pub directed: Vec<String>,
 }
 
@@ -95,8 +101,9 @@ pub enum SmOp {
         directed: Vec<String>,
     },
     /// The live rows are being written to a new connection: each row's `attempts` grows by
-    /// one; a row that reaches `max_attempts` moves to the dead letters instead (with the
-    /// time `now_ms`).
+    /// one; a row that has already reached `max_attempts` (written to that many connections)
+    /// moves to the dead letters instead, with its `attempts` as it is and the time `now_ms`.
+    /// So `max_attempts` is the most connections a stanza is ever written to.
     Attempt {
         session: String,
         max_attempts: u32,
