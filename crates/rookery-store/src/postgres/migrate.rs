@@ -20,11 +20,18 @@ pub(crate) struct Migration {
 }
 
 /// Every migration, in order; versions start at 1 and are consecutive (a test checks).
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../../migrations/postgres/0001_initial.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../../migrations/postgres/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "stream_management",
+        sql: include_str!("../../migrations/postgres/0002_stream_management.sql"),
+    },
+];
 
 /// The schema version this build expects.
 pub(crate) fn newest() -> i64 {

@@ -1,0 +1,65 @@
+-- rookery-store PostgreSQL schema, version 2 (embedded by src/postgres/migrate.rs): XEP-0198
+-- stream management made durable, for `SmStore` (src/sm.rs, src/postgres/sm.rs). The same
+-- tables, columns and meaning as migrations/sqlite/0002_stream_management.sql, in PostgreSQL
+-- types, except `directed`, which is an array here.
+--
+-- Keyed by session id, not by account row: a session's record is written by core's outbox
+-- writer as the session runs, and must never fail because of the account table. An account's
+-- sessions and dead letters go with `SmStore::remove_account`. Text the store sorts or
+-- compares is COLLATE "C" (byte order), as in 0001.
+
+-- One row per resumable session (`SmSession`).
+CREATE TABLE sm_sessions (
+    id           TEXT COLLATE "C" PRIMARY KEY,
+    username     TEXT COLLATE "C" NOT NULL,
+    domain       TEXT COLLATE "C" NOT NULL,
+    resource     TEXT NOT NULL,
+    -- The cluster node holding the session; `load` reads one node's.
+    node         TEXT COLLATE "C" NOT NULL,
+    handled      BIGINT NOT NULL CHECK (handled BETWEEN 0 AND 4294967295),
+    acked        BIGINT NOT NULL CHECK (acked >= 0),
+    -- Unix ms until which a parked session may be resumed; NULL while attached.
+    parked_until BIGINT,
+    presence     TEXT,
+    -- RFC 6121 §4.7.2.3: a presence priority is an integer from -128 to +127.
+    priority     INTEGER NOT NULL CHECK (priority BETWEEN -128 AND 127),
+    interested   BOOLEAN NOT NULL,
+    -- Directed-presence JIDs in the order sent.
+    directed     TEXT[] NOT NULL,
+    -- Unix ms of the first Put and of the latest change, for the operator.
+    created_ms   BIGINT NOT NULL,
+    updated_ms   BIGINT NOT NULL
+);
+CREATE INDEX sm_sessions_by_node ON sm_sessions (node);
+CREATE INDEX sm_sessions_by_account ON sm_sessions (username, domain);
+
+-- Stanzas written to a session's client and not acknowledged (`OutboxRow`). The rows go with
+-- their session (End, remove_account) through the cascade.
+CREATE TABLE sm_outbox (
+    session   TEXT COLLATE "C" NOT NULL REFERENCES sm_sessions (id) ON DELETE CASCADE,
+    seq       BIGINT NOT NULL CHECK (seq >= 0),
+    stanza_id TEXT NOT NULL,
+    xml       TEXT NOT NULL,
+    attempts  BIGINT NOT NULL CHECK (attempts BETWEEN 0 AND 4294967295),
+    -- "<sending session>#<its stanza number>" for a stanza a stream-managed client sent; a
+    -- second row with the same origin is a resent duplicate. NULLs never conflict.
+    origin    TEXT COLLATE "C",
+    PRIMARY KEY (session, seq),
+    UNIQUE (session, origin)
+);
+
+-- Stanzas given up on (`DeadLetter`). No reference to sm_sessions: they outlive the session.
+-- id is the order they were given up in, the tie-break between equal died_at stamps.
+CREATE TABLE sm_dead_letters (
+    id        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    username  TEXT COLLATE "C" NOT NULL,
+    domain    TEXT COLLATE "C" NOT NULL,
+    session   TEXT NOT NULL,
+    resource  TEXT NOT NULL,
+    seq       BIGINT NOT NULL,
+    stanza_id TEXT NOT NULL,
+    xml       TEXT NOT NULL,
+    attempts  BIGINT NOT NULL,
+    died_at   BIGINT NOT NULL
+);
+CREATE INDEX sm_dead_letters_by_account ON sm_dead_letters (username, domain, died_at, id);
