@@ -2,8 +2,9 @@
 //!
 //! Everything that outlives a connection lives behind async traits, one per feature:
 //! [`AccountStore`], [`RosterStore`] (with XEP-0237 versions and pending inbound
-//! subscriptions), [`OfflineStore`], [`KvStore`] (small per-account documents) and
-//! [`BlockStore`]. Modules in rookery-mods and the admin CLI get a [`Stores`] bundle of
+//! subscriptions), [`OfflineStore`], [`KvStore`] (small per-account documents),
+//! [`BlockStore`] and [`SmStore`] (XEP-0198 sessions and their outboxes, kept across
+//! restarts). Modules in rookery-mods and the admin CLI get a [`Stores`] bundle of
 //! trait objects and never see SQL; the backend is chosen once, at startup, by calling an
 //! `open_*` function.
 //!
@@ -80,6 +81,7 @@ pub struct Stores {
     pub offline: Arc<dyn OfflineStore>,
     pub kv: Arc<dyn KvStore>,
     pub blocking: Arc<dyn BlockStore>,
+    pub sm: Arc<dyn SmStore>,
 }
 
 impl std::fmt::Debug for Stores {

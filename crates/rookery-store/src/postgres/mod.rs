@@ -38,6 +38,7 @@ mod kv;
 mod migrate;
 mod offline;
 mod roster;
+mod sm;
 
 #[cfg(any(test, feature = "contract"))]
 pub(crate) mod testing;
@@ -103,7 +104,8 @@ pub(crate) async fn open(opts: &PgOptions) -> Result<Stores, StoreError> {
         roster: Arc::new(roster::PgRoster(Arc::clone(&pg))),
         offline: Arc::new(offline::PgOffline(Arc::clone(&pg))),
         kv: Arc::new(kv::PgKv(Arc::clone(&pg))),
-        blocking: Arc::new(blocking::PgBlocking(pg)),
+        blocking: Arc::new(blocking::PgBlocking(Arc::clone(&pg))),
+        sm: Arc::new(sm::PgSm(pg)),
     })
 }
 

@@ -27,6 +27,8 @@ const MAX_BATCH: usize = 64;
 /// Reader threads, each with its own connection. WAL readers never block each other or the
 /// writer; more threads would only compete for the two cores.
 const READERS: usize = 4;
+/// Prepared statements kept per connection: more than the crate has, so none is evicted.
+const STATEMENT_CACHE: usize = 128;
 
 /// A write job as the writer thread sees it: run inside a savepoint, then told whether the
 /// enclosing transaction committed.
@@ -267,6 +269,10 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
             "sqlite foreign key enforcement could not be enabled".into(),
         ));
     }
+    // Every store prepares its statements once (`prepare_cached`); the default cache of 16
+    // is smaller than the crate's set of statements, and an evicted one is parsed again on
+    // its next use, which the stream-management outbox (sqlite/sm.rs) would pay per batch.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(())
 }
 

@@ -28,6 +28,7 @@ mod kv;
 mod migrate;
 mod offline;
 mod roster;
+mod sm;
 
 #[cfg(test)]
 mod tests;
@@ -71,7 +72,8 @@ pub(crate) async fn open(location: Location) -> Result<Stores, StoreError> {
         roster: Arc::new(roster::SqliteRoster(Arc::clone(&db))),
         offline: Arc::new(offline::SqliteOffline(Arc::clone(&db))),
         kv: Arc::new(kv::SqliteKv(Arc::clone(&db))),
-        blocking: Arc::new(blocking::SqliteBlocking(db)),
+        blocking: Arc::new(blocking::SqliteBlocking(Arc::clone(&db))),
+        sm: Arc::new(sm::SqliteSm(db)),
     })
 }
 
