@@ -9,9 +9,11 @@
 //! tests, and for other crates with the `contract` feature.
 //!
 //! One file per feature, named like the feature's trait file in `src/` (`accounts.rs`,
-//! `roster.rs`, `offline.rs`, `kv.rs`, `blocking.rs`), plus `concurrency.rs` for the cases
-//! that span several handles and `ordering.rs` for the sort order every listing shares. [`CASES`] / [`MULTI_HANDLE_CASES`] list every case by name so
-//! a backend's runner can check it did not miss one.
+//! `roster.rs`, `offline.rs`, `kv.rs`, `blocking.rs`, `sm.rs`, whose batching case has
+//! `sm_batches.rs` to itself), plus `concurrency.rs` for the cases that span several
+//! handles and `ordering.rs` for the sort order every listing shares. [`CASES`] /
+//! [`MULTI_HANDLE_CASES`] list every case by name so a backend's runner can check it did
+//! not miss one.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 // Test code: a panic is how a failed expectation is reported.
 
@@ -22,6 +24,8 @@ mod kv;
 mod offline;
 mod ordering;
 mod roster;
+mod sm;
+mod sm_batches;
 
 use async_trait::async_trait;
 use rookery_proto::sasl::{Credentials, ScramCredential};
@@ -35,6 +39,8 @@ pub use kv::*;
 pub use offline::*;
 pub use ordering::*;
 pub use roster::*;
+pub use sm::*;
+pub use sm_batches::*;
 
 /// Opens a new handle on the *same* database each call, as a second process would.
 #[async_trait]
@@ -58,6 +64,17 @@ pub const CASES: &[&str] = &[
     "kv_round_trip",
     "blocklist",
     "sorting_is_byte_order",
+    "sm_session_round_trip",
+    "sm_ops_apply_in_order",
+    "sm_ack_deletes_and_never_lowers_acked",
+    "sm_duplicate_appends_are_ignored",
+    "sm_ops_on_a_missing_session_do_nothing",
+    "sm_attempts_make_dead_letters",
+    "sm_end_deletes_record_and_rows",
+    "sm_load_filters_by_node",
+    "sm_apply_is_atomic",
+    "sm_remove_account",
+    "sm_batches_match_one_by_one",
 ];
 
 /// Names of the cases taking an [`Opener`].

@@ -85,6 +85,17 @@ mod contract_single {
         kv_round_trip,
         blocklist,
         sorting_is_byte_order,
+        sm_session_round_trip,
+        sm_ops_apply_in_order,
+        sm_ack_deletes_and_never_lowers_acked,
+        sm_duplicate_appends_are_ignored,
+        sm_ops_on_a_missing_session_do_nothing,
+        sm_attempts_make_dead_letters,
+        sm_end_deletes_record_and_rows,
+        sm_load_filters_by_node,
+        sm_apply_is_atomic,
+        sm_remove_account,
+        sm_batches_match_one_by_one,
     ]);
 }
 
@@ -361,4 +372,141 @@ async fn abandoned_calls_leave_no_transaction_behind() {
             .await,
         0
     );
+}
+
+/// The planner merges a batch's appends and acks into one statement each when the sessions'
+/// orders allow it, and keeps one session's append after its ack in a statement of its own.
+#[test]
+fn sm_batches_plan_into_few_statements() {
+    use super::sm::{Step, plan};
+    use crate::{OutboxRow, SmOp};
+
+    let append = |session: &str, seq: u64| SmOp::Append {
+        session: session.to_owned(),
+        row: OutboxRow {
+            seq,
+            stanza_id: String::new(),
+            xml: "<m/>".to_owned(),
+            attempts: 1,
+            origin: None,
+        },
+    };
+    let ack = |session: &str, upto: u64| SmOp::Ack {
+        session: session.to_owned(),
+        upto,
+    };
+    let kinds = |ops: &[SmOp]| -> Vec<&'static str> {
+        plan(ops)
+            .unwrap()
+            .iter()
+            .map(|step| match step {
+                Step::Append { .. } => "append",
+                Step::Ack { .. } => "ack",
+                Step::Put { .. } => "put",
+                _ => "other",
+            })
+            .collect()
+    };
+    // 64 sessions, each one's ack after its appends, the sessions interleaved: two
+    // statements.
+    let mut ops = Vec::new();
+    for n in 0..64 {
+        let session = format!("s{n}");
+        ops.extend([append(&session, 1), append(&session, 2), ack(&session, 1)]);
+    }
+    assert_eq!(kinds(&ops), ["append", "ack"]);
+    // Each session's append after its ack, the ack after the append before: three.
+    assert_eq!(
+        kinds(&[
+            append("a", 1),
+            ack("a", 1),
+            append("a", 2),
+            append("b", 1),
+            ack("b", 1)
+        ]),
+        ["append", "ack", "append"]
+    );
+    // A record and what follows it keep their order.
+    let put = SmOp::Put(crate::SmSession {
+        id: "a".to_owned(),
+        user: "u".to_owned(),
+        domain: "d".to_owned(),
+        resource: "r".to_owned(),
+        node: "n".to_owned(),
+        handled: 0,
+        acked: 0,
+        parked_until: None,
+        presence: None,
+        priority: 0,
+        interested: false,
+        directed: Vec::new(),
+    });
+    assert_eq!(
+        kinds(&[append("b", 1), put, append("a", 1), append("b", 2)]),
+        ["append", "put", "append"]
+    );
+    // A seq beyond what PostgreSQL stores fails the plan, so nothing is sent.
+    assert!(plan(&[append("a", u64::MAX)]).is_err());
+}
+
+/// Appends racing with another connection's `End`s of their sessions are skipped, never a
+/// failed batch (the append locks the record it checks), and leave no row behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sm_appends_racing_ends_never_fail() {
+    use crate::{OutboxRow, SmOp, SmSession};
+
+    const SESSIONS: usize = 40;
+    let schema = schema_or_skip!();
+    let writer = open_postgres(&schema.options()).await.unwrap();
+    let ender = open_postgres(&schema.options()).await.unwrap();
+    let id = |n: usize| format!("s{n:02}");
+    let puts: Vec<SmOp> = (0..SESSIONS)
+        .map(|n| {
+            SmOp::Put(SmSession {
+                id: id(n),
+                user: "u".to_owned(),
+                domain: "d".to_owned(),
+                resource: "r".to_owned(),
+                node: "n".to_owned(),
+                handled: 0,
+                acked: 0,
+                parked_until: None,
+                presence: None,
+                priority: 0,
+                interested: false,
+                directed: Vec::new(),
+            })
+        })
+        .collect();
+    writer.sm.apply(&puts).await.unwrap();
+    let ends = tokio::spawn(async move {
+        for n in (0..SESSIONS).rev() {
+            ender
+                .sm
+                .apply(&[SmOp::End { session: id(n) }])
+                .await
+                .unwrap();
+        }
+    });
+    // At least one batch, more while the ends go on.
+    let mut seq = 0;
+    while seq == 0 || !ends.is_finished() {
+        seq += 1;
+        let ops: Vec<SmOp> = (0..SESSIONS)
+            .map(|n| SmOp::Append {
+                session: id(n),
+                row: OutboxRow {
+                    seq,
+                    stanza_id: String::new(),
+                    xml: "<m/>".to_owned(),
+                    attempts: 1,
+                    origin: None,
+                },
+            })
+            .collect();
+        writer.sm.apply(&ops).await.unwrap();
+    }
+    ends.await.unwrap();
+    assert!(writer.sm.load("n").await.unwrap().is_empty());
+    assert_eq!(schema.query_i64("SELECT count(*) FROM sm_outbox").await, 0);
 }

@@ -93,6 +93,17 @@ mod file {
         kv_round_trip,
         blocklist,
         sorting_is_byte_order,
+        sm_session_round_trip,
+        sm_ops_apply_in_order,
+        sm_ack_deletes_and_never_lowers_acked,
+        sm_duplicate_appends_are_ignored,
+        sm_ops_on_a_missing_session_do_nothing,
+        sm_attempts_make_dead_letters,
+        sm_end_deletes_record_and_rows,
+        sm_load_filters_by_node,
+        sm_apply_is_atomic,
+        sm_remove_account,
+        sm_batches_match_one_by_one,
     ]);
 }
 
@@ -127,6 +138,17 @@ mod memory {
             kv_round_trip,
             blocklist,
             sorting_is_byte_order,
+            sm_session_round_trip,
+            sm_ops_apply_in_order,
+            sm_ack_deletes_and_never_lowers_acked,
+            sm_duplicate_appends_are_ignored,
+            sm_ops_on_a_missing_session_do_nothing,
+            sm_attempts_make_dead_letters,
+            sm_end_deletes_record_and_rows,
+            sm_load_filters_by_node,
+            sm_apply_is_atomic,
+            sm_remove_account,
+            sm_batches_match_one_by_one,
         ]
     );
 
