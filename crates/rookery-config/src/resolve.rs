@@ -289,6 +289,7 @@ impl Cx<'_> {
             ("sm_request_after_secs", c2s.sm_request_after_secs),
             ("sm_ack_timeout_secs", c2s.sm_ack_timeout_secs),
             ("sm_max_unacked", c2s.sm_max_unacked as u64),
+            ("sm_max_attempts", u64::from(c2s.sm_max_attempts)),
         ] {
             if value == 0 {
                 return Err(self.at(&k.key(name), "must be at least 1"));

@@ -143,6 +143,11 @@ pub struct C2sConfig {
     /// `sm_max_unacked` (integer ≥ 1, default `1000`): a client holding more unacknowledged
     /// stanzas than this is closed with `<policy-violation/>` instead of letting its queue grow.
     pub sm_max_unacked: usize,
+    /// `sm_max_attempts` (integer ≥ 1, default `10`): a stanza written to this many
+    /// connections of a session without being acknowledged is given up on: it becomes a dead
+    /// letter (kept in the store for the operator, never sent again) and the resumption that
+    /// would have sent it again fails, so the client starts a fresh session without it.
+    pub sm_max_attempts: u32,
 }
 
 impl Default for C2sConfig {
@@ -160,6 +165,7 @@ impl Default for C2sConfig {
             sm_request_after_secs: 5,
             sm_ack_timeout_secs: 60,
             sm_max_unacked: 1000,
+            sm_max_attempts: 10,
         }
     }
 }

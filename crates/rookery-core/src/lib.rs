@@ -11,13 +11,17 @@ pub mod deliver;
 pub mod hooks;
 mod mailbox;
 pub mod modules;
+pub mod outbox;
 mod registry;
+mod restore;
 pub mod resume;
 pub mod server;
 pub mod session;
 pub mod session_id;
 pub mod sessions;
+mod sm_record;
 pub mod throttle;
+pub mod unacked;
 
 pub use hooks::{
     Event, Flow, IqReply, IqTarget, IqType, Module, Point, Priority, Scope, Stage, StartResult,
@@ -26,6 +30,6 @@ pub use hooks::{
 pub use modules::{ModuleCx, ModuleError};
 pub use resume::{Parked, ResumeFailed};
 pub use server::Server;
-pub use session::{Session, SessionMsg};
+pub use session::{Queued, Session, SessionMsg};
 pub use session_id::{NodeName, SessionId};
 pub use sessions::{Ended, PresenceChange, PresenceUpdate, Resource, SessionRef};

@@ -37,6 +37,8 @@ pub(crate) struct Inner {
     components: Components,
     pub(crate) modules: ModuleHost,
     pub(crate) resumable: crate::resume::Resumable,
+    /// The stream-management writer, started on first use (it needs a runtime).
+    outbox: OnceLock<crate::outbox::Outbox>,
     cluster: OnceLock<Arc<dyn Cluster>>,
     remote: RwLock<Option<Arc<dyn RemoteRouter>>>,
     throttle: AuthThrottle,
@@ -68,6 +70,7 @@ impl Server {
                 components: Components::new(),
                 modules: ModuleHost::default(),
                 resumable: Default::default(),
+                outbox: OnceLock::new(),
                 cluster: OnceLock::new(),
                 remote: RwLock::new(None),
                 throttle,
@@ -88,6 +91,12 @@ impl Server {
     }
     pub fn stores(&self) -> &Stores {
         &self.inner.stores
+    }
+    /// The queue to the stream-management store writer (`outbox.rs`).
+    pub fn outbox(&self) -> &crate::outbox::Outbox {
+        self.inner
+            .outbox
+            .get_or_init(|| crate::outbox::Outbox::start(self.inner.stores.sm.clone()))
     }
     /// The sessions door: views of accounts' resources and the verbs that change them.
     pub fn sessions(&self) -> Sessions<'_> {

@@ -5,6 +5,7 @@
 //! verbs of `sessions.rs`, so a session on another node can stand behind the same verbs.
 
 use crate::mailbox::{Mailbox, Refused};
+use crate::outbox::{Origin, current_origin};
 use crate::session_id::{NodeName, SessionId};
 use rookery_proto::error::StreamError;
 use rookery_proto::stanza::{FullJid, Jid, Stanza};
@@ -20,9 +21,27 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug)]
 pub enum SessionMsg {
     /// Write this stanza to the client (after the session's own outbound filters).
-    Stanza(Box<Stanza>),
+    Stanza(Box<Queued>),
     /// Send this stream error and close (e.g. resource conflict, account deleted).
     Close(Box<StreamError>),
+}
+
+/// A stanza in a mailbox, with where it came from when a stream-managed client sent it (its
+/// receipt is released once this copy is written out or made durable, `outbox.rs`).
+#[derive(Debug)]
+pub struct Queued {
+    pub stanza: Stanza,
+    pub origin: Option<Origin>,
+}
+
+impl Queued {
+    /// A stanza routed by this task: it carries the task's origin, if any.
+    pub(crate) fn routed(stanza: Stanza) -> Box<Queued> {
+        Box::new(Queued {
+            stanza,
+            origin: current_origin(),
+        })
+    }
 }
 
 /// A stanza a session's mailbox did not take, and why.
@@ -61,6 +80,8 @@ struct HandleInner {
     /// A resumption (XEP-0198 §5) on another connection wants this session: its actor parks
     /// it instead of ending it when it sees the close signal.
     park_requested: AtomicBool,
+    /// Resumable, with a durable record (`sm_record.rs`): presence changes are written to it.
+    durable: AtomicBool,
 }
 
 /// Per-session state that routing reads.
@@ -94,13 +115,23 @@ impl Session {
         jid: FullJid,
         capacity: usize,
     ) -> (Session, SessionReceiver) {
+        Session::with_id(SessionId::random(node), jid, capacity)
+    }
+
+    /// A session that had `id` before (restored after a restart, `restore.rs`).
+    pub(crate) fn with_id(
+        id: SessionId,
+        jid: FullJid,
+        capacity: usize,
+    ) -> (Session, SessionReceiver) {
         let inner = Arc::new(HandleInner {
-            id: SessionId::random(node),
+            id,
             jid,
             mailbox: Mailbox::new(capacity),
             state: Mutex::new(PresenceState::default()),
             bound: AtomicBool::new(false),
             park_requested: AtomicBool::new(false),
+            durable: AtomicBool::new(false),
         });
         let rx = SessionReceiver {
             rx: MailboxReceiver(inner.clone()),
@@ -131,6 +162,15 @@ impl Session {
         let mut guard = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut guard)
     }
+    /// Whether the session has a durable record (resumption enabled, not ended).
+    pub fn is_durable(&self) -> bool {
+        self.inner.durable.load(Ordering::Acquire)
+    }
+    /// Marks it durable or not; whether it was.
+    pub(crate) fn set_durable(&self, durable: bool) -> bool {
+        self.inner.durable.swap(durable, Ordering::AcqRel)
+    }
+
     /// Asks the actor to hand the session over to a resumption on another connection.
     pub(crate) fn request_park(&self) {
         self.inner.park_requested.store(true, Ordering::Release);
@@ -160,7 +200,7 @@ impl Session {
     pub(crate) fn send(&self, st: Stanza) -> Result<(), Undelivered> {
         self.inner
             .mailbox
-            .push(SessionMsg::Stanza(Box::new(st)))
+            .push(SessionMsg::Stanza(Queued::routed(st)))
             .map_err(|e| self.refused(e))
     }
 
@@ -177,7 +217,7 @@ impl Session {
     ) -> Result<(), Undelivered> {
         self.inner
             .mailbox
-            .push_wait(SessionMsg::Stanza(Box::new(st)), patience)
+            .push_wait(SessionMsg::Stanza(Queued::routed(st)), patience)
             .await
             .map_err(|e| self.refused(e))
     }
@@ -204,7 +244,7 @@ impl Session {
         Undelivered {
             reason,
             stanza: match msg {
-                SessionMsg::Stanza(stanza) => *stanza,
+                SessionMsg::Stanza(queued) => queued.stanza,
                 // `send` and `send_wait` only ever hand it the stanza they tried to queue.
                 SessionMsg::Close(_) => unreachable_stanza(),
             },

@@ -312,7 +312,7 @@ impl<'a> Sessions<'a> {
         if !session.is_bound() {
             return None;
         }
-        Some(session.with_state(|s| {
+        let change = session.with_state(|s| {
             let was_available = s.available;
             match update {
                 PresenceUpdate::Available { priority, last } => {
@@ -326,7 +326,9 @@ impl<'a> Sessions<'a> {
                 }
                 PresenceUpdate::Unavailable => take_availability(s),
             }
-        }))
+        });
+        crate::sm_record::persist_state(self.server, session);
+        Some(change)
     }
 
     /// Records that `session` sent directed presence to `to` (`available` = an available
@@ -340,11 +342,15 @@ impl<'a> Sessions<'a> {
                 s.directed.remove(to);
             }
         });
+        crate::sm_record::persist_state(self.server, session);
     }
 
     /// The session requested the roster: it gets roster pushes from now on.
     pub fn set_interested(&self, session: &Session) {
-        session.with_state(|s| s.interested = true);
+        let was = session.with_state(|s| std::mem::replace(&mut s.interested, true));
+        if !was {
+            crate::sm_record::persist_state(self.server, session);
+        }
     }
 
     // --- transports: binding and ending ---------------------------------------------------
@@ -391,6 +397,15 @@ impl<'a> Sessions<'a> {
             BindOutcome::TooManyResources => return Err(BindRefused::TooManyResources),
         }
         Ok((session, rx))
+    }
+
+    /// Puts a restored session back in the registry (`restore.rs`); false if its resource is
+    /// taken.
+    pub(crate) fn rebind(&self, session: &Session) -> bool {
+        matches!(
+            self.registry.bind(session, false, usize::MAX),
+            BindOutcome::Bound
+        )
     }
 
     /// Takes a session out of the registry (its connection is ending). `None` if it was

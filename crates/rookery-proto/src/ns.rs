@@ -46,6 +46,8 @@ pub const BLOCKING_ERRORS: &str = "urn:xmpp:blocking:errors";
 pub const REGISTER: &str = "jabber:iq:register";
 pub const REGISTER_FEATURE: &str = "http://jabber.org/features/iq-register";
 pub const DELAY: &str = "urn:xmpp:delay";
+/// XEP-0359 unique and stable stanza ids.
+pub const SID: &str = "urn:xmpp:sid:0";
 pub const OFFLINE: &str = "msgoffline";
 pub const DATA_FORMS: &str = "jabber:x:data";
 pub const PUBSUB: &str = "http://jabber.org/protocol/pubsub";

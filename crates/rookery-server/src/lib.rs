@@ -58,9 +58,14 @@ impl Running {
     pub async fn shutdown(&self, grace: Duration) -> bool {
         self.server.shutdown_token().cancel();
         self.server.tasks().close();
-        tokio::time::timeout(grace, self.server.tasks().wait())
-            .await
-            .is_ok()
+        tokio::time::timeout(grace, async {
+            self.server.tasks().wait().await;
+            // What the sessions left (their records parked, their last rows) is committed
+            // before the process goes.
+            self.server.outbox().flush().await;
+        })
+        .await
+        .is_ok()
     }
 }
 
@@ -135,6 +140,13 @@ pub async fn start_with(cfg: Config, modules: Vec<Arc<dyn Module>>) -> Result<Ru
     } else {
         None
     };
+
+    // Sessions a restart interrupted wait to be resumed (XEP-0198) before any client can
+    // come back for them.
+    server
+        .restore_sessions()
+        .await
+        .map_err(|e| StartError::Store("stream-management sessions".into(), e))?;
 
     // One bind table for every router listener (they are one router with several doors).
     let router = cfg

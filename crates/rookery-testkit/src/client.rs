@@ -122,7 +122,7 @@ impl Client {
     /// The stanza waiting in the mailbox, if any. A close fails the test.
     pub fn try_recv(&mut self) -> Option<Stanza> {
         match self.rx.rx.try_recv() {
-            Ok(SessionMsg::Stanza(s)) => Some(*s),
+            Ok(SessionMsg::Stanza(s)) => Some(s.stanza),
             Ok(SessionMsg::Close(e)) => panic!("{}: unexpected close {e}", self.jid()),
             Err(_) => None,
         }
@@ -171,7 +171,7 @@ impl Client {
     /// The next stanza, waiting up to `secs` for it.
     pub async fn next(&mut self, secs: u64) -> Stanza {
         match tokio::time::timeout(Duration::from_secs(secs), self.rx.rx.recv()).await {
-            Ok(Some(SessionMsg::Stanza(st))) => *st,
+            Ok(Some(SessionMsg::Stanza(st))) => st.stanza,
             Ok(Some(SessionMsg::Close(e))) => panic!("{}: session closed: {e}", self.jid()),
             Ok(None) => panic!("{}: mailbox closed", self.jid()),
             Err(_) => panic!("{}: no stanza within {secs} s", self.jid()),

@@ -175,7 +175,14 @@ async fn negotiate_and_run<S: ClientIo>(
     match Box::pin(negotiate(server, stream, conn)).await {
         Negotiated::StartTls(stream, conn) => Some((stream, conn)),
         Negotiated::Bound(stream, handle, rx, sm) => {
-            Box::pin(session::run(server.clone(), stream, handle, rx, sm)).await;
+            Box::pin(session::run(
+                server.clone(),
+                stream,
+                handle,
+                rx,
+                sm.map(|b| *b),
+            ))
+            .await;
             None
         }
         Negotiated::Closed => None,
@@ -191,7 +198,7 @@ enum Negotiated<S> {
         Box<S>,
         rookery_core::Session,
         rookery_core::session::SessionReceiver,
-        Option<sm::Sm>,
+        Option<Box<sm::Sm>>,
     ),
     Closed,
 }
@@ -229,7 +236,7 @@ enum Restart {
     Bound(
         rookery_core::Session,
         rookery_core::session::SessionReceiver,
-        Option<sm::Sm>,
+        Option<Box<sm::Sm>>,
     ),
     Closed,
 }

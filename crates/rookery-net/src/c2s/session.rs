@@ -17,13 +17,16 @@ use super::io::ClientIo;
 use super::sm::Sm;
 use crate::shaper::Shaper;
 use rookery_config::PeerKind;
+use rookery_core::outbox::{Origin, Receipt, tracked};
 use rookery_core::session::SessionReceiver;
-use rookery_core::{Server, Session, SessionMsg};
+use rookery_core::{Queued, Server, Session, SessionMsg};
 use rookery_proto::error::{StreamCondition, StreamError};
 use rookery_proto::ns;
 use rookery_proto::stanza::Stanza;
 use rookery_transport::stream::{ReadError, framer_stream_error};
 use rookery_xml::{Element, StreamEvent};
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -43,13 +46,74 @@ pub(crate) enum End {
 pub(crate) struct Out {
     pub unflushed: Vec<Stanza>,
     pub sm: Option<Sm>,
+    /// Senders' receipts of what this batch writes (`rookery_core::outbox`), released once it
+    /// is flushed (a resumable session's go with its outbox rows instead).
+    receipts: Vec<Receipt>,
+    /// Origins of stanzas written lately (a session without stream management): a sender's
+    /// resent duplicate is not written twice.
+    seen: VecDeque<Arc<str>>,
+    /// Rows were appended to the outbox for the batch being written.
+    appended: bool,
 }
 
+/// Origins remembered by a session without stream management.
+const SEEN: usize = 64;
+
 impl Out {
-    fn sent(&mut self, st: Stanza) {
+    pub(crate) fn new(sm: Option<Sm>) -> Out {
+        Out {
+            unflushed: Vec::new(),
+            sm,
+            receipts: Vec::new(),
+            seen: VecDeque::new(),
+            appended: false,
+        }
+    }
+
+    /// A sender's resent duplicate of a stanza this session already has.
+    fn is_duplicate(&self, origin: &str) -> bool {
+        match &self.sm {
+            Some(sm) => sm.is_duplicate(origin),
+            None => self.seen.iter().any(|o| &**o == origin),
+        }
+    }
+
+    /// `q` was queued for the client: keep it until confirmed, and its receipt until durable.
+    fn sent(&mut self, server: &Server, handle: &Session, q: Queued) {
+        let Queued { stanza, origin } = q;
+        let key = origin.as_ref().map(|o| o.key.clone());
         match &mut self.sm {
-            Some(sm) => sm.on_sent(st, Instant::now()),
-            None => self.unflushed.push(st),
+            Some(sm) => {
+                if sm.resumable {
+                    let id = handle.id().to_string();
+                    tracing::trace!(jid = %handle.jid(), seq = sm.next_seq(), id = ?stanza.id(), origin = ?key, what = "sm-append", "written");
+                    server.outbox().append(&id, sm.next_seq(), &stanza, origin);
+                    self.appended = true;
+                } else {
+                    self.receipts.extend(origin.map(|o| o.receipt));
+                }
+                sm.on_sent(stanza, key, Instant::now());
+            }
+            None => {
+                self.receipts.extend(origin.map(|o| o.receipt));
+                if let Some(key) = key {
+                    if self.seen.len() == SEEN {
+                        self.seen.pop_front();
+                    }
+                    self.seen.push_back(key);
+                }
+                self.unflushed.push(stanza);
+            }
+        }
+    }
+
+    /// How a session ends at shutdown: a resumable one stays resumable (its record waits for
+    /// the next start), any other ends cleanly.
+    fn at_shutdown(&self) -> End {
+        if self.sm.as_ref().is_some_and(|sm| sm.resumable) {
+            End::Lost
+        } else {
+            End::Clean
         }
     }
 }
@@ -80,12 +144,9 @@ pub(crate) async fn run<S: ClientIo>(
     // Stanzas written to the transport buffer but not yet flushed (or, with stream management,
     // not yet acknowledged): if the connection fails they go back to the router instead of
     // being lost with it.
-    let mut out = Out {
-        unflushed: Vec::new(),
-        sm: resumed,
-    };
+    let mut out = Out::new(resumed);
     if out.sm.is_some()
-        && Box::pin(super::sm_wire::resend(&mut *stream, &mut out))
+        && Box::pin(super::sm_wire::resend(&server, &mut *stream, &mut out))
             .await
             .is_err()
     {
@@ -138,18 +199,25 @@ pub(crate) async fn run<S: ClientIo>(
                             break 'outer End::Dropped;
                         }
                     };
-                    if let Some(st) = routed
-                        && let Err(end) = Box::pin(route_draining(
+                    if let Some(st) = routed {
+                        // With stream management the copies carry a receipt: `h` counts
+                        // the stanza once its effect is durable.
+                        let origin = out.sm.as_mut().map(|sm| sm.track(&handle.id().to_string()));
+                        let routing = route_draining(
                             &server,
                             &mut *stream,
                             &handle,
                             &mut rx,
                             &mut out,
                             st,
-                        ))
-                        .await
-                    {
-                        break 'outer end;
+                            origin,
+                        );
+                        if let Err(end) = Box::pin(routing).await {
+                            if let Some(sm) = &mut out.sm {
+                                sm.on_handled();
+                            }
+                            break 'outer end;
+                        }
                     }
                     if let Some(sm) = &mut out.sm {
                         sm.on_handled();
@@ -196,7 +264,12 @@ pub(crate) async fn run<S: ClientIo>(
             biased;
             _ = shutdown.cancelled() => {
                 Box::pin(stream.fail(&StreamError::new(StreamCondition::SystemShutdown))).await;
-                break End::Clean;
+                break out.at_shutdown();
+            }
+            () = settle_next(&mut out.sm), if out.sm.as_ref().is_some_and(Sm::has_pending) => {
+                if Box::pin(super::sm_wire::settled(&server, &mut *stream, &handle, &mut out)).await.is_err() {
+                    break End::Lost;
+                }
             }
             _ = rx.close_now.raised() => {
                 break Box::pin(closed_by_server(&mut *stream, &handle)).await;
@@ -271,6 +344,15 @@ pub(crate) async fn run<S: ClientIo>(
     .await;
 }
 
+/// Waits for the oldest receipt of a stanza the client sent (only polled while some are
+/// pending).
+async fn settle_next(sm: &mut Option<Sm>) {
+    match sm {
+        Some(sm) => sm.next_settled().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// A close the server asked for without waiting (`CloseSignal`): a resumption of this session
 /// on another connection (XEP-0198 §5; the session then parks for it), or anything else
 /// (a stream error, and the session ends).
@@ -299,10 +381,16 @@ async fn route_draining<S: ClientIo>(
     rx: &mut SessionReceiver,
     out: &mut Out,
     st: Stanza,
+    origin: Option<Origin>,
 ) -> Result<(), End> {
     let mut route = Box::pin({
         let (server, handle) = (server.clone(), handle.clone());
-        async move { server.handle_from_client(&handle, st).await }
+        async move {
+            match origin {
+                Some(origin) => tracked(origin, server.handle_from_client(&handle, st)).await,
+                None => server.handle_from_client(&handle, st).await,
+            }
+        }
     });
     loop {
         tokio::select! {
@@ -311,7 +399,7 @@ async fn route_draining<S: ClientIo>(
             _ = server.shutdown_token().cancelled() => {
                 server.tasks().spawn(route);
                 Box::pin(stream.fail(&StreamError::new(StreamCondition::SystemShutdown))).await;
-                return Err(End::Clean);
+                return Err(out.at_shutdown());
             }
             _ = rx.close_now.raised() => {
                 server.tasks().spawn(route);
@@ -344,11 +432,14 @@ async fn write_batch<S: ClientIo>(
     let mut n = 0;
     while let Some(m) = next.take() {
         match m {
-            SessionMsg::Stanza(st) => {
-                // `Point::ToClient`: a module may hold or drop it (client state indication).
-                if let Some(st) = server.to_client(handle, *st) {
-                    stream.queue(st.element());
-                    out.sent(st);
+            SessionMsg::Stanza(q) => {
+                let Queued { stanza, origin } = *q;
+                if origin.as_ref().is_some_and(|o| out.is_duplicate(&o.key)) {
+                    // A sender resent it after its own resumption; the client has it.
+                } else if let Some(stanza) = server.to_client(handle, stanza) {
+                    // `Point::ToClient`: a module may hold or drop it (client state indication).
+                    stream.queue(stanza.element());
+                    out.sent(server, handle, Queued { stanza, origin });
                 }
             }
             SessionMsg::Close(err) => {
@@ -367,6 +458,14 @@ async fn write_batch<S: ClientIo>(
         stream.fail(&err).await;
         return Err(End::Dropped);
     }
+    // A resumable session's rows are committed before the client can see their stanzas:
+    // what a client received is always in its outbox, so after a crash the server never
+    // holds less than the client (its `h` would be "too high") and a sender's resent copy
+    // finds the first one there (`Unacked::is_duplicate`).
+    if out.appended {
+        out.appended = false;
+        server.outbox().flush().await;
+    }
     // A client that stops reading blocks this write until the stream's write timeout
     // (`[limits] write_timeout_secs`, set at the start of `run`); a close the server asks for
     // meanwhile (e.g. a resource conflict) need not wait for it (there is no
@@ -382,7 +481,7 @@ async fn write_batch<S: ClientIo>(
         }
         // Shutdown does not wait out the write timeout either; what was not written goes
         // back to the router (offline storage) like any unwritten batch.
-        _ = server.shutdown_token().cancelled() => return Err(End::Clean),
+        _ = server.shutdown_token().cancelled() => return Err(out.at_shutdown()),
     };
     if !flushed {
         tracing::info!(jid = %handle.jid(), what = "slow-reader", "client not reading, dropped");
@@ -391,5 +490,6 @@ async fn write_batch<S: ClientIo>(
     }
     // Not `clear`: an idle session should not keep the last batch's room.
     out.unflushed = Vec::new();
+    out.receipts = Vec::new();
     Ok(())
 }

@@ -10,6 +10,9 @@ use rookery_core::session::SessionReceiver;
 use rookery_core::{Ended, Server, Session, SessionMsg};
 use rookery_proto::stanza::Stanza;
 
+/// How long a parking session waits for its client's last stanzas to become durable.
+const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The connection is over: park a resumable session for a resumption, or end the session.
 pub(crate) async fn end_session(
     server: Server,
@@ -19,8 +22,17 @@ pub(crate) async fn end_session(
     end: End,
 ) {
     if matches!(end, End::Lost)
-        && let Some(sm) = out.sm.take_if(|sm| sm.resumable)
+        && let Some(mut sm) = out.sm.take_if(|sm| sm.resumable)
     {
+        // What the client sent is routed already; wait (briefly) until it is durable, so the
+        // `h` the session parks with, and resumes with, counts all of it.
+        let _ = tokio::time::timeout(SETTLE_WAIT, async {
+            while sm.has_pending() {
+                sm.next_settled().await;
+                sm.settle();
+            }
+        })
+        .await;
         match server.sessions().park(&handle, sm.park(rx)) {
             Ok(()) => return,
             Err(parked) => {
@@ -42,8 +54,8 @@ pub(crate) async fn end_session(
     left.append(&mut out.unflushed);
     rx.rx.close();
     while let Ok(msg) = rx.rx.try_recv() {
-        if let SessionMsg::Stanza(st) = msg {
-            left.push(*st);
+        if let SessionMsg::Stanza(q) = msg {
+            left.push(q.stanza);
         }
     }
     let ended = ended.map(|mut e| {

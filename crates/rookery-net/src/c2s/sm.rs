@@ -7,25 +7,32 @@
 //! to 0 after 2^32 − 1), so all arithmetic here is wrapping.
 
 use rookery_core::Parked;
+use rookery_core::outbox::{Durable, Origin, receipt};
 use rookery_core::session::SessionReceiver;
+use rookery_core::unacked::{TooHigh, Unacked};
 use rookery_proto::error::{StreamCondition, StreamError};
 use rookery_proto::ns;
 use rookery_proto::stanza::Stanza;
 use rookery_xml::Element;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use tokio::time::Instant;
 
 /// Stream management state of one session.
 #[derive(Debug, Default)]
 pub(crate) struct Sm {
-    /// The client asked for (and got) resumption.
+    /// The client asked for (and got) resumption: the session has a durable record, and
+    /// what is written to the client is appended to its outbox (`rookery_core::outbox`).
     pub resumable: bool,
-    /// Stanzas from the client handled so far: the `h` we report.
+    /// Stanzas from the client handled so far (durable or not yet).
     handled: u32,
-    /// Stanzas the client acknowledged.
-    acked: u32,
-    /// Sent and not acknowledged, oldest first.
-    unacked: VecDeque<Stanza>,
+    /// Stanzas routed for the client whose effect is not durable yet, by stanza number,
+    /// oldest first: `h` counts only up to the oldest of them.
+    pending: VecDeque<(u32, Durable)>,
+    /// The client asked `<r/>` when `handled` was this: answer once `h` reaches it.
+    owed: Option<u32>,
+    /// Sent and not acknowledged.
+    unacked: Unacked,
     /// Stanzas sent since our last `<r/>`.
     since_request: u32,
     /// Our `<r/>` is waiting for an answer since then.
@@ -35,15 +42,16 @@ pub(crate) struct Sm {
 }
 
 /// `<a h/>` acknowledged more stanzas than were sent (XEP-0198 §4).
-fn handled_count_too_high(h: u32, sent: u32) -> StreamError {
+fn handled_count_too_high(e: TooHigh) -> StreamError {
     StreamError::new(StreamCondition::UndefinedCondition)
         .with_text(format!(
-            "h={h} acknowledges more stanzas than were sent ({sent})"
+            "h={} acknowledges more stanzas than were sent ({})",
+            e.h, e.sent
         ))
         .with_extra(
             Element::new("handled-count-too-high", ns::SM)
-                .with_attr("h", h.to_string())
-                .with_attr("send-count", sent.to_string()),
+                .with_attr("h", e.h.to_string())
+                .with_attr("send-count", e.sent.to_string()),
         )
 }
 
@@ -53,73 +61,140 @@ impl Sm {
         let sm = Sm {
             resumable: true,
             handled: parked.handled,
-            acked: parked.acked,
             unacked: parked.unacked,
             ..Sm::default()
         };
         (sm, parked.rx)
     }
 
-    /// What a lost connection leaves behind.
+    /// What a lost connection leaves behind (its `h` counts only what is durable).
     pub(crate) fn park(self, rx: SessionReceiver) -> Parked {
         Parked {
             rx,
+            handled: self.durable_handled(),
             unacked: self.unacked,
-            handled: self.handled,
-            acked: self.acked,
         }
     }
 
     /// Everything sent and not acknowledged (the session ends: it is routed again).
     pub(crate) fn take_unacked(&mut self) -> Vec<Stanza> {
-        std::mem::take(&mut self.unacked).into()
+        self.unacked.take()
     }
 
-    pub(crate) fn handled(&self) -> u32 {
-        self.handled
+    /// The `h` we report: stanzas handled whose effect is durable — up to the oldest one
+    /// that is not yet.
+    pub(crate) fn durable_handled(&self) -> u32 {
+        match self.pending.front() {
+            Some((n, _)) => n.wrapping_sub(1),
+            None => self.handled,
+        }
     }
 
-    fn sent(&self) -> u32 {
-        // The queue never holds 2^32 stanzas (`sm_max_unacked` bounds it far below).
-        self.acked.wrapping_add(self.unacked.len() as u32)
+    /// The acknowledged sequence number (the counters an `<enabled/>` record starts from).
+    pub(crate) fn acked_seq(&self) -> u64 {
+        self.unacked.acked()
     }
 
     pub(crate) fn unacked_len(&self) -> usize {
         self.unacked.len()
     }
 
-    /// A stanza from the client was handled.
+    /// The stanza about to be handled will be routed: the origin its copies carry (`key`
+    /// names this session), with a receipt whose resolution lets `h` count it.
+    pub(crate) fn track(&mut self, session: &str) -> Origin {
+        let n = self.handled.wrapping_add(1);
+        let (r, durable) = receipt();
+        self.pending.push_back((n, durable));
+        Origin::new(session, n, r)
+    }
+
+    /// A stanza from the client was handled (routed, or answered on the spot).
     pub(crate) fn on_handled(&mut self) {
         self.handled = self.handled.wrapping_add(1);
     }
 
-    /// A stanza was written to the client.
-    pub(crate) fn on_sent(&mut self, st: Stanza, now: Instant) {
-        self.unacked.push_back(st);
-        self.since_request = self.since_request.wrapping_add(1);
-        self.oldest_unrequested.get_or_insert(now);
+    /// Drops receipts that resolved; whether `h` moved.
+    pub(crate) fn settle(&mut self) -> bool {
+        let mut moved = false;
+        while self.pending.front_mut().is_some_and(|(_, d)| d.is_done()) {
+            self.pending.pop_front();
+            moved = true;
+        }
+        moved
     }
 
-    /// `<a h/>`: the client has everything up to `h`.
-    pub(crate) fn on_ack(&mut self, h: u32) -> Result<(), StreamError> {
-        let newly = h.wrapping_sub(self.acked) as usize;
-        if newly > self.unacked.len() {
-            return Err(handled_count_too_high(h, self.sent()));
+    /// Waits for the oldest pending receipt (pending when nothing is pending).
+    pub(crate) async fn next_settled(&mut self) {
+        match self.pending.front_mut() {
+            Some((_, d)) => d.await,
+            None => std::future::pending().await,
         }
-        self.unacked.drain(..newly);
-        self.acked = h;
+    }
+
+    /// Whether receipts are outstanding.
+    pub(crate) fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// `<r/>`: `Some(h)` to answer now, or `None` when the answer waits for receipts.
+    pub(crate) fn on_request(&mut self) -> Option<u32> {
+        self.settle();
+        if self.pending.is_empty() {
+            return Some(self.handled);
+        }
+        self.owed = Some(self.handled);
+        None
+    }
+
+    /// An owed answer that is due now.
+    pub(crate) fn owed_answer(&mut self) -> Option<u32> {
+        let target = self.owed?;
+        let h = self.durable_handled();
+        // Reached: h is at or past the target (32-bit wrap, so compare by distance).
+        if (h.wrapping_sub(target) as i32) >= 0 {
+            self.owed = None;
+            return Some(h);
+        }
+        None
+    }
+
+    /// A stanza the client must not get twice: one a sender resent after its own resumption
+    /// while the first copy is queued here or was acknowledged lately.
+    pub(crate) fn is_duplicate(&self, origin: &str) -> bool {
+        self.unacked.is_duplicate(origin)
+    }
+
+    /// A stanza was written to the client: its sequence number.
+    pub(crate) fn on_sent(&mut self, st: Stanza, origin: Option<Arc<str>>, now: Instant) -> u64 {
+        let seq = self.unacked.sent() + 1;
+        self.unacked.push(st, origin);
+        self.since_request = self.since_request.wrapping_add(1);
+        self.oldest_unrequested.get_or_insert(now);
+        seq
+    }
+
+    /// The sequence number the next stanza written gets.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.unacked.sent() + 1
+    }
+
+    /// `<a h/>`: the client has everything up to `h`. The newly acknowledged sequence
+    /// number, if any.
+    pub(crate) fn on_ack(&mut self, h: u32) -> Result<Option<u64>, StreamError> {
+        let before = self.unacked.acked();
+        let acked = self.unacked.ack_h(h).map_err(handled_count_too_high)?;
         self.requested_at = None;
-        Ok(())
+        Ok((acked > before).then_some(acked))
     }
 
     /// The client's `h` at resumption: what it got of the unacknowledged stanzas.
-    pub(crate) fn on_resumed(&mut self, h: u32) -> Result<(), StreamError> {
+    pub(crate) fn on_resumed(&mut self, h: u32) -> Result<Option<u64>, StreamError> {
         self.on_ack(h)
     }
 
     /// The stanzas to send again after a resumption (all still unacknowledged).
     pub(crate) fn unacked(&self) -> impl Iterator<Item = &Stanza> {
-        self.unacked.iter()
+        self.unacked.iter().map(|s| &s.stanza)
     }
 
     /// Whether to send `<r/>` now: `after` stanzas since the last request, or the oldest
@@ -200,13 +275,13 @@ mod tests {
         let now = Instant::now();
         let mut sm = Sm::default();
         for i in 0..5 {
-            sm.on_sent(st(i), now);
+            sm.on_sent(st(i), None, now);
         }
-        sm.on_ack(2).unwrap();
+        assert_eq!(sm.on_ack(2).unwrap(), Some(2));
         assert_eq!(sm.unacked_len(), 3);
         assert_eq!(sm.unacked().next().and_then(|s| s.id()), Some("2"));
         // Repeating an ack changes nothing.
-        sm.on_ack(2).unwrap();
+        assert_eq!(sm.on_ack(2).unwrap(), None);
         assert_eq!(sm.unacked_len(), 3);
         let err = sm.on_ack(6).unwrap_err();
         assert_eq!(err.condition, StreamCondition::UndefinedCondition);
@@ -215,24 +290,29 @@ mod tests {
     }
 
     #[test]
-    fn counters_wrap_at_32_bits() {
-        let now = Instant::now();
+    fn h_counts_only_what_is_durable_and_an_owed_answer_waits_for_it() {
         let mut sm = Sm {
-            acked: u32::MAX - 1,
-            handled: u32::MAX,
+            handled: u32::MAX - 1,
             ..Sm::default()
         };
-        for i in 0..4 {
-            sm.on_sent(st(i), now);
-        }
-        // Sent: MAX-1 + 4 wraps to 2.
-        assert_eq!(sm.sent(), 2);
-        sm.on_ack(0).unwrap();
-        assert_eq!(sm.unacked_len(), 2);
-        sm.on_ack(2).unwrap();
-        assert_eq!(sm.unacked_len(), 0);
+        let o1 = sm.track("n/s");
         sm.on_handled();
-        assert_eq!(sm.handled(), 0);
+        // Answered on the spot (no receipt) after a routed one.
+        sm.on_handled();
+        assert_eq!(&*o1.key, &*format!("n/s#{}", u32::MAX));
+        assert_eq!(
+            sm.durable_handled(),
+            u32::MAX - 1,
+            "the routed one is not durable yet"
+        );
+        assert_eq!(sm.on_request(), None, "the answer waits");
+        assert_eq!(sm.owed_answer(), None);
+        drop(o1);
+        assert!(sm.settle());
+        // 32-bit wrap: MAX - 1 + 2 = 0.
+        assert_eq!(sm.owed_answer(), Some(0));
+        assert_eq!(sm.owed_answer(), None, "answered once");
+        assert_eq!(sm.on_request(), Some(0), "nothing pending: at once");
     }
 
     #[test]
@@ -241,14 +321,14 @@ mod tests {
         let wait = std::time::Duration::from_secs(5);
         let mut sm = Sm::default();
         assert!(!sm.request_due(3, wait, t0));
-        sm.on_sent(st(0), t0);
+        sm.on_sent(st(0), None, t0);
         assert!(!sm.request_due(3, wait, t0));
         assert!(sm.request_due(3, wait, t0 + wait), "after the wait");
-        sm.on_sent(st(1), t0);
-        sm.on_sent(st(2), t0);
+        sm.on_sent(st(1), None, t0);
+        sm.on_sent(st(2), None, t0);
         assert!(sm.request_due(3, wait, t0), "after the count");
         sm.requested(t0);
-        sm.on_sent(st(3), t0);
+        sm.on_sent(st(3), None, t0);
         assert!(
             !sm.request_due(1, wait, t0 + wait * 2),
             "one outstanding at a time"

@@ -31,7 +31,11 @@ pub(crate) async fn on_element<S: ClientIo>(
             let mut enabled = Element::new("enabled", ns::SM);
             if let Some(window) = c2s.sm_resume_window().filter(|_| sm::wants_resume(&el)) {
                 sm.resumable = true;
-                let id = server.sessions().enable_resumption(handle);
+                let id = server.sessions().enable_resumption(
+                    handle,
+                    sm.durable_handled(),
+                    sm.acked_seq(),
+                );
                 enabled.set_attr("id", id);
                 enabled.set_attr("resume", "true");
                 enabled.set_attr("max", window.as_secs().to_string());
@@ -41,12 +45,22 @@ pub(crate) async fn on_element<S: ClientIo>(
             out.unflushed = Vec::new();
             stream.send(&enabled).await.map_err(io)
         }
-        ("r", Some(sm)) => stream.send(&sm::ack(sm.handled())).await.map_err(io),
+        ("r", Some(sm)) => match sm.on_request() {
+            Some(h) => {
+                persist_handled(server, handle, sm).await;
+                stream.send(&sm::ack(h)).await.map_err(io)
+            }
+            // Answered when what it covers is durable (`settled`).
+            None => Ok(()),
+        },
         ("a", Some(sm)) => {
             let h = sm::h_of(&el).ok_or_else(|| {
                 StreamError::new(StreamCondition::InvalidXml).with_text("<a/> without a valid h")
             })?;
-            sm.on_ack(h)
+            if let Some(upto) = sm.on_ack(h)? {
+                persist_ack(server, handle, sm, upto);
+            }
+            Ok(())
         }
         // A second <enable/>, a <resume/> on a bound stream, <r/> or <a/> before <enable/>.
         ("enable" | "resume" | "r" | "a", _) => stream
@@ -65,19 +79,77 @@ pub(crate) async fn on_element<S: ClientIo>(
 
 /// Sends everything a resumed session had not had acknowledged again, and asks for an
 /// acknowledgement of it.
-pub(crate) async fn resend<S: ClientIo>(stream: &mut S, out: &mut Out) -> Result<(), ()> {
+pub(crate) async fn resend<S: ClientIo>(
+    server: &Server,
+    stream: &mut S,
+    out: &mut Out,
+) -> Result<(), ()> {
     let Some(sm) = &mut out.sm else {
         return Ok(());
     };
     if sm.unacked_len() == 0 {
         return Ok(());
     }
+    // What arrived while parked was appended without waiting: committed before the client
+    // sees it (see `write_batch`).
+    server.outbox().flush().await;
     for st in sm.unacked() {
         stream.queue(st.element());
     }
     stream.queue(&sm::request());
     sm.requested(Instant::now());
     stream.flush().await.map_err(|_| ())
+}
+
+/// A receipt of a stanza the client sent resolved (`Sm::next_settled`): `h` may have moved;
+/// write it to the record, and answer an `<r/>` that waited for it.
+pub(crate) async fn settled<S: ClientIo>(
+    server: &Server,
+    stream: &mut S,
+    handle: &Session,
+    out: &mut Out,
+) -> Result<(), ()> {
+    let Some(sm) = &mut out.sm else {
+        return Ok(());
+    };
+    let moved = sm.settle();
+    match sm.owed_answer() {
+        Some(h) => {
+            persist_handled(server, handle, sm).await;
+            stream.send(&sm::ack(h)).await.map_err(|_| ())
+        }
+        None => {
+            if moved {
+                queue_handled(server, handle, sm);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The durable `h` for a resumable session's record, queued.
+fn queue_handled(server: &Server, handle: &Session, sm: &Sm) {
+    if sm.resumable {
+        server
+            .outbox()
+            .handled(&handle.id().to_string(), sm.durable_handled());
+    }
+}
+
+/// The durable `h`, committed: the client is about to be told it, and a restarted server must
+/// never report less than the client heard (it would send those stanzas again).
+async fn persist_handled(server: &Server, handle: &Session, sm: &Sm) {
+    if sm.resumable {
+        queue_handled(server, handle, sm);
+        server.outbox().flush().await;
+    }
+}
+
+/// The client acknowledged up to sequence number `upto`: its rows go.
+fn persist_ack(server: &Server, handle: &Session, sm: &Sm, upto: u64) {
+    if sm.resumable {
+        server.outbox().ack(&handle.id().to_string(), upto);
+    }
 }
 
 /// After a batch was queued for the client: refuse to hold more than `sm_max_unacked`, and
@@ -146,7 +218,7 @@ pub(crate) async fn on_tick<S: ClientIo>(
 /// What a `<resume/>` during negotiation led to.
 pub(crate) enum Resumed {
     /// The session is back on this connection: the actor runs it with this state.
-    Session(Session, SessionReceiver, Sm),
+    Session(Session, SessionReceiver, Box<Sm>),
     /// Refused (`<failed/>` was sent): negotiation goes on (the client may bind).
     Failed,
     /// The stream ended.
@@ -174,19 +246,23 @@ pub(crate) async fn resume<S: ClientIo>(
         };
     };
     let (mut sm, rx) = Sm::resumed(parked);
-    if let Err(err) = sm.on_resumed(h) {
-        stream.fail(&err).await;
-        // The session goes back to waiting for a proper resumption.
-        let _ = server.sessions().park(&session, sm.park(rx));
-        return Resumed::Closed;
+    match sm.on_resumed(h) {
+        Ok(Some(upto)) => persist_ack(server, &session, &sm, upto),
+        Ok(None) => {}
+        Err(err) => {
+            stream.fail(&err).await;
+            // The session goes back to waiting for a proper resumption.
+            let _ = server.sessions().park(&session, sm.park(rx));
+            return Resumed::Closed;
+        }
     }
     let answer = Element::new("resumed", ns::SM)
         .with_attr("previd", previd)
-        .with_attr("h", sm.handled().to_string());
+        .with_attr("h", sm.durable_handled().to_string());
     if stream.send(&answer).await.is_err() {
         let _ = server.sessions().park(&session, sm.park(rx));
         return Resumed::Closed;
     }
     tracing::info!(jid = %session.jid(), unacked = sm.unacked_len(), what = "sm-resumed", "session resumed");
-    Resumed::Session(session, rx, sm)
+    Resumed::Session(session, rx, Box::new(sm))
 }

@@ -87,6 +87,22 @@ impl TestServer {
         TestServer::start(&toml).await
     }
 
+    /// Stops the server as SIGTERM does (streams get `system-shutdown`) and starts it again
+    /// from the same directory, configuration and data; listeners get new ports.
+    pub async fn restart(self) -> TestServer {
+        assert!(
+            self.running
+                .shutdown(std::time::Duration::from_secs(10))
+                .await,
+            "the server did not stop in time"
+        );
+        let TestServer { running, dir } = self;
+        drop(running);
+        let path = dir.path().join("rookery.toml");
+        let toml = std::fs::read_to_string(&path).unwrap();
+        TestServer::start_in(dir, &toml).await
+    }
+
     pub fn server(&self) -> &Server {
         &self.running.server
     }
