@@ -99,7 +99,12 @@ pub async fn set_password(
 pub async fn delete(stores: &Stores, bare: &BareJid) -> Result<(), AccountError> {
     let (user, domain) = parts(bare);
     match stores.accounts.delete(user, domain).await {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            // Its stream-management records and dead letters go with it (the other stores'
+            // rows cascade from the account; these are keyed by session).
+            stores.sm.remove_account(user, domain).await?;
+            Ok(())
+        }
         Err(StoreError::NotFound) => Err(AccountError::NotFound(bare.to_string())),
         Err(e) => Err(e.into()),
     }

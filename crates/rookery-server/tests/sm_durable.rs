@@ -166,3 +166,17 @@ async fn a_senders_ack_covers_a_stanza_once_it_is_in_the_recipients_outbox() {
     assert!(rows.is_empty(), "{rows:?}");
     assert_eq!(rec.acked, 20);
 }
+
+#[tokio::test]
+async fn deleting_an_account_deletes_its_session_records() {
+    let s = server().await;
+    let mut juliet = s.client("juliet", "balcony").await;
+    enable(&mut juliet).await;
+    s.server().outbox().flush().await;
+    assert_eq!(s.server().stores().sm.load("local").await.unwrap().len(), 1);
+    let jid = BareJid::new("juliet@localhost").unwrap();
+    rookery_core::accounts::delete(s.server().stores(), &jid)
+        .await
+        .unwrap();
+    assert!(s.server().stores().sm.load("local").await.unwrap().is_empty());
+}
