@@ -148,6 +148,12 @@ pub struct C2sConfig {
     /// letter (kept in the store for the operator, never sent again) and the resumption that
     /// would have sent it again fails, so the client starts a fresh session without it.
     pub sm_max_attempts: u32,
+    /// `delivery_confirm_secs` (integer, default `2`; `0` = off): for a client without stream
+    /// management, messages written to it are kept until it answers an XEP-0199 ping the
+    /// server sends this long after the first unconfirmed one; if the connection ends first
+    /// (or the ping goes unanswered for `ping_timeout_secs`), they are routed again (another
+    /// resource or offline storage) instead of being lost with the connection.
+    pub delivery_confirm_secs: u64,
 }
 
 impl Default for C2sConfig {
@@ -166,11 +172,18 @@ impl Default for C2sConfig {
             sm_ack_timeout_secs: 60,
             sm_max_unacked: 1000,
             sm_max_attempts: 10,
+            delivery_confirm_secs: 2,
         }
     }
 }
 
 impl C2sConfig {
+    /// How long after an unconfirmed message a client without stream management is pinged
+    /// for a delivery confirmation; `None` when that is off.
+    pub fn delivery_confirm(&self) -> Option<Duration> {
+        (self.delivery_confirm_secs > 0).then(|| Duration::from_secs(self.delivery_confirm_secs))
+    }
+
     /// Idle time before pinging a client; `None` when pings are off.
     pub fn ping_interval(&self) -> Option<Duration> {
         (self.ping_interval_secs > 0).then(|| Duration::from_secs(self.ping_interval_secs))

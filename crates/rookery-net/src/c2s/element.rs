@@ -2,6 +2,7 @@
 //! checked and stamped (RFC 6120 §8.1.2.1), and answered here when it is the answer to our
 //! keepalive ping or the legacy session iq.
 
+use super::confirm::Confirm;
 use super::io::ClientIo;
 use rookery_core::Session;
 use rookery_proto::error::{StreamCondition, StreamError};
@@ -17,6 +18,8 @@ pub(crate) async fn on_element<S: ClientIo>(
     handle: &Session,
     el: Element,
     ping_pending: &mut Option<(String, Instant)>,
+    confirm: &mut Confirm,
+    confirm_delay: Option<std::time::Duration>,
 ) -> Result<Option<Stanza>, StreamError> {
     let mut st = match Stanza::from_element(el, ns::CLIENT) {
         Ok(st) => st,
@@ -66,6 +69,14 @@ pub(crate) async fn on_element<S: ClientIo>(
             .is_some_and(|(id, _)| st.id() == Some(id.as_str()));
         if answers_ping && to_server && matches!(st.type_attr(), "result" | "error") {
             *ping_pending = None;
+            return Ok(None);
+        }
+        // The answer to a delivery-confirmation ping (`confirm.rs`).
+        if to_server
+            && matches!(st.type_attr(), "result" | "error")
+            && let (Some(id), Some(delay)) = (st.id(), confirm_delay)
+            && confirm.on_answer(id, Instant::now(), delay)
+        {
             return Ok(None);
         }
         // Legacy session establishment: a no-op since RFC 6121, answered for old clients.

@@ -44,6 +44,13 @@ pub(crate) trait ClientIo: Send {
         self.queue(el);
         self.flush()
     }
+
+    /// Whether the server itself must confirm that messages reached a client without stream
+    /// management (`confirm.rs`): yes on a socket of its own; behind a connection manager the
+    /// link hands back what it could not deliver, and the client's hop is the manager's.
+    fn confirms_delivery(&self) -> bool {
+        true
+    }
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin + Send> ClientIo for XmppStream<IO> {

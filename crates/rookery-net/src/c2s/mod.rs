@@ -7,6 +7,7 @@
 
 mod auth;
 mod bind;
+mod confirm;
 mod element;
 mod features;
 mod header;

@@ -13,6 +13,7 @@
 //! until the client acknowledges it; a connection lost while resumption is on parks the session
 //! in core (`rookery_core::resume`) instead of ending it.
 
+use super::confirm::{Confirm, Due};
 use super::io::ClientIo;
 use super::sm::Sm;
 use crate::shaper::Shaper;
@@ -34,7 +35,10 @@ use tokio::time::Instant;
 const WRITE_BATCH: usize = 64;
 
 pub(crate) enum End {
+    /// The client closed its stream.
     Clean,
+    /// The server is shutting down (a session that cannot park).
+    Shutdown,
     /// Ended with a stream error of ours (or the client's): the session is over.
     Dropped,
     /// The connection was lost (or taken over by a resumption): a resumable session parks.
@@ -54,6 +58,8 @@ pub(crate) struct Out {
     seen: VecDeque<Arc<str>>,
     /// Rows were appended to the outbox for the batch being written.
     appended: bool,
+    /// Without stream management: messages written and not yet confirmed (`confirm.rs`).
+    pub confirm: Confirm,
 }
 
 /// Origins remembered by a session without stream management.
@@ -67,6 +73,7 @@ impl Out {
             receipts: Vec::new(),
             seen: VecDeque::new(),
             appended: false,
+            confirm: Confirm::default(),
         }
     }
 
@@ -113,7 +120,7 @@ impl Out {
         if self.sm.as_ref().is_some_and(|sm| sm.resumable) {
             End::Lost
         } else {
-            End::Clean
+            End::Shutdown
         }
     }
 }
@@ -133,6 +140,11 @@ pub(crate) async fn run<S: ClientIo>(
     let ping_every = server.config().c2s.ping_interval();
     let ping_timeout = server.config().c2s.ping_timeout();
     let idle_limit = server.config().limits.stanza_idle_timeout();
+    let confirm_delay = server
+        .config()
+        .c2s
+        .delivery_confirm()
+        .filter(|_| stream.confirms_delivery());
     // A client whose socket takes nothing for this long is a slow reader.
     stream.set_write_timeout(server.config().limits.write_timeout());
     let mut shaper = Shaper::new(server.config().limits.shaping(PeerKind::Client));
@@ -190,6 +202,8 @@ pub(crate) async fn run<S: ClientIo>(
                         &handle,
                         el,
                         &mut ping_pending,
+                        &mut out.confirm,
+                        confirm_delay,
                     ))
                     .await
                     {
@@ -259,6 +273,10 @@ pub(crate) async fn run<S: ClientIo>(
         let next_tick = paused_until.map_or(next_tick, |p| next_tick.min(p));
         let next_tick =
             super::sm_wire::next_deadline(&server, &out).map_or(next_tick, |d| next_tick.min(d));
+        let next_tick = out
+            .confirm
+            .next_deadline()
+            .map_or(next_tick, |d| next_tick.min(d));
         let buffered_before = stream.buffered_len();
         tokio::select! {
             biased;
@@ -304,6 +322,18 @@ pub(crate) async fn run<S: ClientIo>(
                 match Box::pin(super::sm_wire::on_tick(&server, &mut *stream, &handle, &mut out, now)).await {
                     Ok(()) => {}
                     Err(end) => break end,
+                }
+                match out.confirm.on_tick(handle.jid(), ping_timeout, now) {
+                    Due::Nothing => {}
+                    Due::Ping(ping) => {
+                        if Box::pin(stream.send(&ping)).await.is_err() {
+                            break End::Lost;
+                        }
+                    }
+                    Due::TimedOut => {
+                        Box::pin(stream.fail(&StreamError::new(StreamCondition::ConnectionTimeout).with_text("delivery not confirmed"))).await;
+                        break End::Lost;
+                    }
                 }
                 if paused_until.is_some_and(|p| now >= p) {
                     paused_until = None;
@@ -487,6 +517,14 @@ async fn write_batch<S: ClientIo>(
         tracing::info!(jid = %handle.jid(), what = "slow-reader", "client not reading, dropped");
         // A dead connection looks the same: a resumable session parks.
         return Err(End::Lost);
+    }
+    // Without stream management the messages wait for a delivery confirmation.
+    if out.sm.is_none()
+        && stream.confirms_delivery()
+        && let Some(delay) = server.config().c2s.delivery_confirm()
+    {
+        out.confirm
+            .written(&mut out.unflushed, delay, Instant::now());
     }
     // Not `clear`: an idle session should not keep the last batch's room.
     out.unflushed = Vec::new();

@@ -50,7 +50,15 @@ pub(crate) async fn end_session(
     // now that the resource is gone (to another resource or offline storage, RFC 6121
     // §8.5.3.2.1). A partly written batch may reach the client twice; clients dedupe by id,
     // while a lost message has no remedy.
-    let mut left = out.sm.as_mut().map(Sm::take_unacked).unwrap_or_default();
+    // Oldest first: what waited for a delivery confirmation (written before any stream
+    // management was enabled), then what stream management did not see acknowledged.
+    let mut left = out.confirm.take();
+    if matches!(end, End::Clean) {
+        // The client closed its stream itself, after reading what came before its close:
+        // unconfirmed is not unread (routing it again would only duplicate it).
+        left.clear();
+    }
+    left.extend(out.sm.as_mut().map(Sm::take_unacked).unwrap_or_default());
     left.append(&mut out.unflushed);
     rx.rx.close();
     while let Ok(msg) = rx.rx.try_recv() {
@@ -59,7 +67,7 @@ pub(crate) async fn end_session(
         }
     }
     let ended = ended.map(|mut e| {
-        e.clean = matches!(end, End::Clean);
+        e.clean = matches!(end, End::Clean | End::Shutdown);
         e
     });
     Box::pin(finish(server, handle, left, ended)).await;

@@ -147,6 +147,11 @@ impl Drop for CmStream {
 }
 
 impl ClientIo for CmStream {
+    fn confirms_delivery(&self) -> bool {
+        // The link returns what it could not write to the manager (`<failed/>` from the
+        // manager for a client that left, or the link's own queue after its grace).
+        false
+    }
     async fn next_event(&mut self) -> Result<StreamEvent, ReadError> {
         if let Some(ev) = self.pending.pop_front() {
             return Ok(ev);
