@@ -38,6 +38,8 @@ pub(crate) fn record(
         priority,
         interested,
         directed,
+        // Derived by the store from the outbox ops; a Put ignores it.
+        seen: Vec::new(),
     }
 }
 

@@ -12,6 +12,14 @@
 //! `h` is the low half of a sequence number, mapped by the caller. Both backends store them
 //! as signed 64-bit integers, so one above `i64::MAX` fails its `apply` (no session lives
 //! that long).
+//!
+//! Resent stanzas: a stanza a stream-managed client sent carries its origin
+//! (`"<sender session id>#<n>"`, n the sender's XEP-0198 stanza count). If the server stops
+//! after the recipient's row is committed but before the sender's `Handled`, the resumed
+//! sender sends stanza n again. The live row catches that while it is unacknowledged; after
+//! the ack, the store's memory of delivered origins (`SmSession::seen`) does. That memory is
+//! pruned by the sender's progress: a `Handled` of the sender drops what it will never resend,
+//! its `End` drops everything it sent, and the recipient's `End` drops what it received.
 
 use async_trait::async_trait;
 
@@ -46,6 +54,12 @@ pub struct SmSession {
     /// hold no control characters (RFC 7622 §3), and the SQLite backend relies on it: an
     /// entry with a newline (in a `Put` or a `State`) fails the `apply`.
     pub directed: Vec<String>,
+    /// Origins (`"<sender session id>#<n>"`) delivered to this session whose rows are no
+    /// longer live (acknowledged or given up on), in any order: an `Append` with one of them
+    /// is a resent duplicate and ignored. The origins of live rows are on the rows and not
+    /// repeated here. Derived data, filled by `load` only: a `Put` ignores it (the store
+    /// keeps it from the `Append`s, `Handled`s and `End`s).
+    pub seen: Vec<String>,
 }
 
 /// A stanza written to a session's client and not acknowledged.
@@ -60,7 +74,8 @@ pub struct OutboxRow {
     /// How many connections it was written to (1 when appended).
     pub attempts: u32,
     /// `"<sending session id>#<its stanza number>"` when a stream-managed client sent it: a
-    /// second row with the same origin for the same session is a resent duplicate and ignored.
+    /// second row with the same origin for the same session is a resent duplicate and ignored,
+    /// while the first is live and, if the origin parses (see [`SmOp::Append`]), after it.
     pub origin: Option<String>,
 }
 
@@ -84,12 +99,24 @@ pub enum SmOp {
     /// Inserts the record or replaces every field of it (its rows are untouched).
     Put(SmSession),
     /// Appends a row. Ignored when the session already has a row with that `seq`, or (with an
-    /// origin) with that origin, or when the session has no record.
+    /// origin) with that origin or one in its `seen`, or when the session has no record.
+    ///
+    /// A stored row's origin is also remembered for the session (its `seen`, once the row is
+    /// gone) if it parses: split at the last `'#'`, the right part a `u32` in plain decimal
+    /// (no sign, no leading zero). One that does not parse is stored on the row all the same
+    /// and guards against duplicates only while the row is live.
     Append { session: String, row: OutboxRow },
     /// The client acknowledged everything up to `upto`: deletes those rows and raises
     /// `acked` to `upto` (never lowers it).
     Ack { session: String, upto: u64 },
-    /// Sets `handled`.
+    /// Sets `handled`; and, `session` being a sender that will never resend what it has
+    /// handled, forgets the origins `"<session>#<n>"` with n up to `handled` in every
+    /// recipient's `seen` (whether or not `session` has a record). XEP-0198 counts wrap at
+    /// 2^32, so "up to" is serial-number order (RFC 1982 §3.2): n is at most 2^31 - 1 behind
+    /// `handled`, modulo 2^32. A stale `handled` from before a wrap thus spares the small n
+    /// sent after it (a plain `n <= handled` would forget them while the sender may still
+    /// resend them), and an origin more than 2^31 behind stays until an `End`: late, never
+    /// early.
     Handled { session: String, handled: u32 },
     /// The session's presence state changed: sets `presence`, `priority`, `interested` and
     /// `directed` (the other fields are untouched).
@@ -113,7 +140,9 @@ pub enum SmOp {
     Park { session: String, until_ms: i64 },
     /// A connection holds it again.
     Attach { session: String },
-    /// The session ended: deletes its record and its live rows (dead letters stay).
+    /// The session ended: deletes its record, its live rows and its `seen` (dead letters
+    /// stay); and forgets the origins it sent in every recipient's `seen` (it will never
+    /// resend them), whether or not it had a record.
     End { session: String },
 }
 
@@ -121,16 +150,51 @@ pub enum SmOp {
 #[async_trait]
 pub trait SmStore: Send + Sync {
     /// Applies `ops` in order in one transaction: all or nothing. An op naming a session that
-    /// has no record does nothing (it ended meanwhile).
+    /// has no record does nothing to it (it ended meanwhile); `Handled` and `End` still forget
+    /// what it sent.
     async fn apply(&self, ops: &[SmOp]) -> Result<(), StoreError>;
 
-    /// Every session of `node` with its live rows in `seq` order, sessions sorted by id.
+    /// Every session of `node` with its `seen` and its live rows in `seq` order, sessions
+    /// sorted by id.
     async fn load(&self, node: &str) -> Result<Vec<(SmSession, Vec<OutboxRow>)>, StoreError>;
 
     /// The account's dead letters, oldest first.
     async fn dead_letters(&self, user: &str, domain: &str) -> Result<Vec<DeadLetter>, StoreError>;
 
-    /// Deletes the account's sessions, rows and dead letters (account deletion); returns how
-    /// many dead letters went.
+    /// Deletes the account's sessions, rows and dead letters (account deletion), and forgets
+    /// the origins its sessions sent; returns how many dead letters went.
     async fn remove_account(&self, user: &str, domain: &str) -> Result<usize, StoreError>;
+}
+
+/// An origin as remembered in `seen`: `"<session>#<n>"` split at the last `'#'`, n a `u32` in
+/// plain decimal, so that printing the pair again gives the same text (`load` tells live
+/// origins from remembered ones by that text). `None` for any other text.
+pub(crate) fn parse_origin(origin: &str) -> Option<(&str, u32)> {
+    let (session, n) = origin.rsplit_once('#')?;
+    let plain = n.bytes().all(|b| b.is_ascii_digit()) && (n == "0" || !n.starts_with('0'));
+    Some((session, n.parse().ok().filter(|_| plain)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_origin;
+
+    #[test]
+    fn origins_parse_at_the_last_hash_in_plain_decimal() {
+        assert_eq!(parse_origin("s#1"), Some(("s", 1)));
+        assert_eq!(parse_origin("a#b#0"), Some(("a#b", 0)));
+        assert_eq!(parse_origin("#4294967295"), Some(("", u32::MAX)));
+        for bad in [
+            "s",
+            "s#",
+            "s#4294967296",
+            "s#01",
+            "s#+1",
+            "s#-1",
+            "s# 1",
+            "s#1#x",
+        ] {
+            assert_eq!(parse_origin(bad), None, "{bad}");
+        }
+    }
 }

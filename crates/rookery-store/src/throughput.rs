@@ -104,6 +104,7 @@ fn sm_batches(sessions: usize) -> (Vec<SmOp>, Vec<Vec<SmOp>>) {
                 priority: 0,
                 interested: true,
                 directed: Vec::new(),
+                seen: Vec::new(),
             })
         })
         .collect();

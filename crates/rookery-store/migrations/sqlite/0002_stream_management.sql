@@ -46,6 +46,20 @@ CREATE TABLE sm_outbox (
     UNIQUE (session, origin)
 ) WITHOUT ROWID;
 
+-- Origins delivered to a session (`SmSession::seen`): what `sm_outbox.origin` says of a live
+-- row, kept after the row is acknowledged, so a stanza its sender resends after a restart (its
+-- persisted `handled` lagged) is still recognised as a duplicate. Written by `Append` for an
+-- origin of the form "<session>#<n>" (n a u32 in plain decimal), pruned by the sender's
+-- progress (`Handled`, `End` of origin_session), gone with the recipient session (cascade).
+CREATE TABLE sm_seen (
+    session        TEXT NOT NULL REFERENCES sm_sessions (id) ON DELETE CASCADE,
+    origin_session TEXT NOT NULL,
+    origin_n       INTEGER NOT NULL CHECK (origin_n BETWEEN 0 AND 4294967295),
+    PRIMARY KEY (session, origin_session, origin_n)
+) WITHOUT ROWID;
+-- The pruning looks rows up by sender, and by its stanza number.
+CREATE INDEX sm_seen_by_origin ON sm_seen (origin_session, origin_n);
+
 -- Stanzas given up on (`DeadLetter`). No reference to sm_sessions: they outlive the session.
 -- id is the order they were given up in, the tie-break between equal died_at stamps.
 CREATE TABLE sm_dead_letters (

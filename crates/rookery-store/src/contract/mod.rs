@@ -75,6 +75,8 @@ pub const CASES: &[&str] = &[
     "sm_apply_is_atomic",
     "sm_remove_account",
     "sm_batches_match_one_by_one",
+    "sm_seen_outlives_acks",
+    "sm_seen_pruning_survives_the_wrap",
 ];
 
 /// Names of the cases taking an [`Opener`].

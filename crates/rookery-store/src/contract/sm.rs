@@ -21,6 +21,7 @@ pub(super) fn session(id: &str) -> SmSession {
         priority: 0,
         interested: false,
         directed: Vec::new(),
+        seen: Vec::new(),
     }
 }
 
@@ -101,6 +102,23 @@ async fn seqs(s: &Stores, id: &str) -> Vec<u64> {
         .unwrap_or_default()
 }
 
+/// The `seen` of `NODE`'s session `id`, sorted (the store gives it in any order).
+async fn seen(s: &Stores, id: &str) -> Vec<String> {
+    let mut seen = loaded(s, id)
+        .await
+        .map(|(record, _)| record.seen)
+        .unwrap_or_default();
+    seen.sort();
+    seen
+}
+
+pub(super) fn handled(session: &str, handled: u32) -> SmOp {
+    SmOp::Handled {
+        session: session.to_owned(),
+        handled,
+    }
+}
+
 pub async fn sm_session_round_trip(s: &Stores) {
     assert!(s.sm.load(NODE).await.unwrap().is_empty());
     // Every field away from its default, with extremes and text that needs care.
@@ -125,6 +143,7 @@ pub async fn sm_session_round_trip(s: &Stores) {
             "nurse@capulet.lit".to_owned(),
             "benvolio@montague.lit/\u{e9}t\u{e9}".to_owned(),
         ],
+        seen: Vec::new(),
     };
     apply(s, &[put(&full)]).await;
     assert_eq!(s.sm.load(NODE).await.unwrap(), vec![(full.clone(), vec![])]);
@@ -415,9 +434,9 @@ pub async fn sm_duplicate_appends_are_ignored(s: &Stores) {
             None
         ]
     );
-    // Only live rows count: once acknowledged, an origin may come again.
+    // Acknowledged rows count too: their origins are remembered (`sm_seen_*` cases).
     apply(s, &[ack("a", 3), append("a", row(9, Some("x#1")))]).await;
-    assert_eq!(seqs(s, "a").await, [5, 7, 8, 9]);
+    assert_eq!(seqs(s, "a").await, [5, 7, 8]);
 }
 
 pub async fn sm_ops_on_a_missing_session_do_nothing(s: &Stores) {
@@ -674,21 +693,48 @@ pub async fn sm_remove_account(s: &Stores) {
         of("j3", U, "elsewhere.lit", "n1"),
     ];
     let mut ops: Vec<SmOp> = sessions.iter().map(put).collect();
-    // Every session gets a dead letter (the row written twice) and two live rows.
-    for s in &sessions {
+    // Every session gets a dead letter (the row written twice) and two live rows. The dead
+    // row came from another session: its origin stays in `seen`.
+    let senders = ["r1#8", "r1#9", "j1#7", "r1#7"];
+    for (s, sender) in sessions.iter().zip(senders) {
         ops.push(append(&s.id, row(1, None)));
         ops.push(append(&s.id, row(2, None)));
         let twice = OutboxRow {
             attempts: 2,
-            ..row(3, None)
+            ..row(3, Some(sender))
         };
         ops.push(append(&s.id, twice));
         ops.push(attempt(&s.id, 2, 1));
     }
     apply(s, &ops).await;
     assert_eq!(s.sm.dead_letters(U, D).await.unwrap().len(), 2);
+    let seen_on = |node| async move {
+        s.sm.load(node)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(r, _)| (r.id, r.seen))
+            .collect::<Vec<_>>()
+    };
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        seen_on("n1").await,
+        [
+            ("j1".to_owned(), strings(&["r1#8"])),
+            ("j3".to_owned(), strings(&["r1#7"])),
+            ("r1".to_owned(), strings(&["j1#7"])),
+        ]
+    );
 
     assert_eq!(s.sm.remove_account(U, D).await.unwrap(), 2);
+    // What the account's sessions sent is forgotten, what others sent stays.
+    assert_eq!(
+        seen_on("n1").await,
+        [
+            ("j3".to_owned(), strings(&["r1#7"])),
+            ("r1".to_owned(), Vec::new()),
+        ]
+    );
     assert!(s.sm.dead_letters(U, D).await.unwrap().is_empty());
     let left = |node| async move {
         s.sm.load(node)
@@ -715,4 +761,144 @@ pub async fn sm_remove_account(s: &Stores) {
         s.sm.load("n1").await.unwrap()[0],
         (sessions[0].clone(), vec![])
     );
+}
+
+pub async fn sm_seen_outlives_acks(s: &Stores) {
+    apply(
+        s,
+        &[put(&session("r")), put(&session("r2")), put(&session("s"))],
+    )
+    .await;
+    apply(
+        s,
+        &[
+            append("r", row(1, Some("s#1"))),
+            append("r", row(2, Some("s#2"))),
+            // Not plain decimal, or too large: kept on the row, not remembered.
+            append("r", row(3, Some("s#05"))),
+            append("r", row(4, Some("s#4294967296"))),
+            // From a sender without a record.
+            append("r", row(5, Some("t#1"))),
+            append("r2", row(1, Some("s#1"))),
+        ],
+    )
+    .await;
+    // Live rows carry their origins; `seen` holds the others only.
+    assert!(seen(s, "r").await.is_empty());
+    apply(s, &[ack("r", 3)]).await;
+    assert_eq!(seen(s, "r").await, ["s#1", "s#2"]);
+
+    // Resent after the ack: ignored, in a later batch and in the batch of the ack.
+    apply(
+        s,
+        &[
+            append("r", row(6, Some("s#1"))),
+            ack("r", 5),
+            append("r", row(7, Some("t#1"))),
+            append("r", row(8, Some("s#05"))),
+            append("r", row(9, Some("s#4294967296"))),
+        ],
+    )
+    .await;
+    assert_eq!(seqs(s, "r").await, [8, 9]);
+    assert_eq!(seen(s, "r").await, ["s#1", "s#2", "t#1"]);
+    // Other recipients have their own; a Put leaves `seen` alone whatever it holds.
+    assert!(seen(s, "r2").await.is_empty());
+    apply(
+        s,
+        &[put(&SmSession {
+            seen: vec!["z#1".to_owned()],
+            ..session("r")
+        })],
+    )
+    .await;
+    assert_eq!(seen(s, "r").await, ["s#1", "s#2", "t#1"]);
+    // A row given up on counts as delivered too.
+    apply(
+        s,
+        &[
+            append("r", row(10, Some("u#1"))),
+            attempt("r", 0, 1),
+            append("r", row(11, Some("u#1"))),
+        ],
+    )
+    .await;
+    assert!(seqs(s, "r").await.is_empty());
+    assert_eq!(seen(s, "r").await, ["s#1", "s#2", "t#1", "u#1"]);
+
+    // The sender's Handled forgets what it will never resend, for every recipient (the live
+    // row at r2 still guards on its own); the origin is then accepted again.
+    apply(s, &[handled("s", 1)]).await;
+    assert_eq!(seen(s, "r").await, ["s#2", "t#1", "u#1"]);
+    apply(s, &[ack("r2", 1), append("r2", row(2, Some("s#1")))]).await;
+    assert!(seen(s, "r2").await.is_empty());
+    assert_eq!(seqs(s, "r2").await, [2]);
+    assert_eq!(loaded(s, "s").await.unwrap().0.handled, 1);
+    // In one batch, an append before the Handled is still a duplicate, one after it not.
+    apply(
+        s,
+        &[
+            append("r", row(12, Some("s#2"))),
+            handled("s", 2),
+            append("r", row(13, Some("s#2"))),
+        ],
+    )
+    .await;
+    assert_eq!(seqs(s, "r").await, [13]);
+
+    // The sender's End forgets what it sent, with or without a record.
+    apply(s, &[ack("r", 13), end("t")]).await;
+    assert_eq!(seen(s, "r").await, ["s#2", "u#1"]);
+    apply(s, &[end("s")]).await;
+    assert_eq!(seen(s, "r").await, ["u#1"]);
+    apply(s, &[append("r", row(14, Some("s#2"))), ack("r", 14)]).await;
+    assert_eq!(seen(s, "r").await, ["s#2", "u#1"]);
+
+    // The recipient's End forgets what it received, what it sent to itself included.
+    apply(
+        s,
+        &[append("r", row(15, Some("r#1"))), ack("r", 15), end("r")],
+    )
+    .await;
+    apply(s, &[put(&session("r")), append("r", row(1, Some("u#1")))]).await;
+    assert_eq!(
+        loaded(s, "r").await.unwrap(),
+        (session("r"), vec![row(1, Some("u#1"))])
+    );
+}
+
+/// XEP-0198 counts wrap at 2^32: a `Handled` forgets the origins behind it in serial-number
+/// order, never one sent after a wrap it has not caught up with.
+pub async fn sm_seen_pruning_survives_the_wrap(s: &Stores) {
+    const MAX: u32 = u32::MAX;
+    apply(s, &[put(&session("r"))]).await;
+    let origins = [MAX - 1, MAX, 0, 3, 10];
+    let mut ops: Vec<SmOp> = origins
+        .iter()
+        .zip(1..)
+        .map(|(n, seq)| append("r", row(seq, Some(&format!("w#{n}")))))
+        .collect();
+    ops.push(ack("r", 5));
+    apply(s, &ops).await;
+    let remembered = |ns: &[u32]| ns.iter().map(|n| format!("w#{n}")).collect::<Vec<_>>();
+    let mut all = remembered(&origins);
+    all.sort();
+    assert_eq!(seen(s, "r").await, all);
+
+    // A handled from before the wrap: the small origins sent after it stay.
+    apply(s, &[handled("w", MAX - 1)]).await;
+    let mut left = remembered(&[MAX, 0, 3, 10]);
+    left.sort();
+    assert_eq!(seen(s, "r").await, left);
+    // Past the wrap: what came before it goes, what is ahead stays.
+    apply(s, &[handled("w", 1)]).await;
+    assert_eq!(seen(s, "r").await, remembered(&[10, 3]));
+    apply(s, &[handled("w", 3)]).await;
+    assert_eq!(seen(s, "r").await, remembered(&[10]));
+    // 2^31 behind counts as ahead: kept (late, until a nearer Handled or an End); 2^31 - 1
+    // behind goes.
+    apply(s, &[handled("w", 10 + (1 << 31))]).await;
+    assert_eq!(seen(s, "r").await, remembered(&[10]));
+    apply(s, &[handled("w", 9 + (1 << 31))]).await;
+    assert!(seen(s, "r").await.is_empty());
 }

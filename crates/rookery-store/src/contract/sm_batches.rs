@@ -19,7 +19,9 @@ impl Rng {
 }
 
 /// A mixed stream of ops on four sessions of `user`, named `<prefix><n>`: mostly appends and
-/// acks, with duplicate seqs and origins, attempts, ends and new records in between.
+/// acks, with duplicate seqs and origins, attempts, ends and new records in between. The
+/// origins name the four sessions and a fifth that never has a record, so `Handled`s and
+/// `End`s prune what appends remember.
 fn mixed_ops(prefix: &str, user: &str, count: usize) -> Vec<SmOp> {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut next_seq = [1u64; 4];
@@ -45,7 +47,7 @@ fn mixed_ops(prefix: &str, user: &str, count: usize) -> Vec<SmOp> {
                 };
                 let origin = match rng.below(3) {
                     0 => None,
-                    _ => Some(format!("o#{}", rng.below(20))),
+                    _ => Some(format!("{prefix}{}#{}", rng.below(5), rng.below(20))),
                 };
                 append(
                     &id,
@@ -58,7 +60,7 @@ fn mixed_ops(prefix: &str, user: &str, count: usize) -> Vec<SmOp> {
             50..=79 => ack(&id, rng.below(next_seq[n] + 1)),
             80..=84 => SmOp::Handled {
                 session: id,
-                handled: rng.below(1000) as u32,
+                handled: rng.below(24) as u32,
             },
             85..=86 => SmOp::State {
                 session: id,
@@ -80,8 +82,10 @@ fn mixed_ops(prefix: &str, user: &str, count: usize) -> Vec<SmOp> {
     ops
 }
 
-/// What a prefix's sessions hold, with the prefix and user taken out so two runs compare.
+/// What a prefix's sessions hold, with the prefix and user taken out so two runs compare
+/// (`seen` sorted too: it comes in any order).
 async fn state_of(s: &Stores, prefix: &str, user: &str) -> (Vec<String>, Vec<String>) {
+    let unprefixed = |text: &str| text.strip_prefix(prefix).unwrap_or(text).to_owned();
     let sessions =
         s.sm.load(NODE)
             .await
@@ -89,12 +93,21 @@ async fn state_of(s: &Stores, prefix: &str, user: &str) -> (Vec<String>, Vec<Str
             .into_iter()
             .filter(|(r, _)| r.id.starts_with(prefix))
             .map(|(r, rows)| {
-                let id = r.id[prefix.len()..].to_owned();
+                let mut seen: Vec<String> = r.seen.iter().map(|o| unprefixed(o)).collect();
+                seen.sort();
                 let r = SmSession {
-                    id,
+                    id: unprefixed(&r.id),
                     user: String::new(),
+                    seen,
                     ..r
                 };
+                let rows: Vec<OutboxRow> = rows
+                    .into_iter()
+                    .map(|row| OutboxRow {
+                        origin: row.origin.as_deref().map(unprefixed),
+                        ..row
+                    })
+                    .collect();
                 format!("{r:?} {rows:?}")
             })
             .collect();
@@ -119,7 +132,7 @@ pub async fn sm_batches_match_one_by_one(s: &Stores) {
     let singles = mixed_ops("x", "xuser", COUNT);
     let batched = mixed_ops("y", "yuser", COUNT);
     let mut rng = Rng(7);
-    let (mut done, mut saw_rows) = (0, false);
+    let (mut done, mut saw_rows, mut saw_seen) = (0, false, false);
     while done < COUNT {
         let size = (1 + rng.below(120) as usize).min(COUNT - done);
         for op in &singles[done..done + size] {
@@ -130,8 +143,9 @@ pub async fn sm_batches_match_one_by_one(s: &Stores) {
         let expected = state_of(s, "x", "xuser").await;
         assert_eq!(state_of(s, "y", "yuser").await, expected, "after op {done}");
         saw_rows |= expected.0.iter().any(|s| s.contains("OutboxRow"));
+        saw_seen |= expected.0.iter().any(|s| s.contains("seen: [\""));
     }
-    // The ops did something worth comparing: live rows and dead letters both.
-    assert!(saw_rows);
+    // The ops did something worth comparing: live rows, remembered origins and dead letters.
+    assert!(saw_rows && saw_seen);
     assert!(!state_of(s, "x", "xuser").await.1.is_empty());
 }

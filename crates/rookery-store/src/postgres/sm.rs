@@ -10,11 +10,14 @@
 //! first planned into few statements ([`plan`]): `Append`s go into one
 //! `INSERT ... SELECT FROM unnest(...)` over arrays, `Ack`s into one `DELETE`+`UPDATE` over
 //! arrays, and every other op is a statement of its own. Every op changes one session's
-//! record and rows only, so ops on different sessions commute; an `Append` or `Ack` joins
-//! the first statement of its kind that comes no earlier than the last statement holding an
-//! op on the same session (or starts a new one at the end). Each session's ops therefore
-//! keep their order (within one statement, the order of its arrays), and the result is the
-//! one running the ops one by one would give.
+//! record and rows only, but for `sm_seen`: an `Append` with an origin from session S reads
+//! and writes the origins S sent, which a `Handled` or `End` of S prunes. So ops commute
+//! unless they name the same session, or one is such an `Append` and the other a pruning op
+//! of S. An `Append` or `Ack` joins the first statement of its kind that comes no earlier
+//! than the last statement holding an op it does not commute with (or starts a new one at
+//! the end); the pruning ops are single statements, after everything before them. Each
+//! session's ops therefore keep their order (within one statement, the order of its arrays),
+//! and the result is the one running the ops one by one would give.
 //!
 //! An `Append` locks its session's record (`FOR KEY SHARE`, what the foreign key check
 //! takes anyway) before inserting: a record deleted meanwhile by another connection's `End`
@@ -30,6 +33,7 @@ use tokio_postgres::types::ToSql;
 
 use super::db::{Begin, Pg, params};
 use super::{Ctx, to_unsigned};
+use crate::sm::parse_origin;
 use crate::{DeadLetter, OutboxRow, SmOp, SmSession, SmStore, StoreError};
 
 pub(crate) struct PgSm(pub(crate) Arc<Pg>);
@@ -49,17 +53,36 @@ const PUT: &str = "INSERT INTO sm_sessions (id, username, domain, resource, node
                        priority = excluded.priority, interested = excluded.interested,
                        directed = excluded.directed, updated_ms = excluded.updated_ms";
 // The records are locked once each (a locking CTE is run once), the rows are inserted in
-// the order of the ops (ordinality), so of two rows with one origin the first one stays.
+// the order of the ops (ordinality), so of two rows with one origin the first one stays. An
+// origin already in sm_seen is a duplicate too ($7, $8: its parts, NULL when it does not
+// parse, matching nothing). The origins of the rows stored are then remembered: found again
+// in the arrays by the row's key and origin (entries sharing those share the parts).
 const APPEND: &str = "WITH live AS (SELECT id FROM sm_sessions WHERE id = ANY ($1::text[])
-                                    FOR KEY SHARE)
-                      INSERT INTO sm_outbox (session, seq, stanza_id, xml, attempts, origin)
-                      SELECT u.session, u.seq, u.stanza_id, u.xml, u.attempts, u.origin
-                      FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[],
-                                  $5::bigint[], $6::text[])
-                           WITH ORDINALITY AS u (session, seq, stanza_id, xml, attempts,
-                                                 origin, ord)
-                      JOIN live ON live.id = u.session
-                      ORDER BY u.ord
+                                    FOR KEY SHARE),
+                           u AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[],
+                                                      $4::text[], $5::bigint[], $6::text[],
+                                                      $7::text[], $8::bigint[])
+                                 WITH ORDINALITY AS u (session, seq, stanza_id, xml, attempts,
+                                                       origin, origin_session, origin_n,
+                                                       ord)),
+                           stored AS (INSERT INTO sm_outbox (session, seq, stanza_id, xml,
+                                                             attempts, origin)
+                                      SELECT u.session, u.seq, u.stanza_id, u.xml, u.attempts,
+                                             u.origin
+                                      FROM u JOIN live ON live.id = u.session
+                                      WHERE NOT EXISTS (
+                                          SELECT 1 FROM sm_seen v
+                                          WHERE v.session = u.session
+                                            AND v.origin_session = u.origin_session
+                                            AND v.origin_n = u.origin_n)
+                                      ORDER BY u.ord
+                                      ON CONFLICT DO NOTHING
+                                      RETURNING session, seq, origin)
+                      INSERT INTO sm_seen (session, origin_session, origin_n)
+                      SELECT DISTINCT u.session, u.origin_session, u.origin_n
+                      FROM stored JOIN u ON u.session = stored.session AND u.seq = stored.seq
+                                        AND u.origin = stored.origin
+                      WHERE u.origin_n IS NOT NULL
                       ON CONFLICT DO NOTHING";
 // Several acks of one session in a statement amount to the highest of them.
 const ACK: &str = "WITH a AS (SELECT u.session, max(u.upto) AS upto
@@ -71,7 +94,15 @@ const ACK: &str = "WITH a AS (SELECT u.session, max(u.upto) AS upto
                    SET acked = GREATEST(s.acked, a.upto),
                        updated_ms = (extract(epoch FROM now()) * 1000)::bigint
                    FROM a WHERE s.id = a.session";
-const HANDLED: &str = "UPDATE sm_sessions
+// What sender $1 will never resend once it has handled $2 goes from sm_seen: the origins at
+// most 2^31 - 1 behind $2 modulo 2^32 (see `SmOp::Handled`), as two ranges of the
+// sm_seen_by_origin index. With or without a record.
+const HANDLED: &str = "WITH pruned AS (DELETE FROM sm_seen
+                                       WHERE origin_session = $1::text
+                                         AND ((origin_n <= $2::bigint
+                                               AND origin_n > $2::bigint - 2147483648)
+                                              OR origin_n > $2::bigint + 2147483648))
+                       UPDATE sm_sessions
                        SET handled = $2::bigint,
                            updated_ms = (extract(epoch FROM now()) * 1000)::bigint
                        WHERE id = $1::text";
@@ -99,8 +130,20 @@ const ATTEMPT: &str = "WITH dead AS (DELETE FROM sm_outbox
                                        ORDER BY d.seq)
                        UPDATE sm_outbox SET attempts = attempts + 1
                        WHERE session = $1::text AND attempts < $2::bigint";
-// The cascade takes the live rows; dead letters do not reference the session.
-const END: &str = "DELETE FROM sm_sessions WHERE id = $1::text";
+// The cascade takes the live rows and the session's sm_seen; dead letters do not reference
+// the session. What it sent goes in the CTE, with or without a record.
+const END: &str = "WITH sent AS (DELETE FROM sm_seen WHERE origin_session = $1::text)
+                   DELETE FROM sm_sessions WHERE id = $1::text";
+// A node's remembered origins, but those of live rows (on the rows already): the text is
+// the one the row holds, as only plain-decimal origins are remembered (`parse_origin`).
+const LOAD_SEEN: &str = "SELECT v.session, v.origin_session || '#' || v.origin_n::text
+                         FROM sm_seen v JOIN sm_sessions s ON s.id = v.session
+                         WHERE s.node = $1::text
+                           AND NOT EXISTS (SELECT 1 FROM sm_outbox o
+                                           WHERE o.session = v.session
+                                             AND o.origin = v.origin_session || '#'
+                                                            || v.origin_n::text)
+                         ORDER BY v.session, v.origin_session, v.origin_n";
 
 /// One statement of an `apply`, its parameters converted to the column types.
 #[derive(Debug)]
@@ -117,6 +160,9 @@ pub(super) enum Step {
         xmls: Vec<String>,
         attempts: Vec<i64>,
         origins: Vec<Option<String>>,
+        /// Each origin's parts (`parse_origin`), `None` when it does not parse.
+        origin_sessions: Vec<Option<String>>,
+        origin_ns: Vec<Option<i64>>,
     },
     Ack {
         sessions: Vec<String>,
@@ -154,6 +200,8 @@ pub(super) fn plan(ops: &[SmOp]) -> Result<Vec<Step>, StoreError> {
     let mut steps: Vec<Step> = Vec::new();
     // The index of the last step holding an op on each session.
     let mut last: HashMap<&str, usize> = HashMap::new();
+    // The index of the last step pruning the origins each session sent (`Handled`, `End`).
+    let mut pruned: HashMap<&str, usize> = HashMap::new();
     // The indexes of the append and the ack steps, ascending.
     let (mut appends, mut acks): (Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new());
     for op in ops {
@@ -168,7 +216,14 @@ pub(super) fn plan(ops: &[SmOp]) -> Result<Vec<Step>, StoreError> {
             | SmOp::Attach { session }
             | SmOp::End { session } => session.as_str(),
         };
-        let after = last.get(session).copied();
+        let origin = match op {
+            SmOp::Append { row, .. } => row.origin.as_deref().and_then(parse_origin),
+            _ => None,
+        };
+        let after = last
+            .get(session)
+            .copied()
+            .max(origin.and_then(|(sender, _)| pruned.get(sender).copied()));
         // The first step of a kind this op may join: none before `after`.
         let joinable = |of_kind: &[usize]| {
             let from = after.unwrap_or(0);
@@ -184,6 +239,8 @@ pub(super) fn plan(ops: &[SmOp]) -> Result<Vec<Step>, StoreError> {
                         xmls: Vec::new(),
                         attempts: Vec::new(),
                         origins: Vec::new(),
+                        origin_sessions: Vec::new(),
+                        origin_ns: Vec::new(),
                     });
                     appends.push(steps.len() - 1);
                     steps.len() - 1
@@ -195,6 +252,8 @@ pub(super) fn plan(ops: &[SmOp]) -> Result<Vec<Step>, StoreError> {
                     xmls,
                     attempts,
                     origins,
+                    origin_sessions,
+                    origin_ns,
                 }) = steps.get_mut(i)
                 else {
                     return Err(misplanned());
@@ -205,6 +264,8 @@ pub(super) fn plan(ops: &[SmOp]) -> Result<Vec<Step>, StoreError> {
                 xmls.push(row.xml.clone());
                 attempts.push(i64::from(row.attempts));
                 origins.push(row.origin.clone());
+                origin_sessions.push(origin.map(|(sender, _)| sender.to_owned()));
+                origin_ns.push(origin.map(|(_, n)| i64::from(n)));
                 i
             }
             SmOp::Ack { session, upto } => {
@@ -225,7 +286,11 @@ pub(super) fn plan(ops: &[SmOp]) -> Result<Vec<Step>, StoreError> {
             }
             single => {
                 steps.push(single_step(single)?);
-                steps.len() - 1
+                let i = steps.len() - 1;
+                if let SmOp::Handled { .. } | SmOp::End { .. } = single {
+                    pruned.insert(session, i);
+                }
+                i
             }
         };
         last.insert(session, index);
@@ -326,7 +391,19 @@ impl Step {
                 xmls,
                 attempts,
                 origins,
-            } => params![*sessions, *seqs, *stanza_ids, *xmls, *attempts, *origins].to_vec(),
+                origin_sessions,
+                origin_ns,
+            } => params![
+                *sessions,
+                *seqs,
+                *stanza_ids,
+                *xmls,
+                *attempts,
+                *origins,
+                *origin_sessions,
+                *origin_ns,
+            ]
+            .to_vec(),
             Step::Ack { sessions, uptos } => params![*sessions, *uptos].to_vec(),
             Step::Handled { session, handled } => params![*session, *handled].to_vec(),
             Step::State {
@@ -392,14 +469,19 @@ impl SmStore for PgSm {
                          WHERE s.node = $1::text ORDER BY o.session, o.seq",
                     )
                     .await?;
+                let seen = c.prepare(LOAD_SEEN).await?;
                 let results = c
                     .pipeline(
                         "loading sm sessions",
                         Begin::ReadSnapshot,
-                        &[(&sessions, params![node]), (&rows, params![node])],
+                        &[
+                            (&sessions, params![node]),
+                            (&rows, params![node]),
+                            (&seen, params![node]),
+                        ],
                     )
                     .await?;
-                let [sessions, rows] = results.as_slice() else {
+                let [sessions, rows, seen] = results.as_slice() else {
                     return Err(StoreError::Backend(
                         "postgres: loading sm sessions: wrong number of results".into(),
                     ));
@@ -412,10 +494,19 @@ impl SmStore for PgSm {
                         .or_default()
                         .push(outbox_row_from(row)?);
                 }
+                let mut origins: HashMap<String, Vec<String>> = HashMap::new();
+                for row in seen {
+                    let session: String = row.try_get(0).ctx("reading sm seen")?;
+                    origins
+                        .entry(session)
+                        .or_default()
+                        .push(row.try_get(1).ctx("reading sm seen")?);
+                }
                 sessions
                     .iter()
                     .map(|row| {
-                        let s = session_from(row)?;
+                        let mut s = session_from(row)?;
+                        s.seen = origins.remove(&s.id).unwrap_or_default();
                         let rows = outboxes.remove(&s.id).unwrap_or_default();
                         Ok((s, rows))
                     })
@@ -450,7 +541,10 @@ impl SmStore for PgSm {
                 let stmt = c
                     .prepare(
                         "WITH sessions AS (DELETE FROM sm_sessions
-                                           WHERE username = $1::text AND domain = $2::text),
+                                           WHERE username = $1::text AND domain = $2::text
+                                           RETURNING id),
+                              sent AS (DELETE FROM sm_seen
+                                       WHERE origin_session IN (SELECT id FROM sessions)),
                               letters AS (DELETE FROM sm_dead_letters
                                           WHERE username = $1::text AND domain = $2::text
                                           RETURNING 1)
@@ -483,6 +577,7 @@ fn session_from(row: &Row) -> Result<SmSession, StoreError> {
         priority: row.try_get(9).ctx(WHAT)?,
         interested: row.try_get(10).ctx(WHAT)?,
         directed: row.try_get(11).ctx(WHAT)?,
+        seen: Vec::new(),
     })
 }
 

@@ -96,6 +96,8 @@ mod contract_single {
         sm_apply_is_atomic,
         sm_remove_account,
         sm_batches_match_one_by_one,
+        sm_seen_outlives_acks,
+        sm_seen_pruning_survives_the_wrap,
     ]);
 }
 
@@ -375,7 +377,8 @@ async fn abandoned_calls_leave_no_transaction_behind() {
 }
 
 /// The planner merges a batch's appends and acks into one statement each when the sessions'
-/// orders allow it, and keeps one session's append after its ack in a statement of its own.
+/// orders allow it, and keeps one session's append after its ack in a statement of its own,
+/// and an append from a sender after that sender's pruning `Handled` or `End`.
 #[test]
 fn sm_batches_plan_into_few_statements() {
     use super::sm::{Step, plan};
@@ -394,6 +397,16 @@ fn sm_batches_plan_into_few_statements() {
     let ack = |session: &str, upto: u64| SmOp::Ack {
         session: session.to_owned(),
         upto,
+    };
+    let from = |session: &str, seq: u64, origin: &str| SmOp::Append {
+        session: session.to_owned(),
+        row: OutboxRow {
+            seq,
+            stanza_id: String::new(),
+            xml: "<m/>".to_owned(),
+            attempts: 1,
+            origin: Some(origin.to_owned()),
+        },
     };
     let kinds = |ops: &[SmOp]| -> Vec<&'static str> {
         plan(ops)
@@ -440,11 +453,51 @@ fn sm_batches_plan_into_few_statements() {
         priority: 0,
         interested: false,
         directed: Vec::new(),
+        seen: Vec::new(),
     });
     assert_eq!(
         kinds(&[append("b", 1), put, append("a", 1), append("b", 2)]),
         ["append", "put", "append"]
     );
+    // 64 recipients getting stanzas from each other and acking in between, the senders'
+    // Handled after it all: three statements for the appends and acks, as without origins.
+    let mut ops = Vec::new();
+    for n in 0..64 {
+        let (session, sender) = (format!("s{n}"), format!("s{}", (n + 1) % 64));
+        ops.extend([
+            from(&session, 1, &format!("{sender}#1")),
+            ack(&session, 1),
+            from(&session, 2, &format!("{sender}#2")),
+        ]);
+    }
+    ops.extend((0..64).map(|n| SmOp::Handled {
+        session: format!("s{n}"),
+        handled: 2,
+    }));
+    let planned = kinds(&ops);
+    assert_eq!(planned[..3], ["append", "ack", "append"]);
+    assert_eq!(planned.len(), 3 + 64);
+    // An append from a sender after its Handled or End comes after that; one from another
+    // sender (or with an origin that does not parse) joins the first statement.
+    let handled = SmOp::Handled {
+        session: "s".to_owned(),
+        handled: 1,
+    };
+    let end = SmOp::End {
+        session: "s".to_owned(),
+    };
+    for pruning in [handled, end] {
+        assert_eq!(
+            kinds(&[
+                from("a", 1, "s#1"),
+                pruning.clone(),
+                from("b", 1, "t#1"),
+                from("b", 2, "s#01"),
+                from("c", 1, "s#1"),
+            ]),
+            ["append", "other", "append"]
+        );
+    }
     // A seq beyond what PostgreSQL stores fails the plan, so nothing is sent.
     assert!(plan(&[append("a", u64::MAX)]).is_err());
 }
@@ -475,6 +528,7 @@ async fn sm_appends_racing_ends_never_fail() {
                 priority: 0,
                 interested: false,
                 directed: Vec::new(),
+                seen: Vec::new(),
             })
         })
         .collect();

@@ -6,7 +6,8 @@
 //! on statements prepared once per connection, inside the job's savepoint, so a failing op
 //! rolls back the whole batch and nothing else of the writer's group transaction. Ops on a
 //! session without a record change nothing: their statements are all keyed by the session
-//! id, and an `Append` inserts only `WHERE EXISTS` the record.
+//! id, and an `Append` inserts only `WHERE EXISTS` the record. The pruning of `sm_seen` by a
+//! sender's `Handled` or `End` is keyed by the sender and runs with or without its record.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use rusqlite::{Connection, Row};
 
 use super::db::Db;
 use super::{Ctx, now_unix_ms, to_unsigned};
+use crate::sm::parse_origin;
 use crate::{DeadLetter, OutboxRow, SmOp, SmSession, SmStore, StoreError};
 
 pub(crate) struct SqliteSm(pub(crate) Arc<Db>);
@@ -32,15 +34,29 @@ const PUT: &str = "INSERT INTO sm_sessions (id, username, domain, resource, node
                        priority = excluded.priority, interested = excluded.interested,
                        directed = excluded.directed, updated_ms = excluded.updated_ms";
 // `ON CONFLICT DO NOTHING`, not `INSERT OR IGNORE`: only a duplicate seq or origin is to be
-// ignored, while OR IGNORE would also drop a row that breaks a CHECK.
+// ignored, while OR IGNORE would also drop a row that breaks a CHECK. An origin remembered in
+// sm_seen is a duplicate too (?7, ?8: its parts, NULL when it does not parse, matching
+// nothing).
 const APPEND: &str = "INSERT INTO sm_outbox (session, seq, stanza_id, xml, attempts, origin)
                       SELECT ?1, ?2, ?3, ?4, ?5, ?6
                       WHERE EXISTS (SELECT 1 FROM sm_sessions WHERE id = ?1)
+                        AND NOT EXISTS (SELECT 1 FROM sm_seen
+                                        WHERE session = ?1 AND origin_session = ?7
+                                          AND origin_n = ?8)
                       ON CONFLICT DO NOTHING";
+// Run after an APPEND that stored its row, so the record is there.
+const SEEN: &str = "INSERT INTO sm_seen (session, origin_session, origin_n) VALUES (?1, ?2, ?3)
+                    ON CONFLICT DO NOTHING";
 const ACK_ROWS: &str = "DELETE FROM sm_outbox WHERE session = ?1 AND seq <= ?2";
 const ACK_SESSION: &str = "UPDATE sm_sessions SET acked = max(acked, ?2), updated_ms = ?3
                            WHERE id = ?1";
 const HANDLED: &str = "UPDATE sm_sessions SET handled = ?2, updated_ms = ?3 WHERE id = ?1";
+// What sender ?1 will never resend once it has handled ?2: the origins at most 2^31 - 1
+// behind ?2 modulo 2^32 (see `SmOp::Handled`), as two ranges of the sm_seen_by_origin index.
+const PRUNE_HANDLED: &str = "DELETE FROM sm_seen
+                             WHERE origin_session = ?1
+                               AND ((origin_n <= ?2 AND origin_n > ?2 - 2147483648)
+                                    OR origin_n > ?2 + 2147483648)";
 const STATE: &str = "UPDATE sm_sessions
                      SET presence = ?2, priority = ?3, interested = ?4, directed = ?5,
                          updated_ms = ?6
@@ -57,8 +73,19 @@ const BURY: &str = "INSERT INTO sm_dead_letters (username, domain, session, reso
                     ORDER BY o.seq";
 const BURIED: &str = "DELETE FROM sm_outbox WHERE session = ?1 AND attempts >= ?2";
 const ATTEMPT: &str = "UPDATE sm_outbox SET attempts = attempts + 1 WHERE session = ?1";
-// The cascade takes the live rows; dead letters do not reference the session.
+// The cascade takes the live rows and the session's sm_seen; dead letters do not reference
+// the session. What it sent goes with PRUNE_SENT.
 const END: &str = "DELETE FROM sm_sessions WHERE id = ?1";
+const PRUNE_SENT: &str = "DELETE FROM sm_seen WHERE origin_session = ?1";
+// A node's remembered origins, but those of live rows (on the rows already): the text is
+// the one the row holds, as only plain-decimal origins are remembered (`parse_origin`).
+const LOAD_SEEN: &str = "SELECT v.session, v.origin_session || '#' || v.origin_n
+                         FROM sm_seen v JOIN sm_sessions s ON s.id = v.session
+                         WHERE s.node = ?1
+                           AND NOT EXISTS (SELECT 1 FROM sm_outbox o
+                                           WHERE o.session = v.session
+                                             AND o.origin = v.origin_session || '#' || v.origin_n)
+                         ORDER BY v.session, v.origin_session, v.origin_n";
 
 #[async_trait]
 impl SmStore for SqliteSm {
@@ -120,9 +147,22 @@ impl SmStore for SqliteSm {
                         outboxes.entry(session).or_default().push(row);
                     }
                 }
+                let mut seen: HashMap<String, Vec<String>> = HashMap::new();
+                {
+                    let mut stmt = conn
+                        .prepare_cached(LOAD_SEEN)
+                        .ctx("preparing sm seen query")?;
+                    let mut rows = stmt.query([&node]).ctx("querying sm seen")?;
+                    while let Some(row) = rows.next().ctx("reading sm seen")? {
+                        let session: String = row.get(0).ctx("reading sm seen")?;
+                        let origin: String = row.get(1).ctx("reading sm seen")?;
+                        seen.entry(session).or_default().push(origin);
+                    }
+                }
                 Ok(sessions
                     .into_iter()
-                    .map(|s| {
+                    .map(|mut s| {
+                        s.seen = seen.remove(&s.id).unwrap_or_default();
                         let rows = outboxes.remove(&s.id).unwrap_or_default();
                         (s, rows)
                     })
@@ -164,6 +204,14 @@ impl SmStore for SqliteSm {
         let (user, domain) = (user.to_owned(), domain.to_owned());
         self.0
             .write(move |conn| {
+                // What its sessions sent first, while they are there to name it; what they
+                // received goes with them (cascade).
+                conn.prepare_cached(
+                    "DELETE FROM sm_seen WHERE origin_session IN
+                         (SELECT id FROM sm_sessions WHERE username = ?1 AND domain = ?2)",
+                )
+                .and_then(|mut stmt| stmt.execute((&user, &domain)))
+                .ctx("forgetting sent sm origins")?;
                 conn.prepare_cached("DELETE FROM sm_sessions WHERE username = ?1 AND domain = ?2")
                     .and_then(|mut stmt| stmt.execute((&user, &domain)))
                     .ctx("deleting sm sessions")?;
@@ -208,25 +256,46 @@ fn apply_one(conn: &Connection, op: &SmOp, now: i64) -> Result<(), StoreError> {
                 "storing sm session",
             )
         }
-        SmOp::Append { session, row } => run(
-            APPEND,
-            &[
-                session,
-                &to_i64(row.seq, "seq")?,
-                &row.stanza_id,
-                &row.xml,
-                &row.attempts,
-                &row.origin,
-            ],
-            "appending sm outbox row",
-        ),
+        SmOp::Append { session, row } => {
+            let origin = row.origin.as_deref().and_then(parse_origin);
+            let (origin_session, origin_n) = (origin.map(|o| o.0), origin.map(|o| o.1));
+            let seq = to_i64(row.seq, "seq")?;
+            let stored = conn
+                .prepare_cached(APPEND)
+                .and_then(|mut stmt| {
+                    stmt.execute(rusqlite::params![
+                        session,
+                        seq,
+                        row.stanza_id,
+                        row.xml,
+                        row.attempts,
+                        row.origin,
+                        origin_session,
+                        origin_n,
+                    ])
+                })
+                .ctx("appending sm outbox row")?;
+            match origin {
+                Some((origin_session, n)) if stored > 0 => run(
+                    SEEN,
+                    &[session, &origin_session, &n],
+                    "remembering an sm origin",
+                ),
+                _ => Ok(()),
+            }
+        }
         SmOp::Ack { session, upto } => {
             let upto = to_i64(*upto, "acked sequence number")?;
             run(ACK_ROWS, &[session, &upto], "deleting acked sm rows")?;
             run(ACK_SESSION, &[session, &upto, &now], "raising sm acked")
         }
         SmOp::Handled { session, handled } => {
-            run(HANDLED, &[session, handled, &now], "setting sm handled")
+            run(HANDLED, &[session, handled, &now], "setting sm handled")?;
+            run(
+                PRUNE_HANDLED,
+                &[session, handled],
+                "forgetting handled sm origins",
+            )
         }
         SmOp::State {
             session,
@@ -265,7 +334,10 @@ fn apply_one(conn: &Connection, op: &SmOp, now: i64) -> Result<(), StoreError> {
         SmOp::Attach { session } => {
             run(PARK, &[session, &None::<i64>, &now], "attaching sm session")
         }
-        SmOp::End { session } => run(END, &[session], "ending sm session"),
+        SmOp::End { session } => {
+            run(END, &[session], "ending sm session")?;
+            run(PRUNE_SENT, &[session], "forgetting sent sm origins")
+        }
     }
 }
 
@@ -285,6 +357,7 @@ fn session_from(row: &Row<'_>) -> Result<SmSession, StoreError> {
         priority: row.get(9).ctx("reading sm sessions")?,
         interested: row.get(10).ctx("reading sm sessions")?,
         directed: split_directed(&text(11)?),
+        seen: Vec::new(),
     })
 }
 

@@ -104,6 +104,8 @@ mod file {
         sm_apply_is_atomic,
         sm_remove_account,
         sm_batches_match_one_by_one,
+        sm_seen_outlives_acks,
+        sm_seen_pruning_survives_the_wrap,
     ]);
 }
 
@@ -149,6 +151,8 @@ mod memory {
             sm_apply_is_atomic,
             sm_remove_account,
             sm_batches_match_one_by_one,
+            sm_seen_outlives_acks,
+            sm_seen_pruning_survives_the_wrap,
         ]
     );
 
