@@ -178,5 +178,13 @@ async fn deleting_an_account_deletes_its_session_records() {
     rookery_core::accounts::delete(s.server().stores(), &jid)
         .await
         .unwrap();
-    assert!(s.server().stores().sm.load("local").await.unwrap().is_empty());
+    assert!(
+        s.server()
+            .stores()
+            .sm
+            .load("local")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
