@@ -1,7 +1,8 @@
 """Connection managers for the interop tests: `rookery cm` processes pointed at a test server's
 `cm` listener, optionally through `LinkProxy`, a loopback TCP relay the test can cut one
 connection of (a link dying mid-conversation, as a network failure would: the relay closes
-both sides at once, whatever is in flight is gone).
+both sides at once, whatever is in flight is gone). Client tests put it between a client and
+the server's c2s port the same way (test_aioxmpp_sm.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ class LinkProxy:
         self.pairs: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = []
         self.server: asyncio.AbstractServer | None = None
         self.accepted = 0
+        # While clear, accepted connections wait before being relayed (hold()/release()).
+        self._open = asyncio.Event()
+        self._open.set()
 
     async def start(self) -> int:
         self.server = await asyncio.start_server(self._handle, HOST, 0)
@@ -32,6 +36,7 @@ class LinkProxy:
 
     async def _handle(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         self.accepted += 1
+        await self._open.wait()
         try:
             ur, uw = await asyncio.open_connection(*self.target)
         except OSError:
@@ -56,6 +61,14 @@ class LinkProxy:
 
     def live(self) -> int:
         return len(self.pairs)
+
+    def hold(self) -> None:
+        """New connections are accepted but not relayed until release(): a peer that
+        reconnects stays cut off for as long as the test needs."""
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
 
     def cut(self, i: int = 0) -> None:
         """Drops one relayed connection abruptly (RST on both sides)."""

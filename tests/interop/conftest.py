@@ -4,6 +4,9 @@
   ROOKERY_BIN   the server binary (default: target/debug/rookery); nothing is built here.
   ROOKERY_LOG   passed through to the server (e.g. debug); its stderr is kept in the test's
                 tmp dir and its tail is shown when a test fails.
+  ROOKERY_TEST_STORAGE  `sqlite` (default) or `postgres`: every server started here then gets
+                a fresh PostgreSQL schema of its own, dropped at teardown (rookery_harness.py).
+  ROOKERY_TEST_PG_URL   the PostgreSQL database (default postgresql://postgres@127.0.0.1:5432/test).
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import pytest
 from clients import TestClient
 from echo_component import EchoComponent
 from rawxmpp import RawClient
-from rookery_harness import Rookery, default_config, merge_config
+from rookery_harness import (Rookery, default_config, drop_pg_schema, merge_config,
+                             storage_backend, storage_config)
 
 PASSWORD = "correct horse battery staple"
 USERS = ("alice", "bob", "carol")
@@ -65,13 +69,18 @@ async def start_server(tmp_path, request):
     Server. Every server started is stopped at teardown with SIGTERM; exit code 0 and no panic
     on stderr are asserted."""
     started: list[Server] = []
+    # Every config given to a server, started or not: a server that failed to start may still
+    # have made its PostgreSQL schema.
+    configs: list[dict] = []
 
     def start(config: dict | None = None, users=USERS, name: str | None = None,
               extra_args: tuple[str, ...] = (), env: dict | None = None) -> Server:
         workdir = tmp_path / (name or f"rookery{len(started)}")
-        srv = Server(workdir=workdir, config=merge_config(default_config(), config),
+        base = merge_config(default_config(), storage_config())
+        srv = Server(workdir=workdir, config=merge_config(base, config),
                      extra_args=extra_args, env=env or {})
         srv._clients, srv._raws = [], []
+        configs.append(srv.config)
         srv.start()
         started.append(srv)
         for u in users:
@@ -92,8 +101,17 @@ async def start_server(tmp_path, request):
             errors.append(str(e))
         if failed:
             print(f"\n----- {srv.workdir.name} stderr (tail) -----\n{srv.stderr_tail(80)}")
+    for config in configs:
+        try:
+            drop_pg_schema(config)
+        except AssertionError as e:
+            errors.append(str(e))
     if errors:
         pytest.fail("\n\n".join(errors), pytrace=False)
+
+
+def pytest_report_header(config):
+    return f"rookery store: {storage_backend()}"
 
 
 @pytest.fixture

@@ -5,13 +5,20 @@ relative to the repository root). Each server gets its own temporary directory w
 config (port-0 listeners, data_dir inside the tempdir), is started with --ready-file and is
 considered up once that file exists (the server writes it atomically after binding every
 listener). Teardown sends SIGTERM and checks the exit code and stderr.
+
+The store is SQLite (a file in the tempdir) unless $ROOKERY_TEST_STORAGE is `postgres`: then
+each server started by the fixtures gets a fresh schema of its own in the test database
+($ROOKERY_TEST_PG_URL, default the one scripts/postgres.sh makes usable), created by the server
+at its first start (`[storage] schema`, crates/rookery-config/CONFIG.md) and dropped at teardown.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
+import secrets
 import signal
 import subprocess
 import time
@@ -28,6 +35,60 @@ HOST = "127.0.0.1"
 READY_DEADLINE_S = 30.0
 STOP_DEADLINE_S = 20.0
 CLI_DEADLINE_S = 60.0
+
+
+# The store backend of the servers the fixtures start, and the PostgreSQL database they use.
+STORAGE_VAR = "ROOKERY_TEST_STORAGE"
+PG_URL_VAR = "ROOKERY_TEST_PG_URL"
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+PSQL_DEADLINE_S = 30.0
+_schema_counter = itertools.count()
+
+
+def storage_backend() -> str:
+    """`sqlite` (the default) or `postgres`, from $ROOKERY_TEST_STORAGE."""
+    value = os.environ.get(STORAGE_VAR, "") or "sqlite"
+    if value not in ("sqlite", "postgres"):
+        raise ValueError(f"{STORAGE_VAR}={value!r}: expected sqlite or postgres")
+    return value
+
+
+def pg_url() -> str:
+    return os.environ.get(PG_URL_VAR) or DEFAULT_PG_URL
+
+
+def storage_config() -> dict[str, Any]:
+    """Config overrides putting a server on the test storage: nothing for SQLite (the default
+    file under data_dir), or `[storage]` with a schema name used by no other server of any run
+    (pid, counter and random part) for PostgreSQL. The connections carry the schema's name as
+    application_name, so that teardown can end any still open before dropping the schema."""
+    if storage_backend() != "postgres":
+        return {}
+    schema = f"rookery_i_{os.getpid()}_{next(_schema_counter)}_{secrets.token_hex(4)}"
+    url = pg_url()
+    sep = "&" if "?" in url else "?"
+    return {"storage": {"backend": "postgres", "url": f"{url}{sep}application_name={schema}",
+                        "schema": schema}}
+
+
+def drop_pg_schema(config: dict[str, Any]) -> None:
+    """Drops the PostgreSQL schema named by a config from storage_config() (nothing for any
+    other config). Errors are raised: a schema that cannot be dropped means the database is in
+    a state the next run should not silently inherit."""
+    storage = config.get("storage", {})
+    if storage.get("backend") != "postgres":
+        return
+    schema = storage["schema"]
+    sql = (
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        f"WHERE application_name = '{schema}' AND pid <> pg_backend_pid();"
+        f"DROP SCHEMA IF EXISTS {schema} CASCADE;"
+    )
+    res = subprocess.run(["psql", pg_url(), "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                         capture_output=True, text=True, timeout=PSQL_DEADLINE_S,
+                         stdin=subprocess.DEVNULL)
+    if res.returncode != 0:
+        raise ServerError(f"dropping test schema {schema} failed: {res.stderr.strip()}")
 
 
 def rookery_bin() -> Path:

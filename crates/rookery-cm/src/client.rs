@@ -136,6 +136,8 @@ fn end(cm: &Cm, ctx: &Ctx) {
             .send(&ctx.stream_id, Bytes::from(wire::to_link_bytes(&iq)));
         cm.hub.remove_session(&ctx.stream_id);
     }
+    // After leaving the hub (`SmStreams::managed` relies on that order).
+    cm.sm.client_gone(&ctx.stream_id);
 }
 
 /// Runs streams on one transport until the client leaves or asks for STARTTLS (then the

@@ -14,6 +14,7 @@
 mod client;
 mod options;
 mod pool;
+mod sm_streams;
 mod state;
 
 pub use options::{CmOptions, Host, Listen};

@@ -281,6 +281,10 @@ async fn on_route(cm: &Cm, link: &Arc<Link>, mut el: Element) {
     let Some(payload) = payload else {
         return;
     };
+    if payload.ns() == ns::SM && matches!(payload.name(), "enabled" | "resumed") {
+        cm.sm
+            .managed(&streamid, || cm.hub.session(&streamid).is_some());
+    }
     match cm.hub.session(&streamid) {
         Some(tx) => {
             if let Err(e) = tx.send(ToClient::Element(Box::new(payload))).await {
@@ -294,12 +298,17 @@ async fn on_route(cm: &Cm, link: &Arc<Link>, mut el: Element) {
 }
 
 /// A payload for a client that is gone: messages go back to the server as `<failed/>` (it
-/// stores them offline); anything else is dropped.
+/// stores them offline), unless the server runs stream management on that stream and so
+/// still holds them itself (`sm_streams.rs`); anything else is dropped.
 fn undeliverable(cm: &Cm, link: &Arc<Link>, streamid: &str, what: ToClient) {
-    tracing::debug!(stream = %streamid, what = "cm-undeliverable", "payload for a client that is gone");
     let ToClient::Element(el) = what else {
         return;
     };
+    if cm.sm.is_managed(streamid) {
+        tracing::debug!(stream = %streamid, what = "cm-undeliverable-sm", "payload for a client that is gone; the server resends it (stream management)");
+        return;
+    }
+    tracing::debug!(stream = %streamid, what = "cm-undeliverable", "payload for a client that is gone");
     if let Ok(st) = Stanza::new((*el).clone())
         && st.kind() == Kind::Message
     {
@@ -435,3 +444,7 @@ async fn watchdog(cm: Arc<Cm>) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "pool_tests.rs"]
+mod tests;

@@ -2,6 +2,7 @@
 //! settings the server sent in its configuration IQ, and the messages a client actor gets.
 
 use crate::options::CmOptions;
+use crate::sm_streams::SmStreams;
 use rookery_proto::error::StreamError;
 use rookery_proto::ns;
 use rookery_transport::cm::hub::Hub;
@@ -103,6 +104,8 @@ impl ServerSettings {
 pub struct Cm {
     pub opts: CmOptions,
     pub hub: Hub<ClientTx>,
+    /// The client streams with XEP-0198 on (their undeliverable messages are the server's).
+    pub sm: SmStreams,
     pub settings: RwLock<Option<Arc<ServerSettings>>>,
     pub settings_ready: Notify,
     pub links_changed: Notify,
@@ -117,6 +120,7 @@ impl Cm {
     pub fn new(opts: CmOptions, shutdown: CancellationToken, tasks: TaskTracker) -> Arc<Cm> {
         Arc::new(Cm {
             hub: Hub::new(opts.name.clone()),
+            sm: SmStreams::default(),
             opts,
             settings: RwLock::new(None),
             settings_ready: Notify::new(),
