@@ -12,6 +12,9 @@
 #   ROOKERY_BIN   server binary (default target/debug/rookery); this script builds nothing
 #   SHARED_DIR    the shared/ directory (default: beside the checkout, "$top/../shared")
 #   SCANSION_*    passed through to the runner (SCANSION_SCOPE, SCANSION_TIMEOUT, ...)
+#   ROOKERY_TEST_STORAGE=postgres   run the server on PostgreSQL ($ROOKERY_TEST_PG_URL, default
+#                 postgresql://postgres@127.0.0.1:5432/test), in a schema of its own that is
+#                 emptied before every script and dropped at the end
 #
 # The server gets in-band registration (the runner creates each script's accounts via XEP-0077),
 # admin@localhost as admin, and is restarted with empty storage before every script (the
@@ -67,6 +70,18 @@ address = "127.0.0.1"
 port = $3
 kind = "c2s-tls"
 EOF
+  if [ -f "$1/schema" ]; then
+    printf '\n[storage]\nbackend = "postgres"\nurl = "%s"\nschema = "%s"\npool_size = 4\n' \
+      "$pg_url" "$(cat "$1/schema")" >>"$1/rookery.toml"
+  fi
+}
+
+pg_url=${ROOKERY_TEST_PG_URL:-postgresql://postgres@127.0.0.1:5432/test}
+drop_schema() { # work
+  if [ -f "$1/schema" ]; then
+    PGOPTIONS="-c client_min_messages=warning" psql "$pg_url" -XAtqc \
+      "DROP SCHEMA IF EXISTS $(cat "$1/schema") CASCADE" >/dev/null
+  fi
 }
 
 start_server() { # work
@@ -74,6 +89,8 @@ start_server() { # work
   gen=$(( $(cat "$work/gen" 2>/dev/null || echo 0) + 1 ))
   echo "$gen" >"$work/gen"
   rm -rf "$work/data" "$work/ready" "$work/pid"
+  # Empty storage on PostgreSQL too: the server creates its schema afresh.
+  drop_schema "$work"
   # The subshell waits for the server and records its exit status in rc.GEN, so a later,
   # separate process (the restart hook) can stop it and still learn how it exited.
   (
@@ -154,9 +171,15 @@ command -v python3 >/dev/null || { log "python3 is needed by the scansion runner
 work=$(mktemp -d "${TMPDIR:-/tmp}/rookery-scansion.XXXXXX")
 cleanup() {
   stop_server "$work" || true
+  drop_schema "$work" || true
   if [ "${KEEP_WORK:-0}" = 1 ]; then log "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
+
+if [ "${ROOKERY_TEST_STORAGE:-sqlite}" = postgres ]; then
+  echo "rookery_scs_$$" >"$work/schema"
+  log "storage: PostgreSQL, schema $(cat "$work/schema")"
+fi
 
 # First start on port 0 to get free ports, then pin them so restarts keep the same address.
 write_config "$work" 0 0

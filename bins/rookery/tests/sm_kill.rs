@@ -1,5 +1,6 @@
 //! XEP-0198 across `kill -9`: the `rookery` binary is killed at seeded points while one
-//! stream-managed client sends a stream of messages to another, then started again on the same
+//! stream-managed client sends bursts of messages to another (six rounds of 100 to 350, over
+//! a thousand in all), then started again on the same
 //! data; both clients resume their sessions (`<resume/>`), the sender sends again what the
 //! server had not acknowledged (XEP-0198 §5), and in the end the recipient has every message
 //! exactly once, in order. Run with `ROOKERY_TEST_SEED=n` to replay a failing seed.
@@ -210,13 +211,17 @@ impl SmClient {
     }
 }
 
-fn config(dir: &Path) {
+/// Writes the config (`storage`: extra sections, e.g. PostgreSQL's) and creates the accounts.
+fn config(dir: &Path, storage: &str) {
     std::fs::write(
         dir.join("rookery.toml"),
-        "[server]\ndata_dir = \"data\"\n[s2s]\nenabled = false\n\
-         [c2s]\nrequire_encryption = false\nallow_plain_unencrypted = true\n\
-         [[host]]\ndomain = \"localhost\"\n\
-         [[listen]]\naddress = \"127.0.0.1\"\nport = 0\nkind = \"c2s\"\n",
+        format!(
+            "[server]\ndata_dir = \"data\"\n[s2s]\nenabled = false\n\
+             [c2s]\nrequire_encryption = false\nallow_plain_unencrypted = true\n\
+             sm_max_unacked = 5000\n\
+             [[host]]\ndomain = \"localhost\"\n\
+             [[listen]]\naddress = \"127.0.0.1\"\nport = 0\nkind = \"c2s\"\n{storage}"
+        ),
     )
     .unwrap();
     for user in ["romeo", "juliet"] {
@@ -242,7 +247,25 @@ fn config(dir: &Path) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_message_arrives_once_in_order_across_kills() {
+async fn every_message_arrives_once_in_order_across_kills_on_sqlite() {
+    across_kills("").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_message_arrives_once_in_order_across_kills_on_postgres() {
+    let Some(schema) = rookery_store::testing::PgTestSchema::create().await else {
+        return;
+    };
+    let opts = schema.options();
+    across_kills(&format!(
+        "[storage]\nbackend = \"postgres\"\nurl = \"{}\"\nschema = \"{}\"\npool_size = 4\n",
+        opts.url, opts.schema
+    ))
+    .await;
+}
+
+/// The scenario, on the storage `storage` configures.
+async fn across_kills(storage: &str) {
     let seed: u64 = std::env::var("ROOKERY_TEST_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -261,7 +284,7 @@ async fn every_message_arrives_once_in_order_across_kills() {
         None => tmp.path().to_path_buf(),
     };
     let dir = dir.as_path();
-    config(dir);
+    config(dir, storage);
     let (mut child, mut addr) = serve(dir).await;
     let mut juliet = SmClient::login(addr, "juliet", "balcony").await;
     let mut romeo = SmClient::login(addr, "romeo", "r").await;
@@ -272,7 +295,7 @@ async fn every_message_arrives_once_in_order_across_kills() {
         // She acknowledges what she has; this round's messages stay unacknowledged until the
         // kill, so they live in her outbox only.
         juliet.ack().await;
-        let n = 5 + rng.below(30) as u32;
+        let n = 100 + rng.below(250) as u32;
         let read_before_kill = rng.below(u64::from(n) + 1) as usize;
         for _ in 0..n {
             let xml = format!(

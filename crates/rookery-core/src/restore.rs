@@ -69,7 +69,9 @@ fn restore_one(server: &Server, rec: SmSession, rows: Vec<OutboxRow>) -> bool {
             attempts: row.attempts,
         })
     });
-    let unacked = Unacked::restore(rec.acked, sent);
+    let mut unacked = Unacked::restore(rec.acked, sent);
+    // Delivered and acknowledged before the restart, but their senders may not know it yet.
+    unacked.remember(rec.seen.iter().map(|o| o.as_str().into()));
     let now = unix_now() * 1000;
     let window = server
         .config()

@@ -188,3 +188,73 @@ async fn deleting_an_account_deletes_its_session_records() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn a_stanza_never_acknowledged_becomes_a_dead_letter_and_is_never_sent_again() {
+    let s = TestServer::local_with(LocalOpts {
+        c2s: "require_encryption = false\nallow_plain_unencrypted = true\nsm_max_attempts = 2\n"
+            .to_owned(),
+        ..LocalOpts::default()
+    })
+    .await;
+    let mut romeo = s.client("romeo", "r").await;
+    let mut juliet = s.client("juliet", "balcony").await;
+    let id = enable(&mut juliet).await;
+    romeo.raw(&message("juliet@localhost/balcony", "poison")).await;
+    assert_eq!(next_stanza(&mut juliet).await.attr("id"), Some("poison"));
+    // Written to a second connection, never acknowledged either.
+    drop(juliet);
+    let mut again = authenticated(&s, "juliet").await;
+    again
+        .raw(&format!("<resume xmlns='{}' previd='{id}' h='0'/>", ns::SM))
+        .await;
+    assert!(again.element(5).await.is("resumed", ns::SM));
+    assert_eq!(next_stanza(&mut again).await.attr("id"), Some("poison"));
+    drop(again);
+    // A third would exceed sm_max_attempts: the resumption fails, the stanza is a dead letter.
+    let mut third = authenticated(&s, "juliet").await;
+    third
+        .raw(&format!("<resume xmlns='{}' previd='{id}' h='0'/>", ns::SM))
+        .await;
+    let f = third.element(5).await;
+    assert!(f.is("failed", ns::SM), "{}", f.to_xml());
+    s.server().outbox().flush().await;
+    let dead = s
+        .server()
+        .stores()
+        .sm
+        .dead_letters("juliet", "localhost")
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0].xml.contains("poison"), "{dead:?}");
+    assert_eq!(dead[0].attempts, 2);
+    // The client starts afresh: nothing comes back, neither live nor from offline storage.
+    third
+        .raw(&format!(
+            "<iq type='set' id='b'><bind xmlns='{}'><resource>balcony</resource></bind></iq>",
+            ns::BIND
+        ))
+        .await;
+    assert_eq!(third.element(5).await.attr("type"), Some("result"));
+    third.raw("<presence/>").await;
+    third
+        .raw("<iq type='get' id='p' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    loop {
+        let e = next_stanza(&mut third).await;
+        assert_ne!(e.name(), "message", "{}", e.to_xml());
+        if e.attr("id") == Some("p") {
+            break;
+        }
+    }
+    assert_eq!(
+        s.server()
+            .stores()
+            .offline
+            .count("juliet", "localhost")
+            .await
+            .unwrap(),
+        0
+    );
+}
