@@ -10,23 +10,24 @@
 //!       [--domain localhost] [--user-prefix u] [--password P] [--accounts 2000] \
 //!       [--tls on|off] [--resume off|on] [--src-addrs 8] \
 //!       [--mech scram|scram256|plain] [--threads 2] \
-//!       [--scenarios idle,login,messages,latency,openloop,presence,scale,burst] \
+//!       [--scenarios idle,login,messages,messages_sm,latency,openloop,presence,scale,burst] \
 //!       [--idle 2000] [--idle-conc 50] [--idle-settle 3] [--idle-time 120] \
 //!       [--login-seq 500] [--login-conc 50] [--login-total 3000] [--login-pool 200] \
-//!       [--login-time 30] [--pairs 50] [--window 10] [--duration 20] \
+//!       [--login-time 30] [--pairs 50] [--window 10] [--sm-every 10] [--duration 20] \
 //!       [--rate R] [--open-cap 100] \
 //!       [--pres-users 500] [--roster 20] [--pres-setup-time 120] \
 //!       [--scale-lo 1000] [--scale-hi 15000] [--scale-time 300] \
 //!       [--burst-first 0] [--burst-n 10000] [--burst-time 120] [--burst-base 2] \
 //!       [--burst-interval 20]
 //!
-//! Accounts: idle, login, messages and latency use u0.. upwards; scale's background users
+//! Accounts: idle, login, messages (messages_sm too) and latency use u0.. upwards; scale's background users
 //! follow the message pairs (u(2P)..); presence uses the last `--pres-users` accounts, so the
 //! rosters it sets up never touch the other scenarios' users. burst (bench/burst.sh, in
 //! burst.rs) uses four accounts from `--burst-first`.
 
 mod burst;
 mod messages;
+mod sm;
 mod stats;
 mod xmpp;
 
@@ -39,7 +40,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsConnector;
 
-use messages::{Pace, messages};
+use messages::{Pace, Run, messages};
 use stats::{jstr, num, pct_ms, sample};
 use xmpp::{Event, KeyCache, LoginParams, Mech, Session, attr, child_text, send, tag_name};
 
@@ -70,6 +71,8 @@ struct Opts {
     login_time: u64,
     pairs: usize,
     window: usize,
+    /// messages_sm: the client asks for an acknowledgement after every this many stanzas.
+    sm_every: u32,
     duration: u64,
     tls: bool,
     /// Offer TLS 1.3 session tickets from earlier logins (login lines count the resumed ones).
@@ -163,6 +166,7 @@ fn parse_args() -> (Opts, usize) {
         login_time: n("login-time", 30) as u64,
         pairs: n("pairs", 50),
         window: n("window", 10),
+        sm_every: n("sm-every", 10) as u32,
         duration: n("duration", 20) as u64,
         tls: s("tls", "on") != "off",
         resume: s("resume", "off") == "on",
@@ -282,12 +286,21 @@ async fn run(o: Arc<Opts>) {
             "login" => login(&ctx).await,
             "messages" => {
                 let pace = Pace::Closed { window: o.window };
-                messages(&ctx, "messages", "", o.pairs, pace, o.duration, "").await
+                messages(&ctx, Run::new("messages", o.pairs, pace, o.duration)).await
+            }
+            // messages with XEP-0198 stream management and resumption on every client.
+            "messages_sm" => {
+                let pace = Pace::Closed { window: o.window };
+                let run = Run {
+                    sm_every: Some(o.sm_every),
+                    ..Run::new("messages_sm", o.pairs, pace, o.duration)
+                };
+                messages(&ctx, run).await
             }
             // One pair, one message in flight: latency without load.
             "latency" => {
                 let pace = Pace::Closed { window: 1 };
-                messages(&ctx, "latency", "", 1, pace, o.duration.min(10), "").await
+                messages(&ctx, Run::new("latency", 1, pace, o.duration.min(10))).await
             }
             // The same pairs at a fixed offered rate (compare.sh passes half of Rookery's
             // closed-loop maximum, the same rate for every server).
@@ -296,7 +309,7 @@ async fn run(o: Arc<Opts>) {
                     rate: o.rate,
                     cap: o.open_cap,
                 };
-                messages(&ctx, "openloop", "", o.pairs, pace, o.duration, "").await
+                messages(&ctx, Run::new("openloop", o.pairs, pace, o.duration)).await
             }
             "openloop" => eprintln!("openloop needs --rate"),
             "presence" => presence(&ctx).await,
@@ -396,13 +409,16 @@ impl Errors {
 // ---------------------------------------------------------------------------------------------
 // login: N sequential, then C concurrent clients doing M logins in all (bounded by time).
 
-/// Logs in the given accounts (at most `conc` at a time, 30 s each) and sends initial presence;
-/// returns the sessions that made it, in account order, and counts the failures in `errs`.
+/// Logs in the given accounts (at most `conc` at a time, 30 s each), enables stream management
+/// with resumption if `sm` (XEP-0198 §3: after binding, so before the initial presence, as a
+/// client does) and sends initial presence; returns the sessions that made it, in account
+/// order, and counts the failures in `errs`.
 async fn login_available(
     ctx: &Arc<Ctx>,
     accounts: std::ops::Range<usize>,
     resource: &'static str,
     conc: usize,
+    sm: bool,
     errs: &Errors,
 ) -> Vec<Session> {
     let sem = Arc::new(Semaphore::new(conc));
@@ -415,6 +431,12 @@ async fn login_available(
             let mut s = tokio::time::timeout(Duration::from_secs(30), ctx.login(i, resource))
                 .await
                 .map_err(|_| xmpp::Error("login timed out".into()))??;
+            if sm {
+                sm::enable(&mut s).await?;
+            }
+            if let Some(st) = &s.sm {
+                st.sent();
+            }
             send(&mut s.stream, b"<presence/>").await?;
             Ok::<Session, xmpp::Error>(s)
         }));
@@ -769,16 +791,13 @@ async fn scale(ctx: &Arc<Ctx>) {
             ),
             sample(o.pid).rss_kb
         );
-        messages(
-            ctx,
-            "scale",
+        let pace = Pace::Closed { window: o.window };
+        let run = Run {
             mode,
-            p,
-            Pace::Closed { window: o.window },
-            o.duration,
-            &extra,
-        )
-        .await;
+            extra: &extra,
+            ..Run::new("scale", p, pace, o.duration)
+        };
+        messages(ctx, run).await;
     }
     h.close().await;
 }
@@ -816,7 +835,8 @@ async fn presence(ctx: &Arc<Ctx>) {
 
     // Log in N users.
     let t_setup = Instant::now();
-    let sessions = login_available(ctx, off..off + n, "pres", o.idle_conc.max(1), &errs).await;
+    let sessions =
+        login_available(ctx, off..off + n, "pres", o.idle_conc.max(1), false, &errs).await;
     if sessions.len() != n {
         println!(
             "{{\"scenario\":\"presence\",\"server\":{},\"users\":{n},\"skipped\":\"not every user logged in\",{}}}",
