@@ -375,6 +375,7 @@ def main():
         ("received", get("received")),
         ("lost", get("lost")),
         ("out of order", get("out_of_order")),
+        ("iq requests answered (pings)", get("iq_answered")),
         ("errors", get("errors")),
         ("server CPU per message (µs)", cpu_per_msg_us),
     ] + cpu + [

@@ -30,7 +30,7 @@ use tokio::sync::{Mutex, Semaphore};
 
 use crate::sm::{self, SmTotals};
 use crate::stats::{jstr, num, pct_ms};
-use crate::xmpp::{Event, Session, Stream, attr, child_text, send, tag_name};
+use crate::xmpp::{self, Event, Session, Stream, attr, child_text, send, tag_name};
 use crate::{Ctx, Errors, Span, login_available};
 
 /// A session's write half, shared by its sender and (for `<a/>`) its reader.
@@ -50,6 +50,8 @@ struct Direction {
     out_of_order: AtomicU64,
     /// Open loop: sends that found the cap full and waited.
     capped: AtomicU64,
+    /// iq requests the receiving client answered (pings).
+    iq_answered: AtomicU64,
 }
 
 /// Message latencies: from the moment of sending, and (open loop) from the scheduled moment,
@@ -137,6 +139,7 @@ pub async fn messages(ctx: &Arc<Ctx>, run: Run<'_>) {
                 received: AtomicU64::new(0),
                 out_of_order: AtomicU64::new(0),
                 capped: AtomicU64::new(0),
+                iq_answered: AtomicU64::new(0),
             })
         })
         .collect();
@@ -200,6 +203,23 @@ pub async fn messages(ctx: &Arc<Ctx>, run: Run<'_>) {
                         errs_r.add(format!("answering <r/>: {e}"));
                     }
                     break;
+                }
+                // Pings (a server may use them to learn what a client without stream
+                // management has read) and any other request get their answer, as from a real
+                // client; with stream management the answer is a stanza, counted as sent.
+                if let Some(reply) = xmpp::iq_reply(&el) {
+                    let mut w = wr_r.lock().await;
+                    if let Some(st) = &sm_r {
+                        st.sent();
+                    }
+                    if let Err(e) = send(&mut *w, reply.as_bytes()).await {
+                        if !done_r.load(Ordering::Relaxed) {
+                            errs_r.add(format!("answering an iq: {e}"));
+                        }
+                        break;
+                    }
+                    inbound.iq_answered.fetch_add(1, Ordering::Relaxed);
+                    continue;
                 }
                 if name != b"message" {
                     continue;
@@ -300,6 +320,8 @@ pub async fn messages(ctx: &Arc<Ctx>, run: Run<'_>) {
                         "<message to='{to}' type='chat' id='m{seq}'><body>t{t} s{seq}</body></message>"
                     ),
                 };
+                // Counted under the lock, so that the counts follow the order on the wire.
+                let mut w = wr.lock().await;
                 if let Some(st) = &sm {
                     let n = st.sent();
                     if every > 0 && n % every == 0 {
@@ -307,7 +329,9 @@ pub async fn messages(ctx: &Arc<Ctx>, run: Run<'_>) {
                         msg.push_str(sm::R);
                     }
                 }
-                if let Err(e) = send(&mut *wr.lock().await, msg.as_bytes()).await {
+                let res = send(&mut *w, msg.as_bytes()).await;
+                drop(w);
+                if let Err(e) = res {
                     errs_s.add(e);
                     break;
                 }
@@ -385,6 +409,7 @@ pub async fn messages(ctx: &Arc<Ctx>, run: Run<'_>) {
     let received = sum(|d| d.received.load(Ordering::Relaxed));
     let ooo = sum(|d| d.out_of_order.load(Ordering::Relaxed));
     let capped = sum(|d| d.capped.load(Ordering::Relaxed));
+    let iq_answered = sum(|d| d.iq_answered.load(Ordering::Relaxed));
     for (w, st) in writers.iter().zip(&sms) {
         // With stream management, a last <a h/> first: nothing the server sent stays
         // unacknowledged for it to bounce or store when the stream closes.
@@ -435,7 +460,7 @@ pub async fn messages(ctx: &Arc<Ctx>, run: Run<'_>) {
     };
     println!(
         "{{\"scenario\":\"{label}\",{mode_field}\"server\":{},\"pairs\":{p},{pace_fields},\"duration_s\":{duration},{extra}{sm_fields}\
-         \"sent\":{sent},\"received\":{received},\"lost\":{},\"out_of_order\":{ooo},\
+         \"sent\":{sent},\"received\":{received},\"iq_answered\":{iq_answered},\"lost\":{},\"out_of_order\":{ooo},\
          \"delivered_per_s\":{},\"send_wall_s\":{},\"p50_ms\":{},\"p99_ms\":{},\"max_ms\":{},{},{}}}",
         jstr(&o.server),
         sent.saturating_sub(received),

@@ -99,8 +99,8 @@ impl SmState {
         }
     }
 
-    /// Count a stanza we are about to write; returns the count including it. Only one task
-    /// writes stanzas on a session at a time (the initial presence, then its sender).
+    /// Count a stanza we are about to write; returns the count including it. Callers hold the
+    /// session's write lock (or are its only writer), so the count follows the wire's order.
     pub fn sent(&self) -> u32 {
         self.outbound
             .fetch_add(1, Ordering::Relaxed)
