@@ -24,6 +24,7 @@ LOGIN_POOL="${LOGIN_POOL:-200}"     # login: accounts used round-robin
 LOGIN_TIME="${LOGIN_TIME:-30}"      # login: time limit per phase, seconds
 PAIRS="${PAIRS:-50}"                # messages: P pairs ...
 WINDOW="${WINDOW:-10}"              # ... with W messages in flight per sender (closed loop) ...
+SM_EVERY="${SM_EVERY:-10}"          # messages_sm: each client sends <r/> after every N stanzas
 DURATION="${DURATION:-10}"          # ... for T seconds; also openloop, presence, scale, latency
 RATE="${RATE:-}"                    # openloop msgs/s; empty: half of Rookery's closed-loop
                                     # msgs/s in round 1 (the first server's if Rookery is absent)
@@ -35,7 +36,7 @@ SCALE_HI="${SCALE_HI:-15000}"       # ... and second run
 SRC_ADDRS="${SRC_ADDRS:-8}"         # client source addresses 127.0.0.1 .. 127.0.0.N
 THREADS="${THREADS:-2}"             # load generator worker threads
 MEASURE_AT="${MEASURE_AT:-}"        # HH:MM (UTC): after the set-up, wait until then to measure
-SCENARIOS="${SCENARIOS:-idle,login,messages,latency,openloop,presence,scale}"
+SCENARIOS="${SCENARIOS:-idle,login,messages,messages_sm,latency,openloop,presence,scale}"
 CERT="${CERT:-ecdsa}"               # ecdsa | rsa (all three) | rsa+ecdsa (Rookery both side by
                                     # side, the peers the RSA one)
 RESUME="${RESUME:-off}"             # on: the load generator resumes TLS sessions with tickets
@@ -90,7 +91,7 @@ ACCOUNTS=$((base_accounts + PRES_USERS))
 bench_setup
 
 # --- machine facts ------------------------------------------------------------------------------
-machine_meta "SERVERS=\"$SERVERS\" ROUNDS=$ROUNDS ACCOUNTS=$ACCOUNTS IDLE=$IDLE LOGIN_SEQ=$LOGIN_SEQ LOGIN_CONC=$LOGIN_CONC LOGIN_TOTAL=$LOGIN_TOTAL LOGIN_POOL=$LOGIN_POOL LOGIN_TIME=$LOGIN_TIME PAIRS=$PAIRS WINDOW=$WINDOW DURATION=$DURATION RATE=${RATE:-auto} OPEN_CAP=$OPEN_CAP PRES_USERS=$PRES_USERS ROSTER=$ROSTER SCALE_LO=$SCALE_LO SCALE_HI=$SCALE_HI SRC_ADDRS=$SRC_ADDRS THREADS=$THREADS SCENARIOS=$SCENARIOS CERT=$CERT RESUME=$RESUME MEASURE_AT=${MEASURE_AT:-now}"
+machine_meta "SERVERS=\"$SERVERS\" ROUNDS=$ROUNDS ACCOUNTS=$ACCOUNTS IDLE=$IDLE LOGIN_SEQ=$LOGIN_SEQ LOGIN_CONC=$LOGIN_CONC LOGIN_TOTAL=$LOGIN_TOTAL LOGIN_POOL=$LOGIN_POOL LOGIN_TIME=$LOGIN_TIME PAIRS=$PAIRS WINDOW=$WINDOW SM_EVERY=$SM_EVERY DURATION=$DURATION RATE=${RATE:-auto} OPEN_CAP=$OPEN_CAP PRES_USERS=$PRES_USERS ROSTER=$ROSTER SCALE_LO=$SCALE_LO SCALE_HI=$SCALE_HI SRC_ADDRS=$SRC_ADDRS THREADS=$THREADS SCENARIOS=$SCENARIOS CERT=$CERT RESUME=$RESUME MEASURE_AT=${MEASURE_AT:-now}"
 
 # --- the runs -------------------------------------------------------------------------------------
 
@@ -100,7 +101,7 @@ lg() {
     shift 2
     loadgen "$s" "$r" --idle "$IDLE" --login-seq "$LOGIN_SEQ" --login-conc "$LOGIN_CONC" \
         --login-total "$LOGIN_TOTAL" --login-pool "$LOGIN_POOL" --login-time "$LOGIN_TIME" \
-        --pairs "$PAIRS" --window "$WINDOW" --duration "$DURATION" --open-cap "$OPEN_CAP" \
+        --pairs "$PAIRS" --window "$WINDOW" --sm-every "$SM_EVERY" --duration "$DURATION" --open-cap "$OPEN_CAP" \
         --pres-users "$PRES_USERS" --roster "$ROSTER" --scale-lo "$SCALE_LO" --scale-hi "$SCALE_HI" \
         --resume "$RESUME" "$@"
 }
@@ -148,7 +149,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
         case " $failed " in *" $s "*) continue ;; esac
         if ! start "$s" main "$round"; then failed="$failed $s"; continue; fi
         sc=""
-        for x in login messages latency; do has $x && sc="$sc${sc:+,}$x"; done
+        for x in login messages messages_sm latency; do has $x && sc="$sc${sc:+,}$x"; done
         [ -n "$sc" ] && lg "$s" "$round" --tls on --scenarios "$sc"
         has login && lg "$s" "$round" --tls off --scenarios login
         if has openloop; then

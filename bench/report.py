@@ -130,6 +130,11 @@ def headline_items(rate, lo, hi):
     return [
         ("1:1 messages/s, closed loop", "messages", get("delivered_per_s"), True),
         ("server CPU per message (µs)", "messages", cpu_per_msg_us, False),
+        ("1:1 messages/s, closed loop, stream management on", "messages_sm",
+         get("delivered_per_s"), True),
+        ("server CPU per message, stream management on (µs)", "messages_sm", cpu_per_msg_us, False),
+        ("p50 time to an acknowledgement of the client's `<r/>` (ms)", "messages_sm",
+         get("ack_p50_ms"), False),
         (f"p99 latency at a fixed {fmt(rate)} msgs/s, open loop (ms)", "openloop",
          get("p99_ms"), False),
         (f"p50 latency at a fixed {fmt(rate)} msgs/s, open loop (ms)", "openloop",
@@ -193,7 +198,18 @@ def headline(rows, order, rate):
             lines.append(f"- {s}: with {fmt(bg)} idle users instead of "
                          f"{fmt(median(get('background'), rlo))}, messages/s × {fmt(t)}, "
                          f"server CPU per message × {fmt(c)}")
+    # What stream management costs each server: messages_sm against messages, same run.
+    sm_lines = []
+    for s in present:
+        rm, rs = rows.get("messages", {}).get(s), rows.get("messages_sm", {}).get(s)
+        if rm and rs:
+            t = per(median(get("delivered_per_s"), rs), median(get("delivered_per_s"), rm))
+            c = per(median(cpu_per_msg_us, rs), median(cpu_per_msg_us, rm))
+            sm_lines.append(f"- {s}: messages/s × {fmt(t)}, server CPU per message × {fmt(c)}")
     text = "\n".join(out) + "\n"
+    if sm_lines:
+        text += ("\nStream management (`messages_sm` against `messages`; 1.00 = no change):\n\n"
+                 + "\n".join(sm_lines) + "\n")
     if lines:
         text += (f"\nScale ({fmt(hi)} against {fmt(lo)} connected users; 1.00 = no change):\n\n"
                  + "\n".join(lines) + "\n")
@@ -359,6 +375,7 @@ def main():
         ("received", get("received")),
         ("lost", get("lost")),
         ("out of order", get("out_of_order")),
+        ("iq requests answered (pings)", get("iq_answered")),
         ("errors", get("errors")),
         ("server CPU per message (µs)", cpu_per_msg_us),
     ] + cpu + [
@@ -375,6 +392,37 @@ def main():
         p.append(table(
             f"messages, closed loop ({r0.get('pairs')} pairs, window {r0.get('window')}, "
             f"{r0.get('duration_s')} s, STARTTLS)", m, order, msg_metrics))
+    ms = rows.get("messages_sm", {})
+    if ms:
+        r0 = first("messages_sm")
+        p.append(table(
+            f"messages with stream management, closed loop ({r0.get('pairs')} pairs, window "
+            f"{r0.get('window')}, {r0.get('duration_s')} s, STARTTLS; XEP-0198 with resumption, "
+            f"the client's `<r/>` after every {r0.get('sm_every')} stanzas)", ms, order,
+            msg_metrics[:1] + [
+                ("sessions enabled / with resumption", lambda r: f"{r['sm_enabled']} / {r['sm_resume']}"),
+                ("resumption window offered, `<enabled max/>` (s)", get("sm_max")),
+                ("client `<r/>` sent", get("r_sent")),
+                ("server `<a/>` received", get("acks")),
+                ("server `<r/>` answered", get("r_answered")),
+                ("p50 time to an `<a/>` covering the client's `<r/>` (ms)", get("ack_p50_ms")),
+                ("p99 time to an `<a/>` covering the client's `<r/>` (ms)", get("ack_p99_ms")),
+                ("max time to an `<a/>` covering the client's `<r/>` (ms)", get("ack_max_ms")),
+                ("bad `<a/>` (h backwards, or above what was sent)", get("bad_acks")),
+                ("stanzas unacknowledged at the end", get("unacked_end")),
+            ] + msg_metrics[1:]))
+        p.append("Where each server keeps a stream-managed session's unacknowledged stanzas, with "
+                 "the configs below: **Rookery** appends every stanza written to a resumable "
+                 "session to that session's outbox in its store, SQLite here (its default), in "
+                 "group commits, and a sender's `<a h/>` counts a stanza only once it is durable; "
+                 "**Prosody** (mod_smacks) and **ejabberd** (mod_stream_mgmt, `queue_type: "
+                 "ram`) keep the queue in the session's memory, not in their stores (Prosody: its "
+                 "internal file store; ejabberd: Mnesia), and acknowledge a stanza as soon as "
+                 "they have handled it. A server restart loses their queues, not Rookery's. "
+                 "Acknowledgement latency is measured from the client's `<r/>` (sent after every "
+                 "Nth stanza, with it) to the first `<a/>` whose `h` covers every stanza sent "
+                 "before it; each server also asks the client in its own way (`server <r/> "
+                 "answered`).\n")
     ol = rows.get("openloop", {})
     if ol:
         r0 = first("openloop")

@@ -25,14 +25,18 @@ certificates = "@DIR@"
 ssl = { certificate = "@DIR@/cert.pem"; key = "@DIR@/key.pem"; }
 
 -- The same feature set as Rookery's built-in modules (roster, presence, offline, disco, ping,
--- version, time, last activity, vcard-temp, private XML, blocking). mod_presence, mod_message,
--- mod_iq, mod_c2s and mod_offline are always loaded. Not loaded compared with Debian's
--- prosody.cfg.lua: mod_limits (c2s rate = "10kb/s" there), smacks, carbons, pep, bookmarks,
--- vcard4, csi_simple, invites*, register, admin_adhoc, posix, dialback. mod_admin_shell (a
--- Unix socket) is loaded only so that compare.sh can create the accounts in one `prosodyctl shell`.
+-- version, time, last activity, vcard-temp, private XML, blocking, stream management).
+-- mod_presence, mod_message, mod_iq, mod_c2s and mod_offline are always loaded. Not loaded
+-- compared with Debian's prosody.cfg.lua: mod_limits (c2s rate = "10kb/s" there), carbons, pep,
+-- bookmarks, vcard4, csi_simple, invites*, register, admin_adhoc, posix, dialback.
+-- mod_admin_shell (a Unix socket) is loaded only so that compare.sh can create the accounts in
+-- one `prosodyctl shell`.
+-- smacks (XEP-0198, part of Prosody itself since 0.12) with its defaults: resumption for 600 s,
+-- the unacknowledged queue in memory. Loaded for every scenario, as Rookery offers stream
+-- management to every client; only messages_sm's clients enable it.
 modules_enabled = {
 	"roster"; "saslauth"; "tls"; "disco"; "ping"; "version"; "time"; "uptime";
-	"lastactivity"; "vcard"; "private"; "blocklist";
+	"lastactivity"; "vcard"; "private"; "blocklist"; "smacks";
 	"admin_shell";
 }
 

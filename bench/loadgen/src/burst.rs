@@ -137,7 +137,7 @@ pub(crate) async fn burst(ctx: &Arc<Ctx>) {
     let o = &ctx.o;
     let errs = Arc::new(Errors::default());
     let first = o.burst_first;
-    let sessions = login_available(ctx, first..first + 4, "burst", 4, &errs).await;
+    let sessions = login_available(ctx, first..first + 4, "burst", 4, false, &errs).await;
     if sessions.len() != 4 {
         println!(
             "{{\"scenario\":\"burst\",\"server\":{},\"skipped\":\"not every user logged in\",{}}}",

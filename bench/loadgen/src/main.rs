@@ -10,22 +10,24 @@
 //!       [--domain localhost] [--user-prefix u] [--password P] [--accounts 2000] \
 //!       [--tls on|off] [--resume off|on] [--src-addrs 8] \
 //!       [--mech scram|scram256|plain] [--threads 2] \
-//!       [--scenarios idle,login,messages,latency,openloop,presence,scale,burst] \
+//!       [--scenarios idle,login,messages,messages_sm,latency,openloop,presence,scale,burst] \
 //!       [--idle 2000] [--idle-conc 50] [--idle-settle 3] [--idle-time 120] \
 //!       [--login-seq 500] [--login-conc 50] [--login-total 3000] [--login-pool 200] \
-//!       [--login-time 30] [--pairs 50] [--window 10] [--duration 20] \
+//!       [--login-time 30] [--pairs 50] [--window 10] [--sm-every 10] [--duration 20] \
 //!       [--rate R] [--open-cap 100] \
 //!       [--pres-users 500] [--roster 20] [--pres-setup-time 120] \
 //!       [--scale-lo 1000] [--scale-hi 15000] [--scale-time 300] \
 //!       [--burst-first 0] [--burst-n 10000] [--burst-time 120] [--burst-base 2] \
 //!       [--burst-interval 20]
 //!
-//! Accounts: idle, login, messages and latency use u0.. upwards; scale's background users
+//! Accounts: idle, login, messages (messages_sm too) and latency use u0.. upwards; scale's background users
 //! follow the message pairs (u(2P)..); presence uses the last `--pres-users` accounts, so the
 //! rosters it sets up never touch the other scenarios' users. burst (bench/burst.sh, in
 //! burst.rs) uses four accounts from `--burst-first`.
 
 mod burst;
+mod messages;
+mod sm;
 mod stats;
 mod xmpp;
 
@@ -38,6 +40,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsConnector;
 
+use messages::{Pace, Run, messages};
 use stats::{jstr, num, pct_ms, sample};
 use xmpp::{Event, KeyCache, LoginParams, Mech, Session, attr, child_text, send, tag_name};
 
@@ -68,6 +71,8 @@ struct Opts {
     login_time: u64,
     pairs: usize,
     window: usize,
+    /// messages_sm: the client asks for an acknowledgement after every this many stanzas.
+    sm_every: u32,
     duration: u64,
     tls: bool,
     /// Offer TLS 1.3 session tickets from earlier logins (login lines count the resumed ones).
@@ -161,6 +166,7 @@ fn parse_args() -> (Opts, usize) {
         login_time: n("login-time", 30) as u64,
         pairs: n("pairs", 50),
         window: n("window", 10),
+        sm_every: n("sm-every", 10) as u32,
         duration: n("duration", 20) as u64,
         tls: s("tls", "on") != "off",
         resume: s("resume", "off") == "on",
@@ -280,12 +286,21 @@ async fn run(o: Arc<Opts>) {
             "login" => login(&ctx).await,
             "messages" => {
                 let pace = Pace::Closed { window: o.window };
-                messages(&ctx, "messages", "", o.pairs, pace, o.duration, "").await
+                messages(&ctx, Run::new("messages", o.pairs, pace, o.duration)).await
+            }
+            // messages with XEP-0198 stream management and resumption on every client.
+            "messages_sm" => {
+                let pace = Pace::Closed { window: o.window };
+                let run = Run {
+                    sm_every: Some(o.sm_every),
+                    ..Run::new("messages_sm", o.pairs, pace, o.duration)
+                };
+                messages(&ctx, run).await
             }
             // One pair, one message in flight: latency without load.
             "latency" => {
                 let pace = Pace::Closed { window: 1 };
-                messages(&ctx, "latency", "", 1, pace, o.duration.min(10), "").await
+                messages(&ctx, Run::new("latency", 1, pace, o.duration.min(10))).await
             }
             // The same pairs at a fixed offered rate (compare.sh passes half of Rookery's
             // closed-loop maximum, the same rate for every server).
@@ -294,7 +309,7 @@ async fn run(o: Arc<Opts>) {
                     rate: o.rate,
                     cap: o.open_cap,
                 };
-                messages(&ctx, "openloop", "", o.pairs, pace, o.duration, "").await
+                messages(&ctx, Run::new("openloop", o.pairs, pace, o.duration)).await
             }
             "openloop" => eprintln!("openloop needs --rate"),
             "presence" => presence(&ctx).await,
@@ -394,13 +409,16 @@ impl Errors {
 // ---------------------------------------------------------------------------------------------
 // login: N sequential, then C concurrent clients doing M logins in all (bounded by time).
 
-/// Logs in the given accounts (at most `conc` at a time, 30 s each) and sends initial presence;
-/// returns the sessions that made it, in account order, and counts the failures in `errs`.
+/// Logs in the given accounts (at most `conc` at a time, 30 s each), enables stream management
+/// with resumption if `sm` (XEP-0198 §3: after binding, so before the initial presence, as a
+/// client does) and sends initial presence; returns the sessions that made it, in account
+/// order, and counts the failures in `errs`.
 async fn login_available(
     ctx: &Arc<Ctx>,
     accounts: std::ops::Range<usize>,
     resource: &'static str,
     conc: usize,
+    sm: bool,
     errs: &Errors,
 ) -> Vec<Session> {
     let sem = Arc::new(Semaphore::new(conc));
@@ -413,6 +431,12 @@ async fn login_available(
             let mut s = tokio::time::timeout(Duration::from_secs(30), ctx.login(i, resource))
                 .await
                 .map_err(|_| xmpp::Error("login timed out".into()))??;
+            if sm {
+                sm::enable(&mut s).await?;
+            }
+            if let Some(st) = &s.sm {
+                st.sent();
+            }
             send(&mut s.stream, b"<presence/>").await?;
             Ok::<Session, xmpp::Error>(s)
         }));
@@ -734,309 +758,6 @@ async fn idle(ctx: &Arc<Ctx>) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// messages: P pairs; each user sends to its partner's full JID, for T seconds; latency from the
-// timestamp in the body; then every message sent must have arrived, in order.
-//
-// Closed loop: at most W messages in flight per sender (a message leaves the window when the
-// partner's connection receives it): the maximum rate. Open loop: R messages/s in all, spread
-// evenly over the 2P senders on a fixed schedule that does not wait for the server; the window
-// is then only a safety cap (`--open-cap`) so that a server slower than R cannot make us queue
-// without bound; every send that had to wait for it is counted.
-
-#[derive(Clone, Copy)]
-enum Pace {
-    Closed { window: usize },
-    Open { rate: f64, cap: usize },
-}
-
-struct Direction {
-    /// Free slots in the window (the receiver returns one per message that arrives).
-    window: Semaphore,
-    sent: AtomicU64,
-    received: AtomicU64,
-    out_of_order: AtomicU64,
-    /// Open loop: sends that found the cap full and waited.
-    capped: AtomicU64,
-}
-
-/// Message latencies: from the moment of sending, and (open loop) from the scheduled moment,
-/// which also counts any delay on our side (timer granularity, a full cap).
-#[derive(Default)]
-struct Lat {
-    sent: Vec<u64>,
-    sched: Vec<u64>,
-}
-
-async fn messages(
-    ctx: &Arc<Ctx>,
-    label: &str,
-    mode: &str,
-    pairs: usize,
-    pace: Pace,
-    duration: u64,
-    extra: &str,
-) {
-    let o = &ctx.o;
-    let p = pairs.min(o.accounts / 2).max(1);
-    let errs = Arc::new(Errors::default());
-    let mode_field = if mode.is_empty() {
-        String::new()
-    } else {
-        format!("\"mode\":{},", jstr(mode))
-    };
-    // Log in 2P users (not measured).
-    let sessions = login_available(ctx, 0..2 * p, "msg", 50, &errs).await;
-    if sessions.len() != 2 * p {
-        println!(
-            "{{\"scenario\":\"{label}\",{mode_field}\"server\":{},\"pairs\":{p},\"skipped\":\"not every user logged in\",{}}}",
-            jstr(&o.server),
-            errs.fields()
-        );
-        return;
-    }
-    let jids: Vec<String> = sessions.iter().map(|s| s.jid.clone()).collect();
-    let window = match pace {
-        Pace::Closed { window } => window,
-        Pace::Open { cap, .. } => cap,
-    };
-    // dirs[i] carries messages from user i to its partner i ^ 1.
-    let dirs: Vec<Arc<Direction>> = (0..2 * p)
-        .map(|_| {
-            Arc::new(Direction {
-                window: Semaphore::new(window.max(1)),
-                sent: AtomicU64::new(0),
-                received: AtomicU64::new(0),
-                out_of_order: AtomicU64::new(0),
-                capped: AtomicU64::new(0),
-            })
-        })
-        .collect();
-    // Let presence broadcasts settle before the clock starts.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-
-    let base = Instant::now();
-    let dur = Duration::from_secs(duration);
-    let stop_at = base + dur;
-    let done = Arc::new(AtomicBool::new(false));
-    let span = Span::start(o.pid);
-    let mut readers = Vec::new();
-    let mut senders = Vec::new();
-    let senders_n = 2 * p;
-    for (i, s) in sessions.into_iter().enumerate() {
-        let Session {
-            stream, mut framer, ..
-        } = s;
-        let (mut rd, mut wr) = tokio::io::split(stream);
-        // Reader: messages from the partner (direction i ^ 1).
-        let inbound = dirs[i ^ 1].clone();
-        let errs_r = errs.clone();
-        let done_r = done.clone();
-        readers.push(tokio::spawn(async move {
-            let mut lat = Lat {
-                sent: Vec::with_capacity(1 << 16),
-                sched: Vec::new(),
-            };
-            let mut in_window = 0u64;
-            let mut expect = 0u64;
-            loop {
-                let el = match framer.next(&mut rd).await {
-                    Ok(Event::Element(el)) => el,
-                    Ok(_) => {
-                        if !done_r.load(Ordering::Relaxed) {
-                            errs_r.add("stream closed during messages");
-                        }
-                        break;
-                    }
-                    Err(e) => {
-                        if !done_r.load(Ordering::Relaxed) {
-                            errs_r.add(e);
-                        }
-                        break;
-                    }
-                };
-                if tag_name(&el) != b"message" {
-                    continue;
-                }
-                if attr(&el, "type") == Some(b"error") {
-                    errs_r.add(format!("error message: {}", String::from_utf8_lossy(&el)));
-                    continue;
-                }
-                let Some(body) = child_text(&el, "body") else {
-                    continue;
-                };
-                let now = base.elapsed().as_nanos() as u64;
-                let body = std::str::from_utf8(body).unwrap_or("");
-                let mut t = None;
-                let mut q = None;
-                let mut seq = None;
-                for part in body.split(' ') {
-                    if let Some(v) = part.strip_prefix('t') {
-                        t = v.parse::<u64>().ok();
-                    } else if let Some(v) = part.strip_prefix('q') {
-                        q = v.parse::<u64>().ok();
-                    } else if let Some(v) = part.strip_prefix('s') {
-                        seq = v.parse::<u64>().ok();
-                    }
-                }
-                let (Some(t), Some(seq)) = (t, seq) else {
-                    continue;
-                };
-                if seq != expect {
-                    inbound.out_of_order.fetch_add(1, Ordering::Relaxed);
-                }
-                expect = seq + 1;
-                lat.sent.push(now.saturating_sub(t));
-                if let Some(q) = q {
-                    lat.sched.push(now.saturating_sub(q));
-                }
-                if now <= dur.as_nanos() as u64 {
-                    in_window += 1;
-                }
-                inbound.received.fetch_add(1, Ordering::Relaxed);
-                inbound.window.add_permits(1);
-            }
-            (lat, in_window)
-        }));
-        // Sender: to the partner's full JID.
-        let outbound = dirs[i].clone();
-        let to = jids[i ^ 1].clone();
-        let errs_s = errs.clone();
-        senders.push(tokio::spawn(async move {
-            let mut seq = 0u64;
-            // Open loop: this sender's share of the rate, the senders' schedules staggered
-            // evenly over one interval so that they do not all fire on the same tick.
-            let interval = match pace {
-                Pace::Open { rate, .. } if rate > 0.0 => {
-                    Some(Duration::from_secs_f64(senders_n as f64 / rate))
-                }
-                _ => None,
-            };
-            let mut next = base + interval.map_or(Duration::ZERO, |iv| iv.mul_f64(i as f64 / senders_n as f64));
-            loop {
-                let q = if let Some(iv) = interval {
-                    if next >= stop_at {
-                        break;
-                    }
-                    // Late wake-ups (1 ms timer resolution, a busy core) send at once: the
-                    // schedule is kept, not shifted.
-                    tokio::time::sleep_until(next.into()).await;
-                    let q = (next - base).as_nanos() as u64;
-                    next += iv;
-                    Some(q)
-                } else {
-                    None
-                };
-                let left = stop_at.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                match outbound.window.try_acquire() {
-                    Ok(permit) => permit.forget(),
-                    Err(_) => {
-                        if interval.is_some() {
-                            outbound.capped.fetch_add(1, Ordering::Relaxed);
-                        }
-                        match tokio::time::timeout(left, outbound.window.acquire()).await {
-                            Ok(Ok(permit)) => permit.forget(),
-                            _ => break,
-                        }
-                    }
-                }
-                let t = base.elapsed().as_nanos() as u64;
-                let msg = match q {
-                    Some(q) => format!(
-                        "<message to='{to}' type='chat' id='m{seq}'><body>t{t} q{q} s{seq}</body></message>"
-                    ),
-                    None => format!(
-                        "<message to='{to}' type='chat' id='m{seq}'><body>t{t} s{seq}</body></message>"
-                    ),
-                };
-                if let Err(e) = send(&mut wr, msg.as_bytes()).await {
-                    errs_s.add(e);
-                    break;
-                }
-                seq += 1;
-                outbound.sent.fetch_add(1, Ordering::Relaxed);
-            }
-            wr
-        }));
-    }
-    let mut writers = Vec::new();
-    for s in senders {
-        if let Ok(w) = s.await {
-            writers.push(w);
-        }
-    }
-    let send_wall = base.elapsed().as_secs_f64();
-    let fields_at_stop = span.fields(o.pid);
-    // Drain: everything sent must arrive (10 s at most).
-    let drain_until = Instant::now() + Duration::from_secs(10);
-    loop {
-        let pending: u64 = dirs
-            .iter()
-            .map(|d| {
-                d.sent
-                    .load(Ordering::Relaxed)
-                    .saturating_sub(d.received.load(Ordering::Relaxed))
-            })
-            .sum();
-        if pending == 0 || Instant::now() >= drain_until {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    done.store(true, Ordering::Relaxed);
-    let sum = |f: fn(&Direction) -> u64| -> u64 { dirs.iter().map(|d| f(d)).sum() };
-    let sent = sum(|d| d.sent.load(Ordering::Relaxed));
-    let received = sum(|d| d.received.load(Ordering::Relaxed));
-    let ooo = sum(|d| d.out_of_order.load(Ordering::Relaxed));
-    let capped = sum(|d| d.capped.load(Ordering::Relaxed));
-    for mut w in writers {
-        let _ = send(&mut w, b"</stream:stream>").await;
-    }
-    let mut lat = Lat::default();
-    let mut in_window = 0u64;
-    let readers_until = Instant::now() + Duration::from_secs(10);
-    for r in readers {
-        let left = readers_until.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, r).await {
-            Ok(Ok((l, n))) => {
-                lat.sent.extend(l.sent);
-                lat.sched.extend(l.sched);
-                in_window += n;
-            }
-            _ => errs.add("reader did not finish"),
-        }
-    }
-    lat.sent.sort_unstable();
-    lat.sched.sort_unstable();
-    let pace_fields = match pace {
-        Pace::Closed { window } => format!("\"window\":{window}"),
-        Pace::Open { rate, cap } => format!(
-            "\"rate\":{},\"open_cap\":{cap},\"capped\":{capped},\"sched_p50_ms\":{},\"sched_p99_ms\":{},\"sched_max_ms\":{}",
-            num(rate),
-            num(pct_ms(&lat.sched, 50.0)),
-            num(pct_ms(&lat.sched, 99.0)),
-            num(pct_ms(&lat.sched, 100.0)),
-        ),
-    };
-    println!(
-        "{{\"scenario\":\"{label}\",{mode_field}\"server\":{},\"pairs\":{p},{pace_fields},\"duration_s\":{duration},{extra}\
-         \"sent\":{sent},\"received\":{received},\"lost\":{},\"out_of_order\":{ooo},\
-         \"delivered_per_s\":{},\"send_wall_s\":{},\"p50_ms\":{},\"p99_ms\":{},\"max_ms\":{},{},{}}}",
-        jstr(&o.server),
-        sent.saturating_sub(received),
-        num(in_window as f64 / dur.as_secs_f64()),
-        num(send_wall),
-        num(pct_ms(&lat.sent, 50.0)),
-        num(pct_ms(&lat.sent, 99.0)),
-        num(pct_ms(&lat.sent, 100.0)),
-        errs.fields(),
-        fields_at_stop
-    );
-}
-
-// ---------------------------------------------------------------------------------------------
 // scale: the closed-loop message run with `--scale-lo` idle users connected in the background,
 // then again with `--scale-hi`: the cost per message must not grow with the number of users.
 
@@ -1070,16 +791,13 @@ async fn scale(ctx: &Arc<Ctx>) {
             ),
             sample(o.pid).rss_kb
         );
-        messages(
-            ctx,
-            "scale",
+        let pace = Pace::Closed { window: o.window };
+        let run = Run {
             mode,
-            p,
-            Pace::Closed { window: o.window },
-            o.duration,
-            &extra,
-        )
-        .await;
+            extra: &extra,
+            ..Run::new("scale", p, pace, o.duration)
+        };
+        messages(ctx, run).await;
     }
     h.close().await;
 }
@@ -1117,7 +835,8 @@ async fn presence(ctx: &Arc<Ctx>) {
 
     // Log in N users.
     let t_setup = Instant::now();
-    let sessions = login_available(ctx, off..off + n, "pres", o.idle_conc.max(1), &errs).await;
+    let sessions =
+        login_available(ctx, off..off + n, "pres", o.idle_conc.max(1), false, &errs).await;
     if sessions.len() != n {
         println!(
             "{{\"scenario\":\"presence\",\"server\":{},\"users\":{n},\"skipped\":\"not every user logged in\",{}}}",

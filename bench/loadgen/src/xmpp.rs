@@ -1,6 +1,6 @@
 //! A minimal XMPP client: just enough for the benchmark (STARTTLS or none, SASL SCRAM-SHA-1,
 //! SCRAM-SHA-256 or PLAIN, resource binding, presence, messages, answering pings and roster
-//! pushes). Not a general-purpose client: it trusts any certificate and reads stanzas with a
+//! pushes; stream management is in sm.rs). Not a general-purpose client: it trusts any certificate and reads stanzas with a
 //! small top-level-element splitter.
 
 use std::collections::HashMap;
@@ -467,6 +467,10 @@ pub struct Session {
     pub jid: String,
     /// The TLS handshake resumed a session (a ticket from an earlier connection).
     pub resumed: bool,
+    /// The features after authentication offered stream management (XEP-0198 `urn:xmpp:sm:3`).
+    pub sm_offered: bool,
+    /// Stream management, once `sm::enable` turned it on.
+    pub sm: Option<Arc<crate::sm::SmState>>,
 }
 
 /// Write and flush: tokio-rustls may keep part of a write in its buffer when the socket is full,
@@ -618,6 +622,8 @@ pub async fn login(p: &LoginParams<'_>) -> Result<Session> {
         framer: fr,
         jid,
         resumed,
+        sm_offered: find(&feats, crate::sm::NS.as_bytes()).is_some(),
+        sm: None,
     })
 }
 
