@@ -124,7 +124,7 @@ pub struct C2sConfig {
     /// When absent (`None`): on if some host has only RSA certificates, where a resumption
     /// saves an RSA signature, off otherwise.
     pub tls_session_tickets: Option<bool>,
-    /// `sm_resume_window_secs` (integer, default `300`, like Prosody's; `0` = no resumption):
+    /// `sm_resume_window_secs` (integer, default `300`, like ejabberd's; Prosody 0.12 offers 600; `0` = no resumption):
     /// how long a stream-managed session (XEP-0198) whose connection was lost waits to be
     /// resumed, keeping its presence and collecting what is sent to it. Offered to clients as
     /// `<enabled max/>`. When it expires, what the session had not acknowledged goes to the

@@ -200,7 +200,9 @@ async fn a_stanza_never_acknowledged_becomes_a_dead_letter_and_is_never_sent_aga
     let mut romeo = s.client("romeo", "r").await;
     let mut juliet = s.client("juliet", "balcony").await;
     let id = enable(&mut juliet).await;
-    romeo.raw(&message("juliet@localhost/balcony", "poison")).await;
+    romeo
+        .raw(&message("juliet@localhost/balcony", "poison"))
+        .await;
     assert_eq!(next_stanza(&mut juliet).await.attr("id"), Some("poison"));
     // Written to a second connection, never acknowledged either.
     drop(juliet);

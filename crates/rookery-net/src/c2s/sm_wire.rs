@@ -112,27 +112,16 @@ pub(crate) async fn settled<S: ClientIo>(
     let Some(sm) = &mut out.sm else {
         return Ok(());
     };
-    let moved = sm.settle();
+    // `h` is written to the record only when the client is told it (and when the session
+    // parks): a record that lags only makes a sender resend after a crash, and the copies it
+    // resends are recognised (`Unacked::is_duplicate`, the store's delivered origins).
+    sm.settle();
     match sm.owed_answer() {
         Some(h) => {
             persist_handled(server, handle, sm).await;
             stream.send(&sm::ack(h)).await.map_err(|_| ())
         }
-        None => {
-            if moved {
-                queue_handled(server, handle, sm);
-            }
-            Ok(())
-        }
-    }
-}
-
-/// The durable `h` for a resumable session's record, queued.
-fn queue_handled(server: &Server, handle: &Session, sm: &Sm) {
-    if sm.resumable {
-        server
-            .outbox()
-            .handled(&handle.id().to_string(), sm.durable_handled());
+        None => Ok(()),
     }
 }
 
@@ -140,7 +129,9 @@ fn queue_handled(server: &Server, handle: &Session, sm: &Sm) {
 /// never report less than the client heard (it would send those stanzas again).
 async fn persist_handled(server: &Server, handle: &Session, sm: &Sm) {
     if sm.resumable {
-        queue_handled(server, handle, sm);
+        server
+            .outbox()
+            .handled(&handle.id().to_string(), sm.durable_handled());
         server.outbox().flush().await;
     }
 }
