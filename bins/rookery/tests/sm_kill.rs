@@ -7,9 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use base64::Engine as _;
 use rookery_proto::ns;
-use rookery_testkit::net::{Ev, RawPeer, raw_connect};
+use rookery_testkit::net::{Ev, RawPeer, c2s};
 use rookery_xml::Element;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -95,17 +94,7 @@ fn kill(mut p: Proc) {
 
 /// An authenticated stream, restarted, not bound.
 async fn authenticated(addr: SocketAddr, user: &str) -> RawPeer {
-    let mut p = raw_connect(addr, ns::CLIENT).await;
-    p.open(None, "localhost").await;
-    let creds = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{PASSWORD}"));
-    p.raw(&format!(
-        "<auth xmlns='{}' mechanism='PLAIN'>{creds}</auth>",
-        ns::SASL
-    ))
-    .await;
-    assert_eq!(p.element(10).await.name(), "success");
-    p.open(None, "localhost").await;
-    p
+    c2s::authenticate_plain(addr, "localhost", user, PASSWORD).await
 }
 
 /// A stream-managed client as XEP-0198 asks a client to behave: it counts what it receives

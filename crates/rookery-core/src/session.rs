@@ -69,6 +69,8 @@ pub struct Session {
 #[derive(Debug)]
 struct HandleInner {
     id: SessionId,
+    /// `id` as text (the resumption id, the store's key), made once.
+    id_text: Arc<str>,
     jid: FullJid,
     /// The queue, and the signal on which the actor closes at once.
     mailbox: Mailbox,
@@ -125,6 +127,7 @@ impl Session {
         capacity: usize,
     ) -> (Session, SessionReceiver) {
         let inner = Arc::new(HandleInner {
+            id_text: id.to_string().into(),
             id,
             jid,
             mailbox: Mailbox::new(capacity),
@@ -142,6 +145,10 @@ impl Session {
 
     pub fn id(&self) -> &SessionId {
         &self.inner.id
+    }
+    /// The id as text (`SessionId`'s `Display`), without formatting it again.
+    pub fn id_str(&self) -> &str {
+        &self.inner.id_text
     }
     pub fn jid(&self) -> &FullJid {
         &self.inner.jid

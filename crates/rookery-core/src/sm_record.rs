@@ -22,7 +22,7 @@ pub(crate) fn record(
     let jid = session.jid();
     let (presence, priority, interested, directed) = session.with_state(state_fields);
     SmSession {
-        id: session.id().to_string(),
+        id: session.id_str().to_owned(),
         user: jid
             .node()
             .map(|n| n.as_str())
@@ -67,7 +67,7 @@ pub(crate) fn persist_state(server: &Server, session: &Session) {
     let (presence, priority, interested, directed) = session.with_state(state_fields);
     server.outbox().queue(
         SmOp::State {
-            session: session.id().to_string(),
+            session: session.id_str().to_owned(),
             presence,
             priority,
             interested,

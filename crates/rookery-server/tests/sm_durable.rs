@@ -6,12 +6,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use base64::Engine as _;
 use rookery_config::ListenerKind;
 use rookery_proto::ns;
 use rookery_proto::stanza::BareJid;
 use rookery_testkit::PASSWORD;
-use rookery_testkit::net::{LocalOpts, RawPeer, TestServer, raw_connect};
+use rookery_testkit::net::{LocalOpts, RawPeer, TestServer, c2s};
 use rookery_xml::Element;
 
 async fn server() -> TestServer {
@@ -20,17 +19,7 @@ async fn server() -> TestServer {
 
 /// A new connection authenticated as `user`, stream restarted, not bound.
 async fn authenticated(s: &TestServer, user: &str) -> RawPeer {
-    let mut p = raw_connect(s.addr(ListenerKind::C2s), ns::CLIENT).await;
-    p.open(None, "localhost").await;
-    let creds = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{PASSWORD}"));
-    p.raw(&format!(
-        "<auth xmlns='{}' mechanism='PLAIN'>{creds}</auth>",
-        ns::SASL
-    ))
-    .await;
-    assert_eq!(p.element(5).await.name(), "success");
-    p.open(None, "localhost").await;
-    p
+    c2s::authenticate_plain(s.addr(ListenerKind::C2s), "localhost", user, PASSWORD).await
 }
 
 async fn enable(p: &mut RawPeer) -> String {

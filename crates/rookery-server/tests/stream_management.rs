@@ -6,10 +6,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use base64::Engine as _;
 use rookery_config::ListenerKind;
 use rookery_proto::ns;
-use rookery_testkit::net::{Ev, LocalOpts, RawPeer, TestServer, raw_connect};
+use rookery_testkit::net::{Ev, LocalOpts, RawPeer, TestServer, c2s};
 use rookery_testkit::{PASSWORD, wait_until};
 use rookery_xml::Element;
 use std::time::Duration;
@@ -25,16 +24,7 @@ async fn server(c2s: &str) -> TestServer {
 /// Authenticates as `user` on a new connection and restarts the stream; not bound yet.
 async fn authenticated(s: &TestServer, user: &str) -> RawPeer {
     s.account(user).await;
-    let mut p = raw_connect(s.addr(ListenerKind::C2s), ns::CLIENT).await;
-    p.open(None, "localhost").await;
-    let creds = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{PASSWORD}"));
-    p.raw(&format!(
-        "<auth xmlns='{}' mechanism='PLAIN'>{creds}</auth>",
-        ns::SASL
-    ))
-    .await;
-    assert_eq!(p.element(5).await.name(), "success");
-    p.open(None, "localhost").await;
+    let p = c2s::authenticate_plain(s.addr(ListenerKind::C2s), "localhost", user, PASSWORD).await;
     let features = p.features.as_ref().unwrap();
     assert!(
         features.get_child("sm", ns::SM).is_some(),

@@ -92,9 +92,9 @@ impl Out {
         match &mut self.sm {
             Some(sm) => {
                 if sm.resumable {
-                    let id = handle.id().to_string();
-                    tracing::trace!(jid = %handle.jid(), seq = sm.next_seq(), id = ?stanza.id(), origin = ?key, what = "sm-append", "written");
-                    server.outbox().append(&id, sm.next_seq(), &stanza, origin);
+                    server
+                        .outbox()
+                        .append(handle.id_str(), sm.next_seq(), &stanza, origin);
                     self.appended = true;
                 } else {
                     self.receipts.extend(origin.map(|o| o.receipt));
@@ -216,7 +216,7 @@ pub(crate) async fn run<S: ClientIo>(
                     if let Some(st) = routed {
                         // With stream management the copies carry a receipt: `h` counts
                         // the stanza once its effect is durable.
-                        let origin = out.sm.as_mut().map(|sm| sm.track(&handle.id().to_string()));
+                        let origin = out.sm.as_mut().map(|sm| sm.track(handle.id_str()));
                         let routing = route_draining(
                             &server,
                             &mut *stream,
@@ -235,6 +235,14 @@ pub(crate) async fn run<S: ClientIo>(
                     }
                     if let Some(sm) = &mut out.sm {
                         sm.on_handled();
+                        // Receipts that resolved meanwhile: dropped here, without a wake-up
+                        // of their own (the actor waits on them only while an <r/> is owed),
+                        // and an owed answer that is due now goes out.
+                        let settled =
+                            super::sm_wire::settled(&server, &mut *stream, &handle, &mut out);
+                        if Box::pin(settled).await.is_err() {
+                            break 'outer End::Lost;
+                        }
                     }
                 }
                 Ok(Some(StreamEvent::Close)) => {
@@ -284,7 +292,7 @@ pub(crate) async fn run<S: ClientIo>(
                 Box::pin(stream.fail(&StreamError::new(StreamCondition::SystemShutdown))).await;
                 break out.at_shutdown();
             }
-            () = settle_next(&mut out.sm), if out.sm.as_ref().is_some_and(Sm::has_pending) => {
+            () = settle_next(&mut out.sm), if out.sm.as_ref().is_some_and(Sm::awaits_answer) => {
                 if Box::pin(super::sm_wire::settled(&server, &mut *stream, &handle, &mut out)).await.is_err() {
                     break End::Lost;
                 }
@@ -374,8 +382,8 @@ pub(crate) async fn run<S: ClientIo>(
     .await;
 }
 
-/// Waits for the oldest receipt of a stanza the client sent (only polled while some are
-/// pending).
+/// Waits for the oldest receipt of a stanza the client sent (only polled while an `<r/>`
+/// waits for it).
 async fn settle_next(sm: &mut Option<Sm>) {
     match sm {
         Some(sm) => sm.next_settled().await,

@@ -136,6 +136,11 @@ impl Sm {
         !self.pending.is_empty()
     }
 
+    /// Whether an `<r/>` waits for outstanding receipts.
+    pub(crate) fn awaits_answer(&self) -> bool {
+        self.owed.is_some() && !self.pending.is_empty()
+    }
+
     /// `<r/>`: `Some(h)` to answer now, or `None` when the answer waits for receipts.
     pub(crate) fn on_request(&mut self) -> Option<u32> {
         self.settle();

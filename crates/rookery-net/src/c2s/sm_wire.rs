@@ -131,7 +131,7 @@ async fn persist_handled(server: &Server, handle: &Session, sm: &Sm) {
     if sm.resumable {
         server
             .outbox()
-            .handled(&handle.id().to_string(), sm.durable_handled());
+            .handled(handle.id_str(), sm.durable_handled());
         server.outbox().flush().await;
     }
 }
@@ -139,7 +139,7 @@ async fn persist_handled(server: &Server, handle: &Session, sm: &Sm) {
 /// The client acknowledged up to sequence number `upto`: its rows go.
 fn persist_ack(server: &Server, handle: &Session, sm: &Sm, upto: u64) {
     if sm.resumable {
-        server.outbox().ack(&handle.id().to_string(), upto);
+        server.outbox().ack(handle.id_str(), upto);
     }
 }
 

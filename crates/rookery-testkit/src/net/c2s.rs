@@ -17,14 +17,14 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::ClientConfig;
 use tokio_rustls::rustls::pki_types::ServerName;
 
-/// Logs in over plaintext c2s with SASL PLAIN and binds `resource`; returns after the bind
-/// result. The stream id is kept in `stream_id`, the bound JID is `user@domain/resource`.
-pub async fn login_plain(
+/// A new c2s connection authenticated as `user` with SASL PLAIN over plain TCP, its stream
+/// restarted (features read), not bound: for tests of what comes before binding (XEP-0198
+/// `<resume/>`, bind errors).
+pub async fn authenticate_plain(
     addr: SocketAddr,
     domain: &str,
     user: &str,
     password: &str,
-    resource: &str,
 ) -> RawPeer {
     let mut p = raw_connect(addr, ns::CLIENT).await;
     p.open(None, domain).await;
@@ -37,6 +37,18 @@ pub async fn login_plain(
     let r = p.element(10).await;
     assert_eq!(r.name(), "success", "{}", r.to_xml());
     p.open(None, domain).await;
+    p
+}
+/// Logs in over plaintext c2s with SASL PLAIN and binds `resource`; returns after the bind
+/// result. The stream id is kept in `stream_id`, the bound JID is `user@domain/resource`.
+pub async fn login_plain(
+    addr: SocketAddr,
+    domain: &str,
+    user: &str,
+    password: &str,
+    resource: &str,
+) -> RawPeer {
+    let mut p = authenticate_plain(addr, domain, user, password).await;
     p.raw(&format!(
         "<iq type='set' id='bind'><bind xmlns='{}'>\
          <resource>{resource}</resource></bind></iq>",
