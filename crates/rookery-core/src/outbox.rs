@@ -27,6 +27,9 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Most ops applied in one transaction.
 const BATCH: usize = 512;
+/// A batch smaller than this waits `LINGER` once for more.
+const LINGER_BELOW: usize = 64;
+const LINGER: Duration = Duration::from_micros(500);
 
 /// A share in one routed stanza's durability; the stanza is durable once every share is
 /// dropped. Cheap to clone.
@@ -208,16 +211,31 @@ async fn writer(store: Arc<dyn SmStore>, mut rx: mpsc::UnboundedReceiver<Job>) {
     let mut flushes = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
-        while let Some(job) = next.take() {
-            match job {
-                Job::Op(op, receipt) => {
-                    ops.push(op);
-                    receipts.extend(receipt);
+        let mut lingered = false;
+        loop {
+            while let Some(job) = next.take() {
+                match job {
+                    Job::Op(op, receipt) => {
+                        ops.push(op);
+                        receipts.extend(receipt);
+                    }
+                    Job::Flush(done) => flushes.push(done),
                 }
-                Job::Flush(done) => flushes.push(done),
+                if ops.len() < BATCH {
+                    next = rx.try_recv().ok();
+                }
             }
-            if ops.len() < BATCH {
-                next = rx.try_recv().ok();
+            // A small batch while others are busy: wait a moment for their ops, so one
+            // commit (and one write of each touched page) serves more of them. Idle, the
+            // wait finds nothing and costs one LINGER of latency.
+            if lingered || ops.len() >= LINGER_BELOW {
+                break;
+            }
+            lingered = true;
+            tokio::time::sleep(LINGER).await;
+            next = rx.try_recv().ok();
+            if next.is_none() {
+                break;
             }
         }
         let mut pause = Duration::from_millis(50);
