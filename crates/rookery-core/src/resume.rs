@@ -119,11 +119,7 @@ impl Sessions<'_> {
             slots.remove(&id);
         }
         drop(slots);
-        if session.set_durable(false) {
-            self.server()
-                .outbox()
-                .queue(SmOp::End { session: id }, None);
-        }
+        crate::sm_record::end_record(self.server(), session);
     }
 
     /// The connection was lost: keep the session for a resumption. `Err` gives `parked`
@@ -309,7 +305,13 @@ async fn drain(
             msg = parked.rx.rx.recv() => msg,
         };
         match msg {
-            Some(SessionMsg::Stanza(q)) => queue_parked(&server, &id, &mut parked.unacked, *q),
+            // Queued and appended, unless a sender resent it.
+            Some(SessionMsg::Stanza(q)) => {
+                let Queued { stanza, origin } = *q;
+                parked
+                    .unacked
+                    .push_durable(server.outbox(), &id, stanza, origin);
+            }
             // Replaced by a new bind, the account deleted, ...: the session ends now.
             Some(SessionMsg::Close(_)) | None => {
                 let own = {
@@ -330,21 +332,6 @@ async fn drain(
             }
         }
     }
-}
-
-/// One stanza for a parked session: queued and appended, unless a sender resent it.
-fn queue_parked(server: &Server, id: &str, unacked: &mut Unacked, q: Queued) {
-    let Queued { stanza, origin } = q;
-    if origin
-        .as_ref()
-        .is_some_and(|o| unacked.is_duplicate(&o.key))
-    {
-        return;
-    }
-    let seq = unacked.sent() + 1;
-    let key = origin.as_ref().map(|o| o.key.clone());
-    server.outbox().append(id, seq, &stanza, origin);
-    unacked.push(stanza, key);
 }
 
 /// The resumption window of `id` ran out: end the session; nothing it held is lost.
@@ -389,13 +376,7 @@ async fn end_parked(server: &Server, session: Session, parked: Parked, at: i64) 
         reroute(server, st, &domain, at).await;
     }
     // After the re-routing: a crash before this leaves the rows to be routed at next start.
-    session.set_durable(false);
-    server.outbox().queue(
-        SmOp::End {
-            session: session.id().to_string(),
-        },
-        None,
-    );
+    crate::sm_record::end_record(server, &session);
     if let Some(ended) = ended {
         server.fire_session_closed(&session, &ended).await;
     }

@@ -77,6 +77,18 @@ pub(crate) fn persist_state(server: &Server, session: &Session) {
     );
 }
 
+/// The session ended for good: its record (and live rows) go, once.
+pub(crate) fn end_record(server: &Server, session: &Session) {
+    if session.set_durable(false) {
+        server.outbox().queue(
+            SmOp::End {
+                session: session.id_str().to_owned(),
+            },
+            None,
+        );
+    }
+}
+
 /// The presence state a record describes. Unparsable parts are dropped (logged): a record is
 /// only ever written by this server, so that means a damaged row, not a client's input.
 pub(crate) fn state_of(rec: &SmSession) -> PresenceState {

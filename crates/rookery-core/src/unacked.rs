@@ -9,6 +9,7 @@
 //! resumption be recognised: one already queued, or acknowledged recently, is not written
 //! twice.
 
+use crate::outbox::{Origin, Outbox};
 use rookery_proto::stanza::Stanza;
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -94,6 +95,24 @@ impl Unacked {
             attempts: 1,
         });
         Some(seq)
+    }
+
+    /// Queues `stanza` for a resumable session and appends its outbox row, which takes the
+    /// origin's receipt (released once committed, `outbox.rs`); `None` for a duplicate (not
+    /// queued, not appended: its receipt is released at once).
+    pub fn push_durable(
+        &mut self,
+        outbox: &Outbox,
+        session: &str,
+        stanza: Stanza,
+        origin: Option<Origin>,
+    ) -> Option<u64> {
+        if origin.as_ref().is_some_and(|o| self.is_duplicate(&o.key)) {
+            return None;
+        }
+        let key = origin.as_ref().map(|o| o.key.clone());
+        outbox.append(session, self.sent() + 1, &stanza, origin);
+        self.push(stanza, key)
     }
 
     /// Sequence number of the last stanza queued.

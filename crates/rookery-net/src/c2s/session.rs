@@ -90,15 +90,18 @@ impl Out {
         let Queued { stanza, origin } = q;
         let key = origin.as_ref().map(|o| o.key.clone());
         match &mut self.sm {
+            Some(sm) if sm.resumable => {
+                sm.on_sent_durable(
+                    server.outbox(),
+                    handle.id_str(),
+                    stanza,
+                    origin,
+                    Instant::now(),
+                );
+                self.appended = true;
+            }
             Some(sm) => {
-                if sm.resumable {
-                    server
-                        .outbox()
-                        .append(handle.id_str(), sm.next_seq(), &stanza, origin);
-                    self.appended = true;
-                } else {
-                    self.receipts.extend(origin.map(|o| o.receipt));
-                }
+                self.receipts.extend(origin.map(|o| o.receipt));
                 sm.on_sent(stanza, key, Instant::now());
             }
             None => {

@@ -7,7 +7,7 @@
 //! to 0 after 2^32 − 1), so all arithmetic here is wrapping.
 
 use rookery_core::Parked;
-use rookery_core::outbox::{Durable, Origin, receipt};
+use rookery_core::outbox::{Durable, Origin, Outbox, receipt};
 use rookery_core::session::SessionReceiver;
 use rookery_core::unacked::{TooHigh, Unacked};
 use rookery_proto::error::{StreamCondition, StreamError};
@@ -169,18 +169,36 @@ impl Sm {
         self.unacked.is_duplicate(origin)
     }
 
-    /// A stanza was written to the client: its sequence number.
+    /// A stanza was written to the client (no durable record): its sequence number.
     pub(crate) fn on_sent(&mut self, st: Stanza, origin: Option<Arc<str>>, now: Instant) -> u64 {
         let seq = self.unacked.sent() + 1;
         self.unacked.push(st, origin);
-        self.since_request = self.since_request.wrapping_add(1);
-        self.oldest_unrequested.get_or_insert(now);
+        self.counted(now);
         seq
     }
 
-    /// The sequence number the next stanza written gets.
-    pub(crate) fn next_seq(&self) -> u64 {
-        self.unacked.sent() + 1
+    /// A stanza was written to a resumable session's client: queued and appended to its
+    /// outbox (`Unacked::push_durable`).
+    pub(crate) fn on_sent_durable(
+        &mut self,
+        outbox: &Outbox,
+        session: &str,
+        st: Stanza,
+        origin: Option<Origin>,
+        now: Instant,
+    ) {
+        if self
+            .unacked
+            .push_durable(outbox, session, st, origin)
+            .is_some()
+        {
+            self.counted(now);
+        }
+    }
+
+    fn counted(&mut self, now: Instant) {
+        self.since_request = self.since_request.wrapping_add(1);
+        self.oldest_unrequested.get_or_insert(now);
     }
 
     /// `<a h/>`: the client has everything up to `h`. The newly acknowledged sequence

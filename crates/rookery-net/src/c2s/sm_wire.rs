@@ -101,8 +101,8 @@ pub(crate) async fn resend<S: ClientIo>(
     stream.flush().await.map_err(|_| ())
 }
 
-/// A receipt of a stanza the client sent resolved (`Sm::next_settled`): `h` may have moved;
-/// write it to the record, and answer an `<r/>` that waited for it.
+/// Receipts of stanzas the client sent may have resolved: drop them, and answer an `<r/>`
+/// that waited for them (writing the `h` it reports to the record first).
 pub(crate) async fn settled<S: ClientIo>(
     server: &Server,
     stream: &mut S,
