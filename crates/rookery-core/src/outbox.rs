@@ -238,18 +238,21 @@ async fn writer(store: Arc<dyn SmStore>, mut rx: mpsc::UnboundedReceiver<Job>) {
                 break;
             }
         }
+        // Handed over whole (the ops move, their strings are not copied); the share kept
+        // here is for a retry.
+        let batch: Arc<[SmOp]> = std::mem::replace(&mut ops, Vec::with_capacity(BATCH)).into();
         let mut pause = Duration::from_millis(50);
-        while !ops.is_empty() {
-            match store.apply(&ops).await {
+        while !batch.is_empty() {
+            match store.apply_shared(Arc::clone(&batch)).await {
                 Ok(()) => break,
                 Err(e) => {
-                    tracing::error!(error = %e, ops = ops.len(), what = "sm-outbox-write", "store error; retrying");
+                    tracing::error!(error = %e, ops = batch.len(), what = "sm-outbox-write", "store error; retrying");
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(2));
                 }
             }
         }
-        ops.clear();
+        drop(batch);
         receipts.clear();
         for done in flushes.drain(..) {
             let _ = done.send(());

@@ -21,6 +21,8 @@
 //! pruned by the sender's progress: a `Handled` of the sender drops what it will never resend,
 //! its `End` drops everything it sent, and the recipient's `End` drops what it received.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::StoreError;
@@ -152,7 +154,14 @@ pub trait SmStore: Send + Sync {
     /// Applies `ops` in order in one transaction: all or nothing. An op naming a session that
     /// has no record does nothing to it (it ended meanwhile); `Handled` and `End` still forget
     /// what it sent.
-    async fn apply(&self, ops: &[SmOp]) -> Result<(), StoreError>;
+    async fn apply(&self, ops: &[SmOp]) -> Result<(), StoreError> {
+        self.apply_shared(ops.into()).await
+    }
+
+    /// `apply` for a batch the caller hands over: core's writer builds one per commit, and a
+    /// backend that runs it on another thread (SQLite) takes it there without copying every
+    /// row's XML. The caller keeps a share to retry with.
+    async fn apply_shared(&self, ops: Arc<[SmOp]>) -> Result<(), StoreError>;
 
     /// Every session of `node` with its `seen` and its live rows in `seq` order, sessions
     /// sorted by id.

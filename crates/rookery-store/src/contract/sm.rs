@@ -437,6 +437,30 @@ pub async fn sm_duplicate_appends_are_ignored(s: &Stores) {
     // Acknowledged rows count too: their origins are remembered (`sm_seen_*` cases).
     apply(s, &[ack("a", 3), append("a", row(9, Some("x#1")))]).await;
     assert_eq!(seqs(s, "a").await, [5, 7, 8]);
+
+    // An origin that does not parse is a duplicate of a live row's, within a batch and
+    // across batches; not once that row is acknowledged (nothing remembers it).
+    apply(
+        s,
+        &[
+            append("a", row(10, Some("junk"))),
+            append("a", row(11, Some("junk"))),
+            append("a", row(12, Some("x#01"))),
+        ],
+    )
+    .await;
+    apply(
+        s,
+        &[
+            append("a", row(13, Some("x#01"))),
+            append("b", row(2, Some("junk"))),
+        ],
+    )
+    .await;
+    assert_eq!(seqs(s, "a").await, [5, 7, 8, 10, 12]);
+    assert_eq!(seqs(s, "b").await, [1, 2]);
+    apply(s, &[ack("a", 12), append("a", row(14, Some("junk")))]).await;
+    assert_eq!(seqs(s, "a").await, [14]);
 }
 
 pub async fn sm_ops_on_a_missing_session_do_nothing(s: &Stores) {

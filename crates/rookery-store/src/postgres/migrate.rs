@@ -31,6 +31,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "stream_management",
         sql: include_str!("../../migrations/postgres/0002_stream_management.sql"),
     },
+    Migration {
+        version: 3,
+        name: "sm_outbox_without_origin_index",
+        sql: include_str!("../../migrations/postgres/0003_sm_outbox_without_origin_index.sql"),
+    },
 ];
 
 /// The schema version this build expects.

@@ -53,10 +53,12 @@ const PUT: &str = "INSERT INTO sm_sessions (id, username, domain, resource, node
                        priority = excluded.priority, interested = excluded.interested,
                        directed = excluded.directed, updated_ms = excluded.updated_ms";
 // The records are locked once each (a locking CTE is run once), the rows are inserted in
-// the order of the ops (ordinality), so of two rows with one origin the first one stays. An
-// origin already in sm_seen is a duplicate too ($7, $8: its parts, NULL when it does not
-// parse, matching nothing). The origins of the rows stored are then remembered: found again
-// in the arrays by the row's key and origin (entries sharing those share the parts).
+// the order of the ops (ordinality). An origin already in sm_seen is a duplicate ($7, $8: its
+// parts, NULL when it does not parse, matching nothing); one that does not parse is a
+// duplicate of a live row's, looked for in the session's primary-key range (no index repeats
+// sm_seen, migration 0003). Neither check sees the statement's own rows, so `plan` never
+// puts two rows of one session with one origin in the same statement. The origins of the
+// rows stored are then remembered: found again in the arrays by the row's key and origin.
 const APPEND: &str = "WITH live AS (SELECT id FROM sm_sessions WHERE id = ANY ($1::text[])
                                     FOR KEY SHARE),
                            u AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[],
@@ -75,6 +77,11 @@ const APPEND: &str = "WITH live AS (SELECT id FROM sm_sessions WHERE id = ANY ($
                                           WHERE v.session = u.session
                                             AND v.origin_session = u.origin_session
                                             AND v.origin_n = u.origin_n)
+                                        AND (u.origin IS NULL OR u.origin_n IS NOT NULL
+                                             OR NOT EXISTS (
+                                                 SELECT 1 FROM sm_outbox o
+                                                 WHERE o.session = u.session
+                                                   AND o.origin = u.origin))
                                       ORDER BY u.ord
                                       ON CONFLICT DO NOTHING
                                       RETURNING session, seq, origin)
@@ -202,6 +209,8 @@ pub(super) fn plan(ops: &[SmOp]) -> Result<Vec<Step>, StoreError> {
     let mut last: HashMap<&str, usize> = HashMap::new();
     // The index of the last step pruning the origins each session sent (`Handled`, `End`).
     let mut pruned: HashMap<&str, usize> = HashMap::new();
+    // The append step holding each session's row with each origin, the latest.
+    let mut with_origin: HashMap<(&str, &str), usize> = HashMap::new();
     // The indexes of the append and the ack steps, ascending.
     let (mut appends, mut acks): (Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new());
     for op in ops {
@@ -220,10 +229,21 @@ pub(super) fn plan(ops: &[SmOp]) -> Result<Vec<Step>, StoreError> {
             SmOp::Append { row, .. } => row.origin.as_deref().and_then(parse_origin),
             _ => None,
         };
+        // A row whose session and origin are already in an append step goes to a later one
+        // (see APPEND: a statement does not see its own rows).
+        let same_origin = match op {
+            SmOp::Append { row, .. } => row.origin.as_deref().map(|o| (session, o)),
+            _ => None,
+        };
         let after = last
             .get(session)
             .copied()
-            .max(origin.and_then(|(sender, _)| pruned.get(sender).copied()));
+            .max(origin.and_then(|(sender, _)| pruned.get(sender).copied()))
+            .max(
+                same_origin
+                    .and_then(|key| with_origin.get(&key))
+                    .map(|&i| i + 1),
+            );
         // The first step of a kind this op may join: none before `after`.
         let joinable = |of_kind: &[usize]| {
             let from = after.unwrap_or(0);
@@ -294,6 +314,9 @@ pub(super) fn plan(ops: &[SmOp]) -> Result<Vec<Step>, StoreError> {
             }
         };
         last.insert(session, index);
+        if let Some(key) = same_origin {
+            with_origin.insert(key, index);
+        }
     }
     Ok(steps)
 }
@@ -426,8 +449,8 @@ impl Step {
 
 #[async_trait]
 impl SmStore for PgSm {
-    async fn apply(&self, ops: &[SmOp]) -> Result<(), StoreError> {
-        let steps = plan(ops)?;
+    async fn apply_shared(&self, ops: Arc<[SmOp]>) -> Result<(), StoreError> {
+        let steps = plan(&ops)?;
         if steps.is_empty() {
             return Ok(());
         }

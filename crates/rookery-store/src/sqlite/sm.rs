@@ -33,17 +33,29 @@ const PUT: &str = "INSERT INTO sm_sessions (id, username, domain, resource, node
                        parked_until = excluded.parked_until, presence = excluded.presence,
                        priority = excluded.priority, interested = excluded.interested,
                        directed = excluded.directed, updated_ms = excluded.updated_ms";
-// `ON CONFLICT DO NOTHING`, not `INSERT OR IGNORE`: only a duplicate seq or origin is to be
-// ignored, while OR IGNORE would also drop a row that breaks a CHECK. An origin remembered in
-// sm_seen is a duplicate too (?7, ?8: its parts, NULL when it does not parse, matching
-// nothing).
+// `ON CONFLICT DO NOTHING`, not `INSERT OR IGNORE`: only a duplicate seq is to be ignored,
+// while OR IGNORE would also drop a row that breaks a CHECK. A duplicate origin is found in
+// sm_seen, which holds every origin that parses, live or acknowledged (?6, ?7: the parts of
+// origin ?8);
+// no index on sm_outbox repeats it (migration 0003).
 const APPEND: &str = "INSERT INTO sm_outbox (session, seq, stanza_id, xml, attempts, origin)
-                      SELECT ?1, ?2, ?3, ?4, ?5, ?6
+                      SELECT ?1, ?2, ?3, ?4, ?5, ?8
                       WHERE EXISTS (SELECT 1 FROM sm_sessions WHERE id = ?1)
                         AND NOT EXISTS (SELECT 1 FROM sm_seen
-                                        WHERE session = ?1 AND origin_session = ?7
-                                          AND origin_n = ?8)
+                                        WHERE session = ?1 AND origin_session = ?6
+                                          AND origin_n = ?7)
                       ON CONFLICT DO NOTHING";
+// A row without an origin, or with one that does not parse (?6; NULL for none): such an
+// origin is a duplicate only of a live row's, looked for in the session's primary-key range.
+// Core never makes one; the store still keeps `SmOp::Append`'s promise for it.
+const APPEND_UNPARSED: &str = "INSERT INTO sm_outbox (session, seq, stanza_id, xml, attempts,
+                                                     origin)
+                               SELECT ?1, ?2, ?3, ?4, ?5, ?6
+                               WHERE EXISTS (SELECT 1 FROM sm_sessions WHERE id = ?1)
+                                 AND (?6 IS NULL
+                                      OR NOT EXISTS (SELECT 1 FROM sm_outbox
+                                                     WHERE session = ?1 AND origin = ?6))
+                               ON CONFLICT DO NOTHING";
 // Run after an APPEND that stored its row, so the record is there.
 const SEEN: &str = "INSERT INTO sm_seen (session, origin_session, origin_n) VALUES (?1, ?2, ?3)
                     ON CONFLICT DO NOTHING";
@@ -89,11 +101,10 @@ const LOAD_SEEN: &str = "SELECT v.session, v.origin_session || '#' || v.origin_n
 
 #[async_trait]
 impl SmStore for SqliteSm {
-    async fn apply(&self, ops: &[SmOp]) -> Result<(), StoreError> {
+    async fn apply_shared(&self, ops: Arc<[SmOp]>) -> Result<(), StoreError> {
         if ops.is_empty() {
             return Ok(());
         }
-        let ops = ops.to_vec();
         self.0
             .write(move |conn| {
                 let now = now_unix_ms();
@@ -257,9 +268,21 @@ fn apply_one(conn: &Connection, op: &SmOp, now: i64) -> Result<(), StoreError> {
             )
         }
         SmOp::Append { session, row } => {
-            let origin = row.origin.as_deref().and_then(parse_origin);
-            let (origin_session, origin_n) = (origin.map(|o| o.0), origin.map(|o| o.1));
             let seq = to_i64(row.seq, "seq")?;
+            let Some((origin_session, n)) = row.origin.as_deref().and_then(parse_origin) else {
+                return run(
+                    APPEND_UNPARSED,
+                    rusqlite::params![
+                        session,
+                        seq,
+                        row.stanza_id,
+                        row.xml,
+                        row.attempts,
+                        row.origin
+                    ],
+                    "appending sm outbox row",
+                );
+            };
             let stored = conn
                 .prepare_cached(APPEND)
                 .and_then(|mut stmt| {
@@ -269,20 +292,20 @@ fn apply_one(conn: &Connection, op: &SmOp, now: i64) -> Result<(), StoreError> {
                         row.stanza_id,
                         row.xml,
                         row.attempts,
-                        row.origin,
                         origin_session,
-                        origin_n,
+                        n,
+                        row.origin,
                     ])
                 })
                 .ctx("appending sm outbox row")?;
-            match origin {
-                Some((origin_session, n)) if stored > 0 => run(
-                    SEEN,
-                    &[session, &origin_session, &n],
-                    "remembering an sm origin",
-                ),
-                _ => Ok(()),
+            if stored == 0 {
+                return Ok(());
             }
+            run(
+                SEEN,
+                &[session, &origin_session, &n],
+                "remembering an sm origin",
+            )
         }
         SmOp::Ack { session, upto } => {
             let upto = to_i64(*upto, "acked sequence number")?;

@@ -580,3 +580,66 @@ async fn two_processes_share_one_file() {
         2 * PROCESS_WRITES
     );
 }
+
+/// Migration 3 rebuilds sm_outbox: a database with live rows at version 2 keeps them, and
+/// loses only the index (a second row with a live row's origin is now refused through
+/// sm_seen, the row itself is kept).
+#[tokio::test]
+async fn migration_3_keeps_the_outbox_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.db");
+    {
+        let conn = raw(&path);
+        conn.execute_batch(
+            "CREATE TABLE rookery_schema_migrations (version INTEGER PRIMARY KEY,
+                 name TEXT NOT NULL, applied_unix_ms INTEGER NOT NULL);",
+        )
+        .unwrap();
+        for m in &migrate::MIGRATIONS[..2] {
+            conn.execute_batch(m.sql).unwrap();
+            conn.execute(
+                "INSERT INTO rookery_schema_migrations VALUES (?1, ?2, 0)",
+                (m.version, m.name),
+            )
+            .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO sm_sessions (id, username, domain, resource, node, handled, acked,
+                 priority, interested, directed, created_ms, updated_ms)
+             VALUES ('s1', 'u', 'd', 'r', 'n1', 0, 0, 0, 0, '', 0, 0);
+             INSERT INTO sm_outbox VALUES ('s1', 1, 'i1', '<message/>', 1, 'x#1');
+             INSERT INTO sm_seen VALUES ('s1', 'x', 1);",
+        )
+        .unwrap();
+    }
+    let stores = open_sqlite(&path).await.unwrap();
+    let mut loaded = stores.sm.load("n1").await.unwrap();
+    assert_eq!(loaded.len(), 1);
+    let (session, rows) = loaded.remove(0);
+    assert_eq!(session.id, "s1");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].origin.as_deref(), Some("x#1"));
+    stores
+        .sm
+        .apply(&[crate::SmOp::Append {
+            session: "s1".into(),
+            row: crate::OutboxRow {
+                seq: 2,
+                stanza_id: "i2".into(),
+                xml: "<message/>".into(),
+                attempts: 1,
+                origin: Some("x#1".into()),
+            },
+        }])
+        .await
+        .unwrap();
+    assert_eq!(stores.sm.load("n1").await.unwrap()[0].1.len(), 1);
+    let indexes: i64 = raw(&path)
+        .query_row(
+            "SELECT COUNT(*) FROM pragma_index_list('sm_outbox') WHERE origin = 'u'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexes, 0, "the UNIQUE (session, origin) index is gone");
+}
