@@ -259,6 +259,12 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
         .ctx("setting synchronous")?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .ctx("enabling foreign keys")?;
+    // Every write job runs in a savepoint (`writer_main`), whose journal of the pages it
+    // changed is a temporary file once it outgrows a small memory buffer: with batches of a
+    // few hundred stream-management ops that was most of them, a second pwrite of every page
+    // on top of the WAL's. In memory it is bounded by the batch the writer commits.
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .ctx("setting temp_store")?;
     // Account deletion relies on ON DELETE CASCADE; the pragma is silently ignored in some
     // builds and inside transactions, so check it actually took.
     let fk: i64 = conn
