@@ -9,7 +9,7 @@ use base64::Engine;
 use rookery_config::ListenerKind;
 use rookery_proto::ns;
 use rookery_testkit::net::{Ev, LocalOpts, RawPeer, TestServer, c2s, raw_connect};
-use rookery_testkit::wait_until;
+use rookery_testkit::{PASSWORD, wait_until};
 use rookery_xml::Element;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -913,6 +913,94 @@ async fn message_for_a_lost_link_goes_offline_after_the_grace() {
             .is_none(),
         "no bounce"
     );
+}
+
+/// A lost link's stream-managed session is not ended when the grace runs out: it waits to be
+/// resumed (XEP-0198 §5), and what its link still held stays its own, resent on resumption
+/// and not stored offline as well. The session without stream management on the same link
+/// ends, and its message goes offline as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_managed_session_outlives_its_lost_link_and_keeps_its_messages() {
+    let s = TestServer::local_with(LocalOpts {
+        listeners: vec!["c2s", "cm"],
+        c2s: "require_encryption = false\nallow_plain_unencrypted = true".into(),
+        extra: format!("[cm]\nsecret = \"{SECRET}\"\nresume_grace_secs = 1\n"),
+        ..LocalOpts::default()
+    })
+    .await;
+    s.account("juliet").await;
+    s.account("nurse").await;
+    let mut romeo = s.client("romeo", "r").await;
+    let (mut l, _) = CmLink::connect(cm_addr(&s), "cm1/w1").await;
+    l.login("cm1-j", "juliet", "balcony").await;
+    l.login("cm1-n", "nurse", "kitchen").await;
+    l.route(
+        "cm1-j",
+        &format!("<enable xmlns='{}' resume='true'/>", ns::SM),
+    )
+    .await;
+    let enabled = l.routed("cm1-j").await;
+    assert!(enabled.is("enabled", ns::SM), "{}", enabled.to_xml());
+    let id = enabled.attr("id").unwrap().to_owned();
+
+    // m1 reaches the link and is never acknowledged by the client.
+    romeo
+        .raw("<message to='juliet@localhost/balcony' id='m1' type='chat'><body>m1</body></message>")
+        .await;
+    let got = l.routed("cm1-j").await;
+    assert_eq!(got.attr("id"), Some("m1"), "{}", got.to_xml());
+    drop(l);
+    wait_until(5, "the link to be seen dead", || {
+        cm_state(&s, "cm1") == (0, 2)
+    })
+    .await;
+    // m2 queues on the dead link, then the nurse's message after it.
+    romeo
+        .raw("<message to='juliet@localhost/balcony' id='m2' type='chat'><body>m2</body></message>")
+        .await;
+    romeo
+        .raw("<message to='nurse@localhost/kitchen' id='n1' type='chat'><body>n1</body></message>")
+        .await;
+
+    // The link's queue is stored in order: once the nurse's message is offline, juliet's
+    // would be too, if it were going to be.
+    let nurse = offline_messages(&s, "nurse", 1).await;
+    assert!(nurse[0].contains("n1"), "{nurse:?}");
+    let offline = s.server().stores().offline.clone();
+    assert_eq!(offline.count("juliet", "localhost").await.unwrap(), 0);
+    wait_until(5, "juliet's session to wait for resumption", || {
+        s.server().sessions().parked_count() == 1
+    })
+    .await;
+
+    let mut again =
+        c2s::authenticate_plain(s.addr(ListenerKind::C2s), "localhost", "juliet", PASSWORD).await;
+    again
+        .raw(&format!("<resume xmlns='{}' previd='{id}' h='0'/>", ns::SM))
+        .await;
+    let r = again.element(10).await;
+    assert!(r.is("resumed", ns::SM), "{}", r.to_xml());
+    let mut ids = Vec::new();
+    while ids.len() < 2 {
+        let e = again.element(10).await;
+        if e.name() == "message" {
+            ids.push(e.attr("id").unwrap().to_owned());
+        }
+    }
+    assert_eq!(ids, ["m1", "m2"]);
+    // Nothing more: a ping's answer is the next stanza.
+    again
+        .raw("<iq type='get' id='p' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    loop {
+        let e = again.element(5).await;
+        if e.is("r", ns::SM) {
+            continue;
+        }
+        assert_eq!(e.attr("id"), Some("p"), "{}", e.to_xml());
+        break;
+    }
+    assert_eq!(offline.count("juliet", "localhost").await.unwrap(), 0);
 }
 
 // Heartbeats and the idle timeout ---------------------------------------------------------

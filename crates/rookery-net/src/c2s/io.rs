@@ -51,6 +51,12 @@ pub(crate) trait ClientIo: Send {
     fn confirms_delivery(&self) -> bool {
         true
     }
+
+    /// The session turned on stream management (XEP-0198) or resumed a session that has it:
+    /// from now on the session itself keeps what it writes until the client acknowledges it,
+    /// and a transport that also keeps written stanzas for redelivery (a CM link's queue)
+    /// must leave those to the session.
+    fn set_stream_managed(&mut self) {}
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin + Send> ClientIo for XmppStream<IO> {

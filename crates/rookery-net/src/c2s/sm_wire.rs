@@ -42,6 +42,7 @@ pub(crate) async fn on_element<S: ClientIo>(
             }
             // Stanzas sent before this are not counted (§3: counting starts with <enabled/>).
             out.sm = Some(sm);
+            stream.set_stream_managed();
             out.unflushed = Vec::new();
             stream.send(&enabled).await.map_err(io)
         }
@@ -247,6 +248,7 @@ pub(crate) async fn resume<S: ClientIo>(
             return Resumed::Closed;
         }
     }
+    stream.set_stream_managed();
     let answer = Element::new("resumed", ns::SM)
         .with_attr("previd", previd)
         .with_attr("h", sm.durable_handled().to_string());

@@ -1,5 +1,6 @@
 //! What happens to a CM link that dropped and was not resumed: after `[cm] resume_grace_secs`
-//! its sessions end and the messages still queued for them go to offline storage. A link of a
+//! its sessions lose their connection (a stream-managed one waits to be resumed, the others
+//! end) and the messages still queued for the others go to offline storage. A link of a
 //! CM without the acknowledgement extension moves its sessions to a live link at once.
 
 use super::CmRegistry;
@@ -11,11 +12,13 @@ use rookery_transport::cm::hub::Hub;
 use rookery_transport::cm::link::Link;
 use rookery_transport::cm::wire;
 use rookery_xml::StreamEvent;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// After a link dropped: if the CM doesn't speak the resume extension, move its sessions to a
-/// live link at once; else wait for it to resume them, and when it doesn't, close them and
-/// keep what was queued for them (messages go to offline storage).
+/// live link at once; else wait for it to resume them, and when it doesn't, tell them their
+/// connection was lost and keep what was queued for those that do not keep it themselves
+/// (messages go to offline storage).
 pub(super) async fn link_lost(
     server: Server,
     cms: CmRegistry,
@@ -37,19 +40,32 @@ pub(super) async fn link_lost(
         return; // resumed
     };
     tracing::info!(cm = %hub.name, link = %link.address, sessions = sessions.len(), queued = tail.len(), what = "cm-link-expired", "link not resumed; closing its sessions");
+    // Taken before the sessions hear of it: one that ends leaves the hub, flag and all.
+    let managed: HashSet<&str> = sessions
+        .iter()
+        .map(|(id, _)| id.as_str())
+        .filter(|id| hub.is_stream_managed(id))
+        .collect();
+    // Lost, not closed: to the session its client's connection broke, which a
+    // stream-managed one survives (XEP-0198 §5), waiting to be resumed on another connection.
     for (_, tx) in &sessions {
-        let _ = tx.send(CmIn::Close).await;
+        let _ = tx.send(CmIn::Lost).await;
     }
     for bytes in tail {
-        for st in routed_messages(&bytes) {
-            rookery_core::deliver::store_undeliverable(&server, st).await;
+        for (streamid, st) in routed_messages(&bytes) {
+            // A stream-managed session still holds its copy, to resend on resumption or
+            // route on when its window ends: storing this one too would deliver it twice.
+            if !managed.contains(streamid.as_str()) {
+                rookery_core::deliver::store_undeliverable(&server, st).await;
+            }
         }
     }
     cms.forget_if_empty(&hub.name);
 }
 
-/// The messages inside serialized `<route>` elements (a dead link's queue).
-fn routed_messages(bytes: &[u8]) -> Vec<Stanza> {
+/// The messages inside serialized `<route>` elements (a dead link's queue), each with its
+/// route's stream id.
+fn routed_messages(bytes: &[u8]) -> Vec<(String, Stanza)> {
     let mut framer = rookery_xml::Framer::new(rookery_xml::Limits {
         max_stanza_bytes: usize::MAX / 2,
         ..rookery_xml::Limits::default()
@@ -63,12 +79,13 @@ fn routed_messages(bytes: &[u8]) -> Vec<Stanza> {
         if let StreamEvent::Stanza(route) = ev
             && route.is("route", ns::CM_LINK)
         {
+            let streamid = route.attr("streamid").unwrap_or_default();
             for c in route.children() {
                 let c = wire::client_payload(c.clone());
                 if c.is("message", ns::CLIENT)
                     && let Ok(st) = Stanza::new(c)
                 {
-                    out.push(st);
+                    out.push((streamid.to_owned(), st));
                 }
             }
         }
@@ -98,8 +115,10 @@ mod tests {
         );
         let got = routed_messages(&out);
         assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, "s1");
         assert_eq!(
             got[0]
+                .1
                 .element()
                 .get_child("body", ns::CLIENT)
                 .unwrap()

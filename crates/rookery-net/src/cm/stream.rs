@@ -152,6 +152,9 @@ impl ClientIo for CmStream {
         // manager for a client that left, or the link's own queue after its grace).
         false
     }
+    fn set_stream_managed(&mut self) {
+        self.hub.set_stream_managed(&self.streamid);
+    }
     async fn next_event(&mut self) -> Result<StreamEvent, ReadError> {
         if let Some(ev) = self.pending.pop_front() {
             return Ok(ev);

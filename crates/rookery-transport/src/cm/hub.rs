@@ -17,6 +17,9 @@ struct Session<T> {
     link: Arc<Link>,
     /// The peer asked to close it; it stays until its actor is done writing.
     closing: bool,
+    /// The session keeps what it writes until its client acknowledges it (XEP-0198 stream
+    /// management): a dropped link's tail holds nothing of it that the session does not.
+    stream_managed: bool,
 }
 
 struct State<T> {
@@ -128,6 +131,7 @@ impl<T: Clone> Hub<T> {
                 to,
                 link,
                 closing: false,
+                stream_managed: false,
             },
         );
         true
@@ -141,6 +145,22 @@ impl<T: Clone> Hub<T> {
         let s = st.sessions.get_mut(id).filter(|s| !s.closing)?;
         s.closing = true;
         Some(s.to.clone())
+    }
+
+    /// The session turned on stream management (XEP-0198): what is written to it stays its
+    /// own to resend until acknowledged, so a dropped link's copy must not be delivered too.
+    pub fn set_stream_managed(&self, id: &str) {
+        if let Some(s) = self.state().sessions.get_mut(id) {
+            s.stream_managed = true;
+        }
+    }
+
+    /// Whether `set_stream_managed` was called for the session (false when there is none).
+    pub fn is_stream_managed(&self, id: &str) -> bool {
+        self.state()
+            .sessions
+            .get(id)
+            .is_some_and(|s| s.stream_managed)
     }
 
     pub fn remove_session(&self, id: &str) -> Option<T> {
