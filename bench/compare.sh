@@ -40,6 +40,8 @@ SCENARIOS="${SCENARIOS:-idle,login,messages,messages_sm,latency,openloop,presenc
 CERT="${CERT:-ecdsa}"               # ecdsa | rsa (all three) | rsa+ecdsa (Rookery both side by
                                     # side, the peers the RSA one)
 RESUME="${RESUME:-off}"             # on: the load generator resumes TLS sessions with tickets
+STORAGE="${STORAGE:-sqlite}"        # Rookery's store: sqlite (the default, under its data dir) |
+                                    # postgres (ROOKERY_BENCH_PG, a schema of its own, dropped after)
 PASSWORD="bench-pass-1"
 DOMAIN="localhost"
 
@@ -91,7 +93,7 @@ ACCOUNTS=$((base_accounts + PRES_USERS))
 bench_setup
 
 # --- machine facts ------------------------------------------------------------------------------
-machine_meta "SERVERS=\"$SERVERS\" ROUNDS=$ROUNDS ACCOUNTS=$ACCOUNTS IDLE=$IDLE LOGIN_SEQ=$LOGIN_SEQ LOGIN_CONC=$LOGIN_CONC LOGIN_TOTAL=$LOGIN_TOTAL LOGIN_POOL=$LOGIN_POOL LOGIN_TIME=$LOGIN_TIME PAIRS=$PAIRS WINDOW=$WINDOW SM_EVERY=$SM_EVERY DURATION=$DURATION RATE=${RATE:-auto} OPEN_CAP=$OPEN_CAP PRES_USERS=$PRES_USERS ROSTER=$ROSTER SCALE_LO=$SCALE_LO SCALE_HI=$SCALE_HI SRC_ADDRS=$SRC_ADDRS THREADS=$THREADS SCENARIOS=$SCENARIOS CERT=$CERT RESUME=$RESUME MEASURE_AT=${MEASURE_AT:-now}"
+machine_meta "SERVERS=\"$SERVERS\" ROUNDS=$ROUNDS ACCOUNTS=$ACCOUNTS IDLE=$IDLE LOGIN_SEQ=$LOGIN_SEQ LOGIN_CONC=$LOGIN_CONC LOGIN_TOTAL=$LOGIN_TOTAL LOGIN_POOL=$LOGIN_POOL LOGIN_TIME=$LOGIN_TIME PAIRS=$PAIRS WINDOW=$WINDOW SM_EVERY=$SM_EVERY DURATION=$DURATION RATE=${RATE:-auto} OPEN_CAP=$OPEN_CAP PRES_USERS=$PRES_USERS ROSTER=$ROSTER SCALE_LO=$SCALE_LO SCALE_HI=$SCALE_HI SRC_ADDRS=$SRC_ADDRS THREADS=$THREADS SCENARIOS=$SCENARIOS CERT=$CERT RESUME=$RESUME STORAGE=$STORAGE MEASURE_AT=${MEASURE_AT:-now}"
 
 # --- the runs -------------------------------------------------------------------------------------
 

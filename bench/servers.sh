@@ -22,8 +22,18 @@ cleanup() {
         kill -TERM "$SERVER_PID" 2>/dev/null
     fi
     if [ ${#EJ_CTL[@]} -gt 0 ]; then "${EJ_CTL[@]}" stop >/dev/null 2>&1; fi
+    if [ -n "$PG_SCHEMA" ]; then
+        wait_gone "$SERVER_PID" 20
+        psql -q "$PG_URL" -c "DROP SCHEMA IF EXISTS $PG_SCHEMA CASCADE" >/dev/null 2>&1
+    fi
     rm -rf "$WORK"
 }
+
+# STORAGE=postgres: Rookery's store in a schema of its own on this PostgreSQL, kept for the
+# whole run (accounts are made once) and dropped by `cleanup`.
+PG_URL="${ROOKERY_BENCH_PG:-postgresql://postgres@127.0.0.1:5432/test}"
+PG_SCHEMA=""
+if [ "${STORAGE:-sqlite}" = postgres ]; then PG_SCHEMA="rookery_bench_$$"; fi
 
 # Wait until nothing accepts on 127.0.0.1:$1 any more (at most $2 seconds): a server still
 # shutting down must not answer for the next one.
@@ -150,6 +160,9 @@ start_rookery_as() {
         cp "$WORK/ec-cert.pem" "$WORK/ec-key.pem" "$d/"
         sed -i -e "s|^cert = \"$d/cert.pem\"\$|certs = [\n    { cert = \"$d/cert.pem\", key = \"$d/key.pem\" },\n    { cert = \"$d/ec-cert.pem\", key = \"$d/ec-key.pem\" },\n]|" \
             -e "\|^key = \"$d/key.pem\"\$|d" "$d/rookery.toml"
+    fi
+    if [ -n "$PG_SCHEMA" ]; then
+        printf '\n[storage]\nbackend = "postgres"\nurl = "%s"\nschema = "%s"\n' "$PG_URL" "$PG_SCHEMA" >>"$d/rookery.toml"
     fi
     cp "$d/rookery.toml" "$d/config"
     if [ ! -f "$d/accounts" ]; then

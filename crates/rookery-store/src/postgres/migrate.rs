@@ -33,8 +33,8 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 3,
-        name: "sm_outbox_without_origin_index",
-        sql: include_str!("../../migrations/postgres/0003_sm_outbox_without_origin_index.sql"),
+        name: "sm_fewer_writes",
+        sql: include_str!("../../migrations/postgres/0003_sm_fewer_writes.sql"),
     },
 ];
 

@@ -52,7 +52,9 @@ const PUT: &str = "INSERT INTO sm_sessions (id, username, domain, resource, node
                        parked_until = excluded.parked_until, presence = excluded.presence,
                        priority = excluded.priority, interested = excluded.interested,
                        directed = excluded.directed, updated_ms = excluded.updated_ms";
-// The records are locked once each (a locking CTE is run once), the rows are inserted in
+// The records are locked once each (a locking CTE is run once): a row is stored only for a
+// session whose record exists and stays until the commit (no foreign key checks each row,
+// migration 0003; `remove_account` waits for the lock). The rows are inserted in
 // the order of the ops (ordinality). An origin already in sm_seen is a duplicate ($7, $8: its
 // parts, NULL when it does not parse, matching nothing); one that does not parse is a
 // duplicate of a live row's, looked for in the session's primary-key range (no index repeats
@@ -137,10 +139,18 @@ const ATTEMPT: &str = "WITH dead AS (DELETE FROM sm_outbox
                                        ORDER BY d.seq)
                        UPDATE sm_outbox SET attempts = attempts + 1
                        WHERE session = $1::text AND attempts < $2::bigint";
-// The cascade takes the live rows and the session's sm_seen; dead letters do not reference
-// the session. What it sent goes in the CTE, with or without a record.
-const END: &str = "WITH sent AS (DELETE FROM sm_seen WHERE origin_session = $1::text)
+// The session's live rows and the origins it received go with it (no foreign key cascades
+// them, migration 0003), and so do the origins it sent, with or without a record; dead
+// letters stay. It runs right after END_LOCK, in a snapshot of its own (READ COMMITTED).
+const END: &str = "WITH origins AS (DELETE FROM sm_seen
+                                    WHERE origin_session = $1::text OR session = $1::text),
+                        rows AS (DELETE FROM sm_outbox WHERE session = $1::text)
                    DELETE FROM sm_sessions WHERE id = $1::text";
+// Before END: locks the record, which waits for an APPEND in flight on another connection
+// (it holds a key-share lock on the record) to commit and makes a later one wait for this
+// transaction and then find no record. END's snapshot, taken after, sees every row such an
+// append stored, so none is left behind without its record.
+const END_LOCK: &str = "SELECT 1 FROM sm_sessions WHERE id = $1::text FOR UPDATE";
 // A node's remembered origins, but those of live rows (on the rows already): the text is
 // the one the row holds, as only plain-decimal origins are remembered (`parse_origin`).
 const LOAD_SEEN: &str = "SELECT v.session, v.origin_session || '#' || v.origin_n::text
@@ -197,6 +207,10 @@ pub(super) enum Step {
         until_ms: Option<i64>,
     },
     End {
+        session: String,
+    },
+    /// Right before an `End` (see END_LOCK).
+    EndLock {
         session: String,
     },
 }
@@ -305,6 +319,13 @@ pub(super) fn plan(ops: &[SmOp]) -> Result<Vec<Step>, StoreError> {
                 i
             }
             single => {
+                if let SmOp::End { session } = single {
+                    // END's own statement, after its record is locked in one before it (see
+                    // END_LOCK).
+                    steps.push(Step::EndLock {
+                        session: session.clone(),
+                    });
+                }
                 steps.push(single_step(single)?);
                 let i = steps.len() - 1;
                 if let SmOp::Handled { .. } | SmOp::End { .. } = single {
@@ -387,6 +408,7 @@ impl Step {
             Step::Attempt { .. } => ATTEMPT,
             Step::Park { .. } => PARK,
             Step::End { .. } => END,
+            Step::EndLock { .. } => END_LOCK,
         }
     }
 
@@ -442,7 +464,7 @@ impl Step {
                 now_ms,
             } => params![*session, *max_attempts, *now_ms].to_vec(),
             Step::Park { session, until_ms } => params![*session, *until_ms].to_vec(),
-            Step::End { session } => params![*session].to_vec(),
+            Step::End { session } | Step::EndLock { session } => params![*session].to_vec(),
         }
     }
 }
@@ -560,23 +582,47 @@ impl SmStore for PgSm {
     async fn remove_account(&self, user: &str, domain: &str) -> Result<usize, StoreError> {
         let (user, domain) = (user.to_owned(), domain.to_owned());
         self.0
-            .run(move |c| async move {
-                let stmt = c
+            .run(move |mut c| async move {
+                // First the records are locked: that waits for an append in flight on
+                // another connection (it holds a key-share lock on its records) to commit,
+                // and makes later ones wait for this transaction and then find no record. The
+                // second statement, with a snapshot of its own (READ COMMITTED), sees every
+                // row those appends stored, and deletes them with their records (no foreign
+                // key cascades them, migration 0003).
+                let lock = c
+                    .prepare(
+                        "SELECT id FROM sm_sessions
+                         WHERE username = $1::text AND domain = $2::text FOR UPDATE",
+                    )
+                    .await?;
+                let delete = c
                     .prepare(
                         "WITH sessions AS (DELETE FROM sm_sessions
                                            WHERE username = $1::text AND domain = $2::text
                                            RETURNING id),
-                              sent AS (DELETE FROM sm_seen
-                                       WHERE origin_session IN (SELECT id FROM sessions)),
+                              origins AS (DELETE FROM sm_seen
+                                          WHERE origin_session IN (SELECT id FROM sessions)
+                                             OR session IN (SELECT id FROM sessions)),
+                              rows AS (DELETE FROM sm_outbox
+                                       WHERE session IN (SELECT id FROM sessions)),
                               letters AS (DELETE FROM sm_dead_letters
                                           WHERE username = $1::text AND domain = $2::text
                                           RETURNING 1)
                          SELECT count(*) FROM letters",
                     )
                     .await?;
-                let n: i64 = c
-                    .query_one("removing an account's sm data", &stmt, &[&user, &domain])
-                    .await?
+                let params: &[&(dyn ToSql + Sync)] = &[&user, &domain];
+                let results = c
+                    .pipeline(
+                        "removing an account's sm data",
+                        Begin::Write,
+                        &[(&lock, params), (&delete, params)],
+                    )
+                    .await?;
+                let n: i64 = results
+                    .get(1)
+                    .and_then(|rows| rows.first())
+                    .ok_or_else(|| StoreError::Backend("no dead letter count".into()))?
                     .try_get(0)
                     .ctx("counting removed dead letters")?;
                 to_unsigned(n, "dead letter count")

@@ -1,5 +1,7 @@
--- rookery-store SQLite schema, version 3 (embedded by src/sqlite/migrate.rs): sm_outbox
--- without its UNIQUE (session, origin) index.
+-- rookery-store SQLite schema, version 3 (embedded by src/sqlite/migrate.rs): fewer writes
+-- per stream-management outbox row: sm_outbox without its UNIQUE (session, origin) index.
+-- (The PostgreSQL version 3 also drops the foreign keys to sm_sessions, whose checks cost a
+-- query per row there; SQLite's run in-process on the index at hand, and its cascade stays.)
 --
 -- Every outbox row cost a write to that index and its deletion one more, on the page of the
 -- recipient's entries: per message, two more B-tree pages dirtied in each group commit and
