@@ -36,7 +36,7 @@ SCALE_HI="${SCALE_HI:-15000}"       # ... and second run
 SRC_ADDRS="${SRC_ADDRS:-8}"         # client source addresses 127.0.0.1 .. 127.0.0.N
 THREADS="${THREADS:-2}"             # load generator worker threads
 MEASURE_AT="${MEASURE_AT:-}"        # HH:MM (UTC): after the set-up, wait until then to measure
-SCENARIOS="${SCENARIOS:-idle,login,messages,messages_sm,latency,openloop,presence,scale}"
+SCENARIOS="${SCENARIOS:-idle,idle_sm,login,messages,messages_sm,latency,openloop,presence,scale}"
 CERT="${CERT:-ecdsa}"               # ecdsa | rsa (all three) | rsa+ecdsa (Rookery both side by
                                     # side, the peers the RSA one)
 RESUME="${RESUME:-off}"             # on: the load generator resumes TLS sessions with tickets
@@ -148,6 +148,12 @@ for ((round = 1; round <= ROUNDS; round++)); do
             lg "$s" "$round" --tls "$tls" --scenarios idle
             stop "$s"
         done
+        # The same with stream management (resumable) on every connection, STARTTLS only.
+        if has idle_sm; then
+            if ! start "$s" idle-sm "$round"; then failed="$failed $s"; continue; fi
+            lg "$s" "$round" --tls on --scenarios idle_sm
+            stop "$s"
+        fi
         case " $failed " in *" $s "*) continue ;; esac
         if ! start "$s" main "$round"; then failed="$failed $s"; continue; fi
         sc=""

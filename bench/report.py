@@ -142,6 +142,8 @@ def headline_items(rate, lo, hi):
         (f"delivered msgs/s at that offered rate", "openloop", get("delivered_per_s"), True),
         ("RSS per idle connection, STARTTLS (KiB)", "idle", get("rss_kb_per_conn"), False),
         ("RSS per idle connection, no TLS (KiB)", "idle/plain", get("rss_kb_per_conn"), False),
+        ("RSS per idle stream-managed session, STARTTLS (KiB)", "idle_sm",
+         get("rss_kb_per_conn"), False),
         ("server CPU per SCRAM-SHA-1 login, STARTTLS, 50 concurrent (ms)", "login/concurrent",
          cpu_per_login_ms, False),
         ("server CPU per SCRAM-SHA-1 login, no TLS, 50 concurrent (ms)",
@@ -490,10 +492,11 @@ def main():
         ("server CPU while connecting + settling (s)", get("server_cpu_s")),
         ("errors", get("errors")),
     ]
-    for suffix, what in [("", "STARTTLS"), ("/plain", "no TLS")]:
-        idle = rows.get("idle" + suffix, {})
+    for key, what in [("idle", "STARTTLS"), ("idle/plain", "no TLS"),
+                      ("idle_sm", "STARTTLS, stream management with resumption on each")]:
+        idle = rows.get(key, {})
         if idle:
-            r0 = first("idle" + suffix)
+            r0 = first(key)
             p.append(table(f"idle, {what} ({r0.get('target')} authenticated, available "
                            "connections; a freshly started server)", idle, order, idle_metrics))
 

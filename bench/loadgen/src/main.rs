@@ -282,7 +282,10 @@ async fn run(o: Arc<Opts>) {
     });
     for sc in &o.scenarios {
         match sc.as_str() {
-            "idle" => idle(&ctx).await,
+            "idle" => idle(&ctx, false).await,
+            // idle with XEP-0198 stream management and resumption on every connection: what a
+            // stream-managed session costs the server at rest.
+            "idle_sm" => idle(&ctx, true).await,
             "login" => login(&ctx).await,
             "messages" => {
                 let pace = Pace::Closed { window: o.window };
@@ -625,13 +628,17 @@ impl Holders {
 
     /// Log in accounts `range` with at most `conc` logins in progress; returns when they are
     /// all connected or failed, or when `limit` has passed (then the rest is not attempted).
+    /// With `sm` each enables stream management with resumption before its initial presence
+    /// and answers the server's `<r/>` while it idles.
     async fn add(
         &mut self,
         ctx: &Arc<Ctx>,
         range: std::ops::Range<usize>,
         conc: usize,
         limit: Duration,
+        sm: bool,
     ) {
+        let totals = Arc::new(sm::SmTotals::default());
         let sem = Arc::new(Semaphore::new(conc.max(1)));
         let deadline = Instant::now() + limit;
         for i in range {
@@ -647,6 +654,7 @@ impl Holders {
             let errs = self.errs.clone();
             let connected = self.connected.clone();
             let mut stop = self.stop_rx.clone();
+            let totals = totals.clone();
             self.tasks.push(tokio::spawn(async move {
                 // A resource per connection: with more connections than accounts (scale runs,
                 // several processes) sessions of one account don't replace each other.
@@ -658,6 +666,14 @@ impl Holders {
                     Ok(Err(e)) => return errs.add(e),
                     Err(_) => return errs.add("login timed out"),
                 };
+                if sm {
+                    if let Err(e) = sm::enable(&mut s).await {
+                        return errs.add(e);
+                    }
+                    if let Some(st) = &s.sm {
+                        st.sent();
+                    }
+                }
                 if let Err(e) = send(&mut s.stream, b"<presence/>").await {
                     return errs.add(e);
                 }
@@ -670,6 +686,14 @@ impl Holders {
                             Ok(Event::Element(el)) => {
                                 if let Some(reply) = xmpp::iq_reply(&el)
                                     && send(&mut s.stream, reply.as_bytes()).await.is_err()
+                                {
+                                    return errs.add("write failed while idle");
+                                }
+                                let answer = s.sm.as_ref().and_then(|st| {
+                                    st.on_element(tag_name(&el), &el, &totals, &mut Vec::new(), Instant::now())
+                                });
+                                if let Some(a) = answer
+                                    && send(&mut s.stream, a.as_bytes()).await.is_err()
                                 {
                                     return errs.add("write failed while idle");
                                 }
@@ -698,7 +722,7 @@ impl Holders {
 // idle: K authenticated, available (initial presence sent) connections doing nothing; server
 // RSS before and after gives the memory per connection.
 
-async fn idle(ctx: &Arc<Ctx>) {
+async fn idle(ctx: &Arc<Ctx>, sm: bool) {
     let o = &ctx.o;
     // With several resources per account (--first, scale runs) K may exceed the accounts.
     let k = if o.first > 0 || o.idle_multi {
@@ -718,6 +742,7 @@ async fn idle(ctx: &Arc<Ctx>) {
         o.first..o.first + k,
         o.idle_conc,
         Duration::from_secs(limit),
+        sm,
     )
     .await;
     let connect_s = span.t0.elapsed().as_secs_f64();
@@ -744,8 +769,9 @@ async fn idle(ctx: &Arc<Ctx>) {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after_close = sample(o.pid);
     println!(
-        "{{\"scenario\":\"idle\",\"server\":{},\"target\":{k},\"connected\":{n},\"connect_s\":{},\
+        "{{\"scenario\":\"{}\",\"server\":{},\"target\":{k},\"connected\":{n},\"connect_s\":{},\
          \"server_rss_kb_idle\":{},\"rss_kb_per_conn\":{},\"cm_rss_kb_per_conn\":{},\"server_rss_kb_after_close\":{},{},{}}}",
+        if sm { "idle_sm" } else { "idle" },
         jstr(&o.server),
         num(connect_s),
         during.rss_kb,
@@ -772,7 +798,7 @@ async fn scale(ctx: &Arc<Ctx>) {
     for (mode, upto) in [("lo", lo), ("hi", hi)] {
         let from = first + h.connected() as usize + h.errs.count.load(Ordering::Relaxed) as usize;
         let t0 = Instant::now();
-        h.add(ctx, from..first + upto, o.idle_conc, limit).await;
+        h.add(ctx, from..first + upto, o.idle_conc, limit, false).await;
         let connect_s = t0.elapsed().as_secs_f64();
         // Let the logins' after-effects (presence, storage writes) settle.
         tokio::time::sleep(Duration::from_secs(o.idle_settle)).await;
