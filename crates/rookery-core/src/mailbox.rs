@@ -204,13 +204,13 @@ impl Mailbox {
         Poll::Pending
     }
 
-    /// No actor drains the mailbox for now (a stream-managed session waiting to be resumed):
-    /// senders that would wait for room fail over at once instead, and a close asked of the
-    /// gone connection is forgotten.
+    /// The connection is gone and a stream-managed session waits to be resumed: a close asked
+    /// of that connection is forgotten. The mailbox is not marked stalled: the parked session's
+    /// drainer (`resume.rs`) takes what arrives into its outbox without waiting on anything, so
+    /// a sender that finds it full waits for room as with a live actor, instead of failing over
+    /// to offline storage while the session is still there to be resumed.
     pub(crate) fn park(&self) {
-        let mut s = self.lock();
-        s.stalled = true;
-        s.close_now = false;
+        self.lock().close_now = false;
     }
 
     /// The actor's side: no more messages are accepted; queued ones can still be taken.
@@ -268,6 +268,23 @@ mod tests {
         assert!(recv_now(&m).is_ready());
         assert!(sender.await.unwrap());
         assert!(recv_now(&m).is_ready());
+    }
+
+    /// Regression: parking used to mark the mailbox stalled, from before parked sessions had
+    /// a drainer, so a sender that found it full failed over at once.
+    #[tokio::test(start_paused = true)]
+    async fn a_parked_mailbox_still_lets_senders_wait_for_room() {
+        let m = Arc::new(Mailbox::new(1));
+        m.park();
+        assert!(m.push(msg()).is_ok());
+        let sender = tokio::spawn({
+            let m = m.clone();
+            async move { m.push_wait(msg(), Duration::from_secs(5)).await.is_ok() }
+        });
+        tokio::task::yield_now().await;
+        assert!(!sender.is_finished(), "it waits while the mailbox is full");
+        assert!(recv_now(&m).is_ready(), "the drainer takes one");
+        assert!(sender.await.unwrap());
     }
 
     #[tokio::test(start_paused = true)]

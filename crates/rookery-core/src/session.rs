@@ -189,7 +189,8 @@ impl Session {
         self.inner.park_requested.load(Ordering::Acquire)
     }
 
-    /// No actor drains the mailbox for now (`Mailbox::park`); a new actor takes it over.
+    /// The connection is gone (`Mailbox::park`): the parked session's drainer reads the
+    /// mailbox until a resumption's actor takes it over.
     pub(crate) fn park_mailbox(&self) {
         self.inner.park_requested.store(false, Ordering::Release);
         self.inner.mailbox.park();
