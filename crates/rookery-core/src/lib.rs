@@ -21,6 +21,7 @@ pub mod session_id;
 pub mod sessions;
 mod sm_record;
 pub mod throttle;
+pub mod recent;
 pub mod unacked;
 
 pub use hooks::{

@@ -10,6 +10,7 @@
 //! twice.
 
 use crate::outbox::{Origin, Outbox};
+use crate::recent::RecentOrigins;
 use rookery_proto::stanza::Stanza;
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -34,20 +35,30 @@ pub struct TooHigh {
     pub sent: u32,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Unacked {
     q: VecDeque<Sent>,
     /// Sequence number acknowledged (the next stanza gets `acked + len + 1`).
     acked: u64,
     /// Origins of the queued stanzas.
     queued: HashSet<Arc<str>>,
-    /// Origins acknowledged lately, oldest first, and the same as a set (looked up for every
-    /// stanza that carries an origin: a scan of the ring showed in profiles).
-    recent: VecDeque<Arc<str>>,
-    recent_set: HashSet<Arc<str>>,
+    /// Origins acknowledged lately.
+    recent: RecentOrigins,
     /// Origins acknowledged before a restart that their senders may still resend (the
     /// store's memory of them, `SmSession::seen`).
     earlier: HashSet<Arc<str>>,
+}
+
+impl Default for Unacked {
+    fn default() -> Unacked {
+        Unacked {
+            q: VecDeque::new(),
+            acked: 0,
+            queued: HashSet::new(),
+            recent: RecentOrigins::new(RECENT),
+            earlier: HashSet::new(),
+        }
+    }
 }
 
 impl Unacked {
@@ -76,7 +87,7 @@ impl Unacked {
     pub fn is_duplicate(&self, origin: &str) -> bool {
         self.queued.contains(origin)
             || self.earlier.contains(origin)
-            || self.recent_set.contains(origin)
+            || self.recent.contains(origin)
     }
 
     /// Queues `stanza`; its sequence number, or `None` for a duplicate (not queued).
@@ -146,13 +157,7 @@ impl Unacked {
         for s in self.q.drain(..newly) {
             if let Some(o) = s.origin {
                 self.queued.remove(&o);
-                if self.recent.len() == RECENT
-                    && let Some(old) = self.recent.pop_front()
-                {
-                    self.recent_set.remove(&old);
-                }
-                self.recent_set.insert(o.clone());
-                self.recent.push_back(o);
+                self.recent.insert(o);
             }
         }
         self.acked += newly as u64;

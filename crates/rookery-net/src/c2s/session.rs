@@ -19,6 +19,7 @@ use super::sm::Sm;
 use crate::shaper::Shaper;
 use rookery_config::PeerKind;
 use rookery_core::outbox::{Origin, Receipt, tracked};
+use rookery_core::recent::RecentOrigins;
 use rookery_core::session::SessionReceiver;
 use rookery_core::{Queued, Server, Session, SessionMsg};
 use rookery_proto::error::{StreamCondition, StreamError};
@@ -26,8 +27,6 @@ use rookery_proto::ns;
 use rookery_proto::stanza::Stanza;
 use rookery_transport::stream::{ReadError, framer_stream_error};
 use rookery_xml::{Element, StreamEvent};
-use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -55,7 +54,7 @@ pub(crate) struct Out {
     receipts: Vec<Receipt>,
     /// Origins of stanzas written lately (a session without stream management): a sender's
     /// resent duplicate is not written twice.
-    seen: VecDeque<Arc<str>>,
+    seen: RecentOrigins,
     /// Rows were appended to the outbox for the batch being written.
     appended: bool,
     /// Without stream management: messages written and not yet confirmed (`confirm.rs`).
@@ -71,7 +70,7 @@ impl Out {
             unflushed: Vec::new(),
             sm,
             receipts: Vec::new(),
-            seen: VecDeque::new(),
+            seen: RecentOrigins::new(SEEN),
             appended: false,
             confirm: Confirm::default(),
         }
@@ -81,7 +80,7 @@ impl Out {
     fn is_duplicate(&self, origin: &str) -> bool {
         match &self.sm {
             Some(sm) => sm.is_duplicate(origin),
-            None => self.seen.iter().any(|o| &**o == origin),
+            None => self.seen.contains(origin),
         }
     }
 
@@ -107,10 +106,7 @@ impl Out {
             None => {
                 self.receipts.extend(origin.map(|o| o.receipt));
                 if let Some(key) = key {
-                    if self.seen.len() == SEEN {
-                        self.seen.pop_front();
-                    }
-                    self.seen.push_back(key);
+                    self.seen.insert(key);
                 }
                 self.unflushed.push(stanza);
             }
