@@ -12,6 +12,7 @@ pub mod hooks;
 mod mailbox;
 pub mod modules;
 pub mod outbox;
+pub mod recent;
 mod registry;
 mod restore;
 pub mod resume;
@@ -21,7 +22,6 @@ pub mod session_id;
 pub mod sessions;
 mod sm_record;
 pub mod throttle;
-pub mod recent;
 pub mod unacked;
 
 pub use hooks::{
