@@ -11,6 +11,7 @@
 //! The reference for every key is the doc comment on the matching field in [`sections`]
 //! (also `CONFIG.md`), and `rookery.example.toml` is a complete commented example.
 
+pub mod cluster;
 pub mod cm;
 pub mod component;
 mod enums;
@@ -22,6 +23,7 @@ pub mod router;
 pub mod s2s;
 pub mod sections;
 
+pub use cluster::ClusterConfig;
 pub use cm::CmConfig;
 pub use component::ComponentConfig;
 pub use enums::{ListenerKind, LogLevel, ResourceConflict, StorageBackend};
@@ -71,6 +73,8 @@ pub struct Config {
     pub s2s: S2sConfig,
     /// `[cm]`.
     pub cm: CmConfig,
+    /// `[cluster]`: `None` runs one node on its own.
+    pub cluster: Option<ClusterConfig>,
     /// The `[[component]]` entries in file order (XEP-0114 external components); may be empty.
     pub components: Vec<ComponentConfig>,
     /// `[router]`.
@@ -153,6 +157,7 @@ impl Config {
             listeners: ListenerConfig::defaults(),
             s2s: S2sConfig::default(),
             cm: CmConfig::default(),
+            cluster: None,
             components: Vec::new(),
             router: RouterConfig::default(),
             modules: ModulesConfig::default(),

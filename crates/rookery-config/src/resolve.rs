@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 use toml::de::{DeTable, Deserializer};
 
+mod cluster;
 mod component;
 mod router;
 mod s2s;
@@ -35,6 +36,7 @@ struct RawConfig {
     listen: Option<Vec<RawListen>>,
     s2s: s2s::RawS2s,
     cm: crate::cm::CmConfig,
+    cluster: Option<cluster::RawCluster>,
     component: Vec<component::RawComponent>,
     router: router::RawRouter,
     /// `[modules.<name>]`: read by each module when it starts (`modules.rs`); here only
@@ -201,6 +203,7 @@ impl Cx<'_> {
         let listeners = self.listeners(raw.listen.as_deref())?;
         let s2s = self.s2s(raw.s2s, base)?;
         self.check_cm(&raw.cm, raw.listen.as_deref().unwrap_or_default())?;
+        let cluster = self.cluster(raw.cluster, storage.backend)?;
         let components = self.components(&raw.component, &hosts)?;
         let router = self.router(raw.router)?;
         if router.users.is_empty()
@@ -228,6 +231,7 @@ impl Cx<'_> {
             listeners,
             s2s,
             cm: raw.cm,
+            cluster,
             components,
             router,
             modules: crate::modules::ModulesConfig::new(

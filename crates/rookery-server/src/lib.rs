@@ -27,6 +27,12 @@ pub enum StartError {
     Modules(#[from] rookery_core::ModuleError),
     #[error("setting up federation: {0}")]
     S2s(#[from] rookery_net::s2s::S2sSetupError),
+    /// `[cluster]` is read and checked (rookery-config), but this build has no cluster node
+    /// to run: starting as a lone node instead would look like a cluster and not be one.
+    #[error(
+        "[cluster] (node \"{0}\"): this build cannot run as a cluster node yet; remove [cluster] to run a single node"
+    )]
+    ClusterNotBuilt(String),
     #[error("binding {kind} listener on {addr}: {err}")]
     Bind {
         kind: &'static str,
@@ -105,6 +111,9 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
 
 /// Starts a server with the given modules.
 pub async fn start_with(cfg: Config, modules: Vec<Arc<dyn Module>>) -> Result<Running, StartError> {
+    if let Some(c) = &cfg.cluster {
+        return Err(StartError::ClusterNotBuilt(c.node.clone()));
+    }
     rookery_tls::install_crypto_provider();
     std::fs::create_dir_all(&cfg.server.data_dir)
         .map_err(|e| StartError::DataDir(cfg.server.data_dir.display().to_string(), e))?;
