@@ -40,6 +40,7 @@ mod accounts;
 mod blocking;
 mod error;
 mod kv;
+mod nodes;
 mod offline;
 mod postgres;
 mod roster;
@@ -65,6 +66,7 @@ pub use accounts::AccountStore;
 pub use blocking::BlockStore;
 pub use error::StoreError;
 pub use kv::KvStore;
+pub use nodes::{NodeRow, NodeStore};
 pub use offline::OfflineStore;
 pub use postgres::{PgOptions, check_schema_name};
 /// The RFC 6121 roster `subscription` attribute: the subscription state machine's type,
@@ -82,6 +84,7 @@ pub struct Stores {
     pub kv: Arc<dyn KvStore>,
     pub blocking: Arc<dyn BlockStore>,
     pub sm: Arc<dyn SmStore>,
+    pub nodes: Arc<dyn NodeStore>,
 }
 
 impl std::fmt::Debug for Stores {

@@ -9,7 +9,7 @@
 //! tests, and for other crates with the `contract` feature.
 //!
 //! One file per feature, named like the feature's trait file in `src/` (`accounts.rs`,
-//! `roster.rs`, `offline.rs`, `kv.rs`, `blocking.rs`, `sm.rs`, whose batching case has
+//! `roster.rs`, `offline.rs`, `kv.rs`, `blocking.rs`, `nodes.rs`, `sm.rs`, whose batching case has
 //! `sm_batches.rs` to itself), plus `concurrency.rs` for the cases that span several
 //! handles and `ordering.rs` for the sort order every listing shares. [`CASES`] /
 //! [`MULTI_HANDLE_CASES`] list every case by name so a backend's runner can check it did
@@ -21,6 +21,7 @@ mod accounts;
 mod blocking;
 mod concurrency;
 mod kv;
+mod nodes;
 mod offline;
 mod ordering;
 mod roster;
@@ -36,6 +37,7 @@ pub use accounts::*;
 pub use blocking::*;
 pub use concurrency::*;
 pub use kv::*;
+pub use nodes::*;
 pub use offline::*;
 pub use ordering::*;
 pub use roster::*;
@@ -77,6 +79,7 @@ pub const CASES: &[&str] = &[
     "sm_batches_match_one_by_one",
     "sm_seen_outlives_acks",
     "sm_seen_pruning_survives_the_wrap",
+    "nodes_claim_heartbeat_and_fence",
 ];
 
 /// Names of the cases taking an [`Opener`].

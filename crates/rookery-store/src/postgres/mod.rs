@@ -36,6 +36,7 @@ mod blocking;
 mod db;
 mod kv;
 mod migrate;
+mod nodes;
 mod offline;
 mod roster;
 mod sm;
@@ -105,7 +106,8 @@ pub(crate) async fn open(opts: &PgOptions) -> Result<Stores, StoreError> {
         offline: Arc::new(offline::PgOffline(Arc::clone(&pg))),
         kv: Arc::new(kv::PgKv(Arc::clone(&pg))),
         blocking: Arc::new(blocking::PgBlocking(Arc::clone(&pg))),
-        sm: Arc::new(sm::PgSm(pg)),
+        sm: Arc::new(sm::PgSm(Arc::clone(&pg))),
+        nodes: Arc::new(nodes::PgNodes(pg)),
     })
 }
 

@@ -98,6 +98,7 @@ mod contract_single {
         sm_batches_match_one_by_one,
         sm_seen_outlives_acks,
         sm_seen_pruning_survives_the_wrap,
+        nodes_claim_heartbeat_and_fence,
     ]);
 }
 

@@ -36,6 +36,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "sm_fewer_writes",
         sql: include_str!("../../migrations/sqlite/0003_sm_fewer_writes.sql"),
     },
+    Migration {
+        version: 4,
+        name: "cluster_nodes",
+        sql: include_str!("../../migrations/sqlite/0004_cluster_nodes.sql"),
+    },
 ];
 
 /// The schema version this build expects.

@@ -26,6 +26,7 @@ mod blocking;
 mod db;
 mod kv;
 mod migrate;
+mod nodes;
 mod offline;
 mod roster;
 mod sm;
@@ -73,7 +74,8 @@ pub(crate) async fn open(location: Location) -> Result<Stores, StoreError> {
         offline: Arc::new(offline::SqliteOffline(Arc::clone(&db))),
         kv: Arc::new(kv::SqliteKv(Arc::clone(&db))),
         blocking: Arc::new(blocking::SqliteBlocking(Arc::clone(&db))),
-        sm: Arc::new(sm::SqliteSm(db)),
+        sm: Arc::new(sm::SqliteSm(Arc::clone(&db))),
+        nodes: Arc::new(nodes::SqliteNodes(db)),
     })
 }
 

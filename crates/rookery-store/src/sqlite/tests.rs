@@ -106,6 +106,7 @@ mod file {
         sm_batches_match_one_by_one,
         sm_seen_outlives_acks,
         sm_seen_pruning_survives_the_wrap,
+        nodes_claim_heartbeat_and_fence,
     ]);
 }
 
@@ -153,6 +154,7 @@ mod memory {
             sm_batches_match_one_by_one,
             sm_seen_outlives_acks,
             sm_seen_pruning_survives_the_wrap,
+            nodes_claim_heartbeat_and_fence,
         ]
     );
 
