@@ -1,0 +1,11 @@
+//! rookery-cluster: several Rookery nodes serving one set of domains (decision 0018). Sits
+//! beside rookery-net under rookery-server, which starts it when `[cluster]` is configured;
+//! it reaches core only through core's `Cluster` seam and the store's traits.
+//!
+//! Built so far: the node's lease on its name (`lease.rs`: an epoch per start, heartbeats,
+//! and fencing when the lease is lost). Still to come, in decision 0018's order: NATS, the
+//! session cache, remote delivery, resumption on another node, the jobs.
+
+pub mod lease;
+
+pub use lease::{Lease, LeaseError};
