@@ -3,9 +3,12 @@
 //! it reaches core only through core's `Cluster` seam and the store's traits.
 //!
 //! Built so far: the node's lease on its name (`lease.rs`: an epoch per start, heartbeats,
-//! and fencing when the lease is lost). Still to come, in decision 0018's order: NATS, the
-//! session cache, remote delivery, resumption on another node, the jobs.
+//! and fencing when the lease is lost) and its NATS connection (`bus.rs`: subjects per node
+//! and for all). Still to come, in decision 0018's order: the session cache, remote
+//! delivery, resumption on another node, the jobs.
 
+pub mod bus;
 pub mod lease;
 
+pub use bus::{Bus, BusError};
 pub use lease::{Lease, LeaseError};
