@@ -1,6 +1,7 @@
 //! rookery-cluster: several Rookery nodes serving one set of domains (decision 0018). Sits
-//! beside rookery-net under rookery-server, which starts it when `[cluster]` is configured;
-//! it reaches core only through core's `Cluster` seam and the store's traits.
+//! beside rookery-net under rookery-server, which is to start it when `[cluster]` is
+//! configured (today `serve` refuses the section); it is to reach core only through core's
+//! `Cluster` seam, and the store through its traits.
 //!
 //! Built so far: the node's lease on its name (`lease.rs`: an epoch per start, heartbeats,
 //! and fencing when the lease is lost) and its NATS connection (`bus.rs`: subjects per node
