@@ -134,3 +134,10 @@ pub(crate) fn to_unsigned<U: TryFrom<i64>>(value: i64, what: &str) -> Result<U, 
 pub(crate) fn to_bigint(value: usize) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
+
+/// An unsigned counter (a sequence number, an epoch) as the `BIGINT` it is stored as; beyond
+/// `i64::MAX` is refused.
+pub(crate) fn checked_bigint(value: u64, what: &str) -> Result<i64, StoreError> {
+    i64::try_from(value)
+        .map_err(|_| StoreError::Backend(format!("postgres: {what} {value} out of range")))
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::db::Pg;
-use super::{Ctx, to_unsigned};
+use super::{Ctx, checked_bigint, to_unsigned};
 use crate::{NodeRow, NodeStore, StoreError};
 
 pub(crate) struct PgNodes(pub(crate) Arc<Pg>);
@@ -40,8 +40,7 @@ impl NodeStore for PgNodes {
 
     async fn heartbeat(&self, node: &str, epoch: u64, now_ms: i64) -> Result<bool, StoreError> {
         let node = node.to_owned();
-        let epoch = i64::try_from(epoch)
-            .map_err(|_| StoreError::Backend(format!("postgres: epoch {epoch} out of range")))?;
+        let epoch = checked_bigint(epoch, "epoch")?;
         self.0
             .run(move |c| async move {
                 let stmt = c

@@ -32,7 +32,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::db::{Begin, Pg, params};
-use super::{Ctx, to_unsigned};
+use super::{Ctx, checked_bigint, to_unsigned};
 use crate::sm::parse_origin;
 use crate::{DeadLetter, OutboxRow, SmOp, SmSession, SmStore, StoreError};
 
@@ -293,7 +293,7 @@ pub(super) fn plan(ops: &[SmOp]) -> Result<Vec<Step>, StoreError> {
                     return Err(misplanned());
                 };
                 sessions.push(session.clone());
-                seqs.push(to_bigint(row.seq, "seq")?);
+                seqs.push(checked_bigint(row.seq, "seq")?);
                 stanza_ids.push(row.stanza_id.clone());
                 xmls.push(row.xml.clone());
                 attempts.push(i64::from(row.attempts));
@@ -315,7 +315,7 @@ pub(super) fn plan(ops: &[SmOp]) -> Result<Vec<Step>, StoreError> {
                     return Err(misplanned());
                 };
                 sessions.push(session.clone());
-                uptos.push(to_bigint(*upto, "acked sequence number")?);
+                uptos.push(checked_bigint(*upto, "acked sequence number")?);
                 i
             }
             single => {
@@ -347,7 +347,7 @@ fn single_step(op: &SmOp) -> Result<Step, StoreError> {
     Ok(match op {
         SmOp::Put(s) => Step::Put {
             handled: i64::from(s.handled),
-            acked: to_bigint(s.acked, "acked")?,
+            acked: checked_bigint(s.acked, "acked")?,
             s: s.clone(),
         },
         SmOp::Handled { session, handled } => Step::Handled {
@@ -673,11 +673,4 @@ fn dead_letter_from(row: &Row) -> Result<DeadLetter, StoreError> {
         attempts: to_unsigned(row.try_get(5).ctx(WHAT)?, "attempts")?,
         died_at: row.try_get(6).ctx(WHAT)?,
     })
-}
-
-/// A sequence number as the BIGINT it is stored as; beyond `i64::MAX` is refused (see
-/// `crate::sm`).
-fn to_bigint(value: u64, what: &str) -> Result<i64, StoreError> {
-    i64::try_from(value)
-        .map_err(|_| StoreError::Backend(format!("postgres: {what} {value} out of range")))
 }

@@ -122,3 +122,10 @@ pub(crate) fn to_unsigned<U: TryFrom<i64>>(value: i64, what: &str) -> Result<U, 
     U::try_from(value)
         .map_err(|_| StoreError::Backend(format!("sqlite: stored {what} {value} out of range")))
 }
+
+/// An unsigned counter (a sequence number, an epoch) as the INTEGER it is stored as; beyond
+/// `i64::MAX` is refused.
+pub(crate) fn to_i64(value: u64, what: &str) -> Result<i64, StoreError> {
+    i64::try_from(value)
+        .map_err(|_| StoreError::Backend(format!("sqlite: {what} {value} out of range")))
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::db::Db;
-use super::{Ctx, to_unsigned};
+use super::{Ctx, to_i64, to_unsigned};
 use crate::{NodeRow, NodeStore, StoreError};
 
 pub(crate) struct SqliteNodes(pub(crate) Arc<Db>);
@@ -36,8 +36,7 @@ impl NodeStore for SqliteNodes {
 
     async fn heartbeat(&self, node: &str, epoch: u64, now_ms: i64) -> Result<bool, StoreError> {
         let node = node.to_owned();
-        let epoch = i64::try_from(epoch)
-            .map_err(|_| StoreError::Backend(format!("sqlite: epoch {epoch} out of range")))?;
+        let epoch = to_i64(epoch, "epoch")?;
         self.0
             .write(move |conn| {
                 conn.prepare_cached(

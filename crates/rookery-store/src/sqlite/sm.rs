@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, Row};
 
 use super::db::Db;
-use super::{Ctx, now_unix_ms, to_unsigned};
+use super::{Ctx, now_unix_ms, to_i64, to_unsigned};
 use crate::sm::parse_origin;
 use crate::{DeadLetter, OutboxRow, SmOp, SmSession, SmStore, StoreError};
 
@@ -403,11 +403,4 @@ fn join_directed(jids: &[String]) -> Result<String, StoreError> {
 
 fn split_directed(text: &str) -> Vec<String> {
     text.split_terminator('\n').map(str::to_owned).collect()
-}
-
-/// A sequence number as the INTEGER it is stored as; beyond `i64::MAX` is refused (see
-/// `crate::sm`).
-fn to_i64(value: u64, what: &str) -> Result<i64, StoreError> {
-    i64::try_from(value)
-        .map_err(|_| StoreError::Backend(format!("sqlite: {what} {value} out of range")))
 }
