@@ -169,12 +169,10 @@ impl Sm {
         self.unacked.is_duplicate(origin)
     }
 
-    /// A stanza was written to the client (no durable record): its sequence number.
-    pub(crate) fn on_sent(&mut self, st: Stanza, origin: Option<Arc<str>>, now: Instant) -> u64 {
-        let seq = self.unacked.sent() + 1;
+    /// A stanza was written to the client (no durable record).
+    pub(crate) fn on_sent(&mut self, st: Stanza, origin: Option<Arc<str>>, now: Instant) {
         self.unacked.push(st, origin);
         self.counted(now);
-        seq
     }
 
     /// A stanza was written to a resumable session's client: queued and appended to its
