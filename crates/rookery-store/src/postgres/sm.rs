@@ -54,11 +54,11 @@ const PUT: &str = "INSERT INTO sm_sessions (id, username, domain, resource, node
                        directed = excluded.directed, updated_ms = excluded.updated_ms";
 // The records are locked once each (a locking CTE is run once): a row is stored only for a
 // session whose record exists and stays until the commit (no foreign key checks each row,
-// migration 0003; `remove_account` waits for the lock). The rows are inserted in
-// the order of the ops (ordinality). An origin already in sm_seen is a duplicate ($7, $8: its
-// parts, NULL when it does not parse, matching nothing); one that does not parse is a
-// duplicate of a live row's, looked for in the session's primary-key range (no index repeats
-// sm_seen, migration 0003). Neither check sees the statement's own rows, so `plan` never
+// migration 0003; `remove_account` waits for the lock). The rows are inserted in the order
+// of the ops (ordinality). An origin already in sm_seen is a duplicate ($7, $8: its parts,
+// NULL when it does not parse, matching nothing); one that does not parse is a duplicate of
+// a live row's, looked for in the session's primary-key range (no index repeats sm_seen,
+// migration 0003). Neither check sees the statement's own rows, so `plan` never
 // puts two rows of one session with one origin in the same statement. The origins of the
 // rows stored are then remembered: found again in the arrays by the row's key and origin.
 const APPEND: &str = "WITH live AS (SELECT id FROM sm_sessions WHERE id = ANY ($1::text[])

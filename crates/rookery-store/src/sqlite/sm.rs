@@ -36,8 +36,7 @@ const PUT: &str = "INSERT INTO sm_sessions (id, username, domain, resource, node
 // `ON CONFLICT DO NOTHING`, not `INSERT OR IGNORE`: only a duplicate seq is to be ignored,
 // while OR IGNORE would also drop a row that breaks a CHECK. A duplicate origin is found in
 // sm_seen, which holds every origin that parses, live or acknowledged (?6, ?7: the parts of
-// origin ?8);
-// no index on sm_outbox repeats it (migration 0003).
+// origin ?8); no index on sm_outbox repeats it (migration 0003).
 const APPEND: &str = "INSERT INTO sm_outbox (session, seq, stanza_id, xml, attempts, origin)
                       SELECT ?1, ?2, ?3, ?4, ?5, ?8
                       WHERE EXISTS (SELECT 1 FROM sm_sessions WHERE id = ?1)
