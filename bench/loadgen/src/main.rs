@@ -434,13 +434,7 @@ async fn login_available(
             let mut s = tokio::time::timeout(Duration::from_secs(30), ctx.login(i, resource))
                 .await
                 .map_err(|_| xmpp::Error("login timed out".into()))??;
-            if sm {
-                sm::enable(&mut s).await?;
-            }
-            if let Some(st) = &s.sm {
-                st.sent();
-            }
-            send(&mut s.stream, b"<presence/>").await?;
+            sm::available(&mut s, sm).await?;
             Ok::<Session, xmpp::Error>(s)
         }));
     }
@@ -666,15 +660,7 @@ impl Holders {
                     Ok(Err(e)) => return errs.add(e),
                     Err(_) => return errs.add("login timed out"),
                 };
-                if sm {
-                    if let Err(e) = sm::enable(&mut s).await {
-                        return errs.add(e);
-                    }
-                    if let Some(st) = &s.sm {
-                        st.sent();
-                    }
-                }
-                if let Err(e) = send(&mut s.stream, b"<presence/>").await {
+                if let Err(e) = sm::available(&mut s, sm).await {
                     return errs.add(e);
                 }
                 connected.fetch_add(1, Ordering::Relaxed);
@@ -798,7 +784,8 @@ async fn scale(ctx: &Arc<Ctx>) {
     for (mode, upto) in [("lo", lo), ("hi", hi)] {
         let from = first + h.connected() as usize + h.errs.count.load(Ordering::Relaxed) as usize;
         let t0 = Instant::now();
-        h.add(ctx, from..first + upto, o.idle_conc, limit, false).await;
+        h.add(ctx, from..first + upto, o.idle_conc, limit, false)
+            .await;
         let connect_s = t0.elapsed().as_secs_f64();
         // Let the logins' after-effects (presence, storage writes) settle.
         tokio::time::sleep(Duration::from_secs(o.idle_settle)).await;

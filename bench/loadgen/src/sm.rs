@@ -53,6 +53,20 @@ pub struct SmTotals {
     pub bad_acks: AtomicU64,
 }
 
+/// A bound session becomes available: stream management with resumption first if `sm`
+/// (XEP-0198 §3: after binding, before the initial presence, as a client does), then the
+/// initial presence, counted as the first stanza sent under it.
+pub async fn available(s: &mut Session, sm: bool) -> Result<()> {
+    if sm {
+        enable(s).await?;
+    }
+    if let Some(st) = &s.sm {
+        st.sent();
+    }
+    send(&mut s.stream, b"<presence/>").await?;
+    Ok(())
+}
+
 /// Ask for stream management with resumption on a bound session (XEP-0198 §3) and wait for
 /// `<enabled/>`; anything the server sends before it is not counted (§4: counting starts
 /// there). `<failed/>`, or a server that does not offer it, is an error.
