@@ -989,17 +989,7 @@ async fn a_stream_managed_session_outlives_its_lost_link_and_keeps_its_messages(
     }
     assert_eq!(ids, ["m1", "m2"]);
     // Nothing more: a ping's answer is the next stanza.
-    again
-        .raw("<iq type='get' id='p' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
-        .await;
-    loop {
-        let e = again.element(5).await;
-        if e.is("r", ns::SM) {
-            continue;
-        }
-        assert_eq!(e.attr("id"), Some("p"), "{}", e.to_xml());
-        break;
-    }
+    again.ping_answered_next("p").await;
     assert_eq!(offline.count("juliet", "localhost").await.unwrap(), 0);
 }
 

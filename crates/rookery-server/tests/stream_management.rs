@@ -115,17 +115,7 @@ async fn a_cut_connection_resumes_and_gets_what_it_missed_exactly_once() {
         assert_eq!(next_message_id(&mut again).await, want);
     }
     // Nothing twice: the next thing is the answer to a new request.
-    again
-        .raw("<iq type='get' id='p2' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
-        .await;
-    loop {
-        let e = again.element(5).await;
-        if e.is("r", ns::SM) {
-            continue;
-        }
-        assert_eq!(e.attr("id"), Some("p2"), "{}", e.to_xml());
-        break;
-    }
+    again.ping_answered_next("p2").await;
     assert_eq!(s.server().sessions().parked_count(), 0);
     // The resumed session is the same resource, reachable as before.
     romeo.raw(&message("juliet@localhost/balcony", "m5")).await;

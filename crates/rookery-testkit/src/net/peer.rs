@@ -100,6 +100,24 @@ impl RawPeer {
         }
     }
 
+    /// Sends a client's XEP-0199 ping (id `id`) to `localhost` and checks that its answer is
+    /// the next stanza, stream management's `<r/>` requests aside: nothing else was queued
+    /// for this client before it.
+    pub async fn ping_answered_next(&mut self, id: &str) {
+        self.raw(&format!(
+            "<iq type='get' id='{id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>"
+        ))
+        .await;
+        loop {
+            let e = self.element(5).await;
+            if e.is("r", ns::SM) {
+                continue;
+            }
+            assert_eq!(e.attr("id"), Some(id), "{}", e.to_xml());
+            break;
+        }
+    }
+
     /// The next element (skipping nothing); panics at the end of the stream.
     pub async fn element(&mut self, secs: u64) -> Element {
         match self.next(secs).await {
